@@ -1,0 +1,5 @@
+#![doc = include_str!("../README.md")]
+
+pub mod secret;
+
+pub use secret::Secret;
