@@ -1,5 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+pub mod broker;
+pub mod config;
 pub mod secret;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
 
+pub use config::Config;
 pub use secret::Secret;
+pub use store::Store;

@@ -1,0 +1,46 @@
+//! RabbitMQ: connection, topology, confirmed publishing and dead-lettering.
+//!
+//! Every process declares the whole topology at start-up (declarations are
+//! idempotent), so no deployment step has to run first and a process that
+//! starts against an empty broker just works.
+
+mod headers;
+mod publish;
+mod topology;
+
+use lapin::{Connection, ConnectionProperties};
+
+pub use headers::{dead_letter_headers, header_str, read_dead_letter};
+pub use publish::{Outgoing, PublishError, Publisher, persistent};
+pub use topology::Topology;
+
+/// A broker operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// Connecting failed. The URL is not shown: it may hold a password.
+    #[error("cannot connect to RabbitMQ")]
+    Connect(#[source] lapin::Error),
+    /// A channel operation failed.
+    #[error("RabbitMQ {operation} failed")]
+    Channel {
+        /// What was being done, e.g. `declare queue acme.jobs.github`.
+        operation: String,
+        /// The client error.
+        #[source]
+        source: lapin::Error,
+    },
+}
+
+impl BrokerError {
+    pub(crate) fn channel(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> Self {
+        let operation = operation.into();
+        move |source| Self::Channel { operation, source }
+    }
+}
+
+/// Connects to RabbitMQ; `name` shows in the management UI's connection list.
+pub async fn connect(url: &crate::Secret, name: &str) -> Result<Connection, BrokerError> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url.expose(), properties).await.map_err(BrokerError::Connect)
+}

@@ -1,0 +1,184 @@
+//! Exchange and queue names, and their idempotent declaration.
+//!
+//! ```text
+//! {ns}.events  (topic, public contract) ──#──▶ {ns}.events.intake (quorum)
+//!                                                   │ DLX
+//!                                     {ns}.events.dlx (fanout) ──▶ {ns}.events.dlq
+//! {ns}.jobs    (topic) ──{app}.*──▶ {ns}.jobs.{app} (quorum)
+//!                                        │ DLX, routing key {app}
+//!                          {ns}.jobs.dlx (direct) ──{app}──▶ {ns}.jobs.{app}.dlq
+//! ```
+//!
+//! Job routing keys are `{app}.{shard}` so per-person shard queues can be
+//! bound later without changing publishers; today one queue per app takes
+//! every shard. All queues are quorum queues: replicated, durable, and they
+//! support `x-delivery-limit` (poison messages) and at-least-once
+//! dead-lettering (<https://www.rabbitmq.com/docs/quorum-queues>).
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, ExchangeDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+use scimfleet_schemas::AppId;
+
+use super::BrokerError;
+
+/// Deliveries of one message before the broker dead-letters it by itself.
+/// It only bites when a process keeps dying mid-message (a poison message);
+/// normal failures are dead-lettered by scimfleet with a reason long before.
+const DELIVERY_LIMIT: i64 = 20;
+
+/// The names of one namespace's exchanges and queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    ns: String,
+}
+
+impl Topology {
+    /// The topology of `namespace`.
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self { ns: namespace.into() }
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// Where HR systems publish events (public contract).
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.ns)
+    }
+
+    /// The scheduler's intake queue.
+    pub fn events_queue(&self) -> String {
+        format!("{}.events.intake", self.ns)
+    }
+
+    /// Dead-letter exchange for events.
+    pub fn events_dlx(&self) -> String {
+        format!("{}.events.dlx", self.ns)
+    }
+
+    /// Dead-letter queue for events.
+    pub fn events_dlq(&self) -> String {
+        format!("{}.events.dlq", self.ns)
+    }
+
+    /// Where the scheduler publishes jobs.
+    pub fn jobs_exchange(&self) -> String {
+        format!("{}.jobs", self.ns)
+    }
+
+    /// The work queue of `app`.
+    pub fn job_queue(&self, app: &AppId) -> String {
+        format!("{}.jobs.{app}", self.ns)
+    }
+
+    /// Dead-letter exchange for jobs, routed by app id.
+    pub fn jobs_dlx(&self) -> String {
+        format!("{}.jobs.dlx", self.ns)
+    }
+
+    /// Dead-letter queue of `app`.
+    pub fn app_dlq(&self, app: &AppId) -> String {
+        format!("{}.jobs.{app}.dlq", self.ns)
+    }
+
+    /// Routing key of a job for `app` in `shard`.
+    pub fn job_routing_key(app: &AppId, shard: u16) -> String {
+        format!("{app}.{shard}")
+    }
+
+    /// Declares everything for `apps`. Safe to call from every process, every start.
+    pub async fn declare(&self, channel: &Channel, apps: &[AppId]) -> Result<(), BrokerError> {
+        declare_exchange(channel, &self.events_exchange(), ExchangeKind::Topic).await?;
+        declare_exchange(channel, &self.events_dlx(), ExchangeKind::Fanout).await?;
+        declare_exchange(channel, &self.jobs_exchange(), ExchangeKind::Topic).await?;
+        declare_exchange(channel, &self.jobs_dlx(), ExchangeKind::Direct).await?;
+
+        declare_queue(channel, &self.events_dlq(), quorum(None)).await?;
+        bind(channel, &self.events_dlq(), &self.events_dlx(), "").await?;
+        declare_queue(channel, &self.events_queue(), quorum(Some((&self.events_dlx(), "")))).await?;
+        // `#`: every message on the exchange is taken, so an event with a wrong
+        // routing key is dead-lettered with a reason instead of silently dropped.
+        bind(channel, &self.events_queue(), &self.events_exchange(), "#").await?;
+
+        for app in apps {
+            declare_queue(channel, &self.app_dlq(app), quorum(None)).await?;
+            bind(channel, &self.app_dlq(app), &self.jobs_dlx(), app.as_str()).await?;
+            declare_queue(channel, &self.job_queue(app), quorum(Some((&self.jobs_dlx(), app.as_str())))).await?;
+            bind(channel, &self.job_queue(app), &self.jobs_exchange(), &format!("{app}.*")).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes everything for `apps` (tests and demo clean-up).
+    pub async fn delete(&self, channel: &Channel, apps: &[AppId]) -> Result<(), BrokerError> {
+        let mut queues = vec![self.events_queue(), self.events_dlq()];
+        for app in apps {
+            queues.push(self.job_queue(app));
+            queues.push(self.app_dlq(app));
+        }
+        for queue in queues {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .map_err(BrokerError::channel(format!("delete queue {queue}")))?;
+        }
+        for exchange in [self.events_exchange(), self.events_dlx(), self.jobs_exchange(), self.jobs_dlx()] {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await
+                .map_err(BrokerError::channel(format!("delete exchange {exchange}")))?;
+        }
+        Ok(())
+    }
+}
+
+async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> Result<(), BrokerError> {
+    let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+    channel
+        .exchange_declare(name.into(), kind, options, FieldTable::default())
+        .await
+        .map_err(BrokerError::channel(format!("declare exchange {name}")))
+}
+
+async fn declare_queue(channel: &Channel, name: &str, arguments: FieldTable) -> Result<(), BrokerError> {
+    let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    channel
+        .queue_declare(name.into(), options, arguments)
+        .await
+        .map(drop)
+        .map_err(BrokerError::channel(format!("declare queue {name}")))
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), BrokerError> {
+    channel
+        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .map_err(BrokerError::channel(format!("bind {queue} to {exchange}")))
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
+}
+
+/// Arguments of a durable quorum queue, with a dead-letter target when given.
+fn quorum(dead_letter: Option<(&str, &str)>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(ShortString::from("x-queue-type"), text("quorum"));
+    if let Some((exchange, routing_key)) = dead_letter {
+        args.insert("x-dead-letter-exchange".into(), text(exchange));
+        if !routing_key.is_empty() {
+            args.insert("x-dead-letter-routing-key".into(), text(routing_key));
+        }
+        // Poison-message guard: see DELIVERY_LIMIT.
+        args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+        // At-least-once dead-lettering keeps a message in the source queue
+        // until the dead-letter queue confirmed it; it requires reject-publish
+        // overflow (https://www.rabbitmq.com/docs/quorum-queues#dead-lettering).
+        args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+        args.insert("x-overflow".into(), text("reject-publish"));
+    }
+    args
+}

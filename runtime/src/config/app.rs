@@ -1,0 +1,333 @@
+//! One `[[apps]]` entry: where the app is, how to authenticate, who is in
+//! scope, how HR attributes map to SCIM attributes, and which groups a person
+//! belongs to there.
+//!
+//! Scope, mapping and group rules are data here; the scheduler evaluates them.
+//! They are validated at start-up so that a typo in a mapping path fails the
+//! deployment, not a provisioning job at 3 a.m.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use scimfleet_schemas::scim::UserAttr;
+use scimfleet_schemas::{AppId, PersonState};
+use serde::{Deserialize, Deserializer};
+
+use super::ConfigError;
+use crate::Secret;
+
+/// A target SaaS app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Stable id; part of queue names.
+    pub id: AppId,
+    /// SCIM base URL, e.g. `https://api.example.com/scim/v2`.
+    pub base_url: url::Url,
+    /// Environment variable holding the bearer token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// File holding the bearer token (relative to the config file).
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// How leavers are removed.
+    #[serde(default)]
+    pub deprovision: Deprovision,
+    /// Create a missing group (by displayName) instead of failing the job.
+    #[serde(default = "yes")]
+    pub create_groups: bool,
+    /// Permit `http://` for a loopback host (local test targets only).
+    #[serde(default)]
+    pub allow_insecure_loopback: bool,
+    /// Jobs in flight for this app; the `[worker]` default otherwise.
+    #[serde(default)]
+    pub concurrency: Option<u16>,
+    /// Who gets an account.
+    #[serde(default)]
+    pub scope: ScopeRule,
+    /// SCIM attribute path ← HR attribute or template.
+    #[serde(default = "Mapping::standard")]
+    pub mapping: Mapping,
+    /// Group membership rules.
+    #[serde(default)]
+    pub groups: Vec<GroupRule>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where an app's token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable.
+    Env(String),
+    /// A file.
+    File(String),
+}
+
+/// How a leaver is removed from an app.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deprovision {
+    /// `PATCH active=false`: reversible, keeps the app's audit trail.
+    #[default]
+    Deactivate,
+    /// `DELETE` the account.
+    Delete,
+}
+
+/// Attribute conditions: every named attribute must have one of the listed values.
+/// `status` and `person_id` may be named too.
+pub type Condition = BTreeMap<String, Vec<String>>;
+
+fn condition_matches(condition: &Condition, person: &PersonState) -> bool {
+    condition
+        .iter()
+        .all(|(name, values)| person.attribute(name).is_some_and(|v| values.iter().any(|w| w == v)))
+}
+
+/// Who is in an app's scope.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeRule {
+    /// Must match; empty means everyone.
+    #[serde(default)]
+    pub include: Condition,
+    /// Must not match, when given.
+    #[serde(default)]
+    pub exclude: Option<Condition>,
+}
+
+impl ScopeRule {
+    /// Whether `person`'s attributes put it in scope (status is judged separately).
+    pub fn matches(&self, person: &PersonState) -> bool {
+        condition_matches(&self.include, person)
+            && !self.exclude.as_ref().is_some_and(|ex| condition_matches(ex, person))
+    }
+}
+
+/// A group the person is a member of in the app when the rule holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRule {
+    /// The group's `displayName` in the app.
+    pub name: String,
+    /// Attribute condition, when given.
+    #[serde(default)]
+    pub when: Option<Condition>,
+    /// HR groups, any of which the person must hold, when given.
+    #[serde(default)]
+    pub hr_groups: Vec<String>,
+}
+
+impl GroupRule {
+    /// Whether `person` belongs in this group.
+    pub fn applies(&self, person: &PersonState) -> bool {
+        self.when.as_ref().is_none_or(|c| condition_matches(c, person))
+            && (self.hr_groups.is_empty() || self.hr_groups.iter().any(|g| person.groups.contains(g)))
+    }
+}
+
+/// Where a SCIM attribute's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingSource {
+    /// An HR attribute (or `person_id`, `status`).
+    Attribute(String),
+    /// Text with `{attribute}` placeholders, e.g. `"{givenName} {familyName}"`.
+    Template(Vec<TemplatePart>),
+}
+
+/// A piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    /// Literal text.
+    Text(String),
+    /// An attribute's value.
+    Attribute(String),
+}
+
+impl MappingSource {
+    /// Parses an attribute name or a `{placeholder}` template.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if !raw.contains(['{', '}']) {
+            check_attribute_name(raw)?;
+            return Ok(Self::Attribute(raw.to_owned()));
+        }
+        let mut parts = Vec::new();
+        let mut rest = raw;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(TemplatePart::Text(rest[..open].to_owned()));
+            }
+            let close = rest[open..].find('}').ok_or("unclosed `{` in template")? + open;
+            let name = &rest[open + 1..close];
+            check_attribute_name(name)?;
+            parts.push(TemplatePart::Attribute(name.to_owned()));
+            rest = &rest[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err("unmatched `}` in template".into());
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Text(rest.to_owned()));
+        }
+        Ok(Self::Template(parts))
+    }
+
+    /// The value for `person`: `None` when the attribute is absent or the
+    /// rendered template is blank.
+    pub fn render(&self, person: &PersonState) -> Option<String> {
+        match self {
+            Self::Attribute(name) => person.attribute(name).map(str::to_owned),
+            Self::Template(parts) => {
+                let text: String = parts
+                    .iter()
+                    .map(|p| match p {
+                        TemplatePart::Text(t) => t.as_str(),
+                        TemplatePart::Attribute(a) => person.attribute(a).unwrap_or(""),
+                    })
+                    .collect();
+                let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                (!text.is_empty()).then_some(text)
+            }
+        }
+    }
+}
+
+fn check_attribute_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok { Ok(()) } else { Err(format!("`{name}` is not an attribute name")) }
+}
+
+/// The attribute mapping of an app, in a stable order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping(pub Vec<(UserAttr, MappingSource)>);
+
+impl Mapping {
+    /// The mapping used when an app gives none.
+    pub fn standard() -> Self {
+        let pairs = [
+            ("userName", "userName"),
+            ("externalId", "person_id"),
+            ("name.givenName", "givenName"),
+            ("name.familyName", "familyName"),
+            ("displayName", "{givenName} {familyName}"),
+            ("emails[type eq \"work\"].value", "email"),
+            ("title", "title"),
+            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "employeeNumber"),
+            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "department"),
+        ];
+        Self(
+            pairs
+                .iter()
+                .filter_map(|(path, source)| Some((path.parse().ok()?, MappingSource::parse(source).ok()?)))
+                .collect(),
+        )
+    }
+
+    /// The managed attribute paths.
+    pub fn attributes(&self) -> Vec<UserAttr> {
+        self.0.iter().map(|(attr, _)| *attr).collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for Mapping {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = BTreeMap::<String, String>::deserialize(deserializer)?;
+        let mut pairs = Vec::with_capacity(raw.len());
+        for (path, source) in raw {
+            let attr: UserAttr = path.parse().map_err(serde::de::Error::custom)?;
+            let source = MappingSource::parse(&source)
+                .map_err(|e| serde::de::Error::custom(format!("mapping of `{path}`: {e}")))?;
+            pairs.push((attr, source));
+        }
+        Ok(Self(pairs))
+    }
+}
+
+impl AppConfig {
+    /// Where the token comes from.
+    pub fn token_source(&self) -> Option<TokenSource> {
+        match (&self.token_env, &self.token_file) {
+            (Some(var), None) => Some(TokenSource::Env(var.clone())),
+            (None, Some(file)) => Some(TokenSource::File(file.clone())),
+            _ => None,
+        }
+    }
+
+    /// Reads the bearer token. Errors name the field, never the token.
+    pub fn token(&self, origin: &str, index: usize, base_dir: &Path) -> Result<Secret, ConfigError> {
+        let missing = |field: &str, why: String| ConfigError::invalid(origin, format!("apps[{index}].{field}"), why);
+        let token = match self.token_source() {
+            Some(TokenSource::Env(var)) => std::env::var(&var)
+                .map_err(|_| missing("token_env", format!("environment variable {var} is not set")))?,
+            Some(TokenSource::File(file)) => {
+                let path = base_dir.join(&file);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| missing("token_file", format!("cannot read {}: {e}", path.display())))?
+            }
+            None => return Err(missing("token_env", "set exactly one of token_env and token_file".into())),
+        };
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(missing("token", "the token is empty".into()));
+        }
+        Ok(Secret::new(token))
+    }
+
+    /// Jobs in flight for this app.
+    pub fn concurrency_or(&self, default: u16) -> u16 {
+        self.concurrency.unwrap_or(default)
+    }
+
+    pub(super) fn validate(&self, origin: &str, i: usize) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("apps[{i}].{name}");
+        if self.token_source().is_none() {
+            return Err(ConfigError::invalid(origin, field("token_env"), "set exactly one of token_env and token_file"));
+        }
+        self.validate_base_url(origin, &field("base_url"))?;
+        if self.concurrency == Some(0) {
+            return Err(ConfigError::invalid(origin, field("concurrency"), "must be at least 1"));
+        }
+        if !self.mapping.0.iter().any(|(attr, _)| *attr == UserAttr::UserName) {
+            return Err(ConfigError::invalid(origin, field("mapping"), "must map `userName`"));
+        }
+        let conditions = std::iter::once(("scope.include", &self.scope.include))
+            .chain(self.scope.exclude.iter().map(|c| ("scope.exclude", c)));
+        for (name, condition) in conditions {
+            if let Some((key, _)) = condition.iter().find(|(k, v)| check_attribute_name(k).is_err() || v.is_empty()) {
+                return Err(ConfigError::invalid(origin, field(name), format!("`{key}` needs an attribute name and at least one value")));
+            }
+        }
+        for (g, rule) in self.groups.iter().enumerate() {
+            if rule.name.trim().is_empty() {
+                return Err(ConfigError::invalid(origin, field(&format!("groups[{g}].name")), "must not be empty"));
+            }
+            if self.groups[..g].iter().any(|other| other.name.eq_ignore_ascii_case(&rule.name)) {
+                return Err(ConfigError::invalid(origin, field(&format!("groups[{g}].name")), format!("duplicate group `{}`", rule.name)));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_base_url(&self, origin: &str, field: &str) -> Result<(), ConfigError> {
+        let url = &self.base_url;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if loopback && self.allow_insecure_loopback => Ok(()),
+            "http" if loopback => Err(ConfigError::invalid(origin, field, "http:// needs allow_insecure_loopback = true")),
+            _ => Err(ConfigError::invalid(origin, field, "must be https:// (http:// only for loopback test targets)")),
+        }?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ConfigError::invalid(origin, field, "credentials belong in token_env or token_file, not the URL"));
+        }
+        Ok(())
+    }
+}

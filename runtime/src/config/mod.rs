@@ -1,0 +1,268 @@
+//! Configuration: embedded defaults, then the user's TOML file, then
+//! `SCIMFLEET_*` environment variables, validated as a whole at start-up.
+//!
+//! Layering happens on TOML values before the typed parse, so every layer is
+//! checked by the same `deny_unknown_fields` types and the error names the
+//! field wherever it came from. Semantic rules (unique app ids, HTTPS targets,
+//! mapping paths) run after the parse; tokens are *not* read here, because the
+//! scheduler never needs them: a worker resolves its apps' tokens at start-up
+//! with [`AppConfig::token`].
+
+mod app;
+mod error;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+pub use app::{
+    AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TokenSource,
+};
+pub use error::ConfigError;
+
+use crate::Secret;
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+/// Environment variable naming the config file when `--config` is absent.
+pub const CONFIG_ENV: &str = "SCIMFLEET_CONFIG";
+const ENV_PREFIX: &str = "SCIMFLEET_";
+const TOP_LEVEL: &[&str] = &["namespace", "broker", "redis", "scheduler", "worker", "telemetry"];
+
+/// The whole configuration of a scimfleet deployment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Prefix of every exchange, queue and Redis key of this deployment.
+    pub namespace: String,
+    /// RabbitMQ connection.
+    pub broker: BrokerConfig,
+    /// Redis connection.
+    pub redis: RedisConfig,
+    /// Scheduler tuning.
+    pub scheduler: SchedulerConfig,
+    /// Worker tuning.
+    pub worker: WorkerConfig,
+    /// Logging and privacy.
+    pub telemetry: TelemetryConfig,
+    /// The target apps.
+    pub apps: Vec<AppConfig>,
+    /// The directory relative paths in the file are resolved against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// Where the configuration came from, for error messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// AMQP URL; may hold a password, so it never prints.
+    #[serde(deserialize_with = "secret")]
+    pub url: Secret,
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Redis URL; may hold a password, so it never prints.
+    #[serde(deserialize_with = "secret")]
+    pub url: Secret,
+}
+
+/// `[scheduler]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Unacknowledged events in flight (AMQP prefetch).
+    pub prefetch: u16,
+}
+
+/// `[worker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Default jobs in flight per app (prefetch and concurrency), unless the app sets `concurrency`.
+    pub concurrency: u16,
+    /// Whole-request timeout for SCIM calls.
+    pub request_timeout_ms: u64,
+    /// TCP connect timeout for SCIM calls.
+    pub connect_timeout_ms: u64,
+    /// How long in-flight jobs may take to finish on shutdown.
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `pretty` for a terminal, `json` for log shippers.
+    pub log_format: LogFormat,
+    /// Environment variable holding the key of the pseudonymous person ids in logs.
+    #[serde(default)]
+    pub pseudonym_key_env: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+    String::deserialize(deserializer).map(Secret::new)
+}
+
+impl Config {
+    /// Loads `path` over the defaults, then applies the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        Self::from_toml(&text, &path.display().to_string(), base_dir, std::env::vars())
+    }
+
+    /// Parses `text` over the defaults, then applies `env` (pairs of name and value).
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        base_dir: PathBuf,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut merged = parse_table(DEFAULTS, "defaults")?;
+        merge(&mut merged, parse_table(text, origin)?);
+        merge(&mut merged, env_table(env)?);
+        let mut config: Config = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
+            ConfigError::Shape {
+                origin: origin.to_owned(),
+                field: e.path().to_string(),
+                message: e.inner().message().to_owned(),
+            }
+        })?;
+        config.base_dir = base_dir;
+        config.origin = origin.to_owned();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The app with `id`.
+    pub fn app(&self, id: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.id.as_str() == id)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let origin = self.origin.as_str();
+        let ns_ok = self.namespace.len() <= 64
+            && self.namespace.starts_with(|c: char| c.is_ascii_lowercase())
+            && self.namespace.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ns_ok {
+            return Err(ConfigError::invalid(
+                origin,
+                "namespace",
+                "1-64 lower-case letters, digits or -, starting with a letter",
+            ));
+        }
+        check_url(origin, "broker.url", &self.broker.url, &["amqp", "amqps"])?;
+        check_url(origin, "redis.url", &self.redis.url, &["redis", "rediss"])?;
+        if self.scheduler.prefetch == 0 {
+            return Err(ConfigError::invalid(origin, "scheduler.prefetch", "must be at least 1"));
+        }
+        if self.worker.concurrency == 0 {
+            return Err(ConfigError::invalid(origin, "worker.concurrency", "must be at least 1"));
+        }
+        if self.worker.request_timeout_ms == 0 || self.worker.connect_timeout_ms == 0 {
+            return Err(ConfigError::invalid(origin, "worker", "timeouts must be above 0 ms"));
+        }
+        if self.apps.is_empty() {
+            return Err(ConfigError::invalid(origin, "apps", "at least one [[apps]] entry is needed"));
+        }
+        for (i, app) in self.apps.iter().enumerate() {
+            if self.apps[..i].iter().any(|other| other.id == app.id) {
+                return Err(ConfigError::invalid(origin, format!("apps[{i}].id"), format!("duplicate app id `{}`", app.id)));
+            }
+            app.validate(origin, i)?;
+        }
+        Ok(())
+    }
+
+    /// The key of pseudonymous person ids; derived from the namespace when
+    /// none is configured, which keeps ids stable but guessable (a warning is
+    /// logged at start-up by the caller).
+    pub fn pseudonym_key(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(var) = &self.telemetry.pseudonym_key_env else { return Ok(None) };
+        match std::env::var(var) {
+            Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
+            _ => Err(ConfigError::invalid(
+                &self.origin,
+                "telemetry.pseudonym_key_env",
+                format!("environment variable {var} is not set or empty"),
+            )),
+        }
+    }
+}
+
+fn check_url(origin: &str, field: &str, url: &Secret, schemes: &[&str]) -> Result<(), ConfigError> {
+    match url::Url::parse(url.expose()) {
+        Ok(parsed) if schemes.contains(&parsed.scheme()) => Ok(()),
+        // The URL may hold a password: the message names the field, not the value.
+        _ => Err(ConfigError::invalid(origin, field, format!("must be a URL with scheme {}", schemes.join(" or ")))),
+    }
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<Table, ConfigError> {
+    text.parse::<Table>()
+        .map_err(|e| ConfigError::Syntax { origin: origin.to_owned(), message: e.to_string() })
+}
+
+/// Deep-merges tables; any other value (arrays included) replaces what was there.
+fn merge(base: &mut Table, over: Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// `SCIMFLEET_BROKER__URL=...` sets `broker.url`: `__` separates levels because
+/// keys themselves contain `_`. Only known top-level keys are taken, so other
+/// `SCIMFLEET_*` variables (the service scripts' ports, say) do not collide.
+fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<Table, ConfigError> {
+    let mut table = Table::new();
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if !TOP_LEVEL.contains(&path[0].as_str()) || path.iter().any(String::is_empty) {
+            continue;
+        }
+        // A value that parses as a TOML scalar keeps its type (numbers, booleans).
+        let value = format!("v = {raw}")
+            .parse::<Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .filter(|v| !v.is_table())
+            .unwrap_or(Value::String(raw));
+        let mut node = &mut table;
+        for key in &path[..path.len() - 1] {
+            let entry = node.entry(key.clone()).or_insert_with(|| Value::Table(Table::new()));
+            let Value::Table(next) = entry else {
+                return Err(ConfigError::Syntax { origin: "environment".into(), message: format!("{name} conflicts with another variable") });
+            };
+            node = next;
+        }
+        node.insert(path[path.len() - 1].clone(), value);
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+use super::*;
+
+const BASE: &str = r#"
+namespace = "acme"
+[[apps]]
+id = "github"
+base_url = "https://scim.example.com/v2"
+token_env = "GITHUB_TOKEN"
+[apps.scope]
+include = { department = ["Engineering"] }
+[[apps.groups]]
+name = "eng"
+hr_groups = ["engineering"]
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, "test.toml", PathBuf::new(), Vec::new())
+}
+
+fn err(text: &str) -> String {
+    load(text).expect_err("must be refused").to_string()
+}
+
+#[test]
+fn defaults_fill_what_the_file_omits() {
+    let config = load(BASE).expect("valid");
+    assert_eq!(config.namespace, "acme");
+    assert_eq!(config.scheduler.prefetch, 64);
+    assert_eq!(config.apps[0].deprovision, Deprovision::Deactivate);
+    assert!(config.apps[0].create_groups);
+    assert_eq!(config.apps[0].mapping, Mapping::standard());
+}
+
+#[test]
+fn unknown_field_names_file_and_field() {
+    let text = err(&format!("{BASE}\nbogus = 1\n"));
+    assert!(text.contains("test.toml") && text.contains("bogus"), "{text}");
+    let text = err(&BASE.replace("token_env", "tokn_env"));
+    assert!(text.contains("apps[0]") || text.contains("apps.0"), "{text}");
+}
+
+#[test]
+fn bad_enum_value_names_the_field() {
+    let text = err(&format!("{BASE}deprovision = \"archive\"\n").replace("[apps.scope]\ninclude = { department = [\"Engineering\"] }\n", ""));
+    assert!(text.contains("deprovision"), "{text}");
+}
+
+#[test]
+fn plain_http_is_refused_unless_loopback_and_allowed() {
+    let remote = BASE.replace("https://scim.example.com", "http://scim.example.com");
+    assert!(err(&remote).contains("apps[0].base_url"));
+    let local = BASE.replace("https://scim.example.com", "http://127.0.0.1:9000");
+    assert!(err(&local).contains("allow_insecure_loopback"));
+    let allowed = local.replace("token_env = \"GITHUB_TOKEN\"", "token_env = \"GITHUB_TOKEN\"\nallow_insecure_loopback = true");
+    assert!(load(&allowed).is_ok());
+}
+
+#[test]
+fn duplicate_app_ids_and_missing_token_are_refused() {
+    let twice = format!("{BASE}\n[[apps]]\nid = \"github\"\nbase_url = \"https://x.example.com\"\ntoken_env = \"T\"\n");
+    assert!(err(&twice).contains("apps[1].id"));
+    assert!(err(&BASE.replace("token_env = \"GITHUB_TOKEN\"", "")).contains("token_env"));
+}
+
+#[test]
+fn mapping_paths_and_templates_are_checked() {
+    let bad_path = format!("{BASE}[apps.mapping]\nuserName = \"userName\"\n\"emails\" = \"email\"\n");
+    assert!(err(&bad_path).contains("not a supported SCIM User attribute path"));
+    let bad_template = format!("{BASE}[apps.mapping]\nuserName = \"userName\"\ndisplayName = \"{{givenName\"\n");
+    assert!(err(&bad_template).contains("unclosed"));
+    let no_user_name = format!("{BASE}[apps.mapping]\ntitle = \"title\"\n");
+    assert!(err(&no_user_name).contains("must map `userName`"));
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let env = vec![
+        ("SCIMFLEET_BROKER__URL".to_owned(), "amqp://u:p@rabbit:5672/%2f".to_owned()),
+        ("SCIMFLEET_SCHEDULER__PREFETCH".to_owned(), "8".to_owned()),
+        ("SCIMFLEET_AMQP_PORT".to_owned(), "5673".to_owned()),
+    ];
+    let config = Config::from_toml(BASE, "test.toml", PathBuf::new(), env).expect("valid");
+    assert_eq!(config.broker.url.expose(), "amqp://u:p@rabbit:5672/%2f");
+    assert_eq!(config.scheduler.prefetch, 8);
+}
+
+#[test]
+fn broker_url_errors_do_not_leak_the_password() {
+    let text = err(&format!("{BASE}\n[broker]\nurl = \"http://user:hunter2@x\"\n"));
+    assert!(text.contains("broker.url") && !text.contains("hunter2"), "{text}");
+    let config = load(BASE).expect("valid");
+    assert!(!format!("{config:?}").contains("guest:guest"));
+}
+
+#[test]
+fn tokens_resolve_from_files_relative_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("scimfleet-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    std::fs::write(dir.join("tok"), "s3cret\n").expect("write");
+    let text = BASE.replace("token_env = \"GITHUB_TOKEN\"", "token_file = \"tok\"");
+    let config = Config::from_toml(&text, "t.toml", dir.clone(), Vec::new()).expect("valid");
+    let token = config.apps[0].token(&config.origin, 0, &config.base_dir).expect("token");
+    assert_eq!(token.expose(), "s3cret");
+    std::fs::remove_file(dir.join("tok")).expect("cleanup");
+    let missing = config.apps[0].token(&config.origin, 0, &config.base_dir).expect_err("gone");
+    assert!(missing.to_string().contains("apps[0].token_file"));
+}
+
+#[test]
+fn scope_and_group_rules_evaluate() {
+    let config = load(BASE).expect("valid");
+    let app = &config.apps[0];
+    let person: scimfleet_schemas::PersonState = serde_json::from_value(serde_json::json!({
+        "person_id": "E1", "sequence": 1, "status": "active",
+        "attributes": {"department": "Engineering", "givenName": "Ada", "familyName": "Lovelace"},
+        "groups": ["engineering"], "actor": {"id": "hr"}
+    }))
+    .expect("person");
+    assert!(app.scope.matches(&person));
+    assert!(app.groups[0].applies(&person));
+    let display = MappingSource::parse("{givenName} {familyName}").expect("template");
+    assert_eq!(display.render(&person).as_deref(), Some("Ada Lovelace"));
+    let missing = MappingSource::parse("{nickname} {familyName}").expect("template");
+    assert_eq!(missing.render(&person).as_deref(), Some("Lovelace"));
+}

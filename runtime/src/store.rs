@@ -1,0 +1,207 @@
+//! Redis: the small, fast state shared by every process.
+//!
+//! Two records exist so far, each behind one typed key constructor under the
+//! namespace:
+//! - the **person registry** (`{ns}:person:{id}`, a hash): the last event
+//!   `sequence` the scheduler fanned out, the status, and the apps the person
+//!   should hold an active account in. It is what lets a mover who leaves an
+//!   app's scope, or a leaver, be deprovisioned where they were.
+//! - the **applied version** (`{ns}:applied:{app}:{id}`): the highest person
+//!   `sequence` a worker converged in an app, so an older job never
+//!   overwrites newer state (guarantee 3).
+//!
+//! Both writes are compare-and-set Lua scripts: two scheduler or worker
+//! replicas racing on one person can never move a version backwards.
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use scimfleet_schemas::{AppId, PersonId};
+
+use crate::Secret;
+
+/// A Redis operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Connecting failed. The URL is not shown: it may hold a password.
+    #[error("cannot connect to Redis")]
+    Connect(#[source] redis::RedisError),
+    /// A command failed.
+    #[error("Redis {operation} failed")]
+    Command {
+        /// What was being done.
+        operation: &'static str,
+        /// The client error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A stored record could not be read.
+    #[error("stored {what} is corrupt")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+    },
+}
+
+fn command(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
+    move |source| StoreError::Command { operation, source }
+}
+
+/// What the registry knows of a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRecord {
+    /// The last fanned-out `sequence`.
+    pub sequence: u64,
+    /// The status then, as on the wire (`active`, `suspended`, `terminated`).
+    pub status: String,
+    /// Apps in which the person should hold an active account.
+    pub apps: Vec<AppId>,
+}
+
+/// Typed key constructors, one per key kind, always under the namespace.
+#[derive(Debug, Clone)]
+struct Keys {
+    ns: String,
+}
+
+impl Keys {
+    fn person(&self, person: &PersonId) -> String {
+        format!("{}:person:{person}", self.ns)
+    }
+
+    fn applied(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:applied:{app}:{person}", self.ns)
+    }
+
+    fn pattern(&self) -> String {
+        format!("{}:*", self.ns)
+    }
+}
+
+// Returns 1 when stored, 0 when the stored sequence is already at least as new.
+const RECORD_PERSON: &str = r"
+local current = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
+if tonumber(ARGV[1]) <= current then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'status', ARGV[2], 'apps', ARGV[3])
+return 1";
+
+// Keeps the maximum; returns the stored value.
+const RECORD_APPLIED: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
+return current";
+
+/// A namespaced handle on Redis; cheap to clone (one multiplexed connection
+/// that reconnects by itself).
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    record_person: std::sync::Arc<Script>,
+    record_applied: std::sync::Arc<Script>,
+}
+
+impl Store {
+    /// Connects to Redis at `url` for `namespace`.
+    pub async fn connect(url: &Secret, namespace: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url.expose()).map_err(StoreError::Connect)?;
+        let conn = client.get_connection_manager().await.map_err(StoreError::Connect)?;
+        Ok(Self {
+            conn,
+            keys: Keys { ns: namespace.to_owned() },
+            record_person: std::sync::Arc::new(Script::new(RECORD_PERSON)),
+            record_applied: std::sync::Arc::new(Script::new(RECORD_APPLIED)),
+        })
+    }
+
+    /// Round-trips a PING.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map(drop).map_err(command("PING"))
+    }
+
+    /// The registry record of `person`.
+    pub async fn person(&self, person: &PersonId) -> Result<Option<PersonRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (seq, status, apps): (Option<u64>, Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.person(person))
+            .arg("seq")
+            .arg("status")
+            .arg("apps")
+            .query_async(&mut conn)
+            .await
+            .map_err(command("read person"))?;
+        let Some(sequence) = seq else { return Ok(None) };
+        let apps = apps
+            .unwrap_or_default()
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(AppId::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| StoreError::Corrupt { what: "person registry apps" })?;
+        Ok(Some(PersonRecord { sequence, status: status.unwrap_or_default(), apps }))
+    }
+
+    /// Stores `record` unless a newer or equal sequence is stored; true when stored.
+    pub async fn record_person(&self, person: &PersonId, record: &PersonRecord) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let apps: Vec<&str> = record.apps.iter().map(AppId::as_str).collect();
+        let stored: i64 = self
+            .record_person
+            .key(self.keys.person(person))
+            .arg(record.sequence)
+            .arg(&record.status)
+            .arg(apps.join(","))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(command("record person"))?;
+        Ok(stored == 1)
+    }
+
+    /// The highest sequence converged for `person` in `app`.
+    pub async fn applied(&self, app: &AppId, person: &PersonId) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.get(self.keys.applied(app, person)).await.map_err(command("read applied version"))
+    }
+
+    /// Raises the applied sequence to `sequence` (never lowers it).
+    pub async fn record_applied(&self, app: &AppId, person: &PersonId, sequence: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.record_applied
+            .key(self.keys.applied(app, person))
+            .arg(sequence)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(command("record applied version"))
+    }
+
+    /// Deletes every key of the namespace; returns how many. For tests and the demo.
+    pub async fn delete_namespace(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.keys.pattern())
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(command("scan namespace"))?;
+            if !keys.is_empty() {
+                deleted += redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async::<u64>(&mut conn)
+                    .await
+                    .map_err(command("delete namespace"))?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
