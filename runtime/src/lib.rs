@@ -2,11 +2,13 @@
 
 pub mod broker;
 pub mod config;
+pub mod locks;
 pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 
 pub use config::Config;
+pub use locks::KeyedLocks;
 pub use secret::Secret;
 pub use store::Store;

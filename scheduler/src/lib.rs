@@ -1,1 +1,82 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod fanout;
+mod intake;
+pub mod policy;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
+use scimfleet_runtime::config::Config;
+use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::telemetry::Pseudonymizer;
+use scimfleet_runtime::{KeyedLocks, Store};
+use tokio_util::sync::CancellationToken;
+
+pub use stats::{SchedulerSnapshot, SchedulerStats};
+
+/// Why the scheduler stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchedulerError {
+    /// RabbitMQ could not be reached or set up.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// Redis could not be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Consuming failed.
+    #[error("consuming {queue} failed")]
+    Consume {
+        /// The queue.
+        queue: String,
+        /// The client error.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The broker closed the consumer.
+    #[error("the broker closed the consumer of {queue}")]
+    ConsumerClosed {
+        /// The queue.
+        queue: String,
+    },
+    /// The pseudonym key is misconfigured.
+    #[error(transparent)]
+    Config(#[from] scimfleet_runtime::config::ConfigError),
+}
+
+/// Runs the scheduler until `shutdown` is cancelled (returns `Ok`) or the
+/// broker connection fails (returns the error).
+pub async fn run(
+    config: Arc<Config>,
+    stats: Arc<SchedulerStats>,
+    shutdown: CancellationToken,
+) -> Result<(), SchedulerError> {
+    let topology = Topology::new(&config.namespace);
+    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let connection = broker::connect(&config.broker.url, "scimfleet-scheduler").await?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(BrokerError::Connect)?;
+    let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
+    topology.declare(&channel, &apps).await?;
+    let publisher = Publisher::open(&connection).await?;
+    let pseudonyms = Pseudonymizer::new(config.pseudonym_key()?.as_ref(), &config.namespace);
+    let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
+    let ctx = Arc::new(fanout::Context {
+        config,
+        topology,
+        store,
+        publisher,
+        locks: KeyedLocks::new(),
+        pseudonyms,
+        stats,
+    });
+    let result = intake::consume(ctx, &channel, shutdown, grace).await;
+    // Closing tells the broker at once that unacked events are to be redelivered.
+    let _closed = connection.close(200, "scheduler stopping".into()).await;
+    result
+}

@@ -133,3 +133,20 @@ impl Publisher {
         }
     }
 }
+
+impl Publisher {
+    /// Publishes a refused message to a dead-letter exchange: the original
+    /// body and properties, plus the envelope headers, confirmed. The caller
+    /// acks the original only after this returns `Ok`.
+    pub async fn dead_letter(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: &BasicProperties,
+        envelope: &scimfleet_schemas::DeadLetter,
+    ) -> Result<(), PublishError> {
+        let properties = super::dead_letter_headers(properties, envelope).with_delivery_mode(PERSISTENT);
+        self.publish(Outgoing { exchange, routing_key, body, properties, mandatory: true }).await
+    }
+}

@@ -1,0 +1,166 @@
+//! One event, start to settle: validate, drop if stale, plan, publish the
+//! jobs with confirms, record the person, and only then ack.
+//!
+//! Crash windows are harmless by construction. Dying after the publish but
+//! before the registry write redelivers the event, which republishes the same
+//! deterministic job ids (workers converge, so nothing doubles). Dying after
+//! the registry write but before the ack redelivers an event that is now
+//! "not newer" and is dropped, its jobs already out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use lapin::message::Delivery;
+use scimfleet_runtime::broker::{Outgoing, PublishError, Publisher, Topology, persistent};
+use scimfleet_runtime::config::Config;
+use scimfleet_runtime::store::{PersonRecord, StoreError};
+use scimfleet_runtime::telemetry::Pseudonymizer;
+use scimfleet_runtime::{KeyedLocks, Store};
+use scimfleet_schemas::{DeadLetter, DeadLetterReason, Event, Stage};
+
+use crate::policy::{self, PlanError};
+use crate::stats::SchedulerStats;
+
+/// What the scheduler needs to handle an event.
+pub(crate) struct Context {
+    pub config: Arc<Config>,
+    pub topology: Topology,
+    pub store: Store,
+    pub publisher: Publisher,
+    pub locks: KeyedLocks,
+    pub pseudonyms: Pseudonymizer,
+    pub stats: Arc<SchedulerStats>,
+}
+
+/// How an event was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Jobs published, registry updated.
+    Accepted,
+    /// Not newer than what was seen.
+    Stale,
+    /// Published to the events dead-letter queue.
+    DeadLettered,
+}
+
+/// The event could not be settled now; it goes back to the queue.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Transient {
+    #[error("publishing failed")]
+    Publish(#[from] PublishError),
+    #[error("the person registry is unavailable")]
+    Store(#[from] StoreError),
+}
+
+pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settled, Transient> {
+    let started = Instant::now();
+    let event = match Event::parse(&delivery.data) {
+        Ok(event) => event,
+        Err(error) => {
+            let envelope = envelope(DeadLetterReason::InvalidEvent, &error.to_string(), loose_event_id(&delivery.data));
+            ctx.publisher
+                .dead_letter(&ctx.topology.events_dlx(), error.kind(), &delivery.data, &delivery.properties, &envelope)
+                .await?;
+            tracing::warn!(reason = error.kind(), error = %error, "event dead-lettered: invalid");
+            return Ok(Settled::DeadLettered);
+        }
+    };
+    let person = ctx.pseudonyms.person(&event.data.person_id);
+    let _guard = ctx.locks.lock(event.data.person_id.as_str().to_owned()).await;
+    let known = ctx.store.person(&event.data.person_id).await?;
+    if let Some(known) = known.as_ref().filter(|k| event.data.sequence <= k.sequence) {
+        tracing::info!(
+            event_id = %event.id, scimfleet.person = %person, sequence = event.data.sequence,
+            known_sequence = known.sequence, "event {} dropped: not newer than sequence {}", event.id, known.sequence
+        );
+        return Ok(Settled::Stale);
+    }
+    let held = known.map(|k| k.apps).unwrap_or_default();
+    let plan = match policy::plan(&event, &ctx.config.apps, &held) {
+        Ok(plan) => plan,
+        Err(error) => return dead_letter_unplannable(ctx, delivery, &event, &error).await,
+    };
+    publish_jobs(ctx, &plan).await?;
+    let record = PersonRecord {
+        sequence: event.data.sequence,
+        status: event.data.status.as_str().to_owned(),
+        apps: plan.active_in,
+    };
+    ctx.store.record_person(&event.data.person_id, &record).await?;
+    SchedulerStats::add(&ctx.stats.jobs_published, plan.jobs.len() as u64);
+    tracing::debug!(
+        event_id = %event.id, event_type = event.kind.as_str(), scimfleet.person = %person,
+        jobs = plan.jobs.len(), duration_ms = started.elapsed().as_millis() as u64,
+        "event {} fanned out to {} jobs", event.id, plan.jobs.len()
+    );
+    Ok(Settled::Accepted)
+}
+
+async fn publish_jobs(ctx: &Context, plan: &policy::Plan) -> Result<(), PublishError> {
+    let exchange = ctx.topology.jobs_exchange();
+    let encoded: Vec<(String, Vec<u8>, lapin::BasicProperties)> = plan
+        .jobs
+        .iter()
+        .map(|job| {
+            // Serialising our own types cannot fail; an empty body would be dead-lettered by the worker.
+            let body = serde_json::to_vec(job).unwrap_or_default();
+            let properties = persistent("application/json")
+                .with_message_id(job.job_id.as_str().into())
+                .with_type(job.action.name().into());
+            // One shard per app for now; per-person shards slot in here.
+            (Topology::job_routing_key(&job.app, 0), body, properties)
+        })
+        .collect();
+    // Collected before the await: a borrowing iterator adapter held across
+    // it would make this future not `Send`.
+    let messages: Vec<Outgoing<'_>> = encoded
+        .iter()
+        .map(|(routing_key, body, properties)| Outgoing {
+            exchange: &exchange,
+            routing_key,
+            body,
+            properties: properties.clone(),
+            mandatory: true,
+        })
+        .collect();
+    ctx.publisher.publish_all(messages).await.map(drop)
+}
+
+async fn dead_letter_unplannable(
+    ctx: &Context,
+    delivery: &Delivery,
+    event: &Event,
+    error: &PlanError,
+) -> Result<Settled, Transient> {
+    let envelope = envelope(DeadLetterReason::InvalidEvent, &error.to_string(), Some(event.id.to_string()));
+    ctx.publisher
+        .dead_letter(&ctx.topology.events_dlx(), "unmappable", &delivery.data, &delivery.properties, &envelope)
+        .await?;
+    tracing::warn!(event_id = %event.id, error = %error, "event {} dead-lettered: cannot be mapped", event.id);
+    Ok(Settled::DeadLettered)
+}
+
+fn envelope(reason: DeadLetterReason, detail: &str, event_id: Option<String>) -> DeadLetter {
+    let now = Utc::now();
+    DeadLetter {
+        reason,
+        detail: DeadLetter::truncate_detail(detail),
+        stage: Stage::Scheduler,
+        app: None,
+        job_id: None,
+        event_id,
+        last_status: None,
+        attempts: 1,
+        first_attempt_at: now,
+        last_attempt_at: now,
+    }
+}
+
+/// The `id` of an event that failed validation, when it can still be read,
+/// so an operator can find it; bounded and printable only.
+fn loose_event_id(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let id = value.get("id")?.as_str()?;
+    (id.len() <= 256 && id.chars().all(|c| c.is_ascii_graphic())).then(|| id.to_owned())
+}
