@@ -165,7 +165,12 @@ impl Store {
     }
 
     /// Raises the applied sequence to `sequence` (never lowers it).
-    pub async fn record_applied(&self, app: &AppId, person: &PersonId, sequence: u64) -> Result<(), StoreError> {
+    pub async fn record_applied(
+        &self,
+        app: &AppId,
+        person: &PersonId,
+        sequence: u64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         self.record_applied
             .key(self.keys.applied(app, person))
@@ -178,19 +183,34 @@ impl Store {
 
     /// Deletes every key of the namespace; returns how many. For tests and the demo.
     pub async fn delete_namespace(&self) -> Result<u64, StoreError> {
+        self.delete_matching(&self.keys.pattern(), |_| true).await
+    }
+
+    /// Deletes keys of throw-away namespaces `{prefix}{unix seconds}-…` created
+    /// before `cutoff` (left by crashed test runs); returns how many.
+    pub async fn sweep_namespaces(&self, prefix: &str, cutoff: i64) -> Result<u64, StoreError> {
+        let stale = |key: &str| {
+            let created = key.strip_prefix(prefix).and_then(|rest| rest.split('-').next());
+            created.and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t < cutoff)
+        };
+        self.delete_matching(&format!("{prefix}*"), stale).await
+    }
+
+    async fn delete_matching(&self, pattern: &str, keep: impl Fn(&str) -> bool) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            let (next, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(self.keys.pattern())
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(&mut conn)
                 .await
                 .map_err(command("scan namespace"))?;
+            keys.retain(|k| keep(k));
             if !keys.is_empty() {
                 deleted += redis::cmd("UNLINK")
                     .arg(&keys)

@@ -12,11 +12,13 @@ use tracing_subscriber::EnvFilter;
 use crate::Secret;
 use crate::config::LogFormat;
 
-/// Installs the global tracing subscriber; `RUST_LOG` selects levels (default
-/// `info`). Calling it twice is harmless (the second call does nothing).
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,amq_protocol=warn"));
+/// Directives for services: our `info`, the AMQP client's warnings only.
+pub const SERVICE_LOG_LEVELS: &str = "info,lapin=warn,amq_protocol=warn";
+
+/// Installs the global tracing subscriber; `RUST_LOG` selects levels, else
+/// `default_levels`. Calling it twice is harmless (the second call does nothing).
+pub fn init_logging(format: LogFormat, default_levels: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_levels));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _already_set = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

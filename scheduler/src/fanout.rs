@@ -53,14 +53,48 @@ pub(crate) enum Transient {
     Store(#[from] StoreError),
 }
 
+/// Content types an event may carry (CloudEvents structured mode, plain
+/// JSON, or none); parameters such as `; charset=utf-8` are allowed.
+const ACCEPTED_CONTENT_TYPES: &[&str] = &["application/cloudevents+json", "application/json"];
+
+fn content_type_error(delivery: &Delivery) -> Option<String> {
+    let content_type = delivery.properties.content_type().as_ref()?.as_str();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    let accepted = ACCEPTED_CONTENT_TYPES.iter().any(|a| media_type.eq_ignore_ascii_case(a));
+    (!accepted).then(|| {
+        format!("content type `{media_type}` is not accepted; use {}", ACCEPTED_CONTENT_TYPES.join(" or "))
+    })
+}
+
 pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settled, Transient> {
     let started = Instant::now();
+    if let Some(detail) = content_type_error(delivery) {
+        let envelope = envelope(DeadLetterReason::InvalidEvent, &detail, loose_event_id(&delivery.data));
+        ctx.publisher
+            .dead_letter(
+                &ctx.topology.events_dlx(),
+                "content_type",
+                &delivery.data,
+                &delivery.properties,
+                &envelope,
+            )
+            .await?;
+        tracing::warn!(reason = "content_type", "event dead-lettered: {detail}");
+        return Ok(Settled::DeadLettered);
+    }
     let event = match Event::parse(&delivery.data) {
         Ok(event) => event,
         Err(error) => {
-            let envelope = envelope(DeadLetterReason::InvalidEvent, &error.to_string(), loose_event_id(&delivery.data));
+            let envelope =
+                envelope(DeadLetterReason::InvalidEvent, &error.to_string(), loose_event_id(&delivery.data));
             ctx.publisher
-                .dead_letter(&ctx.topology.events_dlx(), error.kind(), &delivery.data, &delivery.properties, &envelope)
+                .dead_letter(
+                    &ctx.topology.events_dlx(),
+                    error.kind(),
+                    &delivery.data,
+                    &delivery.properties,
+                    &envelope,
+                )
                 .await?;
             tracing::warn!(reason = error.kind(), error = %error, "event dead-lettered: invalid");
             return Ok(Settled::DeadLettered);
@@ -135,7 +169,13 @@ async fn dead_letter_unplannable(
 ) -> Result<Settled, Transient> {
     let envelope = envelope(DeadLetterReason::InvalidEvent, &error.to_string(), Some(event.id.to_string()));
     ctx.publisher
-        .dead_letter(&ctx.topology.events_dlx(), "unmappable", &delivery.data, &delivery.properties, &envelope)
+        .dead_letter(
+            &ctx.topology.events_dlx(),
+            "unmappable",
+            &delivery.data,
+            &delivery.properties,
+            &envelope,
+        )
         .await?;
     tracing::warn!(event_id = %event.id, error = %error, "event {} dead-lettered: cannot be mapped", event.id);
     Ok(Settled::DeadLettered)

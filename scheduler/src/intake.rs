@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +41,12 @@ pub(crate) async fn consume(
         .await
         .map_err(|e| SchedulerError::Consume { queue: queue.clone(), source: e })?;
     let mut consumer = channel
-        .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .map_err(|e| SchedulerError::Consume { queue: queue.clone(), source: e })?;
     tracing::info!(messaging.destination.name = %queue, "scheduler consuming {queue}");
@@ -63,7 +70,11 @@ pub(crate) async fn consume(
             },
         }
     };
+    // Stop deliveries, let in-flight work settle on this channel, then close
+    // it (the broker requeues whatever prefetched delivery was never handed over).
+    let _cancelled = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
     drain(tasks, grace).await;
+    let _closed = channel.close(200, "consumer stopped".into()).await;
     result
 }
 
@@ -103,7 +114,9 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
             acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
         }
         Err(_panic) => {
-            tracing::error!("event handling panicked; requeued (the delivery limit dead-letters repeat offenders)");
+            tracing::error!(
+                "event handling panicked; requeued (the delivery limit dead-letters repeat offenders)"
+            );
             acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
         }
     };

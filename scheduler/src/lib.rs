@@ -54,13 +54,10 @@ pub async fn run(
     stats: Arc<SchedulerStats>,
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
-    let topology = Topology::new(&config.namespace);
+    let topology = Topology::of(&config);
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
     let connection = broker::connect(&config.broker.url, "scimfleet-scheduler").await?;
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(BrokerError::Connect)?;
+    let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.declare(&channel, &apps).await?;
     let publisher = Publisher::open(&connection).await?;

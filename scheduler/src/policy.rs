@@ -56,7 +56,9 @@ pub fn plan(event: &Event, apps: &[AppConfig], held: &[AppId]) -> Result<Plan, P
             }
             PersonStatus::Active if had => Some(deprovision(app, person, app.deprovision)?),
             PersonStatus::Active => None,
-            PersonStatus::Suspended if had || in_scope => Some(deprovision(app, person, Deprovision::Deactivate)?),
+            PersonStatus::Suspended if had || in_scope => {
+                Some(deprovision(app, person, Deprovision::Deactivate)?)
+            }
             PersonStatus::Terminated if had || in_scope => Some(deprovision(app, person, app.deprovision)?),
             PersonStatus::Suspended | PersonStatus::Terminated => None,
         };
@@ -96,11 +98,11 @@ pub fn map_user(app: &AppConfig, person: &PersonState) -> Result<ScimUser, PlanE
 }
 
 fn groups(app: &AppConfig, person: Option<&PersonState>) -> GroupPlan {
-    let (member_of, not_member_of) = app
-        .groups
-        .iter()
-        .partition::<Vec<_>, _>(|rule| person.is_some_and(|p| rule.applies(p)));
-    let names = |rules: Vec<&scimfleet_runtime::config::GroupRule>| rules.into_iter().map(|r| r.name.clone()).collect();
+    let (member_of, not_member_of) =
+        app.groups.iter().partition::<Vec<_>, _>(|rule| person.is_some_and(|p| rule.applies(p)));
+    let names = |rules: Vec<&scimfleet_runtime::config::GroupRule>| {
+        rules.into_iter().map(|r| r.name.clone()).collect()
+    };
     GroupPlan { member_of: names(member_of), not_member_of: names(not_member_of) }
 }
 

@@ -4,6 +4,7 @@
 //! idempotent), so no deployment step has to run first and a process that
 //! starts against an empty broker just works.
 
+pub mod events;
 mod headers;
 mod publish;
 mod topology;

@@ -68,10 +68,8 @@ pub struct Publisher {
 impl Publisher {
     /// Opens a confirm-mode channel on `connection`.
     pub async fn open(connection: &Connection) -> Result<Self, BrokerError> {
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(BrokerError::channel("open publisher channel"))?;
+        let channel =
+            connection.create_channel().await.map_err(BrokerError::channel("open publisher channel"))?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -97,7 +95,8 @@ impl Publisher {
     ) -> Result<usize, PublishError> {
         let mut pending = Vec::new();
         for message in messages {
-            let options = BasicPublishOptions { mandatory: message.mandatory, ..BasicPublishOptions::default() };
+            let options =
+                BasicPublishOptions { mandatory: message.mandatory, ..BasicPublishOptions::default() };
             let confirm = self
                 .channel
                 .basic_publish(

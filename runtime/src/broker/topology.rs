@@ -15,7 +15,9 @@
 //! support `x-delivery-limit` (poison messages) and at-least-once
 //! dead-lettering (<https://www.rabbitmq.com/docs/quorum-queues>).
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, ExchangeDeleteOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 use scimfleet_schemas::AppId;
@@ -31,12 +33,18 @@ const DELIVERY_LIMIT: i64 = 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
     ns: String,
+    queue_expires_ms: Option<u64>,
 }
 
 impl Topology {
     /// The topology of `namespace`.
     pub fn new(namespace: impl Into<String>) -> Self {
-        Self { ns: namespace.into() }
+        Self { ns: namespace.into(), queue_expires_ms: None }
+    }
+
+    /// The topology of a configuration, with its queue expiry.
+    pub fn of(config: &crate::Config) -> Self {
+        Self { ns: config.namespace.clone(), queue_expires_ms: config.broker.queue_expires_ms }
     }
 
     /// The namespace.
@@ -96,17 +104,19 @@ impl Topology {
         declare_exchange(channel, &self.jobs_exchange(), ExchangeKind::Topic).await?;
         declare_exchange(channel, &self.jobs_dlx(), ExchangeKind::Direct).await?;
 
-        declare_queue(channel, &self.events_dlq(), quorum(None)).await?;
+        declare_queue(channel, &self.events_dlq(), self.quorum(None)).await?;
         bind(channel, &self.events_dlq(), &self.events_dlx(), "").await?;
-        declare_queue(channel, &self.events_queue(), quorum(Some((&self.events_dlx(), "")))).await?;
+        declare_queue(channel, &self.events_queue(), self.quorum(Some((&self.events_dlx(), "")))).await?;
         // `#`: every message on the exchange is taken, so an event with a wrong
         // routing key is dead-lettered with a reason instead of silently dropped.
         bind(channel, &self.events_queue(), &self.events_exchange(), "#").await?;
 
         for app in apps {
-            declare_queue(channel, &self.app_dlq(app), quorum(None)).await?;
+            declare_queue(channel, &self.app_dlq(app), self.quorum(None)).await?;
             bind(channel, &self.app_dlq(app), &self.jobs_dlx(), app.as_str()).await?;
-            declare_queue(channel, &self.job_queue(app), quorum(Some((&self.jobs_dlx(), app.as_str())))).await?;
+            let dead_letter = Some((self.jobs_dlx(), app.as_str()));
+            let arguments = self.quorum(dead_letter.as_ref().map(|(x, k)| (x.as_str(), *k)));
+            declare_queue(channel, &self.job_queue(app), arguments).await?;
             bind(channel, &self.job_queue(app), &self.jobs_exchange(), &format!("{app}.*")).await?;
         }
         Ok(())
@@ -154,7 +164,13 @@ async fn declare_queue(channel: &Channel, name: &str, arguments: FieldTable) -> 
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), BrokerError> {
     channel
-        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .map_err(BrokerError::channel(format!("bind {queue} to {exchange}")))
 }
@@ -163,7 +179,19 @@ fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
 }
 
-/// Arguments of a durable quorum queue, with a dead-letter target when given.
+impl Topology {
+    /// Arguments of a durable quorum queue, with a dead-letter target when given.
+    fn quorum(&self, dead_letter: Option<(&str, &str)>) -> FieldTable {
+        let mut args = quorum(dead_letter);
+        if let Some(ms) = self.queue_expires_ms {
+            // https://www.rabbitmq.com/docs/ttl#queue-ttl: removes the queue
+            // after `ms` without consumers or gets (abandoned test namespaces).
+            args.insert("x-expires".into(), AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)));
+        }
+        args
+    }
+}
+
 fn quorum(dead_letter: Option<(&str, &str)>) -> FieldTable {
     let mut args = FieldTable::default();
     args.insert(ShortString::from("x-queue-type"), text("quorum"));

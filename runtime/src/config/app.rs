@@ -258,7 +258,8 @@ impl AppConfig {
 
     /// Reads the bearer token. Errors name the field, never the token.
     pub fn token(&self, origin: &str, index: usize, base_dir: &Path) -> Result<Secret, ConfigError> {
-        let missing = |field: &str, why: String| ConfigError::invalid(origin, format!("apps[{index}].{field}"), why);
+        let missing =
+            |field: &str, why: String| ConfigError::invalid(origin, format!("apps[{index}].{field}"), why);
         let token = match self.token_source() {
             Some(TokenSource::Env(var)) => std::env::var(&var)
                 .map_err(|_| missing("token_env", format!("environment variable {var} is not set")))?,
@@ -284,7 +285,11 @@ impl AppConfig {
     pub(super) fn validate(&self, origin: &str, i: usize) -> Result<(), ConfigError> {
         let field = |name: &str| format!("apps[{i}].{name}");
         if self.token_source().is_none() {
-            return Err(ConfigError::invalid(origin, field("token_env"), "set exactly one of token_env and token_file"));
+            return Err(ConfigError::invalid(
+                origin,
+                field("token_env"),
+                "set exactly one of token_env and token_file",
+            ));
         }
         self.validate_base_url(origin, &field("base_url"))?;
         if self.concurrency == Some(0) {
@@ -296,16 +301,30 @@ impl AppConfig {
         let conditions = std::iter::once(("scope.include", &self.scope.include))
             .chain(self.scope.exclude.iter().map(|c| ("scope.exclude", c)));
         for (name, condition) in conditions {
-            if let Some((key, _)) = condition.iter().find(|(k, v)| check_attribute_name(k).is_err() || v.is_empty()) {
-                return Err(ConfigError::invalid(origin, field(name), format!("`{key}` needs an attribute name and at least one value")));
+            if let Some((key, _)) =
+                condition.iter().find(|(k, v)| check_attribute_name(k).is_err() || v.is_empty())
+            {
+                return Err(ConfigError::invalid(
+                    origin,
+                    field(name),
+                    format!("`{key}` needs an attribute name and at least one value"),
+                ));
             }
         }
         for (g, rule) in self.groups.iter().enumerate() {
             if rule.name.trim().is_empty() {
-                return Err(ConfigError::invalid(origin, field(&format!("groups[{g}].name")), "must not be empty"));
+                return Err(ConfigError::invalid(
+                    origin,
+                    field(&format!("groups[{g}].name")),
+                    "must not be empty",
+                ));
             }
             if self.groups[..g].iter().any(|other| other.name.eq_ignore_ascii_case(&rule.name)) {
-                return Err(ConfigError::invalid(origin, field(&format!("groups[{g}].name")), format!("duplicate group `{}`", rule.name)));
+                return Err(ConfigError::invalid(
+                    origin,
+                    field(&format!("groups[{g}].name")),
+                    format!("duplicate group `{}`", rule.name),
+                ));
             }
         }
         Ok(())
@@ -322,11 +341,21 @@ impl AppConfig {
         match url.scheme() {
             "https" => Ok(()),
             "http" if loopback && self.allow_insecure_loopback => Ok(()),
-            "http" if loopback => Err(ConfigError::invalid(origin, field, "http:// needs allow_insecure_loopback = true")),
-            _ => Err(ConfigError::invalid(origin, field, "must be https:// (http:// only for loopback test targets)")),
+            "http" if loopback => {
+                Err(ConfigError::invalid(origin, field, "http:// needs allow_insecure_loopback = true"))
+            }
+            _ => Err(ConfigError::invalid(
+                origin,
+                field,
+                "must be https:// (http:// only for loopback test targets)",
+            )),
         }?;
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(ConfigError::invalid(origin, field, "credentials belong in token_env or token_file, not the URL"));
+            return Err(ConfigError::invalid(
+                origin,
+                field,
+                "credentials belong in token_env or token_file, not the URL",
+            ));
         }
         Ok(())
     }

@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::{Table, Value};
 
-pub use app::{
-    AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TokenSource,
-};
+pub use app::{AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TokenSource};
 pub use error::ConfigError;
 
 use crate::Secret;
@@ -62,6 +60,10 @@ pub struct BrokerConfig {
     /// AMQP URL; may hold a password, so it never prints.
     #[serde(deserialize_with = "secret")]
     pub url: Secret,
+    /// Delete queues unused for this long (`x-expires`). Only for throw-away
+    /// namespaces (tests, demo): production queues must never expire.
+    #[serde(default)]
+    pub queue_expires_ms: Option<u64>,
 }
 
 /// `[redis]`.
@@ -139,13 +141,12 @@ impl Config {
         let mut merged = parse_table(DEFAULTS, "defaults")?;
         merge(&mut merged, parse_table(text, origin)?);
         merge(&mut merged, env_table(env)?);
-        let mut config: Config = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
-            ConfigError::Shape {
+        let mut config: Config =
+            serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| ConfigError::Shape {
                 origin: origin.to_owned(),
                 field: e.path().to_string(),
                 message: e.inner().message().to_owned(),
-            }
-        })?;
+            })?;
         config.base_dir = base_dir;
         config.origin = origin.to_owned();
         config.validate()?;
@@ -185,7 +186,11 @@ impl Config {
         }
         for (i, app) in self.apps.iter().enumerate() {
             if self.apps[..i].iter().any(|other| other.id == app.id) {
-                return Err(ConfigError::invalid(origin, format!("apps[{i}].id"), format!("duplicate app id `{}`", app.id)));
+                return Err(ConfigError::invalid(
+                    origin,
+                    format!("apps[{i}].id"),
+                    format!("duplicate app id `{}`", app.id),
+                ));
             }
             app.validate(origin, i)?;
         }
@@ -212,7 +217,11 @@ fn check_url(origin: &str, field: &str, url: &Secret, schemes: &[&str]) -> Resul
     match url::Url::parse(url.expose()) {
         Ok(parsed) if schemes.contains(&parsed.scheme()) => Ok(()),
         // The URL may hold a password: the message names the field, not the value.
-        _ => Err(ConfigError::invalid(origin, field, format!("must be a URL with scheme {}", schemes.join(" or ")))),
+        _ => Err(ConfigError::invalid(
+            origin,
+            field,
+            format!("must be a URL with scheme {}", schemes.join(" or ")),
+        )),
     }
 }
 
@@ -255,7 +264,10 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<Table, C
         for key in &path[..path.len() - 1] {
             let entry = node.entry(key.clone()).or_insert_with(|| Value::Table(Table::new()));
             let Value::Table(next) = entry else {
-                return Err(ConfigError::Syntax { origin: "environment".into(), message: format!("{name} conflicts with another variable") });
+                return Err(ConfigError::Syntax {
+                    origin: "environment".into(),
+                    message: format!("{name} conflicts with another variable"),
+                });
             };
             node = next;
         }

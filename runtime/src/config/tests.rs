@@ -41,7 +41,8 @@ fn unknown_field_names_file_and_field() {
 
 #[test]
 fn bad_enum_value_names_the_field() {
-    let text = err(&format!("{BASE}deprovision = \"archive\"\n").replace("[apps.scope]\ninclude = { department = [\"Engineering\"] }\n", ""));
+    let text = err(&format!("{BASE}deprovision = \"archive\"\n")
+        .replace("[apps.scope]\ninclude = { department = [\"Engineering\"] }\n", ""));
     assert!(text.contains("deprovision"), "{text}");
 }
 
@@ -51,13 +52,18 @@ fn plain_http_is_refused_unless_loopback_and_allowed() {
     assert!(err(&remote).contains("apps[0].base_url"));
     let local = BASE.replace("https://scim.example.com", "http://127.0.0.1:9000");
     assert!(err(&local).contains("allow_insecure_loopback"));
-    let allowed = local.replace("token_env = \"GITHUB_TOKEN\"", "token_env = \"GITHUB_TOKEN\"\nallow_insecure_loopback = true");
+    let allowed = local.replace(
+        "token_env = \"GITHUB_TOKEN\"",
+        "token_env = \"GITHUB_TOKEN\"\nallow_insecure_loopback = true",
+    );
     assert!(load(&allowed).is_ok());
 }
 
 #[test]
 fn duplicate_app_ids_and_missing_token_are_refused() {
-    let twice = format!("{BASE}\n[[apps]]\nid = \"github\"\nbase_url = \"https://x.example.com\"\ntoken_env = \"T\"\n");
+    let twice = format!(
+        "{BASE}\n[[apps]]\nid = \"github\"\nbase_url = \"https://x.example.com\"\ntoken_env = \"T\"\n"
+    );
     assert!(err(&twice).contains("apps[1].id"));
     assert!(err(&BASE.replace("token_env = \"GITHUB_TOKEN\"", "")).contains("token_env"));
 }
@@ -66,7 +72,8 @@ fn duplicate_app_ids_and_missing_token_are_refused() {
 fn mapping_paths_and_templates_are_checked() {
     let bad_path = format!("{BASE}[apps.mapping]\nuserName = \"userName\"\n\"emails\" = \"email\"\n");
     assert!(err(&bad_path).contains("not a supported SCIM User attribute path"));
-    let bad_template = format!("{BASE}[apps.mapping]\nuserName = \"userName\"\ndisplayName = \"{{givenName\"\n");
+    let bad_template =
+        format!("{BASE}[apps.mapping]\nuserName = \"userName\"\ndisplayName = \"{{givenName\"\n");
     assert!(err(&bad_template).contains("unclosed"));
     let no_user_name = format!("{BASE}[apps.mapping]\ntitle = \"title\"\n");
     assert!(err(&no_user_name).contains("must map `userName`"));

@@ -93,7 +93,8 @@ fn leaver_is_deprovisioned_per_app_mode_where_held_or_in_scope() {
 
 #[test]
 fn suspension_deactivates_even_where_delete_is_configured() {
-    let plan = plan(&event("person.suspended", "suspended", "Engineering"), &apps(), &[id("slack")]).expect("plan");
+    let plan =
+        plan(&event("person.suspended", "suspended", "Engineering"), &apps(), &[id("slack")]).expect("plan");
     assert_eq!(app_ids(&plan), vec![("github", "deactivate"), ("slack", "deactivate")]);
 }
 
