@@ -1,1 +1,15 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+pub mod client;
+mod consume;
+pub mod converge;
+pub mod error;
+mod groups;
+mod run;
+mod stats;
+
+pub use client::{Created, ScimClient, ScimClientConfig};
+pub use converge::{ApplyError, Converger, Outcome};
+pub use error::{Disposition, ScimCallError};
+pub use run::{WorkerError, run, select_apps};
+pub use stats::{WorkerSnapshot, WorkerStats};

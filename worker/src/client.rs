@@ -1,0 +1,415 @@
+//! The SCIM 2.0 HTTP client of one app (RFC 7644).
+//!
+//! One [`ScimClient`] per app, cheap to clone: it owns one `reqwest::Client`,
+//! so each app has its own keep-alive connection pool and a slow app never
+//! holds connections another app needs. The bearer token is set once as a
+//! sensitive default header; it is read through [`Secret::expose`] only here
+//! and never formatted.
+//!
+//! Each method is one request and returns the answer typed: "not found" is
+//! `Ok(None)` where absence is a normal answer (look-ups, GET by id), `409` on
+//! create is [`Created::Conflict`] because the converger resolves it, and every
+//! other failure is a [`ScimCallError`] that classifies itself. Redirects are
+//! not followed: a SCIM endpoint has no reason to redirect, and following one
+//! would re-send the token and turn a POST into a GET.
+//!
+//! Each call is a span with the app, method, path template and (late) status.
+//! Span fields and errors use path templates (`/Users/{id}`), never the filter
+//! values or ids in the real URL, and bodies are never logged.
+
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, Response};
+use scimfleet_runtime::Secret;
+use scimfleet_schemas::AppId;
+use scimfleet_schemas::scim::{
+    ListResponse, PatchOperation, PatchRequest, SCIM_MEDIA_TYPE, ScimError, ScimGroup, ScimUser, UserAttr,
+    eq_filter,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Span;
+use url::Url;
+
+use crate::error::{ScimCallError, parse_retry_after, sanitize_scim_type};
+
+/// How to reach one app's SCIM API.
+#[derive(Debug, Clone)]
+pub struct ScimClientConfig {
+    /// The app, for spans and errors.
+    pub app: AppId,
+    /// The SCIM base URL, e.g. `https://api.example.com/scim/v2` (a trailing slash is fine).
+    pub base_url: Url,
+    /// The bearer token.
+    pub token: Secret,
+    /// Limit on a whole request, answer included.
+    pub timeout: Duration,
+    /// Limit on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections kept per host (about the app's concurrency).
+    pub max_idle_per_host: usize,
+}
+
+/// The result of a create: the new resource, or `409 Conflict` (it already exists).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created<T> {
+    /// Created; the resource as the service provider stored it.
+    New(T),
+    /// A resource with the same unique attribute already exists.
+    Conflict,
+}
+
+/// A SCIM client for one app. Clones share the connection pool.
+#[derive(Clone)]
+pub struct ScimClient {
+    app: AppId,
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for ScimClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimClient").field("app", &self.app).field("base", &self.base.as_str()).finish()
+    }
+}
+
+const ACCEPT: &str = "application/scim+json, application/json";
+
+impl ScimClient {
+    /// Builds the client and its connection pool.
+    pub fn new(config: ScimClientConfig) -> Result<Self, ScimCallError> {
+        let config_error = |reason| ScimCallError::Config { reason, source: None };
+        let mut base = config.base_url;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(config_error("base_url must be an http(s) URL"));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(config_error("base_url must not carry credentials; use the token"));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(config_error("base_url must not have a query or a fragment"));
+        }
+        // Normalise away a trailing slash so joining segments is uniform.
+        if let Ok(mut segments) = base.path_segments_mut() {
+            segments.pop_if_empty();
+        }
+        let mut auth = HeaderValue::try_from(format!("Bearer {}", config.token.expose()))
+            .map_err(|_| config_error("the token holds characters not allowed in an HTTP header"))?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, auth);
+        headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("scimfleet/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_max_idle_per_host(config.max_idle_per_host)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|source| ScimCallError::Config {
+                reason: "the HTTP client could not be built",
+                source: Some(source.without_url()),
+            })?;
+        Ok(Self { app: config.app, base, http })
+    }
+
+    /// The app this client talks to.
+    pub fn app(&self) -> &AppId {
+        &self.app
+    }
+
+    /// The user whose `attribute` equals `value`, if any; several is an error.
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
+        url.path = "/Users", http.response.status_code = tracing::field::Empty))]
+    pub async fn find_user(&self, attribute: &str, value: &str) -> Result<Option<ScimUser>, ScimCallError> {
+        let call = Call::new(Method::GET, "/Users");
+        let url = self.query_url("Users", attribute, value);
+        let list: ListResponse<ScimUser> = self.query(&call, url).await?;
+        let attr = attribute.parse::<UserAttr>().ok();
+        // A result without the attribute cannot be checked: it is not taken as a match.
+        let matches = |u: &ScimUser| attr.map_or(Some(true), |a| a.get(u).map(|v| same(a, v, value)));
+        let user = single(&call, "Users", attribute, list, matches)?;
+        user.map(|u| has_id(&call, u, |u| &u.id)).transpose()
+    }
+
+    /// The user with SCIM id `id`; `None` when the app answers 404.
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
+        url.path = "/Users/{id}", http.response.status_code = tracing::field::Empty))]
+    pub async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimCallError> {
+        let call = Call::new(Method::GET, "/Users/{id}");
+        self.get_by_id(&call, &["Users", id], |u: &ScimUser| &u.id).await
+    }
+
+    /// Creates a user.
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "POST",
+        url.path = "/Users", http.response.status_code = tracing::field::Empty))]
+    pub async fn create_user(&self, user: &ScimUser) -> Result<Created<ScimUser>, ScimCallError> {
+        let call = Call::new(Method::POST, "/Users");
+        self.create(&call, "Users", user, |u: &ScimUser| &u.id).await
+    }
+
+    /// Applies PATCH operations to a user (200 and 204 both succeed).
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "PATCH",
+        url.path = "/Users/{id}", http.response.status_code = tracing::field::Empty))]
+    pub async fn patch_user(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimCallError> {
+        let call = Call::new(Method::PATCH, "/Users/{id}");
+        self.patch(&call, &["Users", id], ops).await
+    }
+
+    /// Deletes a user; 404 counts as done (already gone).
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "DELETE",
+        url.path = "/Users/{id}", http.response.status_code = tracing::field::Empty))]
+    pub async fn delete_user(&self, id: &str) -> Result<(), ScimCallError> {
+        let call = Call::new(Method::DELETE, "/Users/{id}");
+        let response = self.send(&call, self.url(&["Users", id]), None).await?;
+        match response.status().as_u16() {
+            404 => Ok(()),
+            _ if response.status().is_success() => Ok(()),
+            _ => Err(call.status_error(response).await),
+        }
+    }
+
+    /// The group whose `displayName` is `display_name`, if any; several is an error.
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
+        url.path = "/Groups", http.response.status_code = tracing::field::Empty))]
+    pub async fn find_group(&self, display_name: &str) -> Result<Option<ScimGroup>, ScimCallError> {
+        let call = Call::new(Method::GET, "/Groups");
+        let url = self.query_url("Groups", "displayName", display_name);
+        let list: ListResponse<ScimGroup> = self.query(&call, url).await?;
+        // displayName is caseExact=false (RFC 7643 §4.2).
+        let matches = |g: &ScimGroup| Some(g.display_name.eq_ignore_ascii_case(display_name));
+        let group = single(&call, "Groups", "displayName", list, matches)?;
+        group.map(|g| has_id(&call, g, |g| &g.id)).transpose()
+    }
+
+    /// The group with SCIM id `id`, members included; `None` when the app answers 404.
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
+        url.path = "/Groups/{id}", http.response.status_code = tracing::field::Empty))]
+    pub async fn get_group(&self, id: &str) -> Result<Option<ScimGroup>, ScimCallError> {
+        let call = Call::new(Method::GET, "/Groups/{id}");
+        self.get_by_id(&call, &["Groups", id], |g: &ScimGroup| &g.id).await
+    }
+
+    /// Creates a group.
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "POST",
+        url.path = "/Groups", http.response.status_code = tracing::field::Empty))]
+    pub async fn create_group(&self, group: &ScimGroup) -> Result<Created<ScimGroup>, ScimCallError> {
+        let call = Call::new(Method::POST, "/Groups");
+        self.create(&call, "Groups", group, |g: &ScimGroup| &g.id).await
+    }
+
+    /// Applies PATCH operations to a group (200 and 204 both succeed).
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "PATCH",
+        url.path = "/Groups/{id}", http.response.status_code = tracing::field::Empty))]
+    pub async fn patch_group(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimCallError> {
+        let call = Call::new(Method::PATCH, "/Groups/{id}");
+        self.patch(&call, &["Groups", id], ops).await
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        // `new` refused cannot-be-a-base URLs, so the path is always extendable.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.extend(segments);
+        }
+        url
+    }
+
+    /// `<base>/<resource>?filter=<attribute eq "value">&count=2`.
+    fn query_url(&self, resource: &str, attribute: &str, value: &str) -> Url {
+        let mut url = self.url(&[resource]);
+        // Two results are enough to tell "one" from "ambiguous".
+        url.query_pairs_mut().append_pair("filter", &eq_filter(attribute, value)).append_pair("count", "2");
+        url
+    }
+
+    async fn send(&self, call: &Call, url: Url, body: Option<Vec<u8>>) -> Result<Response, ScimCallError> {
+        let mut request = self.http.request(call.method.clone(), url);
+        if let Some(body) = body {
+            request = request.header(header::CONTENT_TYPE, SCIM_MEDIA_TYPE).body(body);
+        }
+        let response = request.send().await.map_err(|e| call.transport(e))?;
+        Span::current().record("http.response.status_code", response.status().as_u16());
+        Ok(response)
+    }
+
+    async fn query<T: DeserializeOwned + Default>(
+        &self,
+        call: &Call,
+        url: Url,
+    ) -> Result<ListResponse<T>, ScimCallError> {
+        let response = self.send(call, url, None).await?;
+        match response.status().as_u16() {
+            200 => call.json(response).await,
+            _ => Err(call.status_error(response).await),
+        }
+    }
+
+    async fn get_by_id<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        segments: &[&str],
+        id_of: fn(&T) -> &Option<String>,
+    ) -> Result<Option<T>, ScimCallError> {
+        let response = self.send(call, self.url(segments), None).await?;
+        match response.status().as_u16() {
+            404 => Ok(None),
+            200 => Ok(Some(has_id(call, call.json(response).await?, id_of)?)),
+            _ => Err(call.status_error(response).await),
+        }
+    }
+
+    async fn create<T: Serialize + DeserializeOwned>(
+        &self,
+        call: &Call,
+        resource: &str,
+        value: &T,
+        id_of: fn(&T) -> &Option<String>,
+    ) -> Result<Created<T>, ScimCallError> {
+        let body = call.encode(value)?;
+        let response = self.send(call, self.url(&[resource]), Some(body)).await?;
+        match response.status().as_u16() {
+            409 => Ok(Created::Conflict),
+            200 | 201 => Ok(Created::New(has_id(call, call.json(response).await?, id_of)?)),
+            _ => Err(call.status_error(response).await),
+        }
+    }
+
+    async fn patch(
+        &self,
+        call: &Call,
+        segments: &[&str],
+        ops: Vec<PatchOperation>,
+    ) -> Result<(), ScimCallError> {
+        let body = call.encode(&PatchRequest::new(ops))?;
+        let response = self.send(call, self.url(segments), Some(body)).await?;
+        match response.status().as_u16() {
+            // 200 returns the resource, which is not needed: the body is not read.
+            200 | 204 => Ok(()),
+            _ => Err(call.status_error(response).await),
+        }
+    }
+}
+
+/// Compares a filtered attribute as the service provider should have.
+fn same(attr: UserAttr, have: &str, want: &str) -> bool {
+    match attr {
+        UserAttr::UserName => have.eq_ignore_ascii_case(want),
+        _ => have == want,
+    }
+}
+
+/// The only resource of a filtered list. More than one is ambiguous; one that
+/// does not match the filter means the app ignored it, which must never lead
+/// to patching the wrong account; one without the attribute cannot be
+/// checked and counts as no match (the caller falls back to `userName`).
+fn single<T>(
+    call: &Call,
+    resource: &'static str,
+    attribute: &str,
+    list: ListResponse<T>,
+    matches: impl Fn(&T) -> Option<bool>,
+) -> Result<Option<T>, ScimCallError> {
+    let count = list.total_results.max(list.resources.len() as u64);
+    if count > 1 {
+        return Err(ScimCallError::Ambiguous { resource, attribute: attribute.to_owned(), matches: count });
+    }
+    match list.resources.into_iter().next() {
+        Some(found) => match matches(&found) {
+            Some(true) => Ok(Some(found)),
+            Some(false) => Err(call.invalid(200, "the result does not match the filter")),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+fn has_id<T>(call: &Call, resource: T, id_of: fn(&T) -> &Option<String>) -> Result<T, ScimCallError> {
+    match id_of(&resource) {
+        Some(id) if !id.is_empty() => Ok(resource),
+        _ => Err(call.invalid(200, "the resource has no id")),
+    }
+}
+
+/// One request's method and path template, for errors.
+struct Call {
+    method: Method,
+    name: &'static str,
+    path_template: &'static str,
+}
+
+impl Call {
+    fn new(method: Method, path_template: &'static str) -> Self {
+        let name = match method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            _ => "OTHER",
+        };
+        Self { method, name, path_template }
+    }
+
+    fn transport(&self, error: reqwest::Error) -> ScimCallError {
+        ScimCallError::transport(self.name, self.path_template, error)
+    }
+
+    fn invalid(&self, status: u16, reason: impl Into<String>) -> ScimCallError {
+        let (method, path_template) = (self.name, self.path_template);
+        ScimCallError::InvalidResponse { method, path_template, status, reason: reason.into() }
+    }
+
+    fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, ScimCallError> {
+        // Our own types always encode; this is a guard, not an expected path.
+        serde_json::to_vec(value).map_err(|_| ScimCallError::Config {
+            reason: "the request body could not be encoded",
+            source: None,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(&self, response: Response) -> Result<T, ScimCallError> {
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| self.invalid(status, json_reason(&e)))
+    }
+
+    /// The error for an unexpected status: `scimType` and `Retry-After` kept,
+    /// the body's `detail` dropped.
+    async fn status_error(&self, response: Response) -> ScimCallError {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+        // The body is optional evidence; a failure to read it changes nothing.
+        let body = response.bytes().await.unwrap_or_default();
+        let scim_type = serde_json::from_slice::<ScimError>(&body).ok().and_then(|e| e.scim_type);
+        ScimCallError::Status {
+            method: self.name,
+            path_template: self.path_template,
+            status,
+            scim_type: sanitize_scim_type(scim_type),
+            retry_after,
+        }
+    }
+}
+
+/// Why a body was not valid JSON of the expected shape, without quoting it:
+/// serde_json's messages may echo values (e-mail addresses).
+fn json_reason(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match error.classify() {
+        Category::Io => "unreadable body",
+        Category::Syntax => "body is not valid JSON",
+        Category::Data => "body does not have the expected shape",
+        Category::Eof => "body ends early",
+    };
+    format!("{kind} (line {}, column {})", error.line(), error.column())
+}
+
+#[cfg(test)]
+mod tests;

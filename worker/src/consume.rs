@@ -1,0 +1,269 @@
+//! One app's consumer: take jobs from `{ns}.jobs.{app}`, converge each, and
+//! settle each delivery exactly once, after its effect is durable.
+//!
+//! - Concurrency per app is the app's `concurrency`, enforced by the AMQP
+//!   prefetch: the broker hands over no more unacked jobs than that.
+//! - Jobs for one person in one app never run at once (keyed lock), and a job
+//!   older than the version already applied is dropped (applied version in
+//!   Redis), so newer state always wins.
+//! - Ack only after convergence and after the applied version is recorded;
+//!   a failed job is published to the app's dead-letter queue with its reason
+//!   (confirmed) and then acked. A panic is caught and dead-lettered as
+//!   `poison`; the loop carries on.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use scimfleet_runtime::broker::{PublishError, Publisher, Topology};
+use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::telemetry::Pseudonymizer;
+use scimfleet_runtime::{KeyedLocks, Store};
+use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Job, JobAction, Stage};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::WorkerError;
+use crate::converge::Converger;
+use crate::error::Disposition;
+use crate::stats::WorkerStats;
+
+/// Pause before requeueing after an infrastructure error (Redis, broker), so
+/// an outage does not turn into a hot redelivery loop.
+const REQUEUE_PAUSE: Duration = Duration::from_millis(500);
+
+/// Everything one app's consumer needs.
+pub(crate) struct AppWorker {
+    pub app: AppId,
+    pub concurrency: u16,
+    pub converger: Converger,
+    pub topology: Topology,
+    pub store: Store,
+    pub publisher: Publisher,
+    pub locks: KeyedLocks,
+    pub pseudonyms: Pseudonymizer,
+    pub stats: Arc<WorkerStats>,
+}
+
+/// What went wrong, for the dead-letter envelope.
+struct Failure<'a> {
+    reason: DeadLetterReason,
+    detail: &'a str,
+    last_status: Option<u16>,
+}
+
+/// How a job was settled.
+enum Settled {
+    Converged { changed: bool },
+    Stale,
+    DeadLettered,
+}
+
+/// The job could not be settled now; it goes back to the queue.
+#[derive(Debug, thiserror::Error)]
+enum Transient {
+    #[error("dead-lettering failed")]
+    Publish(#[from] PublishError),
+    #[error("Redis is unavailable")]
+    Store(#[from] StoreError),
+}
+
+pub(crate) async fn consume(
+    worker: Arc<AppWorker>,
+    channel: lapin::Channel,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<(), WorkerError> {
+    let queue = worker.topology.job_queue(&worker.app);
+    let consume_error = |source| WorkerError::Consume { queue: queue.clone(), source };
+    channel.basic_qos(worker.concurrency, BasicQosOptions::default()).await.map_err(consume_error)?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|source| WorkerError::Consume { queue: queue.clone(), source })?;
+    tracing::info!(scimfleet.app = %worker.app, messaging.destination.name = %queue, "worker consuming {queue}");
+    let mut tasks = JoinSet::new();
+    let result = loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break Ok(()),
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(error) = joined {
+                    tracing::error!(scimfleet.app = %worker.app, %error, "job task ended abnormally");
+                }
+            }
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    WorkerStats::add(&worker.stats.received, 1);
+                    tasks.spawn(handle(worker.clone(), delivery));
+                }
+                Some(Err(source)) => break Err(WorkerError::Consume { queue: queue.clone(), source }),
+                None => break Err(WorkerError::ConsumerClosed { queue: queue.clone() }),
+            },
+        }
+    };
+    // Stop deliveries, let in-flight work settle on this channel, then close
+    // it (the broker requeues whatever prefetched delivery was never handed over).
+    let _cancelled = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+    drain(&worker.app, tasks, grace).await;
+    let _closed = channel.close(200, "consumer stopped".into()).await;
+    result
+}
+
+async fn drain(app: &AppId, mut tasks: JoinSet<()>, grace: Duration) {
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::info!(scimfleet.app = %app, in_flight = tasks.len(), "draining in-flight jobs");
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(scimfleet.app = %app, left = tasks.len(), "grace period over; unfinished jobs will be redelivered");
+        tasks.abort_all();
+    }
+}
+
+async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {
+    let outcome = process(&worker, &delivery).await;
+    let acker = &delivery.acker;
+    let settled = match outcome {
+        Ok(settled) => {
+            let acked = acker.ack(BasicAckOptions::default()).await;
+            if acked.is_ok() {
+                let stats = &worker.stats;
+                match settled {
+                    Settled::Converged { changed } => {
+                        WorkerStats::add(&stats.converged, 1);
+                        WorkerStats::add(&stats.changed, u64::from(changed));
+                    }
+                    Settled::Stale => WorkerStats::add(&stats.stale, 1),
+                    Settled::DeadLettered => WorkerStats::add(&stats.dead_lettered, 1),
+                }
+            }
+            acked
+        }
+        Err(error) => {
+            tracing::warn!(scimfleet.app = %worker.app, %error, "job requeued");
+            tokio::time::sleep(REQUEUE_PAUSE).await;
+            acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
+        }
+    };
+    if let Err(error) = settled {
+        tracing::warn!(scimfleet.app = %worker.app, %error, "could not settle a job; it will be redelivered");
+    }
+}
+
+async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Transient> {
+    let first_attempt_at = Utc::now();
+    let job = match Job::parse(&delivery.data) {
+        Ok(job) if job.app == worker.app => job,
+        Ok(job) => {
+            let detail = format!("job for app `{}` arrived on the queue of `{}`", job.app, worker.app);
+            let failure =
+                Failure { reason: DeadLetterReason::InvalidJob, detail: &detail, last_status: None };
+            return dead_letter(worker, delivery, None, failure, first_attempt_at).await;
+        }
+        Err(error) => {
+            let detail = format!("unreadable job: {error}");
+            let failure =
+                Failure { reason: DeadLetterReason::InvalidJob, detail: &detail, last_status: None };
+            return dead_letter(worker, delivery, None, failure, first_attempt_at).await;
+        }
+    };
+    let person = worker.pseudonyms.person(&job.person);
+    let _guard = worker.locks.lock(format!("{}/{}", job.app, job.person)).await;
+    let is_write = !matches!(job.action, JobAction::Verify { .. });
+    if is_write
+        && let Some(applied) = worker.store.applied(&job.app, &job.person).await?
+        && job.sequence < applied
+    {
+        tracing::info!(
+            scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+            sequence = job.sequence, applied_sequence = applied,
+            "job {} dropped: sequence {} is older than applied {}", job.job_id, job.sequence, applied
+        );
+        return Ok(Settled::Stale);
+    }
+    let started = Instant::now();
+    let applied = AssertUnwindSafe(worker.converger.apply(&job)).catch_unwind().await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match applied {
+        Ok(Ok(outcome)) => {
+            if is_write {
+                worker.store.record_applied(&job.app, &job.person, job.sequence).await?;
+            }
+            tracing::debug!(
+                scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+                scimfleet.action = job.action.name(), changed = outcome.changed(), duration_ms,
+                "job {} converged", job.job_id
+            );
+            Ok(Settled::Converged { changed: outcome.changed() })
+        }
+        Ok(Err(error)) => {
+            let (reason, why) = match error.disposition() {
+                Disposition::Retry { .. } => (DeadLetterReason::TransientError, "transient"),
+                _ => (DeadLetterReason::PermanentError, "permanent"),
+            };
+            tracing::warn!(
+                scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+                scimfleet.action = job.action.name(), http.response.status_code = error.status(),
+                reason = reason.as_str(), %error, duration_ms,
+                "job {} dead-lettered ({why} failure)", job.job_id
+            );
+            let detail = error.to_string();
+            let failure = Failure { reason, detail: &detail, last_status: error.status() };
+            dead_letter(worker, delivery, Some(&job), failure, first_attempt_at).await
+        }
+        Err(_panic) => {
+            tracing::error!(scimfleet.app = %job.app, job_id = %job.job_id, "job {} panicked its handler", job.job_id);
+            let failure = Failure {
+                reason: DeadLetterReason::Poison,
+                detail: "the job handler panicked",
+                last_status: None,
+            };
+            dead_letter(worker, delivery, Some(&job), failure, first_attempt_at).await
+        }
+    }
+}
+
+async fn dead_letter(
+    worker: &AppWorker,
+    delivery: &Delivery,
+    job: Option<&Job>,
+    failure: Failure<'_>,
+    first_attempt_at: chrono::DateTime<Utc>,
+) -> Result<Settled, Transient> {
+    let envelope = DeadLetter {
+        reason: failure.reason,
+        detail: DeadLetter::truncate_detail(failure.detail),
+        stage: Stage::Worker,
+        app: Some(worker.app.clone()),
+        job_id: job.map(|j| j.job_id.clone()),
+        event_id: job.map(|j| j.event_id.to_string()),
+        last_status: failure.last_status,
+        attempts: job.map_or(1, |j| j.attempt + 1),
+        first_attempt_at,
+        last_attempt_at: Utc::now(),
+    };
+    worker
+        .publisher
+        .dead_letter(
+            &worker.topology.jobs_dlx(),
+            worker.app.as_str(),
+            &delivery.data,
+            &delivery.properties,
+            &envelope,
+        )
+        .await?;
+    Ok(Settled::DeadLettered)
+}

@@ -1,0 +1,297 @@
+//! Convergent apply: bring one account in one app to a job's desired state
+//! with the fewest writes, so that applying a job twice changes nothing
+//! (guarantee 2) and a retried job is always safe.
+//!
+//! - Find by `externalId`, then `userName`: apps without externalId support
+//!   (or that refuse the filter with a 400) still match on the login name.
+//! - Upsert: create when absent (a 409 means someone else created it: find it
+//!   again); otherwise PATCH only the managed attributes that differ, which
+//!   also reactivates an inactive account; then join the wanted groups and
+//!   leave the unwanted managed ones.
+//! - Deactivate / delete: leave every group first (many apps keep dangling
+//!   members after a DELETE, and an inactive account in an admin group is
+//!   still a finding), then `active=false` only if active, or DELETE with 404
+//!   as done. An absent account is already deprovisioned: no writes.
+//! - Verify: reads only, and reports whether the expectation holds.
+//!
+//! Every step reads before it writes, so a second apply issues only GETs.
+
+use scimfleet_schemas::scim::{GroupRef, PatchOperation, ScimUser, UserAttr, diff_user};
+use scimfleet_schemas::{Expectation, GroupPlan, Job, JobAction, Lookup};
+use serde_json::json;
+
+use crate::client::{Created, ScimClient};
+pub use crate::error::ApplyError;
+use crate::error::ScimCallError;
+use crate::groups::{self, GroupDirectory, Membership};
+
+/// What an apply did; all zero when the app already matched the job.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The account was created.
+    pub created: bool,
+    /// Attributes patched on an existing account (reactivation not counted).
+    pub patched_attributes: usize,
+    /// An inactive account was reactivated.
+    pub reactivated: bool,
+    /// The account was deactivated.
+    pub deactivated: bool,
+    /// The account was deleted.
+    pub deleted: bool,
+    /// Group memberships added.
+    pub groups_added: usize,
+    /// Group memberships removed.
+    pub groups_removed: usize,
+    /// No account matched the look-up (deprovision and verify jobs).
+    pub not_found: bool,
+    /// For verify jobs: whether the expectation held.
+    pub verified: Option<bool>,
+}
+
+impl Outcome {
+    /// Whether the app was written to.
+    pub fn changed(&self) -> bool {
+        self.created
+            || self.patched_attributes > 0
+            || self.reactivated
+            || self.deactivated
+            || self.deleted
+            || self.groups_added > 0
+            || self.groups_removed > 0
+    }
+}
+
+/// Applies jobs to one app.
+#[derive(Debug)]
+pub struct Converger {
+    client: ScimClient,
+    groups: GroupDirectory,
+    create_groups: bool,
+}
+
+impl Converger {
+    /// A converger over `client`; `create_groups` allows creating missing groups.
+    pub fn new(client: ScimClient, create_groups: bool) -> Self {
+        Self { client, groups: GroupDirectory::default(), create_groups }
+    }
+
+    /// Converges the app to `job`.
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %job.app, job_id = %job.job_id,
+        scimfleet.action = job.action.name()))]
+    pub async fn apply(&self, job: &Job) -> Result<Outcome, ApplyError> {
+        let outcome = match &job.action {
+            JobAction::Upsert { user, managed, groups } => self.upsert(user, managed, groups).await?,
+            JobAction::Deactivate { lookup, groups } => self.deprovision(lookup, groups, false).await?,
+            JobAction::Delete { lookup, groups } => self.deprovision(lookup, groups, true).await?,
+            JobAction::Verify { lookup, expect } => self.verify(lookup, *expect).await?,
+        };
+        let o = &outcome;
+        tracing::debug!(
+            job_id = %job.job_id, created = o.created, patched_attributes = o.patched_attributes,
+            reactivated = o.reactivated, deactivated = o.deactivated, deleted = o.deleted,
+            groups_added = o.groups_added, groups_removed = o.groups_removed, not_found = o.not_found,
+            verified = o.verified, changed = o.changed(),
+            "job {} applied to {}", job.job_id, job.app
+        );
+        Ok(outcome)
+    }
+
+    /// The account matching `lookup`: by `externalId` first, then `userName`.
+    async fn find(&self, lookup: &Lookup) -> Result<Option<ScimUser>, ScimCallError> {
+        if let Some(external_id) = &lookup.external_id {
+            match self.client.find_user("externalId", external_id).await {
+                Ok(Some(user)) => return Ok(Some(user)),
+                Ok(None) => {}
+                // Some apps refuse to filter on externalId; userName still finds the account.
+                Err(ScimCallError::Status { status: 400, .. }) => {
+                    tracing::debug!(scimfleet.app = %self.client.app(), "externalId filter refused; using userName");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.client.find_user("userName", &lookup.user_name).await
+    }
+
+    async fn upsert(
+        &self,
+        user: &ScimUser,
+        managed: &[UserAttr],
+        plan: &GroupPlan,
+    ) -> Result<Outcome, ApplyError> {
+        let desired = desired_user(user);
+        let lookup = Lookup::of(&desired);
+        let mut outcome = Outcome::default();
+        let actual = match self.find(&lookup).await? {
+            Some(actual) => actual,
+            None => match self.client.create_user(&desired).await? {
+                Created::New(created) => {
+                    outcome.created = true;
+                    created
+                }
+                Created::Conflict => self.find(&lookup).await?.ok_or(ApplyError::ConflictNotFound)?,
+            },
+        };
+        let id = user_id(&actual)?;
+        if !outcome.created {
+            // The account just created is as the job wants it; a provider that
+            // dropped an attribute is corrected by the next apply.
+            let ops = diff_user(&desired, &actual, managed);
+            if !ops.is_empty() {
+                outcome.reactivated = !actual.is_active();
+                outcome.patched_attributes = ops.len() - usize::from(outcome.reactivated);
+                self.client.patch_user(id, ops).await?;
+            }
+        }
+        let held = actual.groups.as_deref();
+        for name in &plan.member_of {
+            let wrote = self.ensure(name, id, held, Membership::Member).await?;
+            outcome.groups_added += usize::from(wrote);
+        }
+        for name in &plan.not_member_of {
+            let wrote = self.ensure(name, id, held, Membership::NotMember).await?;
+            outcome.groups_removed += usize::from(wrote);
+        }
+        Ok(outcome)
+    }
+
+    async fn ensure(
+        &self,
+        name: &str,
+        user_id: &str,
+        held: Option<&[GroupRef]>,
+        want: Membership,
+    ) -> Result<bool, ApplyError> {
+        self.groups.ensure(&self.client, name, user_id, held, want, self.create_groups).await
+    }
+
+    /// Leaves every group, then deactivates (if active) or deletes.
+    async fn deprovision(
+        &self,
+        lookup: &Lookup,
+        plan: &GroupPlan,
+        delete: bool,
+    ) -> Result<Outcome, ApplyError> {
+        let Some(actual) = self.find(lookup).await? else {
+            return Ok(Outcome { not_found: true, ..Outcome::default() });
+        };
+        let id = user_id(&actual)?;
+        let mut outcome = Outcome::default();
+        let names: Vec<&str> = plan.member_of.iter().chain(&plan.not_member_of).map(String::as_str).collect();
+        for group_id in self.groups.held_by(&self.client, id, actual.groups.as_deref(), &names).await? {
+            outcome.groups_removed += usize::from(groups::leave(&self.client, &group_id, id).await?);
+        }
+        if delete {
+            self.client.delete_user(id).await?;
+            outcome.deleted = true;
+        } else if actual.is_active() {
+            self.client.patch_user(id, vec![PatchOperation::replace("active", json!(false))]).await?;
+            outcome.deactivated = true;
+        }
+        Ok(outcome)
+    }
+
+    async fn verify(&self, lookup: &Lookup, expect: Expectation) -> Result<Outcome, ApplyError> {
+        let found = self.find(lookup).await?;
+        let verified = verdict(found.as_ref(), expect);
+        Ok(Outcome { not_found: found.is_none(), verified: Some(verified), ..Outcome::default() })
+    }
+}
+
+/// What is sent on create and compared on update: the job's user, active,
+/// without the read-only and server-assigned attributes.
+fn desired_user(user: &ScimUser) -> ScimUser {
+    let mut desired = user.clone();
+    desired.active = Some(true);
+    desired.id = None;
+    desired.groups = None;
+    desired.meta = None;
+    if desired.schemas.is_empty() {
+        desired.fix_schemas();
+    }
+    desired
+}
+
+fn user_id(user: &ScimUser) -> Result<&str, ApplyError> {
+    user.id.as_deref().filter(|id| !id.is_empty()).ok_or(ApplyError::MissingId { resource: "User" })
+}
+
+/// Whether the account found (or its absence) meets `expect`. Group
+/// membership is judged from the user's `groups` attribute; an app that does
+/// not return it is judged on `active` alone.
+fn verdict(found: Option<&ScimUser>, expect: Expectation) -> bool {
+    match (found, expect) {
+        (None, _) => true,
+        (Some(_), Expectation::Absent) => false,
+        (Some(user), Expectation::Inactive) => {
+            user.active == Some(false) && user.groups.as_ref().is_none_or(Vec::is_empty)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(active: Option<bool>, groups: Option<Vec<&str>>) -> ScimUser {
+        let mut user = ScimUser::new("ada");
+        user.active = active;
+        user.groups = groups.map(|ids| {
+            ids.into_iter().map(|id| GroupRef { value: id.into(), reference: None, display: None }).collect()
+        });
+        user
+    }
+
+    #[test]
+    fn verify_table() {
+        use Expectation::{Absent, Inactive};
+        assert!(verdict(None, Inactive));
+        assert!(verdict(None, Absent));
+        assert!(!verdict(Some(&user(Some(false), Some(vec![]))), Absent));
+        assert!(verdict(Some(&user(Some(false), Some(vec![]))), Inactive));
+        assert!(verdict(Some(&user(Some(false), None)), Inactive));
+        assert!(!verdict(Some(&user(Some(false), Some(vec!["g-1"]))), Inactive));
+        assert!(!verdict(Some(&user(Some(true), Some(vec![]))), Inactive));
+        // An app that does not report `active` has not proven the account inactive.
+        assert!(!verdict(Some(&user(None, Some(vec![]))), Inactive));
+    }
+
+    #[test]
+    fn desired_user_is_active_and_drops_server_attributes() {
+        let mut job_user = user(None, Some(vec!["g-1"]));
+        job_user.id = Some("u-1".into());
+        job_user.schemas.clear();
+        let desired = desired_user(&job_user);
+        assert_eq!(desired.active, Some(true));
+        assert_eq!(desired.id, None);
+        assert_eq!(desired.groups, None);
+        assert_eq!(desired.schemas, vec![scimfleet_schemas::scim::USER_SCHEMA.to_owned()]);
+        assert_eq!(desired.user_name, "ada");
+    }
+
+    #[test]
+    fn outcome_changed_reflects_writes_only() {
+        assert!(!Outcome::default().changed());
+        assert!(!Outcome { not_found: true, verified: Some(false), ..Outcome::default() }.changed());
+        for changed in [
+            Outcome { created: true, ..Outcome::default() },
+            Outcome { patched_attributes: 2, ..Outcome::default() },
+            Outcome { reactivated: true, ..Outcome::default() },
+            Outcome { deactivated: true, ..Outcome::default() },
+            Outcome { deleted: true, ..Outcome::default() },
+            Outcome { groups_added: 1, ..Outcome::default() },
+            Outcome { groups_removed: 1, ..Outcome::default() },
+        ] {
+            assert!(changed.changed(), "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn missing_id_is_an_error_not_a_panic() {
+        let mut u = user(Some(true), None);
+        assert!(matches!(user_id(&u), Err(ApplyError::MissingId { resource: "User" })));
+        u.id = Some(String::new());
+        assert!(user_id(&u).is_err());
+        u.id = Some("u-1".into());
+        assert_eq!(user_id(&u).expect("has an id"), "u-1");
+    }
+}

@@ -1,0 +1,376 @@
+//! What can go wrong talking to an app, and what to do about it.
+//!
+//! Two boundaries, two enums: [`ScimCallError`] for one HTTP call to a SCIM
+//! service provider, [`ApplyError`] for converging one job. Both classify
+//! themselves with [`disposition`](ScimCallError::disposition), so the
+//! consumer never inspects status codes: transport failures, `408`, `429`
+//! and `5xx` are retried (honouring `Retry-After`); every other answer is a
+//! permanent failure that goes to the dead-letter queue with a reason.
+//!
+//! Messages are safe to log and to put in a dead-letter envelope: they name
+//! the method and a path *template* (`/Users/{id}`), the status and the SCIM
+//! `scimType` keyword, and never a filter value, an id, a body or the SCIM
+//! `detail` text (providers echo e-mail addresses in it).
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// What the caller should do with a failed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disposition {
+    /// The failure is transient: try again, not before `after` when given.
+    Retry {
+        /// The delay the service provider asked for (`Retry-After`).
+        after: Option<Duration>,
+    },
+    /// Trying again cannot help: dead-letter the job.
+    DeadLetter {
+        /// A short, fixed reason for the dead-letter record and metrics.
+        reason: &'static str,
+    },
+}
+
+/// One SCIM HTTP call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScimCallError {
+    /// The request was not answered: connection, TLS, timeout or body read.
+    #[error("{method} {path_template}: {}", transport_kind(*.timeout, *.connect))]
+    Transport {
+        /// HTTP method.
+        method: &'static str,
+        /// The path template, e.g. `/Users/{id}`.
+        path_template: &'static str,
+        /// The client error, with its URL removed (the URL may hold a filter value).
+        #[source]
+        source: reqwest::Error,
+        /// Whether the request timed out.
+        timeout: bool,
+        /// Whether the connection could not be made.
+        connect: bool,
+    },
+    /// The service provider answered with an error status.
+    #[error("{method} {path_template}: HTTP {status}{}", ScimTypeSuffix(scim_type.as_deref()))]
+    Status {
+        /// HTTP method.
+        method: &'static str,
+        /// The path template, e.g. `/Users/{id}`.
+        path_template: &'static str,
+        /// HTTP status code.
+        status: u16,
+        /// The SCIM `scimType` keyword of the error body, when it was a plain keyword.
+        scim_type: Option<String>,
+        /// The delay asked for by `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// The answer was successful but unusable (not JSON, wrong shape, no id).
+    #[error("{method} {path_template}: invalid response with HTTP {status}: {reason}")]
+    InvalidResponse {
+        /// HTTP method.
+        method: &'static str,
+        /// The path template, e.g. `/Users/{id}`.
+        path_template: &'static str,
+        /// HTTP status code.
+        status: u16,
+        /// What was wrong; never body content.
+        reason: String,
+    },
+    /// A look-up that must match at most one resource matched several.
+    #[error("ambiguous look-up: {matches} {resource} resources match the {attribute} filter")]
+    Ambiguous {
+        /// `Users` or `Groups`.
+        resource: &'static str,
+        /// The filtered attribute, e.g. `userName`.
+        attribute: String,
+        /// How many matched, as reported by the service provider.
+        matches: u64,
+    },
+    /// The client could not be built from its configuration.
+    #[error("invalid SCIM client configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: &'static str,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+}
+
+fn transport_kind(timeout: bool, connect: bool) -> &'static str {
+    match (timeout, connect) {
+        (true, _) => "request timed out",
+        (false, true) => "could not connect",
+        (false, false) => "request failed",
+    }
+}
+
+/// Formats ` (scimType x)` when a keyword is present.
+struct ScimTypeSuffix<'a>(Option<&'a str>);
+
+impl fmt::Display for ScimTypeSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(kind) => write!(f, " (scimType {kind})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ScimCallError {
+    /// Wraps a client error from sending a request or reading its answer.
+    pub(crate) fn transport(
+        method: &'static str,
+        path_template: &'static str,
+        error: reqwest::Error,
+    ) -> Self {
+        Self::Transport {
+            method,
+            path_template,
+            timeout: error.is_timeout(),
+            connect: error.is_connect(),
+            source: error.without_url(),
+        }
+    }
+
+    /// The HTTP status of the answer, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } | Self::InvalidResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the service provider said the resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404) && matches!(self, Self::Status { .. })
+    }
+
+    /// Whether to retry the job or dead-letter it.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Self::Transport { source, .. } if source.is_builder() || source.is_redirect() => {
+                Disposition::DeadLetter { reason: "request could not be built" }
+            }
+            Self::Transport { .. } => Disposition::Retry { after: None },
+            Self::Status { status, retry_after, .. } => status_disposition(*status, *retry_after),
+            Self::InvalidResponse { .. } => Disposition::DeadLetter { reason: "invalid response" },
+            Self::Ambiguous { .. } => Disposition::DeadLetter { reason: "ambiguous look-up" },
+            Self::Config { .. } => Disposition::DeadLetter { reason: "invalid configuration" },
+        }
+    }
+}
+
+/// The status table: what an error status means for the job.
+fn status_disposition(status: u16, retry_after: Option<Duration>) -> Disposition {
+    let reason = match status {
+        408 | 429 | 500..=599 => return Disposition::Retry { after: retry_after },
+        400 => "bad request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not found",
+        409 => "conflict",
+        412 => "precondition failed",
+        413 => "payload too large",
+        _ if (400..500).contains(&status) => "rejected by the app",
+        _ => "unexpected status",
+    };
+    Disposition::DeadLetter { reason }
+}
+
+/// Keeps a `scimType` only when it is a plain keyword (RFC 7644 §3.12 defines
+/// keywords such as `uniqueness`): anything else may be free text with PII.
+pub(crate) fn sanitize_scim_type(raw: Option<String>) -> Option<String> {
+    raw.filter(|s| !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Parses a `Retry-After` value (RFC 9110 §10.2.3): delay seconds, or an
+/// HTTP date, as the time left from `now` (zero when the date has passed).
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    // RFC 2822 parsing accepts the IMF-fixdate form, `Sun, 06 Nov 1994 08:49:37 GMT`.
+    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Converging a job failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// A SCIM call failed.
+    #[error(transparent)]
+    Call(#[from] ScimCallError),
+    /// The create answered `409 Conflict` but no account matches the look-up keys.
+    #[error("creating the user conflicted (409) with an account not found by externalId or userName")]
+    ConflictNotFound,
+    /// A group the person must join does not exist and the app may not create groups.
+    #[error("group {name:?} does not exist and create_groups is off for this app")]
+    GroupMissing {
+        /// The group's display name.
+        name: String,
+    },
+    /// Creating a group conflicted (409) but the group cannot be found.
+    #[error("creating group {name:?} conflicted (409) with a group not found by displayName")]
+    GroupConflictNotFound {
+        /// The group's display name.
+        name: String,
+    },
+    /// The service provider returned a resource without an `id`.
+    #[error("the app returned a {resource} without an id")]
+    MissingId {
+        /// `User` or `Group`.
+        resource: &'static str,
+    },
+}
+
+impl ApplyError {
+    /// Whether to retry the job or dead-letter it.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Self::Call(error) => error.disposition(),
+            // Another writer won a race; its resource may not be readable yet.
+            Self::ConflictNotFound | Self::GroupConflictNotFound { .. } => Disposition::Retry { after: None },
+            Self::GroupMissing { .. } => Disposition::DeadLetter { reason: "group missing" },
+            Self::MissingId { .. } => Disposition::DeadLetter { reason: "invalid response" },
+        }
+    }
+
+    /// The HTTP status behind the failure, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Call(error) => error.status(),
+            Self::ConflictNotFound | Self::GroupConflictNotFound { .. } => Some(409),
+            Self::GroupMissing { .. } | Self::MissingId { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, retry_after: Option<Duration>) -> ScimCallError {
+        ScimCallError::Status {
+            method: "GET",
+            path_template: "/Users/{id}",
+            status,
+            scim_type: None,
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn status_table() {
+        let retry = |after| Disposition::Retry { after };
+        let wait = Some(Duration::from_secs(7));
+        for (code, expected) in [
+            (408, retry(None)),
+            (429, retry(wait)),
+            (500, retry(None)),
+            (502, retry(wait)),
+            (503, retry(wait)),
+            (504, retry(None)),
+            (400, Disposition::DeadLetter { reason: "bad request" }),
+            (401, Disposition::DeadLetter { reason: "unauthorized" }),
+            (403, Disposition::DeadLetter { reason: "forbidden" }),
+            (404, Disposition::DeadLetter { reason: "not found" }),
+            (409, Disposition::DeadLetter { reason: "conflict" }),
+            (422, Disposition::DeadLetter { reason: "rejected by the app" }),
+            (302, Disposition::DeadLetter { reason: "unexpected status" }),
+        ] {
+            let after = match expected {
+                Disposition::Retry { after } => after,
+                _ => None,
+            };
+            assert_eq!(status(code, after).disposition(), expected, "HTTP {code}");
+            assert_eq!(status(code, after).status(), Some(code));
+        }
+    }
+
+    #[test]
+    fn other_failures_are_permanent() {
+        let invalid = ScimCallError::InvalidResponse {
+            method: "GET",
+            path_template: "/Users",
+            status: 200,
+            reason: "not JSON".into(),
+        };
+        assert!(matches!(invalid.disposition(), Disposition::DeadLetter { .. }));
+        assert_eq!(invalid.status(), Some(200));
+        let ambiguous =
+            ScimCallError::Ambiguous { resource: "Users", attribute: "userName".into(), matches: 2 };
+        assert_eq!(ambiguous.disposition(), Disposition::DeadLetter { reason: "ambiguous look-up" });
+        assert_eq!(ambiguous.status(), None);
+        let missing = ApplyError::GroupMissing { name: "eng".into() };
+        assert_eq!(missing.disposition(), Disposition::DeadLetter { reason: "group missing" });
+    }
+
+    #[test]
+    fn apply_error_delegates_to_the_call() {
+        let error = ApplyError::from(status(503, None));
+        assert_eq!(error.disposition(), Disposition::Retry { after: None });
+        assert_eq!(error.status(), Some(503));
+        assert_eq!(error.to_string(), "GET /Users/{id}: HTTP 503");
+        assert!(matches!(ApplyError::ConflictNotFound.disposition(), Disposition::Retry { .. }));
+    }
+
+    #[tokio::test]
+    async fn transport_errors_are_retried_and_lose_their_url() {
+        let client = reqwest::Client::new();
+        // Port 9 on loopback (discard) is closed on test machines: the connect fails at once.
+        let error = client
+            .get("http://127.0.0.1:9/scim/Users?filter=userName%20eq%20%22ada%40example.com%22")
+            .send()
+            .await
+            .expect_err("nothing listens on port 9");
+        let error = ScimCallError::transport("GET", "/Users", error);
+        assert_eq!(error.disposition(), Disposition::Retry { after: None });
+        assert!(matches!(error, ScimCallError::Transport { connect: true, .. }));
+        let chain = error_chain(&error);
+        assert!(chain.starts_with("GET /Users: could not connect"), "{chain}");
+        assert!(!chain.contains("example.com") && !chain.contains("127.0.0.1"), "{chain}");
+    }
+
+    fn error_chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut next = error.source();
+        while let Some(source) = next {
+            text.push_str(": ");
+            text.push_str(&source.to_string());
+            next = source.source();
+        }
+        text
+    }
+
+    #[test]
+    fn messages_carry_status_and_keyword_only() {
+        let error = ScimCallError::Status {
+            method: "POST",
+            path_template: "/Users",
+            status: 409,
+            scim_type: sanitize_scim_type(Some("uniqueness".into())),
+            retry_after: None,
+        };
+        assert_eq!(error.to_string(), "POST /Users: HTTP 409 (scimType uniqueness)");
+        assert_eq!(sanitize_scim_type(Some("user ada@example.com exists".into())), None);
+        assert_eq!(sanitize_scim_type(Some(String::new())), None);
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z").expect("valid").with_timezone(&Utc);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now), Some(Duration::from_secs(30)));
+        // A date in the past means "now", never a negative delay.
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+    }
+}

@@ -1,0 +1,146 @@
+//! Worker start-up: resolve tokens, build one SCIM client per app, connect,
+//! declare the topology, and run one consumer per app until shutdown.
+//!
+//! Each app has its own AMQP channel, prefetch and HTTP connection pool, so a
+//! slow app fills only its own window (guarantee 4).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
+use scimfleet_runtime::config::{AppConfig, Config, ConfigError};
+use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::telemetry::Pseudonymizer;
+use scimfleet_runtime::{KeyedLocks, Store};
+use scimfleet_schemas::AppId;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ScimClient, ScimClientConfig};
+use crate::consume::{self, AppWorker};
+use crate::converge::Converger;
+use crate::error::ScimCallError;
+use crate::stats::WorkerStats;
+
+/// Why the worker stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The configuration is unusable (a token is missing, say).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `--apps` named an app that is not configured.
+    #[error("app `{0}` is not in the configuration")]
+    UnknownApp(String),
+    /// An app's SCIM client could not be built.
+    #[error("app `{app}`: cannot build the SCIM client")]
+    Client {
+        /// The app.
+        app: AppId,
+        /// Why.
+        #[source]
+        source: ScimCallError,
+    },
+    /// RabbitMQ could not be reached or set up.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// Redis could not be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Consuming failed.
+    #[error("consuming {queue} failed")]
+    Consume {
+        /// The queue.
+        queue: String,
+        /// The client error.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The broker closed a consumer.
+    #[error("the broker closed the consumer of {queue}")]
+    ConsumerClosed {
+        /// The queue.
+        queue: String,
+    },
+}
+
+/// The configured apps named in `only` (all apps when `None`).
+pub fn select_apps<'a>(
+    config: &'a Config,
+    only: Option<&[String]>,
+) -> Result<Vec<(usize, &'a AppConfig)>, WorkerError> {
+    let all = config.apps.iter().enumerate();
+    let Some(only) = only else { return Ok(all.collect()) };
+    if let Some(missing) = only.iter().find(|id| config.app(id).is_none()) {
+        return Err(WorkerError::UnknownApp(missing.clone()));
+    }
+    Ok(all.filter(|(_, app)| only.iter().any(|id| id == app.id.as_str())).collect())
+}
+
+fn converger(config: &Config, index: usize, app: &AppConfig) -> Result<Converger, WorkerError> {
+    let token = app.token(&config.origin, index, &config.base_dir)?;
+    let client = ScimClient::new(ScimClientConfig {
+        app: app.id.clone(),
+        base_url: app.base_url.clone(),
+        token,
+        timeout: Duration::from_millis(config.worker.request_timeout_ms),
+        connect_timeout: Duration::from_millis(config.worker.connect_timeout_ms),
+        max_idle_per_host: usize::from(app.concurrency_or(config.worker.concurrency)),
+    })
+    .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?;
+    Ok(Converger::new(client, app.create_groups))
+}
+
+/// Runs consumers for `only` (or every app) until `shutdown` is cancelled
+/// (returns `Ok`) or one of them fails (the others are stopped, the error returned).
+pub async fn run(
+    config: Arc<Config>,
+    only: Option<Vec<String>>,
+    stats: Arc<WorkerStats>,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let selected = select_apps(&config, only.as_deref())?;
+    // Tokens and clients first: a missing token fails start-up, before any connection.
+    let convergers = selected
+        .iter()
+        .map(|(i, app)| Ok((*app, converger(&config, *i, app)?)))
+        .collect::<Result<Vec<_>, WorkerError>>()?;
+    let topology = Topology::of(&config);
+    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let connection = broker::connect(&config.broker.url, "scimfleet-worker").await?;
+    let setup = connection.create_channel().await.map_err(BrokerError::Connect)?;
+    let all_apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
+    topology.declare(&setup, &all_apps).await?;
+    let publisher = Publisher::open(&connection).await?;
+    let pseudonyms = Pseudonymizer::new(config.pseudonym_key()?.as_ref(), &config.namespace);
+    let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
+    let stop = shutdown.child_token();
+    let mut consumers = JoinSet::new();
+    for (app, converger) in convergers {
+        let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
+        let worker = Arc::new(AppWorker {
+            app: app.id.clone(),
+            concurrency: app.concurrency_or(config.worker.concurrency),
+            converger,
+            topology: topology.clone(),
+            store: store.clone(),
+            publisher: publisher.clone(),
+            locks: KeyedLocks::new(),
+            pseudonyms: pseudonyms.clone(),
+            stats: stats.clone(),
+        });
+        consumers.spawn(consume::consume(worker, channel, stop.clone(), grace));
+    }
+    let mut result = Ok(());
+    while let Some(joined) = consumers.join_next().await {
+        if let Ok(Err(error)) = joined {
+            // One consumer failing means the connection is unhealthy: stop them all.
+            stop.cancel();
+            if result.is_ok() {
+                result = Err(error);
+            }
+        }
+    }
+    let _closed = connection.close(200, "worker stopping".into()).await;
+    result
+}

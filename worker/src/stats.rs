@@ -1,0 +1,58 @@
+//! Counters of a worker's work, shared with whoever watches it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Running totals since start, over all of the worker's apps.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Job deliveries taken.
+    pub received: AtomicU64,
+    /// Jobs whose SCIM state converged (including "already converged").
+    pub converged: AtomicU64,
+    /// Jobs that changed something in the app.
+    pub changed: AtomicU64,
+    /// Jobs dropped as older than the version already applied.
+    pub stale: AtomicU64,
+    /// Jobs dead-lettered.
+    pub dead_lettered: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerSnapshot {
+    /// See [`WorkerStats::received`].
+    pub received: u64,
+    /// See [`WorkerStats::converged`].
+    pub converged: u64,
+    /// See [`WorkerStats::changed`].
+    pub changed: u64,
+    /// See [`WorkerStats::stale`].
+    pub stale: u64,
+    /// See [`WorkerStats::dead_lettered`].
+    pub dead_lettered: u64,
+}
+
+impl WorkerSnapshot {
+    /// Jobs settled one way or another.
+    pub fn settled(&self) -> u64 {
+        self.converged + self.stale + self.dead_lettered
+    }
+}
+
+impl WorkerStats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> WorkerSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Acquire);
+        WorkerSnapshot {
+            received: get(&self.received),
+            converged: get(&self.converged),
+            changed: get(&self.changed),
+            stale: get(&self.stale),
+            dead_lettered: get(&self.dead_lettered),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::AcqRel);
+    }
+}
