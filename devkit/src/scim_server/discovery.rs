@@ -1,0 +1,144 @@
+//! Discovery endpoints (RFC 7644 §4): `ServiceProviderConfig`,
+//! `ResourceTypes` and `Schemas`.
+//!
+//! They describe what the server really does, so a client that reads them
+//! is told the truth: PATCH, `eq` filters (up to 1000 results) and ETags are
+//! supported; bulk, sort and password change are not. The `Schemas` are
+//! generated from the same attribute tables PATCH resolves paths with, so
+//! the two cannot drift apart. Minimal but valid: every attribute has its
+//! name, type, plurality, mutability and sub-attributes.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use scimfleet_schemas::scim::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, ListResponse, USER_SCHEMA};
+use serde_json::{Value, json};
+
+use super::middleware::scim_json;
+use super::routes::{AppState, MAX_RESULTS};
+use super::schema::{Attr, GROUP, Kind, USER};
+
+const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+/// `GET /ServiceProviderConfig`.
+pub(crate) async fn service_provider_config(State(state): State<AppState>) -> Response {
+    let base = state.store().base_url().to_owned();
+    let body = json!({
+        "schemas": [SPC_SCHEMA],
+        "patch": { "supported": true },
+        "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
+        "filter": { "supported": true, "maxResults": MAX_RESULTS },
+        "changePassword": { "supported": false },
+        "sort": { "supported": false },
+        "etag": { "supported": true },
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with a static bearer token",
+            "primary": true,
+        }],
+        "meta": { "resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig") },
+    });
+    scim_json(StatusCode::OK, &body)
+}
+
+/// `GET /ResourceTypes`: User (with the enterprise extension) and Group.
+pub(crate) async fn resource_types(State(state): State<AppState>) -> Response {
+    let base = state.store().base_url().to_owned();
+    let kind = |name: &str, schema: &str, extensions: Value| {
+        json!({
+            "schemas": [RESOURCE_TYPE_SCHEMA],
+            "id": name,
+            "name": name,
+            "endpoint": format!("/{name}s"),
+            "schema": schema,
+            "schemaExtensions": extensions,
+            "meta": { "resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{name}") },
+        })
+    };
+    let types = vec![
+        kind("User", USER_SCHEMA, json!([{ "schema": ENTERPRISE_USER_SCHEMA, "required": false }])),
+        kind("Group", GROUP_SCHEMA, json!([])),
+    ];
+    scim_json(StatusCode::OK, &ListResponse::new(types, 2, 1))
+}
+
+/// `GET /Schemas`: core User, enterprise User and core Group.
+pub(crate) async fn schemas(State(state): State<AppState>) -> Response {
+    let base = state.store().base_url().to_owned();
+    let schema = |id: &str, name: &str, attributes: Vec<Value>| {
+        json!({
+            "schemas": [SCHEMA_SCHEMA],
+            "id": id,
+            "name": name,
+            "description": format!("{name} as stored by the scimfleet SCIM test server"),
+            "attributes": attributes,
+            "meta": { "resourceType": "Schema", "location": format!("{base}/Schemas/{id}") },
+        })
+    };
+    let core = |attrs: &[Attr], key: &str| {
+        attrs.iter().filter(|a| !a.name.starts_with("urn:")).filter_map(|a| describe(a, key)).collect()
+    };
+    let enterprise = USER.attrs.iter().find(|a| a.name == ENTERPRISE_USER_SCHEMA);
+    let enterprise_attrs =
+        enterprise.map(|e| e.subs.iter().map(|s| sub_attribute(s)).collect()).unwrap_or_default();
+    let list = vec![
+        schema(USER_SCHEMA, "User", core(USER.attrs, "userName")),
+        schema(ENTERPRISE_USER_SCHEMA, "EnterpriseUser", enterprise_attrs),
+        schema(GROUP_SCHEMA, "Group", core(GROUP.attrs, "displayName")),
+    ];
+    scim_json(StatusCode::OK, &ListResponse::new(list, 3, 1))
+}
+
+/// The schema entry of a top-level attribute (`key` is the required,
+/// server-unique one); `None` for the common
+/// attributes (`id`, `externalId`, `meta`, `schemas`), which RFC 7643 §3.1
+/// keeps out of resource schemas.
+fn describe(attr: &Attr, key: &str) -> Option<Value> {
+    if ["id", "externalId", "meta", "schemas"].contains(&attr.name) {
+        return None;
+    }
+    let mut entry = match attr.kind {
+        Kind::Simple => sub_attribute(attr.name),
+        Kind::Complex | Kind::Multi => complex(attr.name, attr.subs, attr.kind == Kind::Multi, "readWrite"),
+        // The only other read-only attribute is a User's `groups`.
+        Kind::ReadOnly => complex(attr.name, &["value", "$ref", "display"], true, "readOnly"),
+    };
+    if attr.name == key {
+        entry["required"] = json!(true);
+        entry["uniqueness"] = json!("server");
+    }
+    Some(entry)
+}
+
+fn complex(name: &str, subs: &[&str], multi: bool, mutability: &str) -> Value {
+    json!({
+        "name": name,
+        "type": "complex",
+        "multiValued": multi,
+        "required": false,
+        "mutability": mutability,
+        "returned": "default",
+        "subAttributes": subs.iter().map(|s| sub_attribute(s)).collect::<Vec<_>>(),
+    })
+}
+
+fn sub_attribute(name: &str) -> Value {
+    let kind = match name {
+        "active" | "primary" => "boolean",
+        "$ref" => "reference",
+        _ => "string",
+    };
+    json!({
+        "name": name,
+        "type": kind,
+        "multiValued": false,
+        "required": false,
+        "caseExact": false,
+        "mutability": "readWrite",
+        "returned": "default",
+        "uniqueness": "none",
+    })
+}

@@ -1,0 +1,140 @@
+//! The request log: what each client sent and what it was answered, in
+//! arrival order.
+//!
+//! Integration tests assert on it ("the second run made no writes", "the
+//! group PATCH came before the DELETE"), so every request is recorded,
+//! rejected ones (401, 404, 400) included. A request takes its sequence
+//! number when it arrives and is recorded once it has been answered, at the
+//! position its sequence number gives it; the log therefore stays in arrival
+//! order even when concurrent requests finish out of order, and never shows a
+//! request without its status.
+
+use std::time::Instant;
+
+/// The SCIM endpoint a request addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// `/Users` and `/Users/{id}`.
+    Users,
+    /// `/Groups` and `/Groups/{id}`.
+    Groups,
+    /// Anything else: discovery endpoints, unknown paths.
+    Other,
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// HTTP method, upper case (`GET`, `PATCH`, ...).
+    pub method: String,
+    /// The full path as sent (percent-encoded), e.g. `/scim/v2/Users/1f0c...`.
+    pub path: String,
+    /// The raw (still percent-encoded) query string, if any.
+    pub query: Option<String>,
+    /// The status code answered.
+    pub status: u16,
+    /// The endpoint addressed.
+    pub resource: Resource,
+    /// The `{id}` path segment as sent, when present.
+    pub resource_id: Option<String>,
+    /// When the request arrived.
+    pub at: Instant,
+    /// The parsed body of a POST, PUT or PATCH; `None` for other methods and
+    /// for bodies that are not JSON.
+    pub body: Option<serde_json::Value>,
+}
+
+impl RequestRecord {
+    /// Whether the request was a write (POST, PUT, PATCH or DELETE).
+    pub fn is_write(&self) -> bool {
+        is_write_method(&self.method)
+    }
+}
+
+/// POST, PUT, PATCH and DELETE change state; GET and the rest do not.
+pub(crate) fn is_write_method(method: &str) -> bool {
+    ["POST", "PUT", "PATCH", "DELETE"].iter().any(|m| m.eq_ignore_ascii_case(method))
+}
+
+/// The endpoint and `{id}` of a request path such as `/scim/v2/Users/42`.
+pub(crate) fn classify(path: &str) -> (Resource, Option<String>) {
+    let Some(rest) = path.strip_prefix(super::PREFIX) else { return (Resource::Other, None) };
+    let mut segments = rest.trim_start_matches('/').splitn(2, '/');
+    let resource = match segments.next() {
+        Some("Users") => Resource::Users,
+        Some("Groups") => Resource::Groups,
+        _ => return (Resource::Other, None),
+    };
+    let id = segments.next().filter(|id| !id.is_empty()).map(str::to_owned);
+    (resource, id)
+}
+
+/// Answered requests, ordered by arrival sequence number.
+#[derive(Debug, Default)]
+pub(crate) struct RequestLog {
+    entries: Vec<(u64, RequestRecord)>,
+}
+
+impl RequestLog {
+    /// Records the request that arrived as number `seq`.
+    pub(crate) fn record(&mut self, seq: u64, record: RequestRecord) {
+        // Nearly always the last position: search from the end.
+        let at = self.entries.iter().rposition(|(s, _)| *s < seq).map_or(0, |i| i + 1);
+        self.entries.insert(at, (seq, record));
+    }
+
+    /// Every recorded request, in arrival order.
+    pub(crate) fn all(&self) -> Vec<RequestRecord> {
+        self.entries.iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    /// How many recorded requests satisfy `pred`.
+    pub(crate) fn count(&self, pred: impl Fn(&RequestRecord) -> bool) -> usize {
+        self.entries.iter().filter(|(_, r)| pred(r)).count()
+    }
+
+    /// Forgets every recorded request.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(method: &str) -> RequestRecord {
+        RequestRecord {
+            method: method.into(),
+            path: "/scim/v2/Users".into(),
+            query: None,
+            status: 200,
+            resource: Resource::Users,
+            resource_id: None,
+            at: Instant::now(),
+            body: None,
+        }
+    }
+
+    #[test]
+    fn paths_are_classified_with_their_id() {
+        assert_eq!(classify("/scim/v2/Users"), (Resource::Users, None));
+        assert_eq!(classify("/scim/v2/Users/abc"), (Resource::Users, Some("abc".into())));
+        assert_eq!(classify("/scim/v2/Groups/g-1"), (Resource::Groups, Some("g-1".into())));
+        assert_eq!(classify("/scim/v2/ServiceProviderConfig"), (Resource::Other, None));
+        assert_eq!(classify("/elsewhere/Users"), (Resource::Other, None));
+    }
+
+    #[test]
+    fn late_answers_keep_arrival_order() {
+        let mut log = RequestLog::default();
+        log.record(2, record("PATCH"));
+        log.record(1, record("GET"));
+        log.record(3, record("DELETE"));
+        let methods: Vec<String> = log.all().into_iter().map(|r| r.method).collect();
+        assert_eq!(methods, ["GET", "PATCH", "DELETE"]);
+        assert_eq!(log.count(RequestRecord::is_write), 2);
+        log.clear();
+        assert!(log.all().is_empty());
+    }
+}

@@ -1,0 +1,218 @@
+//! An in-process SCIM 2.0 service provider (RFC 7643, RFC 7644) that stands
+//! in for a SaaS app in the demo, the integration tests and the benchmark,
+//! and behind `scimfleet dev scim-server`.
+//!
+//! It is a *strict* test double: it speaks the protocol the way a
+//! well-behaved provider does (case-insensitive `userName` uniqueness, 409
+//! `uniqueness`, `noTarget` for PATCH filters that match nothing, members
+//! that must exist, a computed read-only `groups` attribute) and refuses
+//! what a lenient one would silently ignore (unknown PATCH paths), so a
+//! client bug shows up as a failed request instead of drifted state.
+//!
+//! Layout: [`ScimServer`] binds and spawns; `routes` holds the axum router
+//! and handlers behind two middleware layers (`observe` records every
+//! request and is where fault injection will go, `authenticate` checks the
+//! bearer token); `store` holds users, groups and the request log behind one
+//! `std::sync::Mutex`; `patch` applies RFC 7644 PATCH operations to JSON,
+//! resolving paths against the attribute tables in `schema`.
+//! Tests read state through [`ScimServerHandle`] without HTTP.
+
+mod discovery;
+mod log;
+mod middleware;
+mod patch;
+mod routes;
+mod schema;
+mod store;
+mod table;
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use scimfleet_schemas::scim::{ScimGroup, ScimUser};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use log::{RequestRecord, Resource};
+
+use log::is_write_method;
+use routes::AppState;
+use store::Store;
+
+/// Where the SCIM endpoints live on the server.
+const PREFIX: &str = "/scim/v2";
+
+/// How long [`ScimServerHandle::shutdown`] waits for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Starts SCIM test servers.
+#[derive(Debug, Clone, Copy)]
+pub struct ScimServer;
+
+impl ScimServer {
+    /// Binds 127.0.0.1 on an ephemeral port and serves in a background task;
+    /// clients must send `Authorization: Bearer <token>`.
+    pub async fn start(token: impl Into<String>) -> std::io::Result<ScimServerHandle> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), token).await
+    }
+
+    /// Binds `addr` and serves in a background task.
+    pub async fn start_on(addr: SocketAddr, token: impl Into<String>) -> std::io::Result<ScimServerHandle> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let base_url = base_url(addr);
+        let store = Arc::new(Mutex::new(Store::new(base_url.clone())));
+        let state = AppState::new(store.clone(), token.into());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(listener, state, stop.clone()));
+        Ok(ScimServerHandle {
+            addr,
+            base_url,
+            store,
+            task: Arc::new(Mutex::new(Some(task))),
+            // The server stops when the last handle is dropped, so a test
+            // that forgets `shutdown` leaks no listener.
+            _guard: Arc::new(stop.clone().drop_guard()),
+            stop,
+        })
+    }
+}
+
+/// Serves on an already bound `listener` until `shutdown` is cancelled (for
+/// `scimfleet dev scim-server`). In-flight requests are finished first.
+pub async fn serve(listener: TcpListener, token: String, shutdown: CancellationToken) -> std::io::Result<()> {
+    let store = Arc::new(Mutex::new(Store::new(base_url(listener.local_addr()?))));
+    run(listener, AppState::new(store, token), shutdown).await
+}
+
+async fn run(listener: TcpListener, state: AppState, stop: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, routes::router(state)).with_graceful_shutdown(stop.cancelled_owned()).await
+}
+
+/// `http://ADDR/scim/v2`, with a wildcard bind address replaced by loopback
+/// so that `meta.location` is a URL a client can use.
+fn base_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+    }
+    format!("http://{addr}{PREFIX}")
+}
+
+/// The store, locked; a panic elsewhere while holding the lock leaves
+/// consistent data (every change is a single assignment), so poisoning is ignored.
+fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running SCIM test server: its address, state and request log.
+///
+/// Cheap to clone; the server stops on [`shutdown`](Self::shutdown) or when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct ScimServerHandle {
+    addr: SocketAddr,
+    base_url: String,
+    store: Arc<Mutex<Store>>,
+    stop: CancellationToken,
+    task: Arc<Mutex<Option<JoinHandle<std::io::Result<()>>>>>,
+    _guard: Arc<DropGuard>,
+}
+
+impl fmt::Debug for ScimServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScimServerHandle").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl ScimServerHandle {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/scim/v2`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// Every user, oldest first, with `groups` filled in.
+    pub fn users(&self) -> Vec<ScimUser> {
+        self.store().users()
+    }
+
+    /// Every group, oldest first.
+    pub fn groups(&self) -> Vec<ScimGroup> {
+        self.store().groups()
+    }
+
+    /// The user whose `userName` equals `user_name`, ignoring case.
+    pub fn user_by_user_name(&self, user_name: &str) -> Option<ScimUser> {
+        self.store().user_by_user_name(user_name)
+    }
+
+    /// The user with `externalId` `external_id` (exact match).
+    pub fn user_by_external_id(&self, external_id: &str) -> Option<ScimUser> {
+        self.store().user_by_external_id(external_id)
+    }
+
+    /// The group whose `displayName` equals `display_name`, ignoring case.
+    pub fn group_by_name(&self, display_name: &str) -> Option<ScimGroup> {
+        self.store().group_by_name(display_name)
+    }
+
+    /// Stores `user` as if an administrator had created it in the app:
+    /// no HTTP, no request log entry, and no uniqueness check (so a test can
+    /// stage duplicates). Assigns `id` and `meta`; returns the stored user.
+    pub fn insert_user(&self, user: ScimUser) -> ScimUser {
+        self.store().insert_user(user)
+    }
+
+    /// Every answered request, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.store().log.all()
+    }
+
+    /// How many POST, PUT, PATCH and DELETE requests were recorded, whatever
+    /// their status.
+    pub fn write_count(&self) -> usize {
+        self.store().log.count(|r| is_write_method(&r.method))
+    }
+
+    /// How many `method` requests (case-insensitive) to `resource` were recorded.
+    pub fn count(&self, method: &str, resource: Resource) -> usize {
+        self.store().log.count(|r| r.resource == resource && r.method.eq_ignore_ascii_case(method))
+    }
+
+    /// Forgets the recorded requests (state is kept).
+    pub fn clear_requests(&self) {
+        self.store().log.clear();
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (for at
+    /// most five seconds) and waits for the server task.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let Some(mut task) = task else { return };
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "SCIM test server stopped with an error"),
+            Ok(Err(error)) => tracing::warn!(%error, "SCIM test server task failed"),
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+                    "SCIM test server did not stop in time"
+                );
+                task.abort();
+            }
+        }
+    }
+}

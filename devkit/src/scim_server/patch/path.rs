@@ -1,0 +1,128 @@
+//! PATCH paths (RFC 7644 §3.5.2 `PATH` grammar, the subset clients send):
+//! `attr`, `attr.sub`, `urn:…:attr`, `attr[sub eq "v"]` and
+//! `attr[sub eq "v"].sub`, resolved against a [`Schema`].
+//!
+//! The filter is found by scanning for the closing `]` outside quoted
+//! strings, because scimfleet escapes ids as JSON strings and an id may
+//! contain `]` or `"`. The filter itself is parsed by `EqFilter`, the same
+//! parser the list endpoints use.
+
+use scimfleet_schemas::scim::EqFilter;
+
+use super::{PatchError, invalid_path};
+use crate::scim_server::schema::{Attr, Kind, Schema};
+
+/// A resolved `path`: attribute, optional value filter, optional sub-attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AttrPath {
+    /// The top-level attribute (an extension is one, keyed by its URN).
+    pub attr: &'static Attr,
+    /// Selects elements of a multi-valued attribute; attribute name canonical.
+    pub filter: Option<EqFilter>,
+    /// Sub-attribute of the attribute, or of the selected elements.
+    pub sub: Option<&'static str>,
+}
+
+impl AttrPath {
+    /// Resolves `path` against `schema`.
+    pub(crate) fn parse(path: &str, schema: &'static Schema) -> Result<Self, PatchError> {
+        let path = path.trim();
+        let (head, filter, tail) = split_filter(path)?;
+        let (attr, head_sub) = resolve(head, schema)?;
+        let tail_sub = match tail {
+            "" => None,
+            t => Some(t.strip_prefix('.').ok_or_else(|| invalid_path(format!("unexpected `{t}`")))?),
+        };
+        let sub_name = match (filter, head_sub, tail_sub) {
+            (Some(_), Some(_), _) => return Err(invalid_path("a sub-attribute goes after the filter")),
+            (_, h, t) => h.or(t),
+        };
+        let sub = sub_name
+            .map(|name| attr.sub(name).ok_or_else(|| invalid_path(format!("unknown attribute `{path}`"))))
+            .transpose()?;
+        if filter.is_some() && attr.kind != Kind::Multi {
+            return Err(invalid_path(format!("`{}` is not multi-valued and takes no filter", attr.name)));
+        }
+        if filter.is_none() && sub.is_some() && attr.kind == Kind::Multi {
+            let hint = "select elements with a filter, like `emails[type eq \"work\"].value`";
+            return Err(invalid_path(format!("`{path}`: {hint}")));
+        }
+        let filter = filter.map(|text| parse_filter(attr, text)).transpose()?;
+        Ok(Self { attr, filter, sub })
+    }
+}
+
+/// Splits `emails[type eq "work"].value` into head, filter text and tail,
+/// respecting quoted strings (an escaped id may contain `]`).
+fn split_filter(path: &str) -> Result<(&str, Option<&str>, &str), PatchError> {
+    let Some(open) = path.find('[') else { return Ok((path, None, "")) };
+    let inner = open + 1;
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in path[inner..].char_indices() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') | (false, _, '"') => quoted = !quoted,
+            (false, _, ']') => {
+                return Ok((&path[..open], Some(&path[inner..inner + i]), &path[inner + i + 1..]));
+            }
+            (false, _, '[') => return Err(invalid_path("nested filters are not supported")),
+            _ => {}
+        }
+    }
+    Err(invalid_path("unclosed `[` in path"))
+}
+
+/// The attribute named by `head`, and the sub-attribute name if `head` has one.
+fn resolve<'a>(
+    head: &'a str,
+    schema: &'static Schema,
+) -> Result<(&'static Attr, Option<&'a str>), PatchError> {
+    let mut rest = head;
+    if starts_with_ci(head, "urn:") {
+        if let Some(core_rest) = strip_prefix_ci(head, schema.core).and_then(|r| r.strip_prefix(':')) {
+            rest = core_rest;
+        } else {
+            let ext = schema.attrs.iter().find_map(|a| {
+                let after = strip_prefix_ci(head, a.name).filter(|_| a.name.starts_with("urn:"))?;
+                Some((a, after))
+            });
+            return match ext {
+                Some((attr, "")) => Ok((attr, None)),
+                Some((attr, after)) => match after.strip_prefix(':') {
+                    Some(sub) => Ok((attr, Some(sub))),
+                    None => Err(invalid_path(format!("unknown schema in `{head}`"))),
+                },
+                None => Err(invalid_path(format!("unknown schema in `{head}`"))),
+            };
+        }
+    }
+    match rest.split_once('.') {
+        Some((name, sub)) => Ok((known(schema, name)?, Some(sub))),
+        None => Ok((known(schema, rest)?, None)),
+    }
+}
+
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    strip_prefix_ci(s, prefix).is_some()
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+fn parse_filter(attr: &Attr, text: &str) -> Result<EqFilter, PatchError> {
+    let mut filter = EqFilter::parse(text).map_err(|e| PatchError::new("invalidFilter", e.to_string()))?;
+    filter.attribute = attr
+        .sub(&filter.attribute)
+        .ok_or_else(|| {
+            PatchError::new("invalidFilter", format!("`{}` has no `{}`", attr.name, filter.attribute))
+        })?
+        .to_owned();
+    Ok(filter)
+}
+
+fn known(schema: &'static Schema, name: &str) -> Result<&'static Attr, PatchError> {
+    schema.attr(name).ok_or_else(|| invalid_path(format!("unknown attribute `{name}`")))
+}

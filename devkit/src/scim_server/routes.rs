@@ -1,0 +1,223 @@
+//! The axum router: endpoints under `/scim/v2`, the middleware stack and
+//! the Users/Groups handlers.
+//!
+//! Handlers are thin: parse the body (`application/scim+json` is not
+//! something axum's `Json` accepts, so bytes are parsed here), take the store
+//! lock for one synchronous call, and turn the result into a SCIM response.
+//! The lock guard is a temporary of a single statement, so it can never be
+//! held across an `.await`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use scimfleet_schemas::scim::{PatchRequest, ScimError, ScimGroup, ScimUser};
+use serde::Deserialize;
+
+use super::middleware::{ApiError, authenticate, bearer, json_body, observe, resource, scim_json};
+use super::store::{Page, Store, bad_request, decode};
+use super::{PREFIX, discovery, lock};
+
+/// What every handler and middleware shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    store: Arc<Mutex<Store>>,
+    token: Arc<str>,
+    next_seq: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub(crate) fn new(store: Arc<Mutex<Store>>, token: String) -> Self {
+        Self { store, token: token.into(), next_seq: Arc::default() }
+    }
+
+    /// The store, locked; keep the guard within one statement.
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    /// The arrival number of a new request.
+    pub(crate) fn next_request_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether `headers` carry the expected bearer token.
+    pub(crate) fn is_authorised(&self, headers: &HeaderMap) -> bool {
+        bearer(headers).is_some_and(|token| token == &*self.token)
+    }
+}
+
+/// The whole service: endpoints, then `authenticate`, then `observe` outermost.
+pub(crate) fn router(state: AppState) -> Router {
+    let at = |path: &str| format!("{PREFIX}{path}");
+    Router::new()
+        .route(&at("/ServiceProviderConfig"), get(discovery::service_provider_config))
+        .route(&at("/ResourceTypes"), get(discovery::resource_types))
+        .route(&at("/Schemas"), get(discovery::schemas))
+        .route(&at("/Users"), get(list_users).post(create_user))
+        .route(&at("/Users/{id}"), get(get_user).put(put_user).patch(patch_user).delete(delete_user))
+        .route(&at("/Groups"), get(list_groups).post(create_group))
+        .route(&at("/Groups/{id}"), get(get_group).put(put_group).patch(patch_group).delete(delete_group))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), authenticate))
+        .layer(from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError(ScimError::new(404, None, "no such endpoint"))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(ScimError::new(405, None, "method not allowed on this endpoint"))
+}
+
+/// Query parameters of `GET /Users` and `GET /Groups` (RFC 7644 §3.4.2).
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    filter: Option<String>,
+    #[serde(rename = "startIndex")]
+    start_index: Option<String>,
+    count: Option<String>,
+}
+
+/// Default and maximum page size (the latter is `filter.maxResults`).
+const DEFAULT_COUNT: i64 = 100;
+pub(crate) const MAX_RESULTS: i64 = 1000;
+
+impl ListParams {
+    /// RFC 7644 §3.4.2.4: `startIndex` < 1 means 1, a negative `count` 0.
+    fn page(&self) -> Result<Page, ApiError> {
+        let number = |name: &str, raw: &Option<String>, default: i64| match raw {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError(bad_request("invalidValue", format!("{name} must be an integer")))),
+        };
+        let start = number("startIndex", &self.start_index, 1)?.max(1);
+        let count = number("count", &self.count, DEFAULT_COUNT)?.clamp(0, MAX_RESULTS);
+        let (start, count) = (usize::try_from(start).unwrap_or(1), usize::try_from(count).unwrap_or(0));
+        Ok(Page { start, count })
+    }
+}
+
+type Params = Result<Query<ListParams>, QueryRejection>;
+
+fn params(params: Params) -> Result<(ListParams, Page), ApiError> {
+    let Query(params) = params.map_err(|e| ApiError(bad_request("invalidValue", e.body_text())))?;
+    let page = params.page()?;
+    Ok((params, page))
+}
+
+fn patch_request(headers: &HeaderMap, body: &Bytes) -> Result<PatchRequest, ApiError> {
+    let value = json_body(headers, body)?;
+    // A PATCH body is a protocol message, so any mismatch (unknown `op`
+    // included) is a syntax error rather than a resource schema violation.
+    serde_json::from_value(value)
+        .map_err(|e| ApiError(bad_request("invalidSyntax", format!("bad PatchOp: {e}"))))
+}
+
+async fn list_users(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
+    let (params, page) = params(query)?;
+    let list = state.store().list_users(params.filter.as_deref(), page)?;
+    Ok(scim_json(StatusCode::OK, &list))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let user: ScimUser = decode(json_body(&headers, &body)?)?;
+    let user = state.store().create_user(user)?;
+    Ok(resource(StatusCode::CREATED, &user, user.meta.as_ref()))
+}
+
+async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let user = state.store().user(&id)?;
+    Ok(resource(StatusCode::OK, &user, user.meta.as_ref()))
+}
+
+async fn put_user(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let user: ScimUser = decode(json_body(&headers, &body)?)?;
+    let user = state.store().replace_user(&id, user)?;
+    Ok(resource(StatusCode::OK, &user, user.meta.as_ref()))
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = patch_request(&headers, &body)?;
+    let user = state.store().patch_user(&id, &request.operations)?;
+    Ok(resource(StatusCode::OK, &user, user.meta.as_ref()))
+}
+
+async fn delete_user(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    state.store().delete_user(&id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_groups(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
+    let (params, page) = params(query)?;
+    let list = state.store().list_groups(params.filter.as_deref(), page)?;
+    Ok(scim_json(StatusCode::OK, &list))
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let group: ScimGroup = decode(json_body(&headers, &body)?)?;
+    let group = state.store().create_group(group)?;
+    Ok(resource(StatusCode::CREATED, &group, group.meta.as_ref()))
+}
+
+async fn get_group(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let group = state.store().group(&id)?;
+    Ok(resource(StatusCode::OK, &group, group.meta.as_ref()))
+}
+
+async fn put_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let group: ScimGroup = decode(json_body(&headers, &body)?)?;
+    let group = state.store().replace_group(&id, group)?;
+    Ok(resource(StatusCode::OK, &group, group.meta.as_ref()))
+}
+
+async fn patch_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = patch_request(&headers, &body)?;
+    let group = state.store().patch_group(&id, &request.operations)?;
+    Ok(resource(StatusCode::OK, &group, group.meta.as_ref()))
+}
+
+async fn delete_group(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    state.store().delete_group(&id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

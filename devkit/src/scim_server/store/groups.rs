@@ -1,0 +1,119 @@
+//! The Group half of the store: unique `displayName`, members that must be
+//! existing users, and member `display`/`$ref` rendered from the user on
+//! every read so they never go stale after a rename.
+
+use scimfleet_schemas::scim::{GROUP_SCHEMA, GroupMember, ListResponse, PatchOperation, ScimGroup};
+
+use super::{
+    Page, Result, Row, Store, bad_request, conflict, new_id, not_found, paginate, parse_filter, patched,
+    touch, unsupported_filter,
+};
+use crate::scim_server::schema;
+
+impl Store {
+    /// `POST /Groups`.
+    pub(crate) fn create_group(&mut self, group: ScimGroup) -> Result<ScimGroup> {
+        let mut group = self.check_group(group, None)?;
+        let id = new_id();
+        group.meta = Some(self.meta("Group", &id, 1, None));
+        group.id = Some(id);
+        let group = self.groups.insert(group).resource.clone();
+        Ok(self.render_group(group))
+    }
+
+    /// `GET /Groups/{id}`.
+    pub(crate) fn group(&self, id: &str) -> Result<ScimGroup> {
+        let row = self.groups.get(id).ok_or_else(|| not_found("Group", id))?;
+        Ok(self.render_group(row.resource.clone()))
+    }
+
+    /// `PUT /Groups/{id}`.
+    pub(crate) fn replace_group(&mut self, id: &str, group: ScimGroup) -> Result<ScimGroup> {
+        self.groups.get(id).ok_or_else(|| not_found("Group", id))?;
+        let group = self.check_group(group, Some(id))?;
+        self.update_group(id, group)
+    }
+
+    /// `PATCH /Groups/{id}`.
+    pub(crate) fn patch_group(&mut self, id: &str, ops: &[PatchOperation]) -> Result<ScimGroup> {
+        let row = self.groups.get(id).ok_or_else(|| not_found("Group", id))?;
+        let patched: ScimGroup = patched(&row.resource, ops, &schema::GROUP)?;
+        let group = self.check_group(patched, Some(id))?;
+        self.update_group(id, group)
+    }
+
+    /// `DELETE /Groups/{id}`.
+    pub(crate) fn delete_group(&mut self, id: &str) -> Result<()> {
+        self.groups.remove(id).map(drop).ok_or_else(|| not_found("Group", id))
+    }
+
+    /// `GET /Groups` with an optional `eq` filter on `displayName`, `externalId` or `id`.
+    pub(crate) fn list_groups(&self, filter: Option<&str>, page: Page) -> Result<ListResponse<ScimGroup>> {
+        let rows: Vec<&Row<ScimGroup>> = match parse_filter(filter, GROUP_SCHEMA)? {
+            None => self.groups.rows().collect(),
+            Some((attr, value)) => match attr.as_str() {
+                "displayname" => self.groups.named(&value).collect(),
+                "externalid" => {
+                    self.groups.rows().filter(|r| r.resource.external_id.as_ref() == Some(&value)).collect()
+                }
+                "id" => self.groups.get(&value).into_iter().collect(),
+                _ => return Err(unsupported_filter("displayName, externalId and id")),
+            },
+        };
+        Ok(paginate(&rows, page, |row| self.render_group(row.resource.clone())))
+    }
+
+    /// Every group, oldest first.
+    pub(crate) fn groups(&self) -> Vec<ScimGroup> {
+        self.groups.rows().map(|row| self.render_group(row.resource.clone())).collect()
+    }
+
+    /// The first group whose `displayName` equals `name` case-insensitively.
+    pub(crate) fn group_by_name(&self, name: &str) -> Option<ScimGroup> {
+        self.groups.named(name).next().map(|row| self.render_group(row.resource.clone()))
+    }
+
+    fn check_group(&self, mut group: ScimGroup, id: Option<&str>) -> Result<ScimGroup> {
+        if group.display_name.trim().is_empty() {
+            return Err(bad_request("invalidValue", "displayName is required"));
+        }
+        if self.groups.name_taken(&group.display_name, id) {
+            return Err(conflict("Group", "displayName"));
+        }
+        let mut members: Vec<GroupMember> = Vec::with_capacity(group.members.len());
+        for member in group.members {
+            if self.users.get(&member.value).is_none() {
+                return Err(bad_request("invalidValue", format!("member {} is not a user", member.value)));
+            }
+            if !members.iter().any(|m| m.value == member.value) {
+                members.push(GroupMember::user(member.value));
+            }
+        }
+        group.members = members;
+        group.schemas = vec![GROUP_SCHEMA.to_owned()];
+        group.id = None;
+        group.meta = None;
+        Ok(group)
+    }
+
+    fn update_group(&mut self, id: &str, mut group: ScimGroup) -> Result<ScimGroup> {
+        let row = self.groups.get(id).ok_or_else(|| not_found("Group", id))?;
+        group.id.clone_from(&row.resource.id);
+        group.meta.clone_from(&row.resource.meta);
+        if group != row.resource {
+            let version = row.version + 1;
+            touch(&mut group.meta, version);
+            self.groups.replace(id, group.clone(), version);
+        }
+        self.group(id)
+    }
+
+    fn render_group(&self, mut group: ScimGroup) -> ScimGroup {
+        for member in &mut group.members {
+            let user = self.users.get(&member.value).map(|row| &row.resource);
+            member.display = user.map(|u| u.display_name.clone().unwrap_or_else(|| u.user_name.clone()));
+            member.reference = Some(self.location("Users", &member.value));
+        }
+        group
+    }
+}

@@ -1,0 +1,174 @@
+//! An insertion-ordered table of resources with the indexes the protocol
+//! needs: by id, and by case-folded unique name (`userName`, `displayName`).
+//!
+//! Rows are kept in creation order so that pagination is stable: a client
+//! paging with `startIndex` sees every resource exactly once as long as
+//! nothing is created or deleted meanwhile. The name index maps a name to a
+//! *set* of rows because [`ScimServerHandle::insert_user`] deliberately
+//! bypasses the uniqueness check (tests use it to stage the duplicates a
+//! misbehaving app would hold); lookups then return every holder.
+//!
+//! [`ScimServerHandle::insert_user`]: super::ScimServerHandle::insert_user
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use scimfleet_schemas::scim::{ScimGroup, ScimUser};
+
+/// A stored resource: its id and unique name.
+pub(crate) trait Record {
+    /// The service-provider id (always set once stored).
+    fn id(&self) -> &str;
+    /// The name that must be unique, compared case-insensitively.
+    fn unique_name(&self) -> &str;
+}
+
+impl Record for ScimUser {
+    fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    fn unique_name(&self) -> &str {
+        &self.user_name
+    }
+}
+
+impl Record for ScimGroup {
+    fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    fn unique_name(&self) -> &str {
+        &self.display_name
+    }
+}
+
+/// The folded form names are compared in (`caseExact: false`, RFC 7643 §4.1.1).
+pub(crate) fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// A resource and its version counter (the `N` of `W/"N"`).
+#[derive(Debug, Clone)]
+pub(crate) struct Row<T> {
+    /// Incremented on every change.
+    pub version: u64,
+    /// The resource as stored (server-computed attributes left out).
+    pub resource: T,
+}
+
+/// Resources of one type.
+#[derive(Debug)]
+pub(crate) struct Table<T> {
+    next_seq: u64,
+    rows: BTreeMap<u64, Row<T>>,
+    by_id: HashMap<String, u64>,
+    by_name: HashMap<String, BTreeSet<u64>>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self { next_seq: 0, rows: BTreeMap::new(), by_id: HashMap::new(), by_name: HashMap::new() }
+    }
+}
+
+impl<T: Record> Table<T> {
+    /// Stores a new resource (its id must be set and unused) at version 1.
+    pub(crate) fn insert(&mut self, resource: T) -> &Row<T> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.insert(resource.id().to_owned(), seq);
+        self.by_name.entry(fold(resource.unique_name())).or_default().insert(seq);
+        self.rows.entry(seq).or_insert(Row { version: 1, resource })
+    }
+
+    /// The row with `id`.
+    pub(crate) fn get(&self, id: &str) -> Option<&Row<T>> {
+        self.by_id.get(id).and_then(|seq| self.rows.get(seq))
+    }
+
+    /// Replaces the resource with `id` and sets its version.
+    pub(crate) fn replace(&mut self, id: &str, resource: T, version: u64) -> Option<&Row<T>> {
+        let seq = *self.by_id.get(id)?;
+        let row = self.rows.get_mut(&seq)?;
+        let (old, new) = (fold(row.resource.unique_name()), fold(resource.unique_name()));
+        if old != new {
+            unindex(&mut self.by_name, &old, seq);
+            self.by_name.entry(new).or_default().insert(seq);
+        }
+        *row = Row { version, resource };
+        Some(row)
+    }
+
+    /// Removes and returns the row with `id`.
+    pub(crate) fn remove(&mut self, id: &str) -> Option<Row<T>> {
+        let seq = self.by_id.remove(id)?;
+        let row = self.rows.remove(&seq)?;
+        unindex(&mut self.by_name, &fold(row.resource.unique_name()), seq);
+        Some(row)
+    }
+
+    /// Rows whose unique name equals `name` case-insensitively, oldest first.
+    pub(crate) fn named(&self, name: &str) -> impl Iterator<Item = &Row<T>> {
+        self.by_name.get(&fold(name)).into_iter().flatten().filter_map(|seq| self.rows.get(seq))
+    }
+
+    /// Whether a resource other than `except_id` holds `name`.
+    pub(crate) fn name_taken(&self, name: &str, except_id: Option<&str>) -> bool {
+        self.named(name).any(|row| Some(row.resource.id()) != except_id)
+    }
+
+    /// Every row, oldest first.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &Row<T>> {
+        self.rows.values()
+    }
+
+    /// Every row, oldest first, for changes that keep ids and names.
+    pub(crate) fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row<T>> {
+        self.rows.values_mut()
+    }
+}
+
+fn unindex(index: &mut HashMap<String, BTreeSet<u64>>, name: &str, seq: u64) {
+    if let Some(set) = index.get_mut(name) {
+        set.remove(&seq);
+        if set.is_empty() {
+            index.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, name: &str) -> ScimUser {
+        ScimUser { id: Some(id.into()), ..ScimUser::new(name) }
+    }
+
+    #[test]
+    fn names_are_indexed_case_insensitively_through_renames_and_removal() {
+        let mut table = Table::default();
+        table.insert(user("1", "Ada@Example.com"));
+        table.insert(user("2", "bob@example.com"));
+        assert!(table.name_taken("ada@example.COM", None));
+        assert!(!table.name_taken("ada@example.com", Some("1")));
+        table.replace("1", user("1", "ada.l@example.com"), 2);
+        assert!(!table.name_taken("ada@example.com", None));
+        assert_eq!(table.get("1").map(|r| r.version), Some(2));
+        assert!(table.remove("2").is_some());
+        assert_eq!(table.named("BOB@example.com").count(), 0);
+        let ids: Vec<&str> = table.rows().map(|r| r.resource.id()).collect();
+        assert_eq!(ids, ["1"]);
+    }
+
+    #[test]
+    fn duplicates_staged_by_tests_are_all_found() {
+        let mut table = Table::default();
+        table.insert(user("1", "dup"));
+        table.insert(user("2", "DUP"));
+        let ids: Vec<&str> = table.named("dup").map(|r| r.resource.id()).collect();
+        assert_eq!(ids, ["1", "2"]);
+        table.remove("1");
+        assert!(table.name_taken("dup", None));
+    }
+}
