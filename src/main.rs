@@ -1,1 +1,196 @@
-fn main() {}
+//! The `scimfleet` command: wiring only. Every subcommand calls into a library
+//! crate; this file parses arguments, loads configuration, sets up logging and
+//! signal handling, and turns errors into exit codes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use scimfleet_runtime::broker::{self, Publisher, Topology};
+use scimfleet_runtime::config::{CONFIG_ENV, LogFormat};
+use scimfleet_runtime::{Config, shutdown, telemetry};
+use tokio_util::sync::CancellationToken;
+
+/// Event-driven SCIM provisioning: HR events in, converged and verified accounts out.
+#[derive(Debug, Parser)]
+#[command(name = "scimfleet", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume HR events, plan per-app jobs and publish them.
+    Scheduler(ConfigArg),
+    /// Apply jobs to SCIM apps.
+    Worker {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only these apps (comma-separated ids); all configured apps by default.
+        #[arg(long, value_delimiter = ',')]
+        apps: Option<Vec<String>>,
+    },
+    /// Publish events from a JSON Lines file (`-` for stdin) with confirms.
+    Publish {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The events, one CloudEvents JSON document per line.
+        file: PathBuf,
+    },
+    /// Provision a sample organisation into three in-process SCIM apps.
+    Demo {
+        /// Policy of the demo apps (URLs and tokens are replaced).
+        #[arg(long, default_value = "deploy/examples/scimfleet.toml")]
+        config: PathBuf,
+        /// The sample events.
+        #[arg(long, default_value = "deploy/examples/events.jsonl")]
+        events: PathBuf,
+    },
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Development tools.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and the tokens it refers to.
+    Check(ConfigArg),
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Run the in-memory SCIM 2.0 test server.
+    ScimServer {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Environment variable holding the bearer token clients must send.
+        #[arg(long, default_value = "SCIMFLEET_DEV_TOKEN")]
+        token_env: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, env = CONFIG_ENV)]
+    config: PathBuf,
+}
+
+impl ConfigArg {
+    fn load(&self) -> anyhow::Result<Arc<Config>> {
+        Ok(Arc::new(Config::load(&self.config)?))
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
+    let stop = CancellationToken::new();
+    tokio::spawn(shutdown::cancel_on_signal(stop.clone()));
+    match command {
+        Command::Scheduler(arg) => {
+            let config = arg.load()?;
+            start_logging(&config);
+            scimfleet_scheduler::run(config, Arc::default(), stop).await?;
+        }
+        Command::Worker { config, apps } => {
+            let config = config.load()?;
+            start_logging(&config);
+            scimfleet_worker::run(config, apps, Arc::default(), stop).await?;
+        }
+        Command::Publish { config, file } => {
+            let config = config.load()?;
+            telemetry::init_logging(config.telemetry.log_format, telemetry::SERVICE_LOG_LEVELS);
+            publish(&config, &file).await?;
+        }
+        Command::Demo { config, events } => {
+            // The demo prints its own story; logs only when something is wrong.
+            telemetry::init_logging(LogFormat::Pretty, "warn,lapin=error");
+            let converged = scimfleet_devkit::demo::run(&config, &events, &mut std::io::stdout())
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            if !converged {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Config(ConfigCommand::Check(arg)) => {
+            let config = arg.load()?;
+            for (index, app) in config.apps.iter().enumerate() {
+                app.token(&config.origin, index, &config.base_dir)?;
+            }
+            println!("{}: valid ({} apps)", config.origin, config.apps.len());
+        }
+        Command::Dev(DevCommand::ScimServer { port, bind, token_env }) => {
+            telemetry::init_logging(LogFormat::Pretty, telemetry::SERVICE_LOG_LEVELS);
+            let token = std::env::var(&token_env)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .with_context(|| format!("set {token_env} to the bearer token clients must send"))?;
+            let listener = tokio::net::TcpListener::bind((bind, port)).await?;
+            println!("SCIM test server on http://{}/scim/v2", listener.local_addr()?);
+            scimfleet_devkit::scim_server::serve(listener, token, stop).await?;
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn start_logging(config: &Config) {
+    telemetry::init_logging(config.telemetry.log_format, telemetry::SERVICE_LOG_LEVELS);
+    if config.telemetry.pseudonym_key_env.is_none() {
+        tracing::warn!(
+            "telemetry.pseudonym_key_env is not set: person pseudonyms in logs use a key derived from the namespace"
+        );
+    }
+}
+
+async fn publish(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let connection = broker::connect(&config.broker.url, "scimfleet-publish").await?;
+    let publisher = Publisher::open(&connection).await?;
+    let topology = Topology::of(config);
+    let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
+    topology.declare(publisher.channel(), &apps).await?;
+    let report = if file.as_os_str() == "-" {
+        broker::events::publish_jsonl(&publisher, &topology, std::io::stdin().lock()).await?
+    } else {
+        let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        broker::events::publish_jsonl(&publisher, &topology, std::io::BufReader::new(input)).await?
+    };
+    println!("{} events read, {} confirmed by RabbitMQ", report.read, report.confirmed);
+    let _closed = connection.close(200, "publish done".into()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,303 @@
+//! An in-process fleet: SCIM test servers, the scheduler and a worker, on a
+//! namespace of their own on the real RabbitMQ and Redis.
+//!
+//! The demo, the integration tests and the benchmark all drive scimfleet
+//! through this one harness. The caller gives only the *policy* part of a
+//! configuration (apps with scope, mapping, groups, deprovision mode); the
+//! fleet starts one test server per app and fills in `base_url`, the token
+//! and a unique namespace, so parallel tests never see each other's queues or
+//! keys. Queues of a fleet expire when unused (`broker.queue_expires_ms`), so
+//! even a crashed test leaves nothing behind for long; `stop` removes
+//! everything at once.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent, read_dead_letter};
+use scimfleet_runtime::{Config, Store};
+use scimfleet_scheduler::{SchedulerSnapshot, SchedulerStats};
+use scimfleet_schemas::{AppId, DeadLetter};
+use scimfleet_worker::{WorkerSnapshot, WorkerStats};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::scim_server::{ScimServer, ScimServerHandle};
+
+/// Something in the harness went wrong; tests fail on it with the message.
+pub type FleetError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Queues of a test namespace disappear after this long unused.
+const TEST_QUEUE_EXPIRY_MS: u64 = 15 * 60 * 1000;
+
+/// A running in-process fleet.
+pub struct Fleet {
+    /// The effective configuration (namespace, apps with their servers' URLs).
+    pub config: Arc<Config>,
+    servers: BTreeMap<AppId, ScimServerHandle>,
+    scheduler_stats: Arc<SchedulerStats>,
+    worker_stats: Arc<WorkerStats>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<Result<(), String>>>,
+    connection: lapin::Connection,
+    publisher: Publisher,
+    store: Store,
+    published: u64,
+    token_dir: PathBuf,
+}
+
+impl Fleet {
+    /// Starts servers, scheduler and worker for the apps of `policy` (TOML
+    /// with `[[apps]]` entries; `base_url` and tokens are filled in).
+    pub async fn start(policy: &str) -> Result<Self, FleetError> {
+        let namespace = unique_namespace("t");
+        Self::start_in(policy, &namespace).await
+    }
+
+    /// Like [`Fleet::start`] with a chosen namespace.
+    pub async fn start_in(policy: &str, namespace: &str) -> Result<Self, FleetError> {
+        let token = format!("tok-{}", rand::random::<u64>());
+        let token_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
+        std::fs::create_dir_all(&token_dir)?;
+        std::fs::write(token_dir.join("token"), &token)?;
+        let (text, app_ids) = complete_policy(policy, namespace)?;
+        let mut servers = BTreeMap::new();
+        let mut text = text;
+        for app in &app_ids {
+            let server = ScimServer::start(token.clone()).await?;
+            text = text.replace(&placeholder(app), &server.base_url());
+            servers.insert(AppId::parse(app.as_str())?, server);
+        }
+        let config = Arc::new(Config::from_toml(&text, "fleet", token_dir.clone(), service_env())?);
+        let store = Store::connect(&config.redis.url, &config.namespace).await?;
+        sweep_stale_namespaces(&store).await;
+        let connection = broker::connect(&config.broker.url, "scimfleet-fleet").await?;
+        let publisher = Publisher::open(&connection).await?;
+        let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
+        Topology::of(&config).declare(publisher.channel(), &apps).await?;
+        let mut fleet = Self {
+            config,
+            servers,
+            scheduler_stats: Arc::default(),
+            worker_stats: Arc::default(),
+            shutdown: CancellationToken::new(),
+            tasks: Vec::new(),
+            connection,
+            publisher,
+            store,
+            published: 0,
+            token_dir,
+        };
+        fleet.spawn_scheduler();
+        fleet.spawn_worker(None);
+        Ok(fleet)
+    }
+
+    fn spawn_scheduler(&mut self) {
+        let (config, stats, stop) =
+            (self.config.clone(), self.scheduler_stats.clone(), self.shutdown.clone());
+        self.tasks.push(tokio::spawn(async move {
+            scimfleet_scheduler::run(config, stats, stop).await.map_err(|e| error_chain(&e))
+        }));
+    }
+
+    /// Starts one more worker for `apps` (all when `None`) sharing the fleet's counters.
+    pub fn spawn_worker(&mut self, apps: Option<Vec<String>>) {
+        let (config, stats, stop) = (self.config.clone(), self.worker_stats.clone(), self.shutdown.clone());
+        self.tasks.push(tokio::spawn(async move {
+            scimfleet_worker::run(config, apps, stats, stop).await.map_err(|e| error_chain(&e))
+        }));
+    }
+
+    /// The test server standing in for `app`.
+    pub fn server(&self, app: &str) -> &ScimServerHandle {
+        let found = self.servers.iter().find(|(id, _)| id.as_str() == app);
+        found.map(|(_, s)| s).unwrap_or_else(|| panic!("no app `{app}` in this fleet"))
+    }
+
+    /// Every app's test server.
+    pub fn servers(&self) -> &BTreeMap<AppId, ScimServerHandle> {
+        &self.servers
+    }
+
+    /// The fleet's Redis handle.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Publishes raw event bodies to `{ns}.events` with confirms, routing key
+    /// = the event's `type` when readable. Counts them for [`Fleet::wait_settled`].
+    pub async fn publish(&mut self, bodies: &[Vec<u8>]) -> Result<(), FleetError> {
+        self.publish_as(bodies, Some(broker::events::CLOUDEVENTS_JSON)).await
+    }
+
+    /// Like [`Fleet::publish`], with a chosen content type (or none).
+    pub async fn publish_as(
+        &mut self,
+        bodies: &[Vec<u8>],
+        content_type: Option<&str>,
+    ) -> Result<(), FleetError> {
+        let properties = match content_type {
+            Some(content_type) => persistent(content_type),
+            // Persistent, but with no content type at all.
+            None => lapin::BasicProperties::default().with_delivery_mode(2),
+        };
+        let exchange = Topology::new(&self.config.namespace).events_exchange();
+        let keys: Vec<String> = bodies.iter().map(|b| broker::events::routing_of(b).0).collect();
+        let messages: Vec<Outgoing<'_>> = bodies
+            .iter()
+            .zip(&keys)
+            .map(|(body, key)| Outgoing {
+                exchange: &exchange,
+                routing_key: key,
+                body,
+                properties: properties.clone(),
+                mandatory: true,
+            })
+            .collect();
+        self.publisher.publish_all(messages).await?;
+        self.published += bodies.len() as u64;
+        Ok(())
+    }
+
+    /// Publishes JSON events.
+    pub async fn publish_json(&mut self, events: &[serde_json::Value]) -> Result<(), FleetError> {
+        let bodies: Vec<Vec<u8>> = events.iter().map(serde_json::to_vec).collect::<Result<_, _>>()?;
+        self.publish(&bodies).await
+    }
+
+    /// Scheduler counters.
+    pub fn scheduler(&self) -> SchedulerSnapshot {
+        self.scheduler_stats.snapshot()
+    }
+
+    /// Worker counters (all workers of this fleet).
+    pub fn worker(&self) -> WorkerSnapshot {
+        self.worker_stats.snapshot()
+    }
+
+    /// Waits until every published event is settled by the scheduler and
+    /// every job it published is settled by a worker.
+    pub async fn wait_settled(&self, within: Duration) -> Result<(), FleetError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (s, w) = (self.scheduler(), self.worker());
+            if s.settled() >= self.published && w.settled() >= s.jobs_published {
+                return Ok(());
+            }
+            if let Some(done) = self.tasks.iter().find(|t| t.is_finished()) {
+                let _ = done;
+                return Err("a fleet process stopped unexpectedly; see the logs".into());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "not settled within {within:?}: published {}, scheduler {s:?}, worker {w:?}",
+                    self.published
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Takes every message from a dead-letter queue (`events` or an app id).
+    pub async fn take_dead_letters(&self, which: &str) -> Result<Vec<(DeadLetter, Vec<u8>)>, FleetError> {
+        let topology = Topology::new(&self.config.namespace);
+        let queue = match which {
+            "events" => topology.events_dlq(),
+            app => topology.app_dlq(&AppId::parse(app)?),
+        };
+        let channel = self.connection.create_channel().await?;
+        let mut taken = Vec::new();
+        while let Some(message) = channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await?
+        {
+            let delivery = message.delivery;
+            taken.push((read_dead_letter(&delivery.properties)?, delivery.data.clone()));
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+        }
+        Ok(taken)
+    }
+
+    /// Stops the processes and the servers, and deletes the namespace's
+    /// queues, exchanges and Redis keys.
+    pub async fn stop(self) -> Result<(), FleetError> {
+        self.shutdown.cancel();
+        let mut failures = Vec::new();
+        for task in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(e),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        let apps: Vec<_> = self.config.apps.iter().map(|a| a.id.clone()).collect();
+        Topology::new(&self.config.namespace).delete(self.publisher.channel(), &apps).await?;
+        self.store.delete_namespace().await?;
+        let _closed = self.connection.close(200, "fleet stopped".into()).await;
+        for server in self.servers.into_values() {
+            server.shutdown().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.token_dir);
+        if failures.is_empty() { Ok(()) } else { Err(failures.join("; ").into()) }
+    }
+}
+
+/// A fresh namespace `{prefix}-{unix seconds}-{random}`; the time lets later
+/// runs recognise and sweep what a crashed run left.
+pub fn unique_namespace(prefix: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    format!("{prefix}-{now}-{:08x}", rand::random::<u32>())
+}
+
+fn placeholder(app: &str) -> String {
+    format!("http://127.0.0.1:1/placeholder/{app}")
+}
+
+/// Fills the namespace, base URLs (placeholders until servers exist), tokens
+/// and the queue expiry into the policy; returns the text and the app ids.
+fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>), FleetError> {
+    let mut table: toml::Table = policy.parse()?;
+    table.insert("namespace".into(), namespace.into());
+    let broker = table.entry("broker").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(broker) = broker {
+        broker.insert("queue_expires_ms".into(), toml::Value::Integer(TEST_QUEUE_EXPIRY_MS as i64));
+    }
+    let mut ids = Vec::new();
+    let apps = table.get_mut("apps").and_then(toml::Value::as_array_mut).ok_or("policy has no [[apps]]")?;
+    for app in apps.iter_mut().filter_map(toml::Value::as_table_mut) {
+        let id = app.get("id").and_then(toml::Value::as_str).ok_or("an app has no id")?.to_owned();
+        app.insert("base_url".into(), placeholder(&id).into());
+        app.insert("allow_insecure_loopback".into(), true.into());
+        app.remove("token_env");
+        app.insert("token_file".into(), "token".into());
+        ids.push(id);
+    }
+    Ok((toml::to_string(&table)?, ids))
+}
+
+/// Only the service locations are taken from the environment, so a developer's
+/// other `SCIMFLEET_*` settings cannot change what a test means.
+fn service_env() -> Vec<(String, String)> {
+    std::env::vars().filter(|(k, _)| k == "SCIMFLEET_BROKER__URL" || k == "SCIMFLEET_REDIS__URL").collect()
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Deletes Redis keys of test namespaces older than an hour (crashed runs).
+async fn sweep_stale_namespaces(store: &Store) {
+    let cutoff = chrono::Utc::now().timestamp() - 3600;
+    if let Err(error) = store.sweep_namespaces("t-", cutoff).await {
+        tracing::warn!(%error, "could not sweep stale test namespaces");
+    }
+}

@@ -1,0 +1,59 @@
+//! The binary's start-up behaviour: bad configuration fails at once, naming
+//! the file, the field and the reason, without leaking secrets.
+
+use std::process::Command;
+
+fn scimfleet() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+}
+
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("scimfleet-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn invalid_config_fails_naming_file_field_and_reason() {
+    let path = write_config(
+        "bad.toml",
+        "[broker]\nurl = \"amqp://user:hunter2@rabbit/%2f\"\n[[apps]]\nid = \"crm\"\nbase_url = \"http://crm.example.com/scim\"\ntoken_env = \"X\"\n",
+    );
+    let output = scimfleet().args(["config", "check", "--config"]).arg(&path).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert!(stderr.contains("apps[0].base_url"), "{stderr}");
+    assert!(stderr.contains("https"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn missing_token_is_reported_by_config_check() {
+    let path = write_config(
+        "notoken.toml",
+        "[[apps]]\nid = \"crm\"\nbase_url = \"https://crm.example.com/scim\"\ntoken_env = \"SCIMFLEET_TEST_SURELY_UNSET\"\n",
+    );
+    let output = scimfleet().args(["config", "check", "--config"]).arg(&path).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("apps[0].token_env") && stderr.contains("SCIMFLEET_TEST_SURELY_UNSET"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn example_config_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = scimfleet()
+        .args(["config", "check", "--config"])
+        .arg(root.join("deploy/examples/scimfleet.toml"))
+        .env("SCIMFLEET_TOKEN_GITHUB", "t1")
+        .env("SCIMFLEET_TOKEN_SLACK", "t2")
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -1,0 +1,79 @@
+//! Shared test fixtures: a three-app policy and an event builder.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use serde_json::{Value, json};
+
+/// Three apps: `git` (Engineering, deactivate), `chat` (everyone,
+/// deactivate), `crm` (Sales, delete); each with group rules.
+pub const POLICY: &str = r#"
+[[apps]]
+id = "git"
+base_url = "https://set-by-fleet"
+token_env = "UNUSED"
+deprovision = "deactivate"
+scope = { include = { department = ["Engineering"] } }
+[[apps.groups]]
+name = "engineers"
+hr_groups = ["engineering"]
+[[apps.groups]]
+name = "london"
+when = { location = ["London"] }
+
+[[apps]]
+id = "chat"
+base_url = "https://set-by-fleet"
+token_env = "UNUSED"
+[[apps.groups]]
+name = "all-staff"
+[[apps.groups]]
+name = "eng-chat"
+hr_groups = ["engineering"]
+
+[[apps]]
+id = "crm"
+base_url = "https://set-by-fleet"
+token_env = "UNUSED"
+deprovision = "delete"
+scope = { include = { department = ["Sales"] } }
+[[apps.groups]]
+name = "sales-team"
+when = { department = ["Sales"] }
+"#;
+
+/// A person's attributes for the tests' standard person `E<n>`.
+pub struct Person<'a> {
+    pub id: &'a str,
+    pub department: &'a str,
+    pub title: &'a str,
+    pub location: &'a str,
+    pub groups: &'a [&'a str],
+}
+
+impl Person<'_> {
+    pub fn user_name(&self) -> String {
+        format!("{}@example.com", self.id.to_lowercase())
+    }
+
+    /// A CloudEvents event carrying this person's full state.
+    pub fn event(&self, event_id: &str, kind: &str, sequence: u64) -> Value {
+        let status = match kind {
+            "person.terminated" => "terminated",
+            "person.suspended" => "suspended",
+            _ => "active",
+        };
+        json!({
+            "specversion": "1.0", "id": event_id, "source": "hr/test", "type": kind,
+            "time": "2026-11-22T10:00:00Z", "subject": self.id, "datacontenttype": "application/json",
+            "data": {
+                "person_id": self.id, "sequence": sequence, "status": status, "effective_at": null,
+                "attributes": {
+                    "userName": self.user_name(), "givenName": "Test", "familyName": self.id,
+                    "email": self.user_name(), "department": self.department, "title": self.title,
+                    "employeeNumber": self.id.trim_start_matches('E'), "location": self.location
+                },
+                "groups": self.groups, "actor": {"id": "hr-sync", "amr": ["pwd", "mfa"]}
+            }
+        })
+    }
+}
