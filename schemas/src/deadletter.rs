@@ -161,8 +161,8 @@ mod tests {
         let dl = sample();
         let headers = dl.to_headers();
         assert!(headers.iter().all(|(n, _)| n.starts_with(HEADER_PREFIX)));
-        let back = DeadLetter::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.clone())))
-            .expect("parses");
+        let back =
+            DeadLetter::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.clone()))).expect("parses");
         assert_eq!(back, dl);
     }
 

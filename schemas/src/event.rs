@@ -219,12 +219,11 @@ impl Event {
         if body.len() > MAX_EVENT_BYTES {
             return Err(EventError::TooLarge { size: body.len() });
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| EventError::Syntax {
-                line: e.line(),
-                column: e.column(),
-                message: redact_serde_message(&e.to_string()),
-            })?;
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| EventError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: redact_serde_message(&e.to_string()),
+        })?;
         let event: Event = serde_path_to_error::deserialize(value).map_err(|e| EventError::Shape {
             path: e.path().to_string(),
             message: redact_serde_message(&e.inner().to_string()),
@@ -241,10 +240,10 @@ impl Event {
         if self.source.trim().is_empty() {
             return rule("source", "must not be empty");
         }
-        if let Some(ct) = &self.datacontenttype {
-            if !ct.starts_with("application/json") {
-                return rule("datacontenttype", "must be application/json");
-            }
+        if let Some(ct) = &self.datacontenttype
+            && !ct.starts_with("application/json")
+        {
+            return rule("datacontenttype", "must be application/json");
         }
         if self.subject != self.data.person_id {
             return rule("subject", "must equal data.person_id");
@@ -255,13 +254,13 @@ impl Event {
             EventType::Suspended => Some(PersonStatus::Suspended),
             EventType::Updated => None,
         };
-        if let Some(expected) = expected {
-            if self.data.status != expected {
-                return Err(EventError::Rule {
-                    field: "data.status",
-                    reason: format!("must be `{}` for type `{}`", expected.as_str(), self.kind.as_str()),
-                });
-            }
+        if let Some(expected) = expected
+            && self.data.status != expected
+        {
+            return Err(EventError::Rule {
+                field: "data.status",
+                reason: format!("must be `{}` for type `{}`", expected.as_str(), self.kind.as_str()),
+            });
         }
         if self.data.actor.id.trim().is_empty() {
             return rule("data.actor.id", "must not be empty");
@@ -284,9 +283,7 @@ impl Event {
             if !name_ok {
                 return Err(EventError::Rule {
                     field: "data.attributes",
-                    reason: format!(
-                        "attribute names are 1-{MAX_ATTRIBUTE_NAME} letters, digits, _ or -"
-                    ),
+                    reason: format!("attribute names are 1-{MAX_ATTRIBUTE_NAME} letters, digits, _ or -"),
                 });
             }
             if value.len() > MAX_ATTRIBUTE_VALUE {
@@ -301,9 +298,7 @@ impl Event {
         {
             return Err(EventError::Rule {
                 field: "data.groups",
-                reason: format!(
-                    "at most {MAX_GROUPS} groups, each 1-{MAX_GROUP_NAME} bytes and not blank"
-                ),
+                reason: format!("at most {MAX_GROUPS} groups, each 1-{MAX_GROUP_NAME} bytes and not blank"),
             });
         }
         Ok(())

@@ -41,6 +41,10 @@ pub struct Job {
 }
 
 /// What a job does. Tagged by `action` on the wire.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a job is built once and serialised at once; boxing the user buys nothing"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum JobAction {

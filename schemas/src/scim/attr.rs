@@ -40,7 +40,6 @@ macro_rules! user_attrs {
     };
 }
 
-
 user_attrs! {
     UserName => "userName",
     ExternalId => "externalId",

@@ -39,7 +39,8 @@ impl EqFilter {
         }
         let value: String = serde_json::from_str(literal.trim())
             .map_err(|_| FilterError("the value must be a quoted string"))?;
-        if attribute.is_empty() || !attribute.chars().all(|c| c.is_ascii_alphanumeric() || ".:_$".contains(c)) {
+        if attribute.is_empty() || !attribute.chars().all(|c| c.is_ascii_alphanumeric() || ".:_$".contains(c))
+        {
             return Err(FilterError("bad attribute name"));
         }
         Ok(Self { attribute: attribute.to_owned(), value })

@@ -31,11 +31,7 @@ pub struct ScimGroup {
 impl ScimGroup {
     /// A new group with no members.
     pub fn new(display_name: impl Into<String>) -> Self {
-        Self {
-            schemas: vec![GROUP_SCHEMA.to_owned()],
-            display_name: display_name.into(),
-            ..Self::default()
-        }
+        Self { schemas: vec![GROUP_SCHEMA.to_owned()], display_name: display_name.into(), ..Self::default() }
     }
 
     /// Whether the resource with id `member` is a member.

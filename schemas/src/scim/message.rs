@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn error_status_may_be_a_number() {
-        let err: ScimError = serde_json::from_str(r#"{"status":409,"scimType":"uniqueness"}"#).expect("valid");
+        let err: ScimError =
+            serde_json::from_str(r#"{"status":409,"scimType":"uniqueness"}"#).expect("valid");
         assert_eq!(err.status, "409");
         assert_eq!(err.to_string(), "SCIM error 409 (uniqueness)");
     }
