@@ -27,21 +27,9 @@ pub enum SchedulerError {
     /// Redis could not be reached.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Consuming failed.
-    #[error("consuming {queue} failed")]
-    Consume {
-        /// The queue.
-        queue: String,
-        /// The client error.
-        #[source]
-        source: lapin::Error,
-    },
-    /// The broker closed the consumer.
-    #[error("the broker closed the consumer of {queue}")]
-    ConsumerClosed {
-        /// The queue.
-        queue: String,
-    },
+    /// Consuming stopped because of the broker.
+    #[error(transparent)]
+    Consume(#[from] scimfleet_runtime::broker::ConsumeError),
     /// The pseudonym key is misconfigured.
     #[error(transparent)]
     Config(#[from] scimfleet_runtime::config::ConfigError),
@@ -61,6 +49,7 @@ pub async fn run(
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.declare(&channel, &apps).await?;
     let publisher = Publisher::open(&connection).await?;
+    let publisher_channel = publisher.channel().clone();
     let pseudonyms = Pseudonymizer::new(config.pseudonym_key()?.as_ref(), &config.namespace);
     let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
     let ctx = Arc::new(fanout::Context {
@@ -73,6 +62,10 @@ pub async fn run(
         stats,
     });
     let result = intake::consume(ctx, &channel, shutdown, grace).await;
+    // Channels are closed (and awaited) before the connection: a channel
+    // dropped instead closes in the background and races the connection close.
+    let _closed = publisher_channel.close(200, "scheduler stopping".into()).await;
+    let _closed = channel.close(200, "scheduler stopping".into()).await;
     // Closing tells the broker at once that unacked events are to be redelivered.
     let _closed = connection.close(200, "scheduler stopping".into()).await;
     result

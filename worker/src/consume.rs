@@ -16,18 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::FieldTable;
-use scimfleet_runtime::broker::{PublishError, Publisher, Topology};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use scimfleet_runtime::broker::{self, PublishError, Publisher, Topology};
 use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Job, JobAction, Stage};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerError;
@@ -82,55 +78,13 @@ pub(crate) async fn consume(
     grace: Duration,
 ) -> Result<(), WorkerError> {
     let queue = worker.topology.job_queue(&worker.app);
-    let consume_error = |source| WorkerError::Consume { queue: queue.clone(), source };
-    channel.basic_qos(worker.concurrency, BasicQosOptions::default()).await.map_err(consume_error)?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|source| WorkerError::Consume { queue: queue.clone(), source })?;
-    tracing::info!(scimfleet.app = %worker.app, messaging.destination.name = %queue, "worker consuming {queue}");
-    let mut tasks = JoinSet::new();
-    let result = loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break Ok(()),
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Err(error) = joined {
-                    tracing::error!(scimfleet.app = %worker.app, %error, "job task ended abnormally");
-                }
-            }
-            delivery = consumer.next() => match delivery {
-                Some(Ok(delivery)) => {
-                    WorkerStats::add(&worker.stats.received, 1);
-                    tasks.spawn(handle(worker.clone(), delivery));
-                }
-                Some(Err(source)) => break Err(WorkerError::Consume { queue: queue.clone(), source }),
-                None => break Err(WorkerError::ConsumerClosed { queue: queue.clone() }),
-            },
-        }
-    };
-    // Stop deliveries, let in-flight work settle on this channel, then close
-    // it (the broker requeues whatever prefetched delivery was never handed over).
-    let _cancelled = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
-    drain(&worker.app, tasks, grace).await;
+    let result = broker::consume(&channel, &queue, worker.concurrency, grace, shutdown, |delivery| {
+        WorkerStats::add(&worker.stats.received, 1);
+        handle(worker.clone(), delivery)
+    })
+    .await;
     let _closed = channel.close(200, "consumer stopped".into()).await;
-    result
-}
-
-async fn drain(app: &AppId, mut tasks: JoinSet<()>, grace: Duration) {
-    if tasks.is_empty() {
-        return;
-    }
-    tracing::info!(scimfleet.app = %app, in_flight = tasks.len(), "draining in-flight jobs");
-    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
-        tracing::warn!(scimfleet.app = %app, left = tasks.len(), "grace period over; unfinished jobs will be redelivered");
-        tasks.abort_all();
-    }
+    Ok(result?)
 }
 
 async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {

@@ -47,21 +47,9 @@ pub enum WorkerError {
     /// Redis could not be reached.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Consuming failed.
-    #[error("consuming {queue} failed")]
-    Consume {
-        /// The queue.
-        queue: String,
-        /// The client error.
-        #[source]
-        source: lapin::Error,
-    },
-    /// The broker closed a consumer.
-    #[error("the broker closed the consumer of {queue}")]
-    ConsumerClosed {
-        /// The queue.
-        queue: String,
-    },
+    /// Consuming stopped because of the broker.
+    #[error(transparent)]
+    Consume(#[from] scimfleet_runtime::broker::ConsumeError),
 }
 
 /// The configured apps named in `only` (all apps when `None`).
@@ -141,6 +129,10 @@ pub async fn run(
             }
         }
     }
+    // Channels are closed (and awaited) before the connection: a channel
+    // dropped instead closes in the background and races the connection close.
+    let _closed = publisher.channel().close(200, "worker stopping".into()).await;
+    let _closed = setup.close(200, "worker stopping".into()).await;
     let _closed = connection.close(200, "worker stopping".into()).await;
     result
 }

@@ -4,6 +4,7 @@
 //! idempotent), so no deployment step has to run first and a process that
 //! starts against an empty broker just works.
 
+mod consume;
 pub mod events;
 mod headers;
 mod publish;
@@ -11,6 +12,7 @@ mod topology;
 
 use lapin::{Connection, ConnectionProperties};
 
+pub use consume::{ConsumeError, consume};
 pub use headers::{dead_letter_headers, header_str, read_dead_letter};
 pub use publish::{Outgoing, PublishError, Publisher, persistent};
 pub use topology::Topology;

@@ -1,0 +1,104 @@
+//! The one consumer loop every process uses.
+//!
+//! One `tokio::select!` over the shutdown token, the set of running
+//! handlers and the delivery stream. Concurrency is bounded by the AMQP
+//! prefetch: the broker never hands over more unacked deliveries than
+//! `prefetch`, so the handler set cannot grow past it. Each delivery runs in
+//! its own task, so one slow or panicking handler never stops the loop; the
+//! handler owns the delivery and must settle it (ack, nack or dead-letter).
+//!
+//! On shutdown the consumer is cancelled first (no new deliveries), in-flight
+//! handlers get `grace` to settle on the still-open channel, and what does not
+//! finish stays unacked and is redelivered by the broker to the next consumer.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Channel;
+use lapin::message::Delivery;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Consuming stopped because of the broker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumeError {
+    /// A channel operation failed.
+    #[error("consuming {queue} failed")]
+    Channel {
+        /// The queue.
+        queue: String,
+        /// The client error.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The broker ended the consumer (queue deleted, channel closed).
+    #[error("the broker closed the consumer of {queue}")]
+    Closed {
+        /// The queue.
+        queue: String,
+    },
+}
+
+/// Consumes `queue` on `channel`, running `handle` for each delivery, until
+/// `shutdown` is cancelled (`Ok`) or the broker fails (`Err`).
+pub async fn consume<F, Fut>(
+    channel: &Channel,
+    queue: &str,
+    prefetch: u16,
+    grace: Duration,
+    shutdown: CancellationToken,
+    mut handle: F,
+) -> Result<(), ConsumeError>
+where
+    F: FnMut(Delivery) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let failed = |source| ConsumeError::Channel { queue: queue.to_owned(), source };
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(failed)?;
+    let options = BasicConsumeOptions::default();
+    let mut consumer = channel
+        .basic_consume(queue.into(), "".into(), options, FieldTable::default())
+        .await
+        .map_err(failed)?;
+    tracing::info!(messaging.system = "rabbitmq", messaging.destination.name = %queue, "consuming {queue}");
+    let mut tasks = JoinSet::new();
+    let result = loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break Ok(()),
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(error) = joined {
+                    tracing::error!(messaging.destination.name = %queue, %error, "a delivery handler ended abnormally");
+                }
+            }
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    tasks.spawn(handle(delivery));
+                }
+                Some(Err(source)) => break Err(failed(source)),
+                None => break Err(ConsumeError::Closed { queue: queue.to_owned() }),
+            },
+        }
+    };
+    let _cancelled = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+    drain(queue, tasks, grace).await;
+    result
+}
+
+async fn drain(queue: &str, mut tasks: JoinSet<()>, grace: Duration) {
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::info!(messaging.destination.name = %queue, in_flight = tasks.len(), "draining in-flight deliveries");
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(
+            messaging.destination.name = %queue, left = tasks.len(),
+            "grace period over; unfinished deliveries will be redelivered"
+        );
+        tasks.abort_all();
+    }
+}
