@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent, read_dead_letter};
+use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_runtime::{Config, Store};
 use scimfleet_scheduler::{SchedulerSnapshot, SchedulerStats};
 use scimfleet_schemas::{AppId, DeadLetter};
@@ -112,6 +113,9 @@ impl Fleet {
     }
 
     /// The test server standing in for `app`.
+    ///
+    /// # Panics
+    /// When the fleet has no such app: a mistake in the test itself.
     pub fn server(&self, app: &str) -> &ScimServerHandle {
         let found = self.servers.iter().find(|(id, _)| id.as_str() == app);
         found.map(|(_, s)| s).unwrap_or_else(|| panic!("no app `{app}` in this fleet"))
@@ -187,8 +191,7 @@ impl Fleet {
             if s.settled() >= self.published && w.settled() >= s.jobs_published {
                 return Ok(());
             }
-            if let Some(done) = self.tasks.iter().find(|t| t.is_finished()) {
-                let _ = done;
+            if self.tasks.iter().any(JoinHandle::is_finished) {
                 return Err("a fleet process stopped unexpectedly; see the logs".into());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -281,17 +284,6 @@ fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>
 /// other `SCIMFLEET_*` settings cannot change what a test means.
 fn service_env() -> Vec<(String, String)> {
     std::env::vars().filter(|(k, _)| k == "SCIMFLEET_BROKER__URL" || k == "SCIMFLEET_REDIS__URL").collect()
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Deletes Redis keys of test namespaces older than an hour (crashed runs).

@@ -26,6 +26,20 @@ pub fn init_logging(format: LogFormat, default_levels: &str) {
     };
 }
 
+/// An error with its causes, `outer: cause: root cause`, for logs and
+/// dead-letter details. Error types in scimfleet keep personal data and
+/// secrets out of their messages, so the chain is as safe as its links.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 /// Keyed hashing of person ids for logs, traces and metrics exemplars.
 #[derive(Clone)]
 pub struct Pseudonymizer {

@@ -15,6 +15,7 @@ use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scimfleet_runtime::broker;
+use scimfleet_runtime::telemetry::error_chain;
 use tokio_util::sync::CancellationToken;
 
 use crate::SchedulerError;
@@ -58,7 +59,7 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
             acked
         }
         Ok(Err(error)) => {
-            tracing::warn!(error = %error, cause = ?std::error::Error::source(&error), "event requeued");
+            tracing::warn!(error = error_chain(&error), "event requeued");
             tokio::time::sleep(REQUEUE_PAUSE).await;
             acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
         }

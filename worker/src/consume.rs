@@ -21,7 +21,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scimfleet_runtime::broker::{self, PublishError, Publisher, Topology};
 use scimfleet_runtime::store::StoreError;
-use scimfleet_runtime::telemetry::Pseudonymizer;
+use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Job, JobAction, Stage};
 use tokio_util::sync::CancellationToken;
@@ -107,7 +107,7 @@ async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {
             acked
         }
         Err(error) => {
-            tracing::warn!(scimfleet.app = %worker.app, %error, "job requeued");
+            tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "job requeued");
             tokio::time::sleep(REQUEUE_PAUSE).await;
             acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
         }
@@ -171,10 +171,10 @@ async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Tra
             tracing::warn!(
                 scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
                 scimfleet.action = job.action.name(), http.response.status_code = error.status(),
-                reason = reason.as_str(), %error, duration_ms,
+                reason = reason.as_str(), error = error_chain(&error), duration_ms,
                 "job {} dead-lettered ({why} failure)", job.job_id
             );
-            let detail = error.to_string();
+            let detail = error_chain(&error);
             let failure = Failure { reason, detail: &detail, last_status: error.status() };
             dead_letter(worker, delivery, Some(&job), failure, first_attempt_at).await
         }

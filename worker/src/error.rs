@@ -253,6 +253,7 @@ impl ApplyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scimfleet_runtime::telemetry::error_chain;
 
     fn status(status: u16, retry_after: Option<Duration>) -> ScimCallError {
         ScimCallError::Status {
@@ -334,17 +335,6 @@ mod tests {
         let chain = error_chain(&error);
         assert!(chain.starts_with("GET /Users: could not connect"), "{chain}");
         assert!(!chain.contains("example.com") && !chain.contains("127.0.0.1"), "{chain}");
-    }
-
-    fn error_chain(error: &dyn std::error::Error) -> String {
-        let mut text = error.to_string();
-        let mut next = error.source();
-        while let Some(source) = next {
-            text.push_str(": ");
-            text.push_str(&source.to_string());
-            next = source.source();
-        }
-        text
     }
 
     #[test]
