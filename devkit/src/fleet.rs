@@ -47,6 +47,7 @@ pub struct Fleet {
     store: Store,
     published: u64,
     token_dir: PathBuf,
+    stopped: bool,
 }
 
 impl Fleet {
@@ -90,6 +91,7 @@ impl Fleet {
             store,
             published: 0,
             token_dir,
+            stopped: false,
         };
         fleet.spawn_scheduler();
         fleet.spawn_worker(None);
@@ -225,10 +227,11 @@ impl Fleet {
 
     /// Stops the processes and the servers, and deletes the namespace's
     /// queues, exchanges and Redis keys.
-    pub async fn stop(self) -> Result<(), FleetError> {
+    pub async fn stop(mut self) -> Result<(), FleetError> {
+        self.stopped = true;
         self.shutdown.cancel();
         let mut failures = Vec::new();
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             match task.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => failures.push(e),
@@ -238,12 +241,46 @@ impl Fleet {
         let apps: Vec<_> = self.config.apps.iter().map(|a| a.id.clone()).collect();
         Topology::new(&self.config.namespace).delete(self.publisher.channel(), &apps).await?;
         self.store.delete_namespace().await?;
+        let _closed = self.publisher.channel().close(200, "fleet stopped".into()).await;
         let _closed = self.connection.close(200, "fleet stopped".into()).await;
-        for server in self.servers.into_values() {
+        for server in std::mem::take(&mut self.servers).into_values() {
             server.shutdown().await;
         }
         let _ = std::fs::remove_dir_all(&self.token_dir);
         if failures.is_empty() { Ok(()) } else { Err(failures.join("; ").into()) }
+    }
+}
+
+impl Drop for Fleet {
+    /// A fleet dropped without `stop` (a failed assertion, say) still removes
+    /// its namespace. `Drop` cannot await, so the clean-up runs on a thread
+    /// with a runtime of its own, and the drop waits for it.
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.shutdown.cancel();
+        let config = self.config.clone();
+        let token_dir = self.token_dir.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async {
+                let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
+                if let Ok(connection) = broker::connect(&config.broker.url, "scimfleet-fleet-cleanup").await {
+                    if let Ok(channel) = connection.create_channel().await {
+                        let _ = Topology::of(&config).delete(&channel, &apps).await;
+                    }
+                    let _ = connection.close(200, "fleet dropped".into()).await;
+                }
+                if let Ok(store) = Store::connect(&config.redis.url, &config.namespace).await {
+                    let _ = store.delete_namespace().await;
+                }
+            });
+            let _ = std::fs::remove_dir_all(&token_dir);
+        });
+        let _ = cleanup.join();
     }
 }
 
