@@ -57,3 +57,20 @@ fn example_config_is_valid() {
         .expect("runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+#[test]
+fn worker_refuses_an_unknown_app_before_connecting() {
+    let path = write_config(
+        "apps.toml",
+        "[broker]\nurl = \"amqp://guest:guest@127.0.0.1:1/%2f\"\n[[apps]]\nid = \"crm\"\nbase_url = \"https://crm.example.com/scim\"\ntoken_env = \"SCIMFLEET_TEST_CRM_TOKEN\"\n",
+    );
+    let output = scimfleet()
+        .args(["worker", "--apps", "crm,payroll", "--config"])
+        .arg(&path)
+        .env("SCIMFLEET_TEST_CRM_TOKEN", "t")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("app `payroll` is not in the configuration"), "{stderr}");
+}
