@@ -47,6 +47,7 @@ pub struct Fleet {
     store: Store,
     published: u64,
     token_dir: PathBuf,
+    token: String,
     stopped: bool,
 }
 
@@ -91,6 +92,7 @@ impl Fleet {
             store,
             published: 0,
             token_dir,
+            token,
             stopped: false,
         };
         fleet.spawn_scheduler();
@@ -121,6 +123,25 @@ impl Fleet {
     pub fn server(&self, app: &str) -> &ScimServerHandle {
         let found = self.servers.iter().find(|(id, _)| id.as_str() == app);
         found.map(|(_, s)| s).unwrap_or_else(|| panic!("no app `{app}` in this fleet"))
+    }
+
+    /// Takes `app`'s server down: its address refuses connections until
+    /// [`Fleet::restart_server`]. Returns that address.
+    pub async fn stop_server(&mut self, app: &str) -> Result<std::net::SocketAddr, FleetError> {
+        let id = AppId::parse(app)?;
+        // A clone is shut down; the handle kept in the map still reads the
+        // stopped server's state and request log.
+        let server = self.servers.get(&id).ok_or_else(|| format!("no app `{app}`"))?.clone();
+        let addr = server.addr();
+        server.shutdown().await;
+        Ok(addr)
+    }
+
+    /// Brings `app` back on the address it had, as a new, empty server.
+    pub async fn restart_server(&mut self, app: &str, addr: std::net::SocketAddr) -> Result<(), FleetError> {
+        let server = ScimServer::start_on(addr, self.token.clone()).await?;
+        self.servers.insert(AppId::parse(app)?, server);
+        Ok(())
     }
 
     /// Every app's test server.

@@ -6,20 +6,22 @@
 //! - Jobs for one person in one app never run at once (keyed lock), and a job
 //!   older than the version already applied is dropped (applied version in
 //!   Redis), so newer state always wins.
-//! - Ack only after convergence and after the applied version is recorded;
-//!   a failed job is published to the app's dead-letter queue with its reason
-//!   (confirmed) and then acked. A panic is caught and dead-lettered as
+//! - Ack only after convergence and after the applied version is recorded.
+//!   A transient failure within the app's budget (attempts, age) is
+//!   republished to a delay queue (see `retry`); anything else is published
+//!   to the app's dead-letter queue with its reason; both confirmed, then acked. A panic is caught and dead-lettered as
 //!   `poison`; the loop carries on.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use scimfleet_runtime::broker::{self, PublishError, Publisher, Topology};
+use lapin::types::{AMQPValue, LongString};
+use scimfleet_runtime::broker::{self, Outgoing, PublishError, Publisher, Topology};
 use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain};
 use scimfleet_runtime::{KeyedLocks, Store};
@@ -27,8 +29,9 @@ use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Job, JobAction, Sta
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerError;
-use crate::converge::Converger;
+use crate::converge::{ApplyError, Converger};
 use crate::error::Disposition;
+use crate::retry;
 use crate::stats::WorkerStats;
 
 /// Pause before requeueing after an infrastructure error (Redis, broker), so
@@ -46,7 +49,18 @@ pub(crate) struct AppWorker {
     pub locks: KeyedLocks,
     pub pseudonyms: Pseudonymizer,
     pub stats: Arc<WorkerStats>,
+    /// Attempts per job, first included.
+    pub max_attempts: u32,
+    /// Age limit of a job, from its first attempt.
+    pub max_age: Duration,
+    /// First backoff step (the shortest delay tier).
+    pub retry_base: Duration,
+    /// Longest backoff (the longest delay tier).
+    pub retry_cap: Duration,
 }
+
+/// Carries a job's first attempt time across retries (RFC 3339).
+const FIRST_ATTEMPT_HEADER: &str = "x-scimfleet-first-attempt-at";
 
 /// What went wrong, for the dead-letter envelope.
 struct Failure<'a> {
@@ -58,6 +72,7 @@ struct Failure<'a> {
 /// How a job was settled.
 enum Settled {
     Converged { changed: bool },
+    Retried,
     Stale,
     DeadLettered,
 }
@@ -101,6 +116,7 @@ async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {
                         WorkerStats::add(&stats.changed, u64::from(changed));
                     }
                     Settled::Stale => WorkerStats::add(&stats.stale, 1),
+                    Settled::Retried => WorkerStats::add(&stats.retried, 1),
                     Settled::DeadLettered => WorkerStats::add(&stats.dead_lettered, 1),
                 }
             }
@@ -163,21 +179,7 @@ async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Tra
             );
             Ok(Settled::Converged { changed: outcome.changed() })
         }
-        Ok(Err(error)) => {
-            let (reason, why) = match error.disposition() {
-                Disposition::Retry { .. } => (DeadLetterReason::TransientError, "transient"),
-                _ => (DeadLetterReason::PermanentError, "permanent"),
-            };
-            tracing::warn!(
-                scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
-                scimfleet.action = job.action.name(), http.response.status_code = error.status(),
-                reason = reason.as_str(), error = error_chain(&error), duration_ms,
-                "job {} dead-lettered ({why} failure)", job.job_id
-            );
-            let detail = error_chain(&error);
-            let failure = Failure { reason, detail: &detail, last_status: error.status() };
-            dead_letter(worker, delivery, Some(&job), failure, first_attempt_at).await
-        }
+        Ok(Err(error)) => on_failure(worker, delivery, &job, &error, first_attempt_at, duration_ms).await,
         Err(_panic) => {
             tracing::error!(scimfleet.app = %job.app, job_id = %job.job_id, "job {} panicked its handler", job.job_id);
             let failure = Failure {
@@ -188,6 +190,86 @@ async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Tra
             dead_letter(worker, delivery, Some(&job), failure, first_attempt_at).await
         }
     }
+}
+
+/// A failed apply: a transient failure within budget waits in a delay queue;
+/// anything else goes to the app's dead-letter queue with its reason.
+async fn on_failure(
+    worker: &AppWorker,
+    delivery: &Delivery,
+    job: &Job,
+    error: &ApplyError,
+    now: DateTime<Utc>,
+    duration_ms: u64,
+) -> Result<Settled, Transient> {
+    let failures = job.attempt + 1;
+    // The first attempt's time rides in a header across retries (the body's
+    // `attempt` counts them); a job without it is on its first attempt.
+    let first_attempt_at = broker::header_str(&delivery.properties, FIRST_ATTEMPT_HEADER)
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map_or(now, |t| t.with_timezone(&Utc));
+    let age = (now - first_attempt_at).to_std().unwrap_or_default();
+    let person = worker.pseudonyms.person(&job.person);
+    let reason = match error.disposition() {
+        Disposition::Retry { after }
+            if retry::may_retry(failures, age, worker.max_attempts, worker.max_age) =>
+        {
+            let delay = retry::backoff(failures, worker.retry_base, worker.retry_cap, after, rand::random());
+            let tier = retry::tier_for(delay, worker.topology.retry_tiers_ms()).unwrap_or(1000);
+            tracing::info!(
+                scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+                scimfleet.attempt = failures, http.response.status_code = error.status(),
+                retry_in_ms = tier, error = error_chain(error), duration_ms,
+                "job {} failed (attempt {failures}); retrying in {tier} ms", job.job_id
+            );
+            return schedule_retry(worker, delivery, job, first_attempt_at, tier).await;
+        }
+        Disposition::Retry { .. } => DeadLetterReason::RetriesExhausted,
+        _ => DeadLetterReason::PermanentError,
+    };
+    tracing::warn!(
+        scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+        scimfleet.action = job.action.name(), scimfleet.attempt = failures,
+        http.response.status_code = error.status(), reason = reason.as_str(),
+        error = error_chain(error), duration_ms,
+        "job {} dead-lettered ({})", job.job_id, reason.as_str()
+    );
+    let detail = error_chain(error);
+    let failure = Failure { reason, detail: &detail, last_status: error.status() };
+    dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
+}
+
+/// Publishes the job, `attempt + 1`, to the delay queue of `tier_ms` (confirmed);
+/// the caller then acks the delivery. It keeps its routing key, so the broker
+/// returns it to the same queue when the delay expires.
+async fn schedule_retry(
+    worker: &AppWorker,
+    delivery: &Delivery,
+    job: &Job,
+    first_attempt_at: DateTime<Utc>,
+    tier_ms: u64,
+) -> Result<Settled, Transient> {
+    let mut next = job.clone();
+    next.attempt += 1;
+    // Serialising our own type cannot fail.
+    let body = serde_json::to_vec(&next).unwrap_or_default();
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    for (name, value) in Topology::retry_route(&job.app, tier_ms).inner() {
+        headers.insert(name.clone(), value.clone());
+    }
+    let first = LongString::from(first_attempt_at.to_rfc3339().into_bytes());
+    headers.insert(FIRST_ATTEMPT_HEADER.into(), AMQPValue::LongString(first));
+    let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let exchange = worker.topology.retry_exchange();
+    let message = Outgoing {
+        exchange: &exchange,
+        routing_key: delivery.routing_key.as_str(),
+        body: &body,
+        properties,
+        mandatory: true,
+    };
+    worker.publisher.publish(message).await?;
+    Ok(Settled::Retried)
 }
 
 async fn dead_letter(

@@ -5,6 +5,7 @@ mod consume;
 pub mod converge;
 pub mod error;
 mod groups;
+pub mod retry;
 mod run;
 mod stats;
 

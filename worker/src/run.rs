@@ -116,6 +116,10 @@ pub async fn run(
             locks: KeyedLocks::new(),
             pseudonyms: pseudonyms.clone(),
             stats: stats.clone(),
+            max_attempts: app.max_attempts.unwrap_or(config.worker.max_attempts),
+            max_age: Duration::from_millis(app.max_age_ms.unwrap_or(config.worker.max_age_ms)),
+            retry_base: Duration::from_millis(config.worker.retry_tiers_ms.first().copied().unwrap_or(1000)),
+            retry_cap: Duration::from_millis(config.worker.retry_tiers_ms.last().copied().unwrap_or(1000)),
         });
         consumers.spawn(consume::consume(worker, channel, stop.clone(), grace));
     }

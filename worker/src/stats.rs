@@ -13,6 +13,8 @@ pub struct WorkerStats {
     pub changed: AtomicU64,
     /// Jobs dropped as older than the version already applied.
     pub stale: AtomicU64,
+    /// Transient failures sent to a delay queue to be tried again.
+    pub retried: AtomicU64,
     /// Jobs dead-lettered.
     pub dead_lettered: AtomicU64,
 }
@@ -28,6 +30,8 @@ pub struct WorkerSnapshot {
     pub changed: u64,
     /// See [`WorkerStats::stale`].
     pub stale: u64,
+    /// See [`WorkerStats::retried`].
+    pub retried: u64,
     /// See [`WorkerStats::dead_lettered`].
     pub dead_lettered: u64,
 }
@@ -48,6 +52,7 @@ impl WorkerStats {
             converged: get(&self.converged),
             changed: get(&self.changed),
             stale: get(&self.stale),
+            retried: get(&self.retried),
             dead_lettered: get(&self.dead_lettered),
         }
     }

@@ -15,7 +15,7 @@ use lapin::{Connection, ConnectionProperties};
 pub use consume::{ConsumeError, consume};
 pub use headers::{dead_letter_headers, header_str, read_dead_letter};
 pub use publish::{Outgoing, PublishError, Publisher, persistent};
-pub use topology::Topology;
+pub use topology::{RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology};
 
 /// A broker operation failed.
 #[derive(Debug, thiserror::Error)]

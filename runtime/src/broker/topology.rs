@@ -9,6 +9,16 @@
 //!                          {ns}.jobs.dlx (direct) ──{app}──▶ {ns}.jobs.{app}.dlq
 //! ```
 //!
+//! Transient failures wait in delay queues: a job is published to the
+//! headers exchange `{ns}.jobs.retry` with the headers
+//! `scimfleet-retry-app` / `scimfleet-retry-tier`, which route it to
+//! `{ns}.jobs.{app}.retry.{ms}` (a queue with `x-message-ttl = ms`). When the
+//! TTL expires the broker dead-letters it back to `{ns}.jobs` with its own
+//! routing key, so it returns to whatever queue serves that key then. The wait
+//! is on disk in RabbitMQ, not in a worker's memory, and survives restarts.
+//! One queue per tier keeps every message in a queue with the same TTL, so
+//! expiry is first-in first-out and no message waits behind a longer one.
+//!
 //! Job routing keys are `{app}.{shard}` so per-person shard queues can be
 //! bound later without changing publishers; today one queue per app takes
 //! every shard. All queues are quorum queues: replicated, durable, and they
@@ -34,17 +44,52 @@ const DELIVERY_LIMIT: i64 = 20;
 pub struct Topology {
     ns: String,
     queue_expires_ms: Option<u64>,
+    retry_tiers_ms: Vec<u64>,
 }
+
+/// Header naming the app of a job in a retry delay queue. Headers exchanges
+/// ignore headers starting with `x-` when matching
+/// (<https://www.rabbitmq.com/docs/exchanges#headers>), hence no `x-` prefix.
+pub const RETRY_APP_HEADER: &str = "scimfleet-retry-app";
+/// Header naming the delay tier (ms) of a job in a retry delay queue.
+pub const RETRY_TIER_HEADER: &str = "scimfleet-retry-tier";
 
 impl Topology {
     /// The topology of `namespace`.
     pub fn new(namespace: impl Into<String>) -> Self {
-        Self { ns: namespace.into(), queue_expires_ms: None }
+        Self { ns: namespace.into(), queue_expires_ms: None, retry_tiers_ms: Vec::new() }
     }
 
     /// The topology of a configuration, with its queue expiry.
     pub fn of(config: &crate::Config) -> Self {
-        Self { ns: config.namespace.clone(), queue_expires_ms: config.broker.queue_expires_ms }
+        Self {
+            ns: config.namespace.clone(),
+            queue_expires_ms: config.broker.queue_expires_ms,
+            retry_tiers_ms: config.worker.retry_tiers_ms.clone(),
+        }
+    }
+
+    /// Where transient failures are published to wait (headers exchange).
+    pub fn retry_exchange(&self) -> String {
+        format!("{}.jobs.retry", self.ns)
+    }
+
+    /// The delay queue of `app` for `tier_ms`.
+    pub fn retry_queue(&self, app: &AppId, tier_ms: u64) -> String {
+        format!("{}.jobs.{app}.retry.{tier_ms}", self.ns)
+    }
+
+    /// The configured delay tiers, ascending.
+    pub fn retry_tiers_ms(&self) -> &[u64] {
+        &self.retry_tiers_ms
+    }
+
+    /// The headers that route a message to the delay queue of `app` for `tier_ms`.
+    pub fn retry_route(app: &AppId, tier_ms: u64) -> FieldTable {
+        let mut headers = FieldTable::default();
+        headers.insert(RETRY_APP_HEADER.into(), text(app.as_str()));
+        headers.insert(RETRY_TIER_HEADER.into(), text(&tier_ms.to_string()));
+        headers
     }
 
     /// The namespace.
@@ -103,6 +148,7 @@ impl Topology {
         declare_exchange(channel, &self.events_dlx(), ExchangeKind::Fanout).await?;
         declare_exchange(channel, &self.jobs_exchange(), ExchangeKind::Topic).await?;
         declare_exchange(channel, &self.jobs_dlx(), ExchangeKind::Direct).await?;
+        declare_exchange(channel, &self.retry_exchange(), ExchangeKind::Headers).await?;
 
         declare_queue(channel, &self.events_dlq(), self.quorum(None)).await?;
         bind(channel, &self.events_dlq(), &self.events_dlx(), "").await?;
@@ -118,8 +164,38 @@ impl Topology {
             let arguments = self.quorum(dead_letter.as_ref().map(|(x, k)| (x.as_str(), *k)));
             declare_queue(channel, &self.job_queue(app), arguments).await?;
             bind(channel, &self.job_queue(app), &self.jobs_exchange(), &format!("{app}.*")).await?;
+            for &tier in &self.retry_tiers_ms {
+                self.declare_retry_queue(channel, app, tier).await?;
+            }
         }
         Ok(())
+    }
+
+    async fn declare_retry_queue(
+        &self,
+        channel: &Channel,
+        app: &AppId,
+        tier: u64,
+    ) -> Result<(), BrokerError> {
+        let queue = self.retry_queue(app, tier);
+        // Dead-letter on expiry back to the jobs exchange, keeping the
+        // message's own routing key (no x-dead-letter-routing-key).
+        let mut arguments = self.quorum(Some((&self.jobs_exchange(), "")));
+        arguments
+            .insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(tier).unwrap_or(i64::MAX)));
+        declare_queue(channel, &queue, arguments).await?;
+        let mut binding = Self::retry_route(app, tier);
+        binding.insert("x-match".into(), text("all"));
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                self.retry_exchange().as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                binding,
+            )
+            .await
+            .map_err(BrokerError::channel(format!("bind {queue}")))
     }
 
     /// Deletes everything for `apps` (tests and demo clean-up).
@@ -128,6 +204,7 @@ impl Topology {
         for app in apps {
             queues.push(self.job_queue(app));
             queues.push(self.app_dlq(app));
+            queues.extend(self.retry_tiers_ms.iter().map(|&tier| self.retry_queue(app, tier)));
         }
         for queue in queues {
             channel
@@ -135,7 +212,14 @@ impl Topology {
                 .await
                 .map_err(BrokerError::channel(format!("delete queue {queue}")))?;
         }
-        for exchange in [self.events_exchange(), self.events_dlx(), self.jobs_exchange(), self.jobs_dlx()] {
+        let exchanges = [
+            self.events_exchange(),
+            self.events_dlx(),
+            self.jobs_exchange(),
+            self.jobs_dlx(),
+            self.retry_exchange(),
+        ];
+        for exchange in exchanges {
             channel
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await

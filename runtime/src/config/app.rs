@@ -42,6 +42,12 @@ pub struct AppConfig {
     /// Jobs in flight for this app; the `[worker]` default otherwise.
     #[serde(default)]
     pub concurrency: Option<u16>,
+    /// Attempts per job; the `[worker]` default otherwise.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Job age limit; the `[worker]` default otherwise.
+    #[serde(default)]
+    pub max_age_ms: Option<u64>,
     /// Who gets an account.
     #[serde(default)]
     pub scope: ScopeRule,
@@ -292,6 +298,9 @@ impl AppConfig {
             ));
         }
         self.validate_base_url(origin, &field("base_url"))?;
+        if self.max_attempts == Some(0) {
+            return Err(ConfigError::invalid(origin, field("max_attempts"), "must be at least 1"));
+        }
         if self.concurrency == Some(0) {
             return Err(ConfigError::invalid(origin, field("concurrency"), "must be at least 1"));
         }

@@ -95,6 +95,12 @@ pub struct WorkerConfig {
     pub connect_timeout_ms: u64,
     /// How long in-flight jobs may take to finish on shutdown.
     pub shutdown_grace_ms: u64,
+    /// TTLs of the retry delay queues, ascending.
+    pub retry_tiers_ms: Vec<u64>,
+    /// Attempts per job before it is dead-lettered, unless the app sets its own.
+    pub max_attempts: u32,
+    /// Age (since the first attempt) after which a job is dead-lettered, unless the app sets its own.
+    pub max_age_ms: u64,
 }
 
 /// `[telemetry]`.
@@ -180,6 +186,17 @@ impl Config {
         }
         if self.worker.request_timeout_ms == 0 || self.worker.connect_timeout_ms == 0 {
             return Err(ConfigError::invalid(origin, "worker", "timeouts must be above 0 ms"));
+        }
+        let tiers = &self.worker.retry_tiers_ms;
+        if tiers.is_empty() || tiers[0] == 0 || tiers.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ConfigError::invalid(
+                origin,
+                "worker.retry_tiers_ms",
+                "needs ascending delays above 0 ms",
+            ));
+        }
+        if self.worker.max_attempts == 0 {
+            return Err(ConfigError::invalid(origin, "worker.max_attempts", "must be at least 1"));
         }
         if self.apps.is_empty() {
             return Err(ConfigError::invalid(origin, "apps", "at least one [[apps]] entry is needed"));

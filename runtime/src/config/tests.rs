@@ -130,3 +130,14 @@ fn scope_and_group_rules_evaluate() {
     let missing = MappingSource::parse("{nickname} {familyName}").expect("template");
     assert_eq!(missing.render(&person).as_deref(), Some("Lovelace"));
 }
+
+#[test]
+fn retry_settings_are_checked() {
+    let config = load(BASE).expect("valid");
+    assert_eq!(config.worker.retry_tiers_ms[0], 1000);
+    assert_eq!(config.worker.max_attempts, 8);
+    let unordered = format!("{BASE}\n[worker]\nretry_tiers_ms = [5000, 1000]\n");
+    assert!(err(&unordered).contains("worker.retry_tiers_ms"));
+    let zero = BASE.replace("token_env = \"GITHUB_TOKEN\"", "token_env = \"GITHUB_TOKEN\"\nmax_attempts = 0");
+    assert!(err(&zero).contains("apps[0].max_attempts"));
+}
