@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use scimfleet_runtime::broker::{self, Publisher, Topology};
 use scimfleet_runtime::config::{CONFIG_ENV, LogFormat};
-use scimfleet_runtime::{Config, shutdown, telemetry};
+use scimfleet_runtime::{Config, dlq, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// Event-driven SCIM provisioning: HR events in, converged and verified accounts out.
@@ -48,12 +48,75 @@ enum Command {
         #[arg(long, default_value = "deploy/examples/events.jsonl")]
         events: PathBuf,
     },
+    /// Inspect, replay or purge dead-lettered jobs and events.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Development tools.
     #[command(subcommand)]
     Dev(DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Count dead letters per queue, or list one queue's messages.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// List this queue's messages (an app id, or `events`); all counts otherwise.
+        #[arg(long)]
+        app: Option<String>,
+        /// Most messages to list.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Print one dead letter: its envelope and original body.
+    Show {
+        #[command(flatten)]
+        target: DlqTarget,
+        /// Job id or event id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Republish dead letters (jobs keep their id and get a fresh retry budget).
+    Replay {
+        #[command(flatten)]
+        target: DlqTarget,
+        #[command(flatten)]
+        select: DlqSelect,
+    },
+    /// Delete dead letters for good.
+    Purge {
+        #[command(flatten)]
+        target: DlqTarget,
+        #[command(flatten)]
+        select: DlqSelect,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DlqTarget {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// An app id, or `events` for the events dead-letter queue.
+    #[arg(long)]
+    app: String,
+    /// Most messages to read from the queue in one run.
+    #[arg(long, default_value_t = 10_000)]
+    limit: usize,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct DlqSelect {
+    /// Job ids or event ids (repeatable).
+    #[arg(long = "id")]
+    ids: Vec<String>,
+    /// Every message in the queue.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +201,7 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
+        Command::Dlq(command) => dlq(command).await?,
         Command::Config(ConfigCommand::Check(arg)) => {
             let config = arg.load()?;
             for (index, app) in config.apps.iter().enumerate() {
@@ -166,6 +230,84 @@ fn start_logging(config: &Config) {
             "telemetry.pseudonym_key_env is not set: person pseudonyms in logs use a key derived from the namespace"
         );
     }
+}
+
+fn dlq_target(config: &Config, app: &str) -> anyhow::Result<dlq::Target> {
+    if app == "events" {
+        return Ok(dlq::Target::Events);
+    }
+    let app = config.app(app).with_context(|| format!("app `{app}` is not in the configuration"))?;
+    Ok(dlq::Target::App(app.id.clone()))
+}
+
+async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
+    let (config_arg, app) = match &command {
+        DlqCommand::List { config, app, .. } => (config, app.clone()),
+        DlqCommand::Show { target, .. }
+        | DlqCommand::Replay { target, .. }
+        | DlqCommand::Purge { target, .. } => (&target.config, Some(target.app.clone())),
+    };
+    let config = config_arg.load()?;
+    telemetry::init_logging(config.telemetry.log_format, "warn,lapin=error");
+    let connection = broker::connect(&config.broker.url, "scimfleet-dlq").await?;
+    let topology = Topology::of(&config);
+    let result = dlq_run(&config, &connection, &topology, command, app).await;
+    let _closed = connection.close(200, "dlq done".into()).await;
+    result
+}
+
+async fn dlq_run(
+    config: &Config,
+    connection: &lapin::Connection,
+    topology: &Topology,
+    command: DlqCommand,
+    app: Option<String>,
+) -> anyhow::Result<()> {
+    let Some(app) = app else {
+        let mut targets = vec![("events".to_owned(), dlq::Target::Events)];
+        targets.extend(config.apps.iter().map(|a| (a.id.to_string(), dlq::Target::App(a.id.clone()))));
+        for (name, target) in targets {
+            println!("{name:<24} {:>8}", dlq::count(connection, topology, &target).await?);
+        }
+        return Ok(());
+    };
+    let target = dlq_target(config, &app)?;
+    match command {
+        DlqCommand::List { limit, .. } => {
+            let peek = dlq::peek(connection, topology, &target, limit).await?;
+            print!("{}", dlq::render(&peek.messages));
+            if peek.remaining > 0 {
+                println!("… and {} more (raise --limit)", peek.remaining);
+            }
+            peek.release().await;
+        }
+        DlqCommand::Show { target: t, id } => {
+            let peek = dlq::peek(connection, topology, &target, t.limit).await?;
+            let found = peek.messages.iter().find(|m| m.matches(std::slice::from_ref(&id)));
+            match found {
+                Some(message) => {
+                    println!("{}", serde_json::to_string_pretty(&message.envelope)?);
+                    println!("{}", String::from_utf8_lossy(&message.body));
+                }
+                None => {
+                    println!("no dead letter with id {id} among the first {} messages", peek.messages.len())
+                }
+            }
+            peek.release().await;
+        }
+        DlqCommand::Replay { target: t, select } => {
+            let peek = dlq::peek(connection, topology, &target, t.limit).await?;
+            let publisher = Publisher::open(connection).await?;
+            let settled = peek.replay(&publisher, topology, |m| select.all || m.matches(&select.ids)).await?;
+            println!("{} replayed, {} kept (unreadable)", settled.done, settled.kept);
+        }
+        DlqCommand::Purge { target: t, select } => {
+            let peek = dlq::peek(connection, topology, &target, t.limit).await?;
+            let settled = peek.purge(|m| select.all || m.matches(&select.ids)).await?;
+            println!("{} purged", settled.done);
+        }
+    }
+    Ok(())
 }
 
 async fn publish(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {

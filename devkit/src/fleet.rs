@@ -73,6 +73,8 @@ impl Fleet {
             text = text.replace(&placeholder(app), &server.base_url());
             servers.insert(AppId::parse(app.as_str())?, server);
         }
+        // Written out so command-line tools can be pointed at this fleet.
+        std::fs::write(token_dir.join("scimfleet.toml"), &text)?;
         let config = Arc::new(Config::from_toml(&text, "fleet", token_dir.clone(), service_env())?);
         let store = Store::connect(&config.redis.url, &config.namespace).await?;
         sweep_stale_namespaces(&store).await;
@@ -149,6 +151,11 @@ impl Fleet {
         &self.servers
     }
 
+    /// A configuration file for this fleet, for `scimfleet --config`.
+    pub fn config_path(&self) -> PathBuf {
+        self.token_dir.join("scimfleet.toml")
+    }
+
     /// The fleet's Redis handle.
     pub fn store(&self) -> &Store {
         &self.store
@@ -171,7 +178,7 @@ impl Fleet {
             // Persistent, but with no content type at all.
             None => lapin::BasicProperties::default().with_delivery_mode(2),
         };
-        let exchange = Topology::new(&self.config.namespace).events_exchange();
+        let exchange = Topology::of(&self.config).events_exchange();
         let keys: Vec<String> = bodies.iter().map(|b| broker::events::routing_of(b).0).collect();
         let messages: Vec<Outgoing<'_>> = bodies
             .iter()
@@ -230,7 +237,7 @@ impl Fleet {
 
     /// Takes every message from a dead-letter queue (`events` or an app id).
     pub async fn take_dead_letters(&self, which: &str) -> Result<Vec<(DeadLetter, Vec<u8>)>, FleetError> {
-        let topology = Topology::new(&self.config.namespace);
+        let topology = Topology::of(&self.config);
         let queue = match which {
             "events" => topology.events_dlq(),
             app => topology.app_dlq(&AppId::parse(app)?),
@@ -260,7 +267,7 @@ impl Fleet {
             }
         }
         let apps: Vec<_> = self.config.apps.iter().map(|a| a.id.clone()).collect();
-        Topology::new(&self.config.namespace).delete(self.publisher.channel(), &apps).await?;
+        Topology::of(&self.config).delete(self.publisher.channel(), &apps).await?;
         self.store.delete_namespace().await?;
         let _closed = self.publisher.channel().close(200, "fleet stopped".into()).await;
         let _closed = self.connection.close(200, "fleet stopped".into()).await;

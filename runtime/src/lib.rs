@@ -2,6 +2,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod dlq;
 pub mod locks;
 pub mod secret;
 pub mod shutdown;

@@ -142,8 +142,7 @@ async fn publish_jobs(ctx: &Context, plan: &policy::Plan) -> Result<(), PublishE
             let properties = persistent("application/json")
                 .with_message_id(job.job_id.as_str().into())
                 .with_type(job.action.name().into());
-            // One shard per app for now; per-person shards slot in here.
-            (Topology::job_routing_key(&job.app, 0), body, properties)
+            (Topology::route(job), body, properties)
         })
         .collect();
     // Collected before the await: a borrowing iterator adapter held across

@@ -18,6 +18,7 @@
 //! is on disk in RabbitMQ, not in a worker's memory, and survives restarts.
 //! One queue per tier keeps every message in a queue with the same TTL, so
 //! expiry is first-in first-out and no message waits behind a longer one.
+//! Delay queues are classic durable queues (see `declare_retry_queue`).
 //!
 //! Job routing keys are `{app}.{shard}` so per-person shard queues can be
 //! bound later without changing publishers; today one queue per app takes
@@ -55,12 +56,8 @@ pub const RETRY_APP_HEADER: &str = "scimfleet-retry-app";
 pub const RETRY_TIER_HEADER: &str = "scimfleet-retry-tier";
 
 impl Topology {
-    /// The topology of `namespace`.
-    pub fn new(namespace: impl Into<String>) -> Self {
-        Self { ns: namespace.into(), queue_expires_ms: None, retry_tiers_ms: Vec::new() }
-    }
-
-    /// The topology of a configuration, with its queue expiry.
+    /// The topology of a configuration: its namespace, retry tiers and queue
+    /// expiry. The only constructor, so declaring and deleting always agree.
     pub fn of(config: &crate::Config) -> Self {
         Self {
             ns: config.namespace.clone(),
@@ -142,6 +139,12 @@ impl Topology {
         format!("{app}.{shard}")
     }
 
+    /// Where `job` is published: the one place that maps a job to its shard
+    /// (one shard per app today), used by fan-out and replay alike.
+    pub fn route(job: &scimfleet_schemas::Job) -> String {
+        Self::job_routing_key(&job.app, 0)
+    }
+
     /// Declares everything for `apps`. Safe to call from every process, every start.
     pub async fn declare(&self, channel: &Channel, apps: &[AppId]) -> Result<(), BrokerError> {
         declare_exchange(channel, &self.events_exchange(), ExchangeKind::Topic).await?;
@@ -178,11 +181,21 @@ impl Topology {
         tier: u64,
     ) -> Result<(), BrokerError> {
         let queue = self.retry_queue(app, tier);
-        // Dead-letter on expiry back to the jobs exchange, keeping the
-        // message's own routing key (no x-dead-letter-routing-key).
-        let mut arguments = self.quorum(Some((&self.jobs_exchange(), "")));
+        // A classic durable queue, not a quorum queue: a delay queue holds a
+        // message for seconds to minutes, and a Raft group per app and tier
+        // (hundreds with many apps) costs the broker far more than it buys.
+        // Persistent messages in it still survive a broker restart.
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), text("classic"));
+        // On expiry, back to the jobs exchange with the message's own routing
+        // key (no x-dead-letter-routing-key).
+        arguments.insert("x-dead-letter-exchange".into(), text(&self.jobs_exchange()));
         arguments
             .insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(tier).unwrap_or(i64::MAX)));
+        if let Some(ms) = self.queue_expires_ms {
+            arguments
+                .insert("x-expires".into(), AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)));
+        }
         declare_queue(channel, &queue, arguments).await?;
         let mut binding = Self::retry_route(app, tier);
         binding.insert("x-match".into(), text("all"));

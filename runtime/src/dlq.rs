@@ -1,0 +1,265 @@
+//! Dead-letter queue operations for operators: list, show, replay, purge.
+//!
+//! Messages are read with `basic.get` and held unacknowledged on a channel of
+//! their own, so reading never loses anything: what is not replayed or purged
+//! goes back to the queue when that channel closes. (A dead-letter queue has
+//! no delivery limit, so reading it any number of times is harmless.)
+//!
+//! Replay republishes a job with its job id and a fresh attempt budget, with
+//! confirms, and only then acks the dead letter; the worker's convergent
+//! apply makes a replayed job that already took effect a no-op, so replaying
+//! twice changes nothing. A replayed event goes back to the events exchange.
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use scimfleet_schemas::deadletter::HEADER_PREFIX;
+use scimfleet_schemas::{AppId, DeadLetter, Job};
+
+use crate::broker::events::routing_of;
+use crate::broker::{
+    BrokerError, Outgoing, PublishError, Publisher, RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology,
+    persistent, read_dead_letter,
+};
+
+/// Which dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `{ns}.events.dlq`: events refused by the scheduler.
+    Events,
+    /// `{ns}.jobs.{app}.dlq`: jobs an app refused.
+    App(AppId),
+}
+
+impl Target {
+    /// The queue's name.
+    pub fn queue(&self, topology: &Topology) -> String {
+        match self {
+            Self::Events => topology.events_dlq(),
+            Self::App(app) => topology.app_dlq(app),
+        }
+    }
+}
+
+/// A dead-lettered message, held unacknowledged.
+#[derive(Debug)]
+pub struct DeadMessage {
+    /// Why it was dead-lettered (`None` when the headers are missing, e.g. a
+    /// message the broker dead-lettered itself after its delivery limit).
+    pub envelope: Option<DeadLetter>,
+    /// The original body.
+    pub body: Vec<u8>,
+    properties: BasicProperties,
+    acker: lapin::Acker,
+}
+
+impl DeadMessage {
+    /// The job id, or else the event id: what `--id` matches.
+    pub fn id(&self) -> String {
+        let envelope = self.envelope.as_ref();
+        envelope
+            .and_then(|e| e.job_id.as_ref().map(ToString::to_string).or_else(|| e.event_id.clone()))
+            .unwrap_or_else(|| "-".to_owned())
+    }
+
+    /// Whether `ids` names this message (by job id or event id).
+    pub fn matches(&self, ids: &[String]) -> bool {
+        let envelope = self.envelope.as_ref();
+        ids.iter().any(|id| {
+            envelope.is_some_and(|e| {
+                e.job_id.as_ref().is_some_and(|j| j.as_str() == id) || e.event_id.as_deref() == Some(id)
+            })
+        })
+    }
+}
+
+/// Messages read from a dead-letter queue and held until settled or released.
+#[derive(Debug)]
+pub struct Peek {
+    channel: Channel,
+    /// The messages, oldest first.
+    pub messages: Vec<DeadMessage>,
+    /// Messages still in the queue beyond those read.
+    pub remaining: u32,
+}
+
+/// What `replay` or `purge` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Messages republished (replay) or dropped (purge).
+    pub done: usize,
+    /// Selected messages that could not be replayed (unreadable jobs); kept.
+    pub kept: usize,
+}
+
+/// Ready messages in `target`'s queue.
+pub async fn count(
+    connection: &Connection,
+    topology: &Topology,
+    target: &Target,
+) -> Result<u32, BrokerError> {
+    let queue = target.queue(topology);
+    let channel = connection.create_channel().await.map_err(BrokerError::channel("open channel"))?;
+    let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let declared = channel
+        .queue_declare(queue.as_str().into(), options, FieldTable::default())
+        .await
+        .map_err(BrokerError::channel(format!("inspect {queue}")))?;
+    let _closed = channel.close(200, "counted".into()).await;
+    Ok(declared.message_count())
+}
+
+/// Reads up to `limit` messages of `target` without removing them.
+pub async fn peek(
+    connection: &Connection,
+    topology: &Topology,
+    target: &Target,
+    limit: usize,
+) -> Result<Peek, BrokerError> {
+    let queue = target.queue(topology);
+    let channel = connection.create_channel().await.map_err(BrokerError::channel("open channel"))?;
+    let mut messages = Vec::new();
+    let mut remaining = 0;
+    while messages.len() < limit {
+        let got = channel
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await
+            .map_err(BrokerError::channel(format!("read {queue}")))?;
+        let Some(got) = got else { break };
+        remaining = got.message_count;
+        let delivery = got.delivery;
+        messages.push(DeadMessage {
+            envelope: read_dead_letter(&delivery.properties).ok(),
+            body: delivery.data,
+            properties: delivery.properties,
+            acker: delivery.acker,
+        });
+    }
+    Ok(Peek { channel, messages, remaining })
+}
+
+impl Peek {
+    /// Puts every message back in the queue.
+    pub async fn release(self) {
+        let _closed = self.channel.close(200, "released".into()).await;
+    }
+
+    /// Drops the selected messages for good; the rest go back.
+    pub async fn purge(self, selected: impl Fn(&DeadMessage) -> bool) -> Result<Settled, BrokerError> {
+        let mut settled = Settled::default();
+        for message in self.messages.iter().filter(|m| selected(m)) {
+            message.acker.ack(BasicAckOptions::default()).await.map_err(BrokerError::channel("purge"))?;
+            settled.done += 1;
+        }
+        let _closed = self.channel.close(200, "purged".into()).await;
+        Ok(settled)
+    }
+
+    /// Republishes the selected messages (confirmed), then removes them; the
+    /// rest go back.
+    pub async fn replay(
+        self,
+        publisher: &Publisher,
+        topology: &Topology,
+        selected: impl Fn(&DeadMessage) -> bool,
+    ) -> Result<Settled, PublishError> {
+        let mut settled = Settled::default();
+        for message in self.messages.iter().filter(|m| selected(m)) {
+            let Some((exchange, routing_key, body)) = replay_target(topology, message) else {
+                settled.kept += 1;
+                continue;
+            };
+            let properties = clean_properties(&message.properties);
+            let outgoing = Outgoing {
+                exchange: &exchange,
+                routing_key: &routing_key,
+                body: &body,
+                properties,
+                mandatory: true,
+            };
+            publisher.publish(outgoing).await?;
+            message
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(BrokerError::channel("ack replayed"))?;
+            settled.done += 1;
+        }
+        let _closed = self.channel.close(200, "replayed".into()).await;
+        Ok(settled)
+    }
+}
+
+/// Where a dead letter goes back to: a job to its app's work queue with a
+/// fresh attempt count; anything else (an event) to the events exchange.
+fn replay_target(topology: &Topology, message: &DeadMessage) -> Option<(String, String, Vec<u8>)> {
+    let from_worker = message.envelope.as_ref().is_some_and(|e| e.app.is_some());
+    if !from_worker {
+        let (routing_key, _) = routing_of(&message.body);
+        return Some((topology.events_exchange(), routing_key, message.body.clone()));
+    }
+    let mut job = Job::parse(&message.body).ok()?;
+    job.attempt = 0;
+    let body = serde_json::to_vec(&job).ok()?;
+    Some((topology.jobs_exchange(), Topology::route(&job), body))
+}
+
+/// The original properties without dead-letter, retry and broker `x-death`
+/// headers, so the replayed message starts clean.
+fn clean_properties(properties: &BasicProperties) -> BasicProperties {
+    let mut kept = FieldTable::default();
+    if let Some(headers) = properties.headers() {
+        for (name, value) in headers.inner() {
+            let name_str = name.as_str();
+            let drop = name_str.starts_with(HEADER_PREFIX)
+                || name_str == RETRY_APP_HEADER
+                || name_str == RETRY_TIER_HEADER
+                || name_str.starts_with("x-death")
+                || name_str.starts_with("x-first-death")
+                || name_str.starts_with("x-last-death");
+            if !drop {
+                kept.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    let content_type =
+        properties.content_type().as_ref().map_or("application/json", |c| c.as_str()).to_owned();
+    let mut clean = persistent(&content_type).with_headers(kept);
+    if let Some(id) = properties.message_id() {
+        clean = clean.with_message_id(id.clone());
+    }
+    if let Some(kind) = properties.kind() {
+        clean = clean.with_type(kind.clone());
+    }
+    clean
+}
+
+/// One line per message: id, reason, status, attempts, last attempt, detail.
+pub fn render(messages: &[DeadMessage]) -> String {
+    let mut out = format!(
+        "{:<34} {:<20} {:>6} {:>8}  {:<20}  {}\n",
+        "id", "reason", "status", "attempts", "last attempt", "detail"
+    );
+    for m in messages {
+        let (reason, status, attempts, at, detail) = match &m.envelope {
+            Some(e) => (
+                e.reason.as_str().to_owned(),
+                e.last_status.map_or("-".to_owned(), |s| s.to_string()),
+                e.attempts.to_string(),
+                e.last_attempt_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                e.detail.chars().take(80).collect::<String>(),
+            ),
+            None => ("(no envelope)".into(), "-".into(), "-".into(), "-".into(), String::new()),
+        };
+        out.push_str(&format!(
+            "{:<34} {:<20} {:>6} {:>8}  {:<20}  {}\n",
+            m.id(),
+            reason,
+            status,
+            attempts,
+            at,
+            detail
+        ));
+    }
+    out
+}
