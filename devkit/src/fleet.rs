@@ -59,8 +59,18 @@ impl Fleet {
         Self::start_in(policy, &namespace).await
     }
 
+    /// Like [`Fleet::start`] but without a worker, so jobs pile up in their
+    /// queues until [`Fleet::spawn_worker`] (backlog scenarios).
+    pub async fn start_without_worker(policy: &str) -> Result<Self, FleetError> {
+        Self::launch(policy, &unique_namespace("t"), false).await
+    }
+
     /// Like [`Fleet::start`] with a chosen namespace.
     pub async fn start_in(policy: &str, namespace: &str) -> Result<Self, FleetError> {
+        Self::launch(policy, namespace, true).await
+    }
+
+    async fn launch(policy: &str, namespace: &str, with_worker: bool) -> Result<Self, FleetError> {
         let token = format!("tok-{}", rand::random::<u64>());
         let token_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
         std::fs::create_dir_all(&token_dir)?;
@@ -98,7 +108,9 @@ impl Fleet {
             stopped: false,
         };
         fleet.spawn_scheduler();
-        fleet.spawn_worker(None);
+        if with_worker {
+            fleet.spawn_worker(None);
+        }
         Ok(fleet)
     }
 
@@ -210,6 +222,21 @@ impl Fleet {
     /// Worker counters (all workers of this fleet).
     pub fn worker(&self) -> WorkerSnapshot {
         self.worker_stats.snapshot()
+    }
+
+    /// Waits until the scheduler has settled every published event (its jobs
+    /// are queued; workers may not have run them).
+    pub async fn wait_scheduled(&self, within: Duration) -> Result<(), FleetError> {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.scheduler().settled() < self.published {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(
+                    format!("scheduler did not settle within {within:?}: {:?}", self.scheduler()).into()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// Waits until every published event is settled by the scheduler and

@@ -86,13 +86,14 @@ enum Transient {
     Store(#[from] StoreError),
 }
 
+/// Consumes one of the app's lanes: the work queue, or the leaver lane.
 pub(crate) async fn consume(
     worker: Arc<AppWorker>,
+    queue: String,
     channel: lapin::Channel,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> Result<(), WorkerError> {
-    let queue = worker.topology.job_queue(&worker.app);
     let result = broker::consume(&channel, &queue, worker.concurrency, grace, shutdown, |delivery| {
         WorkerStats::add(&worker.stats.received, 1);
         handle(worker.clone(), delivery)

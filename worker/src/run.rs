@@ -105,7 +105,6 @@ pub async fn run(
     let stop = shutdown.child_token();
     let mut consumers = JoinSet::new();
     for (app, converger) in convergers {
-        let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
         let worker = Arc::new(AppWorker {
             app: app.id.clone(),
             concurrency: app.concurrency_or(config.worker.concurrency),
@@ -121,7 +120,13 @@ pub async fn run(
             retry_base: Duration::from_millis(config.worker.retry_tiers_ms.first().copied().unwrap_or(1000)),
             retry_cap: Duration::from_millis(config.worker.retry_tiers_ms.last().copied().unwrap_or(1000)),
         });
-        consumers.spawn(consume::consume(worker, channel, stop.clone(), grace));
+        // Two lanes, each with its own channel and prefetch: leavers never
+        // queue behind upserts. They share the app's locks and version check,
+        // so per-person order holds across lanes.
+        for queue in [topology.leaver_queue(&app.id), topology.job_queue(&app.id)] {
+            let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
+            consumers.spawn(consume::consume(worker.clone(), queue, channel, stop.clone(), grace));
+        }
     }
     let mut result = Ok(());
     while let Some(joined) = consumers.join_next().await {

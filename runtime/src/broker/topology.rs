@@ -4,8 +4,9 @@
 //! {ns}.events  (topic, public contract) ──#──▶ {ns}.events.intake (quorum)
 //!                                                   │ DLX
 //!                                     {ns}.events.dlx (fanout) ──▶ {ns}.events.dlq
-//! {ns}.jobs    (topic) ──{app}.*──▶ {ns}.jobs.{app} (quorum)
-//!                                        │ DLX, routing key {app}
+//! {ns}.jobs    (topic) ──{app}.*──▶ {ns}.jobs.{app} (quorum)            upserts
+//!                      ──{app}.*.leaver──▶ {ns}.jobs.{app}.leavers (quorum) deprovision, verify
+//!                                        │ DLX (both), routing key {app}
 //!                          {ns}.jobs.dlx (direct) ──{app}──▶ {ns}.jobs.{app}.dlq
 //! ```
 //!
@@ -47,6 +48,9 @@ pub struct Topology {
     queue_expires_ms: Option<u64>,
     retry_tiers_ms: Vec<u64>,
 }
+
+/// Last routing-key word of leaver-lane jobs: `{app}.{shard}.leaver`.
+const LEAVER_LANE: &str = "leaver";
 
 /// Header naming the app of a job in a retry delay queue. Headers exchanges
 /// ignore headers starting with `x-` when matching
@@ -139,10 +143,20 @@ impl Topology {
         format!("{app}.{shard}")
     }
 
+    /// The leaver lane of `app`: deprovision and verify jobs, consumed
+    /// beside the work queue so they never wait behind an upsert backlog.
+    pub fn leaver_queue(&self, app: &AppId) -> String {
+        format!("{}.jobs.{app}.leavers", self.ns)
+    }
+
     /// Where `job` is published: the one place that maps a job to its shard
-    /// (one shard per app today), used by fan-out and replay alike.
+    /// (one shard per app today) and lane, used by fan-out, retry and replay.
     pub fn route(job: &scimfleet_schemas::Job) -> String {
-        Self::job_routing_key(&job.app, 0)
+        let key = Self::job_routing_key(&job.app, 0);
+        match job.action {
+            scimfleet_schemas::JobAction::Upsert { .. } => key,
+            _ => format!("{key}.{LEAVER_LANE}"),
+        }
     }
 
     /// Declares everything for `apps`. Safe to call from every process, every start.
@@ -166,7 +180,17 @@ impl Topology {
             let dead_letter = Some((self.jobs_dlx(), app.as_str()));
             let arguments = self.quorum(dead_letter.as_ref().map(|(x, k)| (x.as_str(), *k)));
             declare_queue(channel, &self.job_queue(app), arguments).await?;
+            // `{app}.*` matches two words only, so leaver keys (three words)
+            // reach the leaver lane alone.
             bind(channel, &self.job_queue(app), &self.jobs_exchange(), &format!("{app}.*")).await?;
+            declare_queue(
+                channel,
+                &self.leaver_queue(app),
+                self.quorum(dead_letter.as_ref().map(|(x, k)| (x.as_str(), *k))),
+            )
+            .await?;
+            bind(channel, &self.leaver_queue(app), &self.jobs_exchange(), &format!("{app}.*.{LEAVER_LANE}"))
+                .await?;
             for &tier in &self.retry_tiers_ms {
                 self.declare_retry_queue(channel, app, tier).await?;
             }
@@ -216,6 +240,7 @@ impl Topology {
         let mut queues = vec![self.events_queue(), self.events_dlq()];
         for app in apps {
             queues.push(self.job_queue(app));
+            queues.push(self.leaver_queue(app));
             queues.push(self.app_dlq(app));
             queues.extend(self.retry_tiers_ms.iter().map(|&tier| self.retry_queue(app, tier)));
         }
