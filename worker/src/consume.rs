@@ -9,8 +9,10 @@
 //! - Ack only after convergence and after the applied version is recorded.
 //!   A transient failure within the app's budget (attempts, age) is
 //!   republished to a delay queue (see `retry`); anything else is published
-//!   to the app's dead-letter queue with its reason; both confirmed, then acked. A panic is caught and dead-lettered as
-//!   `poison`; the loop carries on.
+//!   to the app's dead-letter queue with its reason; both confirmed, then acked.
+//! - An attempt that panics or outlives `job_timeout_ms` is abandoned and
+//!   retried within the same budget; a job that keeps doing it is
+//!   dead-lettered as `poison`. The loop and the other jobs carry on.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -57,6 +59,8 @@ pub(crate) struct AppWorker {
     pub retry_base: Duration,
     /// Longest backoff (the longest delay tier).
     pub retry_cap: Duration,
+    /// Longest one attempt may run.
+    pub job_timeout: Duration,
 }
 
 /// Carries a job's first attempt time across retries (RFC 3339).
@@ -166,10 +170,11 @@ async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Tra
         return Ok(Settled::Stale);
     }
     let started = Instant::now();
-    let applied = AssertUnwindSafe(worker.converger.apply(&job)).catch_unwind().await;
+    let attempt = AssertUnwindSafe(worker.converger.apply(&job)).catch_unwind();
+    let applied = tokio::time::timeout(worker.job_timeout, attempt).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     match applied {
-        Ok(Ok(outcome)) => {
+        Ok(Ok(Ok(outcome))) => {
             if is_write {
                 worker.store.record_applied(&job.app, &job.person, job.sequence).await?;
             }
@@ -180,26 +185,68 @@ async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Tra
             );
             Ok(Settled::Converged { changed: outcome.changed() })
         }
-        Ok(Err(error)) => on_failure(worker, delivery, &job, &error, first_attempt_at, duration_ms).await,
-        Err(_panic) => {
-            tracing::error!(scimfleet.app = %job.app, job_id = %job.job_id, "job {} panicked its handler", job.job_id);
-            let failure = Failure {
-                reason: DeadLetterReason::Poison,
-                detail: "the job handler panicked",
-                last_status: None,
-            };
-            dead_letter(worker, delivery, Some(&job), failure, first_attempt_at).await
+        Ok(Ok(Err(error))) => {
+            on_failure(worker, delivery, &job, Failed::Apply(&error), first_attempt_at, duration_ms).await
+        }
+        Ok(Err(_panic)) => {
+            on_failure(worker, delivery, &job, Failed::Panicked, first_attempt_at, duration_ms).await
+        }
+        Err(_elapsed) => {
+            on_failure(worker, delivery, &job, Failed::TimedOut, first_attempt_at, duration_ms).await
         }
     }
 }
 
-/// A failed apply: a transient failure within budget waits in a delay queue;
-/// anything else goes to the app's dead-letter queue with its reason.
+/// How an attempt failed.
+#[derive(Clone, Copy)]
+enum Failed<'a> {
+    /// The app or the convergence said no.
+    Apply(&'a ApplyError),
+    /// The handler panicked (a bug, or input it cannot handle).
+    Panicked,
+    /// The attempt outlived `worker.job_timeout_ms`.
+    TimedOut,
+}
+
+impl Failed<'_> {
+    fn disposition(self) -> Disposition {
+        match self {
+            Self::Apply(error) => error.disposition(),
+            // Another attempt may succeed; the budget bounds how many there are.
+            Self::Panicked | Self::TimedOut => Disposition::Retry { after: None },
+        }
+    }
+
+    fn exhausted(self) -> DeadLetterReason {
+        match self {
+            Self::Apply(_) => DeadLetterReason::RetriesExhausted,
+            Self::Panicked | Self::TimedOut => DeadLetterReason::Poison,
+        }
+    }
+
+    fn status(self) -> Option<u16> {
+        match self {
+            Self::Apply(error) => error.status(),
+            Self::Panicked | Self::TimedOut => None,
+        }
+    }
+
+    fn detail(self, timeout: Duration) -> String {
+        match self {
+            Self::Apply(error) => error_chain(error),
+            Self::Panicked => "the job handler panicked".to_owned(),
+            Self::TimedOut => format!("the job did not finish within {} ms", timeout.as_millis()),
+        }
+    }
+}
+
+/// A failed attempt: a transient failure within budget waits in a delay
+/// queue; anything else goes to the app's dead-letter queue with its reason.
 async fn on_failure(
     worker: &AppWorker,
     delivery: &Delivery,
     job: &Job,
-    error: &ApplyError,
+    failed: Failed<'_>,
     now: DateTime<Utc>,
     duration_ms: u64,
 ) -> Result<Settled, Transient> {
@@ -211,7 +258,8 @@ async fn on_failure(
         .map_or(now, |t| t.with_timezone(&Utc));
     let age = (now - first_attempt_at).to_std().unwrap_or_default();
     let person = worker.pseudonyms.person(&job.person);
-    let reason = match error.disposition() {
+    let detail = failed.detail(worker.job_timeout);
+    let reason = match failed.disposition() {
         Disposition::Retry { after }
             if retry::may_retry(failures, age, worker.max_attempts, worker.max_age) =>
         {
@@ -219,24 +267,23 @@ async fn on_failure(
             let tier = retry::tier_for(delay, worker.topology.retry_tiers_ms()).unwrap_or(1000);
             tracing::info!(
                 scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
-                scimfleet.attempt = failures, http.response.status_code = error.status(),
-                retry_in_ms = tier, error = error_chain(error), duration_ms,
+                scimfleet.attempt = failures, http.response.status_code = failed.status(),
+                retry_in_ms = tier, error = %detail, duration_ms,
                 "job {} failed (attempt {failures}); retrying in {tier} ms", job.job_id
             );
             return schedule_retry(worker, delivery, job, first_attempt_at, tier).await;
         }
-        Disposition::Retry { .. } => DeadLetterReason::RetriesExhausted,
+        Disposition::Retry { .. } => failed.exhausted(),
         _ => DeadLetterReason::PermanentError,
     };
     tracing::warn!(
         scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
         scimfleet.action = job.action.name(), scimfleet.attempt = failures,
-        http.response.status_code = error.status(), reason = reason.as_str(),
-        error = error_chain(error), duration_ms,
+        http.response.status_code = failed.status(), reason = reason.as_str(),
+        error = %detail, duration_ms,
         "job {} dead-lettered ({})", job.job_id, reason.as_str()
     );
-    let detail = error_chain(error);
-    let failure = Failure { reason, detail: &detail, last_status: error.status() };
+    let failure = Failure { reason, detail: &detail, last_status: failed.status() };
     dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
 }
 

@@ -119,6 +119,7 @@ pub async fn run(
             max_age: Duration::from_millis(app.max_age_ms.unwrap_or(config.worker.max_age_ms)),
             retry_base: Duration::from_millis(config.worker.retry_tiers_ms.first().copied().unwrap_or(1000)),
             retry_cap: Duration::from_millis(config.worker.retry_tiers_ms.last().copied().unwrap_or(1000)),
+            job_timeout: Duration::from_millis(config.worker.job_timeout_ms),
         });
         // Two lanes, each with its own channel and prefetch: leavers never
         // queue behind upserts. They share the app's locks and version check,

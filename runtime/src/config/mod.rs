@@ -101,6 +101,9 @@ pub struct WorkerConfig {
     pub max_attempts: u32,
     /// Age (since the first attempt) after which a job is dead-lettered, unless the app sets its own.
     pub max_age_ms: u64,
+    /// Longest one attempt of a job may run; a hung attempt is abandoned and
+    /// retried, and a job that keeps hanging is dead-lettered as `poison`.
+    pub job_timeout_ms: u64,
 }
 
 /// `[telemetry]`.
@@ -184,7 +187,10 @@ impl Config {
         if self.worker.concurrency == 0 {
             return Err(ConfigError::invalid(origin, "worker.concurrency", "must be at least 1"));
         }
-        if self.worker.request_timeout_ms == 0 || self.worker.connect_timeout_ms == 0 {
+        if self.worker.request_timeout_ms == 0
+            || self.worker.connect_timeout_ms == 0
+            || self.worker.job_timeout_ms == 0
+        {
             return Err(ConfigError::invalid(origin, "worker", "timeouts must be above 0 ms"));
         }
         let tiers = &self.worker.retry_tiers_ms;
