@@ -10,6 +10,8 @@
 //!   A transient failure within the app's budget (attempts, age) is
 //!   republished to a delay queue (see `retry`); anything else is published
 //!   to the app's dead-letter queue with its reason; both confirmed, then acked.
+//! - Each app has a circuit breaker (see `breaker`): while it is open, jobs
+//!   are parked in a delay queue without calling the app.
 //! - An attempt that panics or outlives `job_timeout_ms` is abandoned and
 //!   retried within the same budget; a job that keeps doing it is
 //!   dead-lettered as `poison`. The loop and the other jobs carry on.
@@ -31,6 +33,7 @@ use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Job, JobAction, Sta
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerError;
+use crate::breaker::{Breaker, Gate};
 use crate::converge::{ApplyError, Converger};
 use crate::error::Disposition;
 use crate::retry;
@@ -61,6 +64,8 @@ pub(crate) struct AppWorker {
     pub retry_cap: Duration,
     /// Longest one attempt may run.
     pub job_timeout: Duration,
+    /// The app's circuit breaker.
+    pub breaker: Breaker,
 }
 
 /// Carries a job's first attempt time across retries (RFC 3339).
@@ -77,6 +82,7 @@ struct Failure<'a> {
 enum Settled {
     Converged { changed: bool },
     Retried,
+    Deferred,
     Stale,
     DeadLettered,
 }
@@ -122,6 +128,7 @@ async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {
                     }
                     Settled::Stale => WorkerStats::add(&stats.stale, 1),
                     Settled::Retried => WorkerStats::add(&stats.retried, 1),
+                    Settled::Deferred => WorkerStats::add(&stats.deferred, 1),
                     Settled::DeadLettered => WorkerStats::add(&stats.dead_lettered, 1),
                 }
             }
@@ -169,12 +176,20 @@ async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Tra
         );
         return Ok(Settled::Stale);
     }
+    if let Gate::Wait(remaining) = worker.breaker.gate(Instant::now()) {
+        // The app is failing: park the job without calling it or spending its budget.
+        let tier = retry::tier_for(remaining, worker.topology.retry_tiers_ms()).unwrap_or(1000);
+        return schedule_retry(worker, delivery, &job, job.attempt, None, tier)
+            .await
+            .map(|_| Settled::Deferred);
+    }
     let started = Instant::now();
     let attempt = AssertUnwindSafe(worker.converger.apply(&job)).catch_unwind();
     let applied = tokio::time::timeout(worker.job_timeout, attempt).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     match applied {
         Ok(Ok(Ok(outcome))) => {
+            note_success(worker);
             if is_write {
                 worker.store.record_applied(&job.app, &job.person, job.sequence).await?;
             }
@@ -259,6 +274,15 @@ async fn on_failure(
     let age = (now - first_attempt_at).to_std().unwrap_or_default();
     let person = worker.pseudonyms.person(&job.person);
     let detail = failed.detail(worker.job_timeout);
+    match failed {
+        // The app answered; it is up, whatever it thought of this job.
+        Failed::Apply(_) if !matches!(failed.disposition(), Disposition::Retry { .. }) => {
+            note_success(worker)
+        }
+        // A panic is a bug here, not a sign the app is down.
+        Failed::Panicked => {}
+        _ => note_failure(worker),
+    }
     let reason = match failed.disposition() {
         Disposition::Retry { after }
             if retry::may_retry(failures, age, worker.max_attempts, worker.max_age) =>
@@ -271,7 +295,7 @@ async fn on_failure(
                 retry_in_ms = tier, error = %detail, duration_ms,
                 "job {} failed (attempt {failures}); retrying in {tier} ms", job.job_id
             );
-            return schedule_retry(worker, delivery, job, first_attempt_at, tier).await;
+            return schedule_retry(worker, delivery, job, failures, Some(first_attempt_at), tier).await;
         }
         Disposition::Retry { .. } => failed.exhausted(),
         _ => DeadLetterReason::PermanentError,
@@ -287,26 +311,44 @@ async fn on_failure(
     dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
 }
 
-/// Publishes the job, `attempt + 1`, to the delay queue of `tier_ms` (confirmed);
-/// the caller then acks the delivery. It keeps its routing key, so the broker
-/// returns it to the same queue when the delay expires.
+fn note_success(worker: &AppWorker) {
+    if worker.breaker.success().is_some() {
+        tracing::info!(scimfleet.app = %worker.app, scimfleet.breaker = "closed", "circuit breaker of {} closed", worker.app);
+    }
+}
+
+fn note_failure(worker: &AppWorker) {
+    if worker.breaker.failure(Instant::now()).is_some() {
+        tracing::warn!(
+            scimfleet.app = %worker.app, scimfleet.breaker = "open",
+            "circuit breaker of {} open: its jobs wait in delay queues until a probe succeeds", worker.app
+        );
+    }
+}
+
+/// Publishes the job with `attempt` set to the delay queue of `tier_ms`
+/// (confirmed); the caller then acks the delivery. It keeps its routing key,
+/// so the broker returns it to the same queue when the delay expires.
 async fn schedule_retry(
     worker: &AppWorker,
     delivery: &Delivery,
     job: &Job,
-    first_attempt_at: DateTime<Utc>,
+    attempt: u32,
+    first_attempt_at: Option<DateTime<Utc>>,
     tier_ms: u64,
 ) -> Result<Settled, Transient> {
     let mut next = job.clone();
-    next.attempt += 1;
+    next.attempt = attempt;
     // Serialising our own type cannot fail.
     let body = serde_json::to_vec(&next).unwrap_or_default();
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     for (name, value) in Topology::retry_route(&job.app, tier_ms).inner() {
         headers.insert(name.clone(), value.clone());
     }
-    let first = LongString::from(first_attempt_at.to_rfc3339().into_bytes());
-    headers.insert(FIRST_ATTEMPT_HEADER.into(), AMQPValue::LongString(first));
+    if let Some(first_attempt_at) = first_attempt_at {
+        let first = LongString::from(first_attempt_at.to_rfc3339().into_bytes());
+        headers.insert(FIRST_ATTEMPT_HEADER.into(), AMQPValue::LongString(first));
+    }
     let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
     let exchange = worker.topology.retry_exchange();
     let message = Outgoing {

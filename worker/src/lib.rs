@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod breaker;
 pub mod client;
 mod consume;
 pub mod converge;

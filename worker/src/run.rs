@@ -16,6 +16,7 @@ use scimfleet_schemas::AppId;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::breaker::Breaker;
 use crate::client::{ScimClient, ScimClientConfig};
 use crate::consume::{self, AppWorker};
 use crate::converge::Converger;
@@ -120,6 +121,10 @@ pub async fn run(
             retry_base: Duration::from_millis(config.worker.retry_tiers_ms.first().copied().unwrap_or(1000)),
             retry_cap: Duration::from_millis(config.worker.retry_tiers_ms.last().copied().unwrap_or(1000)),
             job_timeout: Duration::from_millis(config.worker.job_timeout_ms),
+            breaker: Breaker::new(
+                config.worker.breaker_failures,
+                Duration::from_millis(config.worker.breaker_cooldown_ms),
+            ),
         });
         // Two lanes, each with its own channel and prefetch: leavers never
         // queue behind upserts. They share the app's locks and version check,

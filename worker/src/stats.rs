@@ -15,6 +15,8 @@ pub struct WorkerStats {
     pub stale: AtomicU64,
     /// Transient failures sent to a delay queue to be tried again.
     pub retried: AtomicU64,
+    /// Jobs parked untried because their app's circuit breaker was open.
+    pub deferred: AtomicU64,
     /// Jobs dead-lettered.
     pub dead_lettered: AtomicU64,
 }
@@ -32,6 +34,8 @@ pub struct WorkerSnapshot {
     pub stale: u64,
     /// See [`WorkerStats::retried`].
     pub retried: u64,
+    /// See [`WorkerStats::deferred`].
+    pub deferred: u64,
     /// See [`WorkerStats::dead_lettered`].
     pub dead_lettered: u64,
 }
@@ -53,6 +57,7 @@ impl WorkerStats {
             changed: get(&self.changed),
             stale: get(&self.stale),
             retried: get(&self.retried),
+            deferred: get(&self.deferred),
             dead_lettered: get(&self.dead_lettered),
         }
     }

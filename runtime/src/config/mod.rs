@@ -104,6 +104,10 @@ pub struct WorkerConfig {
     /// Longest one attempt of a job may run; a hung attempt is abandoned and
     /// retried, and a job that keeps hanging is dead-lettered as `poison`.
     pub job_timeout_ms: u64,
+    /// Consecutive transient failures of an app that open its circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker parks the app's jobs before one probe.
+    pub breaker_cooldown_ms: u64,
 }
 
 /// `[telemetry]`.
@@ -199,6 +203,13 @@ impl Config {
                 origin,
                 "worker.retry_tiers_ms",
                 "needs ascending delays above 0 ms",
+            ));
+        }
+        if self.worker.breaker_failures == 0 || self.worker.breaker_cooldown_ms == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "worker.breaker_failures",
+                "breaker settings must be above 0",
             ));
         }
         if self.worker.max_attempts == 0 {

@@ -1,0 +1,50 @@
+//! The circuit breaker: a dead app's jobs are parked without calling it, and
+//! flow again once a probe succeeds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{POLICY, Person};
+use scimfleet_devkit::fleet::Fleet;
+
+const JOBS: u64 = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_parks_jobs_without_calling_the_app_and_closes_after_recovery() {
+    let policy = format!(
+        "[worker]\nretry_tiers_ms = [50, 200]\nmax_attempts = 1000\nbreaker_failures = 3\nbreaker_cooldown_ms = 300\n{POLICY}"
+    );
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    let addr = fleet.stop_server("crm").await.expect("crm down");
+    let ids: Vec<String> = (0..JOBS).map(|i| format!("E{}", 6000 + i)).collect();
+    let events: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let p = Person { id, department: "Sales", title: "AE", location: "Oslo", groups: &[] };
+            p.event(&format!("evt-{id}"), "person.hired", 1)
+        })
+        .collect();
+    fleet.publish_json(&events).await.expect("published");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while fleet.worker().deferred < 5 * JOBS {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the breaker never parked jobs: {:?}",
+            fleet.worker()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = fleet.worker();
+    println!("while crm was down: {stats:?}");
+    // One failed attempt per job that was already in flight when the breaker
+    // opened, then about one probe per cool-down: far fewer attempts than parkings.
+    assert!(stats.retried < stats.deferred / 2, "{stats:?}");
+
+    fleet.restart_server("crm", addr).await.expect("crm back");
+    fleet.wait_settled(Duration::from_secs(60)).await.expect("settled");
+    assert_eq!(fleet.server("crm").users().len(), JOBS as usize);
+    assert_eq!(fleet.worker().dead_lettered, 0);
+    fleet.stop().await.expect("clean stop");
+}
