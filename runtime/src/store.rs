@@ -10,8 +10,13 @@
 //!   `sequence` a worker converged in an app, so an older job never
 //!   overwrites newer state (guarantee 3).
 //!
-//! Both writes are compare-and-set Lua scripts: two scheduler or worker
+//! - the **lease** (`{ns}:lease:{app}:{id}`, `SET NX PX`): held by the one
+//!   worker applying that person in that app, across processes.
+//!
+//! The writes are compare-and-set Lua scripts: two scheduler or worker
 //! replicas racing on one person can never move a version backwards.
+
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -41,6 +46,17 @@ pub enum StoreError {
         /// Which record.
         what: &'static str,
     },
+}
+
+/// Random bits for lease tokens, without a dependency: hashing a fresh
+/// `RandomState` yields OS-seeded randomness, enough to tell holders apart.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
 }
 
 fn command(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
@@ -73,6 +89,10 @@ impl Keys {
         format!("{}:applied:{app}:{person}", self.ns)
     }
 
+    fn lease(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:lease:{app}:{person}", self.ns)
+    }
+
     fn pattern(&self) -> String {
         format!("{}:*", self.ns)
     }
@@ -91,6 +111,19 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
 return current";
 
+// Deletes the lease only if it is still ours (a lease that expired and was
+// taken by another worker must not be released by us).
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+/// A held lease on one person in one app; release it with [`Store::release`].
+#[derive(Debug)]
+pub struct Lease {
+    key: String,
+    token: String,
+}
+
 /// A namespaced handle on Redis; cheap to clone (one multiplexed connection
 /// that reconnects by itself).
 #[derive(Clone)]
@@ -99,6 +132,7 @@ pub struct Store {
     keys: Keys,
     record_person: std::sync::Arc<Script>,
     record_applied: std::sync::Arc<Script>,
+    release_lease: std::sync::Arc<Script>,
 }
 
 impl Store {
@@ -111,6 +145,7 @@ impl Store {
             keys: Keys { ns: namespace.to_owned() },
             record_person: std::sync::Arc::new(Script::new(RECORD_PERSON)),
             record_applied: std::sync::Arc::new(Script::new(RECORD_APPLIED)),
+            release_lease: std::sync::Arc::new(Script::new(RELEASE_LEASE)),
         })
     }
 
@@ -179,6 +214,42 @@ impl Store {
             .await
             .map(drop)
             .map_err(command("record applied version"))
+    }
+
+    /// Takes the lease on `person` in `app` for `ttl` if nobody holds it: the
+    /// cross-process guarantee that two workers never apply one person in one
+    /// app at once. The TTL frees the lease of a worker that died holding it.
+    pub async fn try_lease(
+        &self,
+        app: &AppId,
+        person: &PersonId,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.lease(app, person);
+        let token = format!("{:016x}{:016x}", rand_u64(), rand_u64());
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(command("take lease"))?;
+        Ok(taken.map(|_| Lease { key, token }))
+    }
+
+    /// Releases a lease (a no-op if it expired and someone else holds it now).
+    pub async fn release(&self, lease: Lease) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.release_lease
+            .key(&lease.key)
+            .arg(&lease.token)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(command("release lease"))
     }
 
     /// Deletes every key of the namespace; returns how many. For tests and the demo.

@@ -3,9 +3,10 @@
 //!
 //! - Concurrency per app is the app's `concurrency`, enforced by the AMQP
 //!   prefetch: the broker hands over no more unacked jobs than that.
-//! - Jobs for one person in one app never run at once (keyed lock), and a job
-//!   older than the version already applied is dropped (applied version in
-//!   Redis), so newer state always wins.
+//! - Jobs for one person in one app never run at once: a keyed lock inside
+//!   the process, then a lease in Redis across processes and lanes. Under
+//!   the lease, a job older than the version already applied is dropped
+//!   (applied version in Redis), so newer state always wins.
 //! - Ack only after convergence and after the applied version is recorded.
 //!   A transient failure within the app's budget (attempts, age) is
 //!   republished to a delay queue (see `retry`); anything else is published
@@ -26,7 +27,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, LongString};
 use scimfleet_runtime::broker::{self, Outgoing, PublishError, Publisher, Topology};
-use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::store::{Lease, StoreError};
 use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Job, JobAction, Stage};
@@ -67,6 +68,9 @@ pub(crate) struct AppWorker {
     /// The app's circuit breaker.
     pub breaker: Breaker,
 }
+
+/// How much longer a lease lives than the longest attempt.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// Carries a job's first attempt time across retries (RFC 3339).
 const FIRST_ATTEMPT_HEADER: &str = "x-scimfleet-first-attempt-at";
@@ -162,8 +166,41 @@ async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Tra
             return dead_letter(worker, delivery, None, failure, first_attempt_at).await;
         }
     };
-    let person = worker.pseudonyms.person(&job.person);
+    // In-process first (cheap, ordered), then the cross-process lease.
     let _guard = worker.locks.lock(format!("{}/{}", job.app, job.person)).await;
+    let lease = take_lease(worker, &job).await?;
+    let settled = apply_leased(worker, delivery, job, first_attempt_at).await;
+    if let Err(error) = worker.store.release(lease).await {
+        // The lease expires by itself; holding it a little longer is harmless.
+        tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "could not release a lease");
+    }
+    settled
+}
+
+/// Waits for the (app, person) lease. Its TTL outlives any attempt
+/// (`job_timeout_ms` plus a margin), so a holder that died frees it in time
+/// and the wait is bounded.
+async fn take_lease(worker: &AppWorker, job: &Job) -> Result<Lease, Transient> {
+    let ttl = worker.job_timeout + LEASE_MARGIN;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(lease) = worker.store.try_lease(&job.app, &job.person, ttl).await? {
+            return Ok(lease);
+        }
+        WorkerStats::add(&worker.stats.lease_waits, 1);
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// The version check and the apply, under the person's lease.
+async fn apply_leased(
+    worker: &AppWorker,
+    delivery: &Delivery,
+    job: Job,
+    first_attempt_at: DateTime<Utc>,
+) -> Result<Settled, Transient> {
+    let person = worker.pseudonyms.person(&job.person);
     let is_write = !matches!(job.action, JobAction::Verify { .. });
     if is_write
         && let Some(applied) = worker.store.applied(&job.app, &job.person).await?

@@ -17,6 +17,8 @@ pub struct WorkerStats {
     pub retried: AtomicU64,
     /// Jobs parked untried because their app's circuit breaker was open.
     pub deferred: AtomicU64,
+    /// Times a job waited for another worker's lease on the same person.
+    pub lease_waits: AtomicU64,
     /// Jobs dead-lettered.
     pub dead_lettered: AtomicU64,
 }
@@ -36,6 +38,8 @@ pub struct WorkerSnapshot {
     pub retried: u64,
     /// See [`WorkerStats::deferred`].
     pub deferred: u64,
+    /// See [`WorkerStats::lease_waits`].
+    pub lease_waits: u64,
     /// See [`WorkerStats::dead_lettered`].
     pub dead_lettered: u64,
 }
@@ -58,6 +62,7 @@ impl WorkerStats {
             stale: get(&self.stale),
             retried: get(&self.retried),
             deferred: get(&self.deferred),
+            lease_waits: get(&self.lease_waits),
             dead_lettered: get(&self.dead_lettered),
         }
     }

@@ -1,0 +1,53 @@
+//! The Redis store against the real Redis, each test in its own namespace.
+
+use std::time::Duration;
+
+use scimfleet_runtime::store::PersonRecord;
+use scimfleet_runtime::{Secret, Store};
+use scimfleet_schemas::{AppId, PersonId};
+
+async fn store(test: &str) -> Store {
+    let url = std::env::var("SCIMFLEET_REDIS__URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let ns = format!("t-{}-{test}-{}", chrono::Utc::now().timestamp(), std::process::id());
+    Store::connect(&Secret::new(url), &ns).await.expect("redis")
+}
+
+fn ids() -> (AppId, PersonId) {
+    (AppId::parse("crm").expect("app"), PersonId::parse("E1").expect("person"))
+}
+
+#[tokio::test]
+async fn a_lease_excludes_others_until_released_or_expired() {
+    let store = store("lease").await;
+    let (app, person) = ids();
+    let held = store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").expect("free");
+    assert!(
+        store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none(),
+        "exclusive"
+    );
+    store.release(held).await.expect("redis");
+    let again =
+        store.try_lease(&app, &person, Duration::from_millis(100)).await.expect("redis").expect("released");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let taken_over = store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis");
+    assert!(taken_over.is_some(), "an expired lease is free");
+    // Releasing the expired lease must not free the new holder's.
+    store.release(again).await.expect("redis");
+    assert!(store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none());
+    store.delete_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn versions_never_move_backwards() {
+    let store = store("versions").await;
+    let (app, person) = ids();
+    store.record_applied(&app, &person, 5).await.expect("redis");
+    store.record_applied(&app, &person, 3).await.expect("redis");
+    assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(5));
+    let record = |sequence| PersonRecord { sequence, status: "active".into(), apps: vec![app.clone()] };
+    assert!(store.record_person(&person, &record(2)).await.expect("redis"));
+    assert!(!store.record_person(&person, &record(2)).await.expect("redis"), "equal is not newer");
+    assert!(!store.record_person(&person, &record(1)).await.expect("redis"));
+    assert_eq!(store.person(&person).await.expect("redis").map(|r| r.sequence), Some(2));
+    store.delete_namespace().await.expect("cleanup");
+}
