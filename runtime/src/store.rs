@@ -10,6 +10,8 @@
 //!   `sequence` a worker converged in an app, so an older job never
 //!   overwrites newer state (guarantee 3).
 //!
+//! - **rate buckets** (`{ns}:rate:{bucket}`) and **pauses**
+//!   (`{ns}:pause:{app}`): the pacing every replica shares (see `pace`).
 //! - the **lease** (`{ns}:lease:{app}:{id}`, `SET NX PX`): held by the one
 //!   worker applying that person in that app, across processes.
 //!
@@ -93,6 +95,14 @@ impl Keys {
         format!("{}:lease:{app}:{person}", self.ns)
     }
 
+    fn rate(&self, bucket: &str) -> String {
+        format!("{}:rate:{bucket}", self.ns)
+    }
+
+    fn pause(&self, app: &AppId) -> String {
+        format!("{}:pause:{app}", self.ns)
+    }
+
     fn pattern(&self) -> String {
         format!("{}:*", self.ns)
     }
@@ -117,6 +127,33 @@ const RELEASE_LEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0";
 
+// GCRA (generic cell rate algorithm) on Redis's clock, so every replica
+// shares one schedule. KEYS: bucket, pause. ARGV: emission interval ms,
+// tolerance ms. Returns 0 when the request may go now, else the wait in ms.
+const PACE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+if paused > now then return math.ceil(paused - now) end
+if tonumber(ARGV[1]) <= 0 then return 0 end
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + tonumber(ARGV[1])
+local allow_at = new_tat - tonumber(ARGV[2]) - tonumber(ARGV[1])
+if allow_at > now then return math.ceil(allow_at - now) end
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+return 0";
+
+// Pauses an app until now + ARGV[1] ms, never shortening a longer pause.
+const PAUSE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local until_ms = now + tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[1]) or '0') < until_ms then
+  redis.call('SET', KEYS[1], string.format('%.3f', until_ms), 'PX', math.ceil(tonumber(ARGV[1])) + 1)
+end
+return 0";
+
 /// A held lease on one person in one app; release it with [`Store::release`].
 #[derive(Debug)]
 pub struct Lease {
@@ -133,6 +170,8 @@ pub struct Store {
     record_person: std::sync::Arc<Script>,
     record_applied: std::sync::Arc<Script>,
     release_lease: std::sync::Arc<Script>,
+    pace: std::sync::Arc<Script>,
+    pause: std::sync::Arc<Script>,
 }
 
 impl Store {
@@ -146,6 +185,8 @@ impl Store {
             record_person: std::sync::Arc::new(Script::new(RECORD_PERSON)),
             record_applied: std::sync::Arc::new(Script::new(RECORD_APPLIED)),
             release_lease: std::sync::Arc::new(Script::new(RELEASE_LEASE)),
+            pace: std::sync::Arc::new(Script::new(PACE)),
+            pause: std::sync::Arc::new(Script::new(PAUSE)),
         })
     }
 
@@ -250,6 +291,44 @@ impl Store {
             .await
             .map(drop)
             .map_err(command("release lease"))
+    }
+
+    /// Asks to send one request to `app` through rate bucket `bucket` (`None`:
+    /// only the app's pause applies). `Duration::ZERO` means go now; otherwise
+    /// wait that long and ask again. `interval` is the time per request at the
+    /// sustained rate and `burst` how many may go at once.
+    pub async fn pace(
+        &self,
+        app: &AppId,
+        bucket: Option<&str>,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Duration, StoreError> {
+        let mut conn = self.conn.clone();
+        let interval_ms = interval.as_secs_f64() * 1000.0;
+        let tolerance_ms = interval_ms * f64::from(burst.saturating_sub(1));
+        let wait_ms: u64 = self
+            .pace
+            .key(self.keys.rate(bucket.unwrap_or("-")))
+            .key(self.keys.pause(app))
+            .arg(if bucket.is_some() { interval_ms } else { 0.0 })
+            .arg(tolerance_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(command("pace"))?;
+        Ok(Duration::from_millis(wait_ms))
+    }
+
+    /// Holds every request to `app`, from every replica, for `duration`.
+    pub async fn pause(&self, app: &AppId, duration: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.pause
+            .key(self.keys.pause(app))
+            .arg(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(command("pause app"))
     }
 
     /// Deletes every key of the namespace; returns how many. For tests and the demo.

@@ -51,3 +51,25 @@ async fn versions_never_move_backwards() {
     assert_eq!(store.person(&person).await.expect("redis").map(|r| r.sequence), Some(2));
     store.delete_namespace().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn pacing_allows_the_burst_then_spaces_requests_and_honours_pauses() {
+    let store = store("pace").await;
+    let (app, _) = ids();
+    let interval = Duration::from_millis(100);
+    for _ in 0..3 {
+        assert_eq!(store.pace(&app, Some("app:crm"), interval, 3).await.expect("redis"), Duration::ZERO);
+    }
+    let wait = store.pace(&app, Some("app:crm"), interval, 3).await.expect("redis");
+    assert!(wait > Duration::ZERO && wait <= interval, "{wait:?}");
+    assert_eq!(
+        store.pace(&app, None, interval, 3).await.expect("redis"),
+        Duration::ZERO,
+        "no bucket, no pause"
+    );
+    store.pause(&app, Duration::from_secs(5)).await.expect("redis");
+    store.pause(&app, Duration::from_secs(1)).await.expect("redis");
+    let paused = store.pace(&app, None, interval, 3).await.expect("redis");
+    assert!(paused > Duration::from_secs(4), "a shorter pause never shortens a longer one: {paused:?}");
+    store.delete_namespace().await.expect("cleanup");
+}

@@ -66,6 +66,7 @@ pub struct ScimClient {
     app: AppId,
     base: Url,
     http: reqwest::Client,
+    pacer: Option<std::sync::Arc<crate::pace::Pacer>>,
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -75,6 +76,8 @@ impl std::fmt::Debug for ScimClient {
 }
 
 const ACCEPT: &str = "application/scim+json, application/json";
+/// App-wide pause after a 429 that carries no `Retry-After`.
+const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
 
 impl ScimClient {
     /// Builds the client and its connection pool.
@@ -112,7 +115,13 @@ impl ScimClient {
                 reason: "the HTTP client could not be built",
                 source: Some(source.without_url()),
             })?;
-        Ok(Self { app: config.app, base, http })
+        Ok(Self { app: config.app, base, http, pacer: None })
+    }
+
+    /// Paces every request through `pacer` (rate limits and 429 pauses shared by all replicas).
+    pub fn with_pacer(mut self, pacer: crate::pace::Pacer) -> Self {
+        self.pacer = Some(std::sync::Arc::new(pacer));
+        self
     }
 
     /// The app this client talks to.
@@ -227,12 +236,26 @@ impl ScimClient {
     }
 
     async fn send(&self, call: &Call, url: Url, body: Option<Vec<u8>>) -> Result<Response, ScimCallError> {
+        if let Some(pacer) = &self.pacer {
+            pacer.acquire().await;
+        }
         let mut request = self.http.request(call.method.clone(), url);
         if let Some(body) = body {
             request = request.header(header::CONTENT_TYPE, SCIM_MEDIA_TYPE).body(body);
         }
         let response = request.send().await.map_err(|e| call.transport(e))?;
         Span::current().record("http.response.status_code", response.status().as_u16());
+        if response.status().as_u16() == 429
+            && let Some(pacer) = &self.pacer
+        {
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| crate::error::parse_retry_after(v, chrono::Utc::now()));
+            // Without Retry-After, a short pause still spares the app a stampede.
+            pacer.pause(retry_after.unwrap_or(DEFAULT_429_PAUSE)).await;
+        }
         Ok(response)
     }
 

@@ -6,6 +6,7 @@ mod consume;
 pub mod converge;
 pub mod error;
 mod groups;
+pub mod pace;
 pub mod retry;
 mod run;
 mod stats;

@@ -11,7 +11,7 @@ use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config, ConfigError};
 use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::telemetry::Pseudonymizer;
-use scimfleet_runtime::{KeyedLocks, Store};
+use scimfleet_runtime::{KeyedLocks, Secret, Store};
 use scimfleet_schemas::AppId;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,7 @@ use crate::client::{ScimClient, ScimClientConfig};
 use crate::consume::{self, AppWorker};
 use crate::converge::Converger;
 use crate::error::ScimCallError;
+use crate::pace::Pacer;
 use crate::stats::WorkerStats;
 
 /// Why the worker stopped or could not start.
@@ -66,8 +67,25 @@ pub fn select_apps<'a>(
     Ok(all.filter(|(_, app)| only.iter().any(|id| id == app.id.as_str())).collect())
 }
 
-fn converger(config: &Config, index: usize, app: &AppConfig) -> Result<Converger, WorkerError> {
-    let token = app.token(&config.origin, index, &config.base_dir)?;
+fn pacer(config: &Config, app: &AppConfig, store: &Store) -> Pacer {
+    let mut limits = Vec::new();
+    if let Some(rate) = app.rate_per_second {
+        limits.push((format!("app:{}", app.id), rate, app.burst.unwrap_or(1)));
+    }
+    if let Some(group) =
+        app.rate_group.as_ref().and_then(|id| config.rate_groups.iter().find(|g| &g.id == id))
+    {
+        limits.push((format!("group:{}", group.id), group.rate_per_second, group.burst.unwrap_or(1)));
+    }
+    Pacer::new(store.clone(), app.id.clone(), &limits)
+}
+
+fn converger(
+    config: &Config,
+    app: &AppConfig,
+    token: Secret,
+    store: &Store,
+) -> Result<Converger, WorkerError> {
     let client = ScimClient::new(ScimClientConfig {
         app: app.id.clone(),
         base_url: app.base_url.clone(),
@@ -76,7 +94,8 @@ fn converger(config: &Config, index: usize, app: &AppConfig) -> Result<Converger
         connect_timeout: Duration::from_millis(config.worker.connect_timeout_ms),
         max_idle_per_host: usize::from(app.concurrency_or(config.worker.concurrency)),
     })
-    .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?;
+    .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?
+    .with_pacer(pacer(config, app, store));
     Ok(Converger::new(client, app.create_groups))
 }
 
@@ -89,13 +108,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let selected = select_apps(&config, only.as_deref())?;
-    // Tokens and clients first: a missing token fails start-up, before any connection.
-    let convergers = selected
+    // Tokens first: a missing token fails start-up before any connection.
+    let tokens = selected
         .iter()
-        .map(|(i, app)| Ok((*app, converger(&config, *i, app)?)))
+        .map(|(i, app)| Ok((*app, app.token(&config.origin, *i, &config.base_dir)?)))
+        .collect::<Result<Vec<_>, WorkerError>>()?;
+    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let convergers = tokens
+        .into_iter()
+        .map(|(app, token)| Ok((app, converger(&config, app, token, &store)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     let topology = Topology::of(&config);
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
     let connection = broker::connect(&config.broker.url, "scimfleet-worker").await?;
     let setup = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let all_apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();

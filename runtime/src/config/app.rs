@@ -42,6 +42,15 @@ pub struct AppConfig {
     /// Jobs in flight for this app; the `[worker]` default otherwise.
     #[serde(default)]
     pub concurrency: Option<u16>,
+    /// Requests per second this app accepts, shared by every worker replica.
+    #[serde(default)]
+    pub rate_per_second: Option<f64>,
+    /// Requests that may go at once within the rate (default 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// A `[[rate_groups]]` id whose limit this app shares with other apps.
+    #[serde(default)]
+    pub rate_group: Option<String>,
     /// Attempts per job; the `[worker]` default otherwise.
     #[serde(default)]
     pub max_attempts: Option<u32>,
@@ -298,6 +307,12 @@ impl AppConfig {
             ));
         }
         self.validate_base_url(origin, &field("base_url"))?;
+        if self.rate_per_second.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            return Err(ConfigError::invalid(origin, field("rate_per_second"), "must be a positive number"));
+        }
+        if self.burst == Some(0) {
+            return Err(ConfigError::invalid(origin, field("burst"), "must be at least 1"));
+        }
         if self.max_attempts == Some(0) {
             return Err(ConfigError::invalid(origin, field("max_attempts"), "must be at least 1"));
         }

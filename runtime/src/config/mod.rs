@@ -45,12 +45,28 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The target apps.
     pub apps: Vec<AppConfig>,
+    /// Rate limits shared by several apps (one vendor limiting all its SCIM apps together).
+    #[serde(default)]
+    pub rate_groups: Vec<RateGroup>,
     /// The directory relative paths in the file are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
     /// Where the configuration came from, for error messages.
     #[serde(skip)]
     pub origin: String,
+}
+
+/// `[[rate_groups]]`: one rate shared by every app that names it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateGroup {
+    /// Referred to by an app's `rate_group`.
+    pub id: String,
+    /// Requests per second across the group's apps and every replica.
+    pub rate_per_second: f64,
+    /// Requests that may go at once (default 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
 }
 
 /// `[broker]`.
@@ -227,6 +243,24 @@ impl Config {
                 ));
             }
             app.validate(origin, i)?;
+            if let Some(group) = &app.rate_group
+                && !self.rate_groups.iter().any(|g| &g.id == group)
+            {
+                return Err(ConfigError::invalid(
+                    origin,
+                    format!("apps[{i}].rate_group"),
+                    format!("no [[rate_groups]] with id `{group}`"),
+                ));
+            }
+        }
+        for (i, group) in self.rate_groups.iter().enumerate() {
+            if !(group.rate_per_second > 0.0 && group.rate_per_second.is_finite()) || group.burst == Some(0) {
+                return Err(ConfigError::invalid(
+                    origin,
+                    format!("rate_groups[{i}]"),
+                    "needs a positive rate_per_second and burst",
+                ));
+            }
         }
         Ok(())
     }

@@ -1,0 +1,53 @@
+//! A per-app rate limit holds across worker replicas: the app never sees more
+//! than its rate (plus one burst) in any second.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Person;
+use scimfleet_devkit::fleet::Fleet;
+
+const RATE: usize = 40;
+const BURST: usize = 4;
+const PEOPLE: usize = 60;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_together_stay_within_the_app_rate() {
+    let policy = format!(
+        "[[apps]]\nid = \"chat\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\nrate_per_second = {RATE}\nburst = {BURST}\n"
+    );
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    fleet.spawn_worker(None);
+    fleet.spawn_worker(None);
+    let ids: Vec<String> = (0..PEOPLE).map(|i| format!("E{}", 8000 + i)).collect();
+    let events: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let p = Person { id, department: "Ops", title: "Clerk", location: "Rome", groups: &[] };
+            p.event(&format!("evt-{id}"), "person.hired", 1)
+        })
+        .collect();
+    fleet.publish_json(&events).await.expect("published");
+    fleet.wait_settled(Duration::from_secs(120)).await.expect("settled");
+
+    let log = fleet.server("chat").requests();
+    assert!(log.len() >= 2 * PEOPLE, "{} requests", log.len());
+    let busiest = log
+        .iter()
+        .map(|first| {
+            log.iter().filter(|r| r.at >= first.at && r.at < first.at + Duration::from_secs(1)).count()
+        })
+        .max()
+        .unwrap_or(0);
+    let span = log[log.len() - 1].at - log[0].at;
+    println!(
+        "{} requests over {span:?}; busiest second: {busiest} (limit {RATE} + burst {BURST})",
+        log.len()
+    );
+    assert!(busiest <= RATE + BURST, "busiest second had {busiest} requests");
+    let floor = Duration::from_secs_f64((log.len() - BURST) as f64 / RATE as f64 * 0.9);
+    assert!(span >= floor, "{} requests in {span:?}: not paced", log.len());
+    assert_eq!(fleet.server("chat").users().len(), PEOPLE);
+    fleet.stop().await.expect("clean stop");
+}

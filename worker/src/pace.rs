@@ -1,0 +1,86 @@
+//! Pacing the requests to one app, across every worker replica.
+//!
+//! Before each SCIM request the client asks Redis (one script call) whether
+//! it may go: the app's own rate bucket, then its rate group's (a vendor that
+//! limits all its SCIM apps together), and the app's pause. A 429 sets the
+//! pause for its `Retry-After`, so no replica calls that app before then,
+//! while other apps are unaffected. The schedule lives in Redis (GCRA on
+//! Redis's clock), so N replicas together stay within the limit.
+//!
+//! If Redis cannot be asked, the request goes unpaced: the lease and version
+//! checks around every job already fail while Redis is down, so this only
+//! matters for a blip, and blocking every request on it would be worse.
+
+use std::time::Duration;
+
+use scimfleet_runtime::Store;
+use scimfleet_runtime::telemetry::error_chain;
+use scimfleet_schemas::AppId;
+
+/// One rate bucket.
+#[derive(Debug, Clone)]
+struct Bucket {
+    name: String,
+    interval: Duration,
+    burst: u32,
+}
+
+/// The pacing of one app.
+#[derive(Clone)]
+pub struct Pacer {
+    store: Store,
+    app: AppId,
+    buckets: Vec<Bucket>,
+}
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer").field("app", &self.app).field("buckets", &self.buckets).finish()
+    }
+}
+
+impl Pacer {
+    /// A pacer for `app`: `limits` are (bucket name, requests per second, burst).
+    pub fn new(store: Store, app: AppId, limits: &[(String, f64, u32)]) -> Self {
+        let buckets = limits
+            .iter()
+            .map(|(name, rate, burst)| Bucket {
+                name: name.clone(),
+                interval: Duration::from_secs_f64(1.0 / rate),
+                burst: (*burst).max(1),
+            })
+            .collect();
+        Self { store, app, buckets }
+    }
+
+    /// Waits until a request to the app may go.
+    pub async fn acquire(&self) {
+        if self.buckets.is_empty() {
+            self.wait_for(None, Duration::ZERO, 1).await;
+        }
+        for bucket in &self.buckets {
+            self.wait_for(Some(&bucket.name), bucket.interval, bucket.burst).await;
+        }
+    }
+
+    async fn wait_for(&self, bucket: Option<&str>, interval: Duration, burst: u32) {
+        loop {
+            match self.store.pace(&self.app, bucket, interval, burst).await {
+                Ok(wait) if wait.is_zero() => return,
+                Ok(wait) => tokio::time::sleep(wait).await,
+                Err(error) => {
+                    tracing::warn!(scimfleet.app = %self.app, error = error_chain(&error), "pacing unavailable; request sent unpaced");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Holds every replica's requests to the app for `duration` (after a 429).
+    pub async fn pause(&self, duration: Duration) {
+        tracing::info!(scimfleet.app = %self.app, pause_ms = duration.as_millis() as u64, "app {} answered 429; paused", self.app);
+        if let Err(error) = self.store.pause(&self.app, duration).await {
+            tracing::warn!(scimfleet.app = %self.app, error = error_chain(&error), "could not record the pause");
+        }
+    }
+}
