@@ -7,6 +7,7 @@ pub mod locks;
 pub mod secret;
 pub mod shutdown;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 
 pub use config::Config;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::Config;
 use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::supervise::{Recoverable, supervise};
 use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{KeyedLocks, Store};
 use tokio_util::sync::CancellationToken;
@@ -35,9 +36,25 @@ pub enum SchedulerError {
     Config(#[from] scimfleet_runtime::config::ConfigError),
 }
 
-/// Runs the scheduler until `shutdown` is cancelled (returns `Ok`) or the
-/// broker connection fails (returns the error).
+impl Recoverable for SchedulerError {
+    fn recoverable(&self) -> bool {
+        !matches!(self, Self::Config(_))
+    }
+}
+
+/// Runs the scheduler until `shutdown` is cancelled, reconnecting (with
+/// backoff) when RabbitMQ or Redis goes away; only configuration errors end it.
 pub async fn run(
+    config: Arc<Config>,
+    stats: Arc<SchedulerStats>,
+    shutdown: CancellationToken,
+) -> Result<(), SchedulerError> {
+    supervise("scheduler", shutdown.clone(), || run_once(config.clone(), stats.clone(), shutdown.clone()))
+        .await
+}
+
+/// One connection's worth of scheduling: connect, declare, consume.
+async fn run_once(
     config: Arc<Config>,
     stats: Arc<SchedulerStats>,
     shutdown: CancellationToken,
@@ -61,6 +78,7 @@ pub async fn run(
         pseudonyms,
         stats,
     });
+    tracing::info!(ready = true, "scheduler connected and consuming");
     let result = intake::consume(ctx, &channel, shutdown, grace).await;
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config, ConfigError};
 use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::supervise::{Recoverable, supervise};
 use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{KeyedLocks, Secret, Store};
 use scimfleet_schemas::AppId;
@@ -99,9 +100,30 @@ fn converger(
     Ok(Converger::new(client, app.create_groups))
 }
 
-/// Runs consumers for `only` (or every app) until `shutdown` is cancelled
-/// (returns `Ok`) or one of them fails (the others are stopped, the error returned).
+impl Recoverable for WorkerError {
+    fn recoverable(&self) -> bool {
+        matches!(self, Self::Broker(_) | Self::Store(_) | Self::Consume(_))
+    }
+}
+
+/// Runs consumers for `only` (or every app) until `shutdown` is cancelled,
+/// reconnecting (with backoff) when RabbitMQ or Redis goes away; only
+/// configuration errors end it.
 pub async fn run(
+    config: Arc<Config>,
+    only: Option<Vec<String>>,
+    stats: Arc<WorkerStats>,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    supervise("worker", shutdown.clone(), || {
+        run_once(config.clone(), only.clone(), stats.clone(), shutdown.clone())
+    })
+    .await
+}
+
+/// One connection's worth of work: resolve tokens, connect, declare, consume.
+/// When one consumer fails the others are stopped and the error returned.
+async fn run_once(
     config: Arc<Config>,
     only: Option<Vec<String>>,
     stats: Arc<WorkerStats>,
@@ -157,6 +179,7 @@ pub async fn run(
             consumers.spawn(consume::consume(worker.clone(), queue, channel, stop.clone(), grace));
         }
     }
+    tracing::info!(ready = true, "worker connected and consuming");
     let mut result = Ok(());
     while let Some(joined) = consumers.join_next().await {
         if let Ok(Err(error)) = joined {
