@@ -45,33 +45,40 @@ pub(crate) async fn consume(
 async fn handle(ctx: Arc<Context>, delivery: Delivery) {
     let outcome = AssertUnwindSafe(fanout::process(&ctx, &delivery)).catch_unwind().await;
     let acker = &delivery.acker;
-    let settled = match outcome {
+    let stats = &ctx.stats;
+    let (settled, counter) = match outcome {
         Ok(Ok(settled)) => {
             let counter = match settled {
-                Settled::Accepted => &ctx.stats.accepted,
-                Settled::Stale => &ctx.stats.stale,
-                Settled::DeadLettered => &ctx.stats.dead_lettered,
+                Settled::Accepted => &stats.accepted,
+                Settled::Stale => &stats.stale,
+                Settled::DeadLettered => &stats.dead_lettered,
             };
-            let acked = acker.ack(BasicAckOptions::default()).await;
-            if acked.is_ok() {
-                SchedulerStats::add(counter, 1);
-            }
-            acked
+            (acker.ack(BasicAckOptions::default()).await, counter)
         }
         Ok(Err(error)) => {
             tracing::warn!(error = error_chain(&error), "event requeued");
             tokio::time::sleep(REQUEUE_PAUSE).await;
-            acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
+            (
+                acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
+                &stats.requeued,
+            )
         }
         Err(_panic) => {
             tracing::error!(
                 "event handling panicked; requeued (the delivery limit dead-letters repeat offenders)"
             );
-            acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
+            (
+                acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
+                &stats.requeued,
+            )
         }
     };
-    if let Err(error) = settled {
-        // The channel is gone: the broker redelivers the event, which is safe.
-        tracing::warn!(%error, "could not settle an event; it will be redelivered");
+    match settled {
+        Ok(_) => SchedulerStats::add(counter, 1),
+        Err(error) => {
+            SchedulerStats::add(&stats.abandoned, 1);
+            // The channel is gone: the broker redelivers the event, which is safe.
+            tracing::warn!(%error, "could not settle an event; it will be redelivered");
+        }
     }
 }

@@ -16,6 +16,10 @@ pub struct SchedulerStats {
     pub dead_lettered: AtomicU64,
     /// Jobs published and confirmed.
     pub jobs_published: AtomicU64,
+    /// Events handed back to the queue after an infrastructure error.
+    pub requeued: AtomicU64,
+    /// Deliveries that could not be settled (channel gone); the broker redelivers them.
+    pub abandoned: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -31,12 +35,23 @@ pub struct SchedulerSnapshot {
     pub dead_lettered: u64,
     /// See [`SchedulerStats::jobs_published`].
     pub jobs_published: u64,
+    /// See [`SchedulerStats::requeued`].
+    pub requeued: u64,
+    /// See [`SchedulerStats::abandoned`].
+    pub abandoned: u64,
 }
 
 impl SchedulerSnapshot {
-    /// Events settled one way or another.
+    /// Events settled one way or another. A delivery whose ack was lost with
+    /// its connection may be redelivered and counted again, so this can
+    /// exceed the events published; use [`Self::in_flight`] to tell idle.
     pub fn settled(&self) -> u64 {
         self.accepted + self.stale + self.dead_lettered
+    }
+
+    /// Deliveries taken but not finished yet (exact, redeliveries included).
+    pub fn in_flight(&self) -> u64 {
+        self.received.saturating_sub(self.settled() + self.requeued + self.abandoned)
     }
 }
 
@@ -50,6 +65,8 @@ impl SchedulerStats {
             stale: get(&self.stale),
             dead_lettered: get(&self.dead_lettered),
             jobs_published: get(&self.jobs_published),
+            requeued: get(&self.requeued),
+            abandoned: get(&self.abandoned),
         }
     }
 

@@ -120,32 +120,38 @@ pub(crate) async fn consume(
 async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {
     let outcome = process(&worker, &delivery).await;
     let acker = &delivery.acker;
-    let settled = match outcome {
+    let stats = &worker.stats;
+    let (settled, counter) = match outcome {
         Ok(settled) => {
-            let acked = acker.ack(BasicAckOptions::default()).await;
-            if acked.is_ok() {
-                let stats = &worker.stats;
-                match settled {
-                    Settled::Converged { changed } => {
-                        WorkerStats::add(&stats.converged, 1);
-                        WorkerStats::add(&stats.changed, u64::from(changed));
+            let counter = match settled {
+                Settled::Converged { changed } => {
+                    if changed {
+                        WorkerStats::add(&stats.changed, 1);
                     }
-                    Settled::Stale => WorkerStats::add(&stats.stale, 1),
-                    Settled::Retried => WorkerStats::add(&stats.retried, 1),
-                    Settled::Deferred => WorkerStats::add(&stats.deferred, 1),
-                    Settled::DeadLettered => WorkerStats::add(&stats.dead_lettered, 1),
+                    &stats.converged
                 }
-            }
-            acked
+                Settled::Stale => &stats.stale,
+                Settled::Retried => &stats.retried,
+                Settled::Deferred => &stats.deferred,
+                Settled::DeadLettered => &stats.dead_lettered,
+            };
+            (acker.ack(BasicAckOptions::default()).await, counter)
         }
         Err(error) => {
             tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "job requeued");
             tokio::time::sleep(REQUEUE_PAUSE).await;
-            acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await
+            (
+                acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
+                &stats.requeued,
+            )
         }
     };
-    if let Err(error) = settled {
-        tracing::warn!(scimfleet.app = %worker.app, %error, "could not settle a job; it will be redelivered");
+    match settled {
+        Ok(_) => WorkerStats::add(counter, 1),
+        Err(error) => {
+            WorkerStats::add(&stats.abandoned, 1);
+            tracing::warn!(scimfleet.app = %worker.app, %error, "could not settle a job; it will be redelivered");
+        }
     }
 }
 

@@ -141,7 +141,8 @@ async fn run_once(
         .map(|(app, token)| Ok((app, converger(&config, app, token, &store)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     let topology = Topology::of(&config);
-    let connection = broker::connect(&config.broker.url, "scimfleet-worker").await?;
+    let connection =
+        broker::connect(&config.broker.url, &format!("scimfleet-worker {}", config.namespace)).await?;
     let setup = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let all_apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.declare(&setup, &all_apps).await?;

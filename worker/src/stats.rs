@@ -21,6 +21,10 @@ pub struct WorkerStats {
     pub lease_waits: AtomicU64,
     /// Jobs dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Jobs handed back to the queue after an infrastructure error.
+    pub requeued: AtomicU64,
+    /// Deliveries that could not be settled (channel gone); the broker redelivers them.
+    pub abandoned: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -42,12 +46,24 @@ pub struct WorkerSnapshot {
     pub lease_waits: u64,
     /// See [`WorkerStats::dead_lettered`].
     pub dead_lettered: u64,
+    /// See [`WorkerStats::requeued`].
+    pub requeued: u64,
+    /// See [`WorkerStats::abandoned`].
+    pub abandoned: u64,
 }
 
 impl WorkerSnapshot {
-    /// Jobs settled one way or another.
+    /// Jobs settled one way or another. A delivery whose ack was lost with
+    /// its connection may be redelivered and counted again, so this can
+    /// exceed the jobs published; use [`Self::in_flight`] to tell idle.
     pub fn settled(&self) -> u64 {
         self.converged + self.stale + self.dead_lettered
+    }
+
+    /// Deliveries taken but not finished yet (exact, redeliveries included).
+    pub fn in_flight(&self) -> u64 {
+        let done = self.settled() + self.retried + self.deferred + self.requeued + self.abandoned;
+        self.received.saturating_sub(done)
     }
 }
 
@@ -64,6 +80,8 @@ impl WorkerStats {
             deferred: get(&self.deferred),
             lease_waits: get(&self.lease_waits),
             dead_lettered: get(&self.dead_lettered),
+            requeued: get(&self.requeued),
+            abandoned: get(&self.abandoned),
         }
     }
 
