@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{POLICY, Person};
+use common::POLICY;
 use scimfleet_devkit::fleet::Fleet;
 
 const JOBS: u64 = 20;
@@ -17,15 +17,7 @@ async fn an_open_breaker_parks_jobs_without_calling_the_app_and_closes_after_rec
     );
     let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
     let addr = fleet.stop_server("crm").await.expect("crm down");
-    let ids: Vec<String> = (0..JOBS).map(|i| format!("E{}", 6000 + i)).collect();
-    let events: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            let p = Person { id, department: "Sales", title: "AE", location: "Oslo", groups: &[] };
-            p.event(&format!("evt-{id}"), "person.hired", 1)
-        })
-        .collect();
-    fleet.publish_json(&events).await.expect("published");
+    fleet.publish_json(&common::hires(6000, JOBS as usize, "Sales")).await.expect("published");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while fleet.worker().deferred < 5 * JOBS {

@@ -10,17 +10,11 @@ use common::Person;
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::Fleet;
 
-const POLICY: &str = r#"
-[[apps]]
-id = "chat"
-base_url = "https://set-by-fleet"
-token_env = "UNUSED"
-"#;
 const PEOPLE: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_never_let_an_older_upsert_overtake_a_deactivation() {
-    let mut fleet = Fleet::start(POLICY).await.expect("fleet starts");
+    let mut fleet = Fleet::start(&common::chat_only("")).await.expect("fleet starts");
     fleet.spawn_worker(None);
     let ids: Vec<String> = (0..PEOPLE).map(|i| format!("E{}", 7000 + i)).collect();
     let mut events = Vec::new();

@@ -10,19 +10,12 @@ use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::scim_server::Resource;
 use scimfleet_schemas::scim::ScimUser;
 
-/// One app, one job at a time per lane, so the backlog drains slowly.
-const POLICY: &str = r#"
-[[apps]]
-id = "chat"
-base_url = "https://set-by-fleet"
-token_env = "UNUSED"
-concurrency = 1
-"#;
 const BACKLOG: usize = 1000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leaver_overtakes_an_upsert_backlog_of_the_same_app() {
-    let mut fleet = Fleet::start_without_worker(POLICY).await.expect("fleet starts");
+    let mut fleet =
+        Fleet::start_without_worker(&common::chat_only("concurrency = 1")).await.expect("fleet starts");
     let leaver = Person { id: "E9000", department: "Ops", title: "Lead", location: "Rome", groups: &[] };
     // An account that predates scimfleet: the leaver must still lose it.
     let mut existing = ScimUser::new(leaver.user_name());
@@ -30,15 +23,8 @@ async fn a_leaver_overtakes_an_upsert_backlog_of_the_same_app() {
     existing.active = Some(true);
     let leaver_id = fleet.server("chat").insert_user(existing).id.expect("id");
 
-    let ids: Vec<String> = (0..BACKLOG).map(|i| format!("E{:04}", 1000 + i)).collect();
-    let mut events: Vec<_> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let p = Person { id, department: "Ops", title: "Clerk", location: "Rome", groups: &[] };
-            p.event(&format!("evt-{i}"), "person.hired", 1)
-        })
-        .collect();
+    // One app, one job at a time per lane, so the backlog drains slowly.
+    let mut events = common::hires(1000, BACKLOG, "Ops");
     events.push(leaver.event("evt-leaver", "person.terminated", 2));
     fleet.publish_json(&events).await.expect("published");
     fleet.wait_scheduled(Duration::from_secs(120)).await.expect("all jobs queued");

@@ -7,7 +7,6 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Person;
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::Fleet;
 
@@ -57,18 +56,10 @@ async fn a_redis_crash_mid_run_loses_nothing() {
     let port = free_port();
     let redis = Redis::start(port);
     redis.wait_ready().await;
-    let policy = format!(
-        "[redis]\nurl = \"redis://127.0.0.1:{port}/\"\n[[apps]]\nid = \"chat\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\nconcurrency = 4\n"
-    );
+    let policy =
+        format!("[redis]\nurl = \"redis://127.0.0.1:{port}/\"\n{}", common::chat_only("concurrency = 4"));
     let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
-    let ids: Vec<String> = (0..PEOPLE).map(|i| format!("E{}", 9100 + i)).collect();
-    let events: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            let p = Person { id, department: "Ops", title: "Clerk", location: "Rome", groups: &[] };
-            p.event(&format!("evt-{id}"), "person.hired", 1)
-        })
-        .collect();
+    let events = common::hires(9100, PEOPLE, "Ops");
     fleet.publish_json(&events).await.expect("published");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -127,16 +118,9 @@ fn cut_connections(namespace: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_broker_connections_are_restored_and_lose_nothing() {
     // Paced (about 6 s of work) so the cut, which takes rabbitmqctl a second or two, lands mid-run.
-    let policy = "[[apps]]\nid = \"chat\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\nconcurrency = 4\nrate_per_second = 150\n";
-    let mut fleet = Fleet::start(policy).await.expect("fleet starts");
-    let ids: Vec<String> = (0..PEOPLE).map(|i| format!("E{}", 9500 + i)).collect();
-    let events: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            let p = Person { id, department: "Ops", title: "Clerk", location: "Rome", groups: &[] };
-            p.event(&format!("evt-{id}"), "person.hired", 1)
-        })
-        .collect();
+    let policy = common::chat_only("concurrency = 4\nrate_per_second = 150");
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    let events = common::hires(9500, PEOPLE, "Ops");
     fleet.publish_json(&events).await.expect("published");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while fleet.worker().converged < 20 {

@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::Person;
 use scimfleet_devkit::fleet::Fleet;
 
 const RATE: usize = 40;
@@ -14,21 +13,11 @@ const PEOPLE: usize = 60;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_together_stay_within_the_app_rate() {
-    let policy = format!(
-        "[[apps]]\nid = \"chat\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\nrate_per_second = {RATE}\nburst = {BURST}\n"
-    );
+    let policy = common::chat_only(&format!("rate_per_second = {RATE}\nburst = {BURST}"));
     let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
     fleet.spawn_worker(None);
     fleet.spawn_worker(None);
-    let ids: Vec<String> = (0..PEOPLE).map(|i| format!("E{}", 8000 + i)).collect();
-    let events: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            let p = Person { id, department: "Ops", title: "Clerk", location: "Rome", groups: &[] };
-            p.event(&format!("evt-{id}"), "person.hired", 1)
-        })
-        .collect();
-    fleet.publish_json(&events).await.expect("published");
+    fleet.publish_json(&common::hires(8000, PEOPLE, "Ops")).await.expect("published");
     fleet.wait_settled(Duration::from_secs(120)).await.expect("settled");
 
     let log = fleet.server("chat").requests();

@@ -77,3 +77,21 @@ impl Person<'_> {
         })
     }
 }
+
+/// `person.hired` events for `count` people `E{first}`, `E{first + 1}`, ...
+/// in `department` (ids double as event ids: `hire-E…`).
+pub fn hires(first: usize, count: usize, department: &str) -> Vec<Value> {
+    (first..first + count)
+        .map(|n| {
+            let id = format!("E{n}");
+            let p = Person { id: &id, department, title: "Clerk", location: "Rome", groups: &[] };
+            p.event(&format!("hire-{id}"), "person.hired", 1)
+        })
+        .collect()
+}
+
+/// A policy with the single app `chat` (everyone in scope) plus `extra`
+/// lines for that app, e.g. `"concurrency = 1"`.
+pub fn chat_only(extra: &str) -> String {
+    format!("[[apps]]\nid = \"chat\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n{extra}\n")
+}
