@@ -11,6 +11,7 @@
 //!   A transient failure within the app's budget (attempts, age) is
 //!   republished to a delay queue (see `retry`); anything else is published
 //!   to the app's dead-letter queue with its reason; both confirmed, then acked.
+//! - The failure path (retry, park, dead-letter) lives in `failure`.
 //! - Each app has a circuit breaker (see `breaker`): while it is open, jobs
 //!   are parked in a delay queue without calling the app.
 //! - An attempt that panics or outlives `job_timeout_ms` is abandoned and
@@ -25,18 +26,17 @@ use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use lapin::types::{AMQPValue, LongString};
-use scimfleet_runtime::broker::{self, Outgoing, PublishError, Publisher, Topology};
+use scimfleet_runtime::broker::{self, PublishError, Publisher, Topology};
 use scimfleet_runtime::store::{Lease, StoreError};
 use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain};
 use scimfleet_runtime::{KeyedLocks, Store};
-use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Job, JobAction, Stage};
+use scimfleet_schemas::{AppId, DeadLetterReason, Job, JobAction};
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerError;
 use crate::breaker::{Breaker, Gate};
-use crate::converge::{ApplyError, Converger};
-use crate::error::Disposition;
+use crate::converge::Converger;
+use crate::failure::{Failed, Failure, dead_letter, note_success, on_failure, schedule_retry};
 use crate::retry;
 use crate::stats::WorkerStats;
 
@@ -72,18 +72,8 @@ pub(crate) struct AppWorker {
 /// How much longer a lease lives than the longest attempt.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
-/// Carries a job's first attempt time across retries (RFC 3339).
-const FIRST_ATTEMPT_HEADER: &str = "x-scimfleet-first-attempt-at";
-
-/// What went wrong, for the dead-letter envelope.
-struct Failure<'a> {
-    reason: DeadLetterReason,
-    detail: &'a str,
-    last_status: Option<u16>,
-}
-
 /// How a job was settled.
-enum Settled {
+pub(crate) enum Settled {
     Converged { changed: bool },
     Retried,
     Deferred,
@@ -93,7 +83,7 @@ enum Settled {
 
 /// The job could not be settled now; it goes back to the queue.
 #[derive(Debug, thiserror::Error)]
-enum Transient {
+pub(crate) enum Transient {
     #[error("dead-lettering failed")]
     Publish(#[from] PublishError),
     #[error("Redis is unavailable")]
@@ -253,186 +243,4 @@ async fn apply_leased(
             on_failure(worker, delivery, &job, Failed::TimedOut, first_attempt_at, duration_ms).await
         }
     }
-}
-
-/// How an attempt failed.
-#[derive(Clone, Copy)]
-enum Failed<'a> {
-    /// The app or the convergence said no.
-    Apply(&'a ApplyError),
-    /// The handler panicked (a bug, or input it cannot handle).
-    Panicked,
-    /// The attempt outlived `worker.job_timeout_ms`.
-    TimedOut,
-}
-
-impl Failed<'_> {
-    fn disposition(self) -> Disposition {
-        match self {
-            Self::Apply(error) => error.disposition(),
-            // Another attempt may succeed; the budget bounds how many there are.
-            Self::Panicked | Self::TimedOut => Disposition::Retry { after: None },
-        }
-    }
-
-    fn exhausted(self) -> DeadLetterReason {
-        match self {
-            Self::Apply(_) => DeadLetterReason::RetriesExhausted,
-            Self::Panicked | Self::TimedOut => DeadLetterReason::Poison,
-        }
-    }
-
-    fn status(self) -> Option<u16> {
-        match self {
-            Self::Apply(error) => error.status(),
-            Self::Panicked | Self::TimedOut => None,
-        }
-    }
-
-    fn detail(self, timeout: Duration) -> String {
-        match self {
-            Self::Apply(error) => error_chain(error),
-            Self::Panicked => "the job handler panicked".to_owned(),
-            Self::TimedOut => format!("the job did not finish within {} ms", timeout.as_millis()),
-        }
-    }
-}
-
-/// A failed attempt: a transient failure within budget waits in a delay
-/// queue; anything else goes to the app's dead-letter queue with its reason.
-async fn on_failure(
-    worker: &AppWorker,
-    delivery: &Delivery,
-    job: &Job,
-    failed: Failed<'_>,
-    now: DateTime<Utc>,
-    duration_ms: u64,
-) -> Result<Settled, Transient> {
-    let failures = job.attempt + 1;
-    // The first attempt's time rides in a header across retries (the body's
-    // `attempt` counts them); a job without it is on its first attempt.
-    let first_attempt_at = broker::header_str(&delivery.properties, FIRST_ATTEMPT_HEADER)
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map_or(now, |t| t.with_timezone(&Utc));
-    let age = (now - first_attempt_at).to_std().unwrap_or_default();
-    let person = worker.pseudonyms.person(&job.person);
-    let detail = failed.detail(worker.job_timeout);
-    match failed {
-        // The app answered; it is up, whatever it thought of this job.
-        Failed::Apply(_) if !matches!(failed.disposition(), Disposition::Retry { .. }) => {
-            note_success(worker)
-        }
-        // A panic is a bug here, not a sign the app is down.
-        Failed::Panicked => {}
-        _ => note_failure(worker),
-    }
-    let reason = match failed.disposition() {
-        Disposition::Retry { after }
-            if retry::may_retry(failures, age, worker.max_attempts, worker.max_age) =>
-        {
-            let delay = retry::backoff(failures, worker.retry_base, worker.retry_cap, after, rand::random());
-            let tier = retry::tier_for(delay, worker.topology.retry_tiers_ms()).unwrap_or(1000);
-            tracing::info!(
-                scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
-                scimfleet.attempt = failures, http.response.status_code = failed.status(),
-                retry_in_ms = tier, error = %detail, duration_ms,
-                "job {} failed (attempt {failures}); retrying in {tier} ms", job.job_id
-            );
-            return schedule_retry(worker, delivery, job, failures, Some(first_attempt_at), tier).await;
-        }
-        Disposition::Retry { .. } => failed.exhausted(),
-        _ => DeadLetterReason::PermanentError,
-    };
-    tracing::warn!(
-        scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
-        scimfleet.action = job.action.name(), scimfleet.attempt = failures,
-        http.response.status_code = failed.status(), reason = reason.as_str(),
-        error = %detail, duration_ms,
-        "job {} dead-lettered ({})", job.job_id, reason.as_str()
-    );
-    let failure = Failure { reason, detail: &detail, last_status: failed.status() };
-    dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
-}
-
-fn note_success(worker: &AppWorker) {
-    if worker.breaker.success().is_some() {
-        tracing::info!(scimfleet.app = %worker.app, scimfleet.breaker = "closed", "circuit breaker of {} closed", worker.app);
-    }
-}
-
-fn note_failure(worker: &AppWorker) {
-    if worker.breaker.failure(Instant::now()).is_some() {
-        tracing::warn!(
-            scimfleet.app = %worker.app, scimfleet.breaker = "open",
-            "circuit breaker of {} open: its jobs wait in delay queues until a probe succeeds", worker.app
-        );
-    }
-}
-
-/// Publishes the job with `attempt` set to the delay queue of `tier_ms`
-/// (confirmed); the caller then acks the delivery. It keeps its routing key,
-/// so the broker returns it to the same queue when the delay expires.
-async fn schedule_retry(
-    worker: &AppWorker,
-    delivery: &Delivery,
-    job: &Job,
-    attempt: u32,
-    first_attempt_at: Option<DateTime<Utc>>,
-    tier_ms: u64,
-) -> Result<Settled, Transient> {
-    let mut next = job.clone();
-    next.attempt = attempt;
-    // Serialising our own type cannot fail.
-    let body = serde_json::to_vec(&next).unwrap_or_default();
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    for (name, value) in Topology::retry_route(&job.app, tier_ms).inner() {
-        headers.insert(name.clone(), value.clone());
-    }
-    if let Some(first_attempt_at) = first_attempt_at {
-        let first = LongString::from(first_attempt_at.to_rfc3339().into_bytes());
-        headers.insert(FIRST_ATTEMPT_HEADER.into(), AMQPValue::LongString(first));
-    }
-    let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
-    let exchange = worker.topology.retry_exchange();
-    let message = Outgoing {
-        exchange: &exchange,
-        routing_key: delivery.routing_key.as_str(),
-        body: &body,
-        properties,
-        mandatory: true,
-    };
-    worker.publisher.publish(message).await?;
-    Ok(Settled::Retried)
-}
-
-async fn dead_letter(
-    worker: &AppWorker,
-    delivery: &Delivery,
-    job: Option<&Job>,
-    failure: Failure<'_>,
-    first_attempt_at: chrono::DateTime<Utc>,
-) -> Result<Settled, Transient> {
-    let envelope = DeadLetter {
-        reason: failure.reason,
-        detail: DeadLetter::truncate_detail(failure.detail),
-        stage: Stage::Worker,
-        app: Some(worker.app.clone()),
-        job_id: job.map(|j| j.job_id.clone()),
-        event_id: job.map(|j| j.event_id.to_string()),
-        last_status: failure.last_status,
-        attempts: job.map_or(1, |j| j.attempt + 1),
-        first_attempt_at,
-        last_attempt_at: Utc::now(),
-    };
-    worker
-        .publisher
-        .dead_letter(
-            &worker.topology.jobs_dlx(),
-            worker.app.as_str(),
-            &delivery.data,
-            &delivery.properties,
-            &envelope,
-        )
-        .await?;
-    Ok(Settled::DeadLettered)
 }

@@ -5,6 +5,7 @@ pub mod client;
 mod consume;
 pub mod converge;
 pub mod error;
+mod failure;
 mod groups;
 pub mod pace;
 pub mod retry;
