@@ -3,6 +3,8 @@
 //! One test binary; the modules (in `scim_server/`) group the cases by what
 //! they exercise and share one harness.
 
+#[path = "scim_server/faults.rs"]
+mod faults;
 #[path = "scim_server/groups.rs"]
 mod groups;
 #[path = "scim_server/harness.rs"]

@@ -7,7 +7,8 @@
 //! number when it arrives and is recorded once it has been answered, at the
 //! position its sequence number gives it; the log therefore stays in arrival
 //! order even when concurrent requests finish out of order, and never shows a
-//! request without its status.
+//! request without its status. Answers from injected faults are recorded too,
+//! marked `injected`, so tests can tell them from real ones.
 
 use std::time::Instant;
 
@@ -31,7 +32,8 @@ pub struct RequestRecord {
     pub path: String,
     /// The raw (still percent-encoded) query string, if any.
     pub query: Option<String>,
-    /// The status code answered.
+    /// The status code answered; 0 when an injected fault closed the
+    /// connection without an answer.
     pub status: u16,
     /// The endpoint addressed.
     pub resource: Resource,
@@ -42,6 +44,10 @@ pub struct RequestRecord {
     /// The parsed body of a POST, PUT or PATCH; `None` for other methods and
     /// for bodies that are not JSON.
     pub body: Option<serde_json::Value>,
+    /// Whether the answer came from an injected fault (an error status, the
+    /// down switch or a dropped connection) rather than the handler; such a
+    /// request changed nothing.
+    pub injected: bool,
 }
 
 impl RequestRecord {
@@ -113,6 +119,7 @@ mod tests {
             resource_id: None,
             at: Instant::now(),
             body: None,
+            injected: false,
         }
     }
 

@@ -1,13 +1,14 @@
 //! The request path every call takes before reaching a handler: `observe`
-//! (request log, and later fault injection) wrapping `authenticate`.
+//! (fault injection and the request log) wrapping `authenticate`.
 //!
 //! `observe` is the outermost layer so that it sees every request, including
-//! the ones `authenticate` or routing reject, and so that the fault switches
-//! planned for the test server (status codes, latency, `Retry-After`,
-//! dropped connections, a down switch) have exactly one place to go: before
-//! `next.run`, where a fault can answer (or hang up) instead of the handler
-//! and still be recorded. It buffers write bodies once, keeps the parsed
-//! JSON for the log and hands the bytes on to the handler.
+//! the ones `authenticate` or routing reject, and so that the switchable
+//! faults (latency, a down switch, dropped connections, error statuses with
+//! `Retry-After`) have exactly one place to go: before `next.run`, where a
+//! fault answers (or hangs up) instead of the handler, so the request never
+//! changes state, and is still recorded, marked `injected`. It buffers write
+//! bodies once, keeps the parsed JSON for the log and hands the bytes on to
+//! the handler.
 //!
 //! Also here: the SCIM response helpers, since every layer answers with
 //! `application/scim+json` and a SCIM Error body.
@@ -15,14 +16,17 @@
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use scimfleet_schemas::scim::{Meta, SCIM_MEDIA_TYPE, ScimError};
 use serde::Serialize;
 
+use super::connection::Connection;
+use super::faults::Fault;
 use super::log::{RequestRecord, classify};
 use super::routes::AppState;
 use super::store::bad_request;
@@ -30,7 +34,8 @@ use super::store::bad_request;
 /// Largest request body accepted; SCIM resources are small.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Records every request in the log once it has been answered.
+/// Applies the active faults, then records the request in the log once it
+/// has been answered (or hung up on).
 pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let at = Instant::now();
     let seq = state.next_request_seq();
@@ -38,34 +43,79 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
     let (resource, resource_id) = classify(&path);
-    // Fault injection goes here: answer, delay or drop before `next.run`.
-    let (response, body) = if matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
-        let (parts, body) = request.into_parts();
-        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-            Ok(bytes) => {
-                let json = serde_json::from_slice(&bytes).ok();
-                (next.run(Request::from_parts(parts, Body::from(bytes))).await, json)
+    let decision = state.faults().decide(&method, resource);
+    if let Some(delay) = decision.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let dropped = decision.fault == Some(Fault::Drop);
+    let (response, body, injected) = match read_body(request).await {
+        Err(response) => (response, None, false),
+        Ok((request, body)) => match decision.fault {
+            None => (next.run(request).await, body, false),
+            Some(fault) => {
+                let connection = request.extensions().get::<ConnectInfo<Connection>>().map(|c| c.0.clone());
+                (inject(fault, connection).await, body, true)
             }
-            Err(_) => {
-                let error = ScimError::new(413, None, "the request body is unreadable or over 1 MiB");
-                (ApiError(error).into_response(), None)
-            }
-        }
-    } else {
-        (next.run(request).await, None)
+        },
     };
-    let status = response.status().as_u16();
+    let status = if dropped { 0 } else { response.status().as_u16() };
     // Ids are random, not personal; the query (a filter on userName) and
     // bodies are never logged.
     tracing::debug!(
         http.request.method = %method,
         scim.resource = ?resource,
         http.response.status_code = status,
+        scim.fault_injected = injected,
         duration_ms = at.elapsed().as_millis() as u64,
         "SCIM test server answered {method} {resource:?} with {status}"
     );
-    let record = RequestRecord { method, path, query, status, resource, resource_id, at, body };
+    let record = RequestRecord { method, path, query, status, resource, resource_id, at, body, injected };
     state.store().log.record(seq, record);
+    response
+}
+
+/// Buffers the body of a POST, PUT or PATCH, keeping its JSON for the log;
+/// a body that can't be read is answered with 413.
+async fn read_body(request: Request) -> Result<(Request, Option<serde_json::Value>), Response> {
+    if !matches!(request.method().as_str(), "POST" | "PUT" | "PATCH") {
+        return Ok((request, None));
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            let json = serde_json::from_slice(&bytes).ok();
+            Ok((Request::from_parts(parts, Body::from(bytes)), json))
+        }
+        Err(_) => {
+            let error = ScimError::new(413, None, "the request body is unreadable or over 1 MiB");
+            Err(ApiError(error).into_response())
+        }
+    }
+}
+
+/// The answer to a request hit by `fault`, in place of the handler's. For
+/// [`Fault::Drop`] the connection is closed first, so the answer never
+/// reaches the client; without a socket to close (not expected on Unix or
+/// Windows) the request hangs until the client gives up.
+async fn inject(fault: Fault, connection: Option<Connection>) -> Response {
+    let (status, retry_after, detail) = match fault {
+        Fault::Down => (StatusCode::SERVICE_UNAVAILABLE, None, "the app is down (injected fault)"),
+        Fault::Error { status, retry_after } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, retry_after, "injected fault")
+        }
+        Fault::Drop => {
+            if !connection.is_some_and(|c| c.hang_up()) {
+                std::future::pending::<()>().await;
+            }
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let mut response = ApiError(ScimError::new(status.as_u16(), None, detail)).into_response();
+    let retry_after = retry_after.map(|r| r.header_value(Utc::now()));
+    if let Some(value) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
     response
 }
 

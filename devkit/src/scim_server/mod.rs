@@ -11,13 +11,17 @@
 //!
 //! Layout: [`ScimServer`] binds and spawns; `routes` holds the axum router
 //! and handlers behind two middleware layers (`observe` records every
-//! request and is where fault injection will go, `authenticate` checks the
-//! bearer token); `store` holds users, groups and the request log behind one
+//! request and applies the switchable `faults`, `authenticate` checks the
+//! bearer token; `admin` sets faults over HTTP, `connection` lets a fault
+//! hang up); `store` holds users, groups and the request log behind one
 //! `std::sync::Mutex`; `patch` applies RFC 7644 PATCH operations to JSON,
 //! resolving paths against the attribute tables in `schema`.
 //! Tests read state through [`ScimServerHandle`] without HTTP.
 
+mod admin;
+mod connection;
 mod discovery;
+mod faults;
 mod log;
 mod middleware;
 mod patch;
@@ -36,8 +40,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+pub use faults::{ErrorRule, Faults, RetryAfter, Route};
 pub use log::{RequestRecord, Resource};
 
+use connection::Connection;
+use faults::FaultSwitch;
 use log::is_write_method;
 use routes::AppState;
 use store::Store;
@@ -66,12 +73,14 @@ impl ScimServer {
         let base_url = base_url(addr);
         let store = Arc::new(Mutex::new(Store::new(base_url.clone())));
         let state = AppState::new(store.clone(), token.into());
+        let faults = state.faults().clone();
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(listener, state, stop.clone()));
         Ok(ScimServerHandle {
             addr,
             base_url,
             store,
+            faults,
             task: Arc::new(Mutex::new(Some(task))),
             // The server stops when the last handle is dropped, so a test
             // that forgets `shutdown` leaks no listener.
@@ -89,7 +98,9 @@ pub async fn serve(listener: TcpListener, token: String, shutdown: CancellationT
 }
 
 async fn run(listener: TcpListener, state: AppState, stop: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(state)).with_graceful_shutdown(stop.cancelled_owned()).await
+    // `Connection` gives each request a handle on its socket, for dropped-connection faults.
+    let service = routes::router(state).into_make_service_with_connect_info::<Connection>();
+    axum::serve(listener, service).with_graceful_shutdown(stop.cancelled_owned()).await
 }
 
 /// `http://ADDR/scim/v2`, with a wildcard bind address replaced by loopback
@@ -117,6 +128,7 @@ pub struct ScimServerHandle {
     addr: SocketAddr,
     base_url: String,
     store: Arc<Mutex<Store>>,
+    faults: Arc<FaultSwitch>,
     stop: CancellationToken,
     task: Arc<Mutex<Option<JoinHandle<std::io::Result<()>>>>>,
     _guard: Arc<DropGuard>,
@@ -194,6 +206,22 @@ impl ScimServerHandle {
     /// Forgets the recorded requests (state is kept).
     pub fn clear_requests(&self) {
         self.store().log.clear();
+    }
+
+    /// Applies `faults` to every request that arrives from now on (requests
+    /// already past the fault check are unaffected), reseeding the dice.
+    pub fn set_faults(&self, faults: Faults) {
+        self.faults.set(faults);
+    }
+
+    /// Removes every fault: requests are answered normally again.
+    pub fn clear_faults(&self) {
+        self.faults.set(Faults::default());
+    }
+
+    /// The faults in effect.
+    pub fn faults(&self) -> Faults {
+        self.faults.get()
     }
 
     /// Stops accepting connections, lets in-flight requests finish (for at

@@ -17,13 +17,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use scimfleet_schemas::scim::{PatchRequest, ScimError, ScimGroup, ScimUser};
 use serde::Deserialize;
 
+use super::faults::FaultSwitch;
 use super::middleware::{ApiError, authenticate, bearer, json_body, observe, resource, scim_json};
 use super::store::{Page, Store, bad_request, decode};
-use super::{PREFIX, discovery, lock};
+use super::{PREFIX, admin, discovery, lock};
 
 /// What every handler and middleware shares.
 #[derive(Clone)]
@@ -31,11 +32,17 @@ pub(crate) struct AppState {
     store: Arc<Mutex<Store>>,
     token: Arc<str>,
     next_seq: Arc<AtomicU64>,
+    faults: Arc<FaultSwitch>,
 }
 
 impl AppState {
     pub(crate) fn new(store: Arc<Mutex<Store>>, token: String) -> Self {
-        Self { store, token: token.into(), next_seq: Arc::default() }
+        Self { store, token: token.into(), next_seq: Arc::default(), faults: Arc::default() }
+    }
+
+    /// The switchable faults, shared with the handle.
+    pub(crate) fn faults(&self) -> &Arc<FaultSwitch> {
+        &self.faults
     }
 
     /// The store, locked; keep the guard within one statement.
@@ -54,9 +61,14 @@ impl AppState {
     }
 }
 
-/// The whole service: endpoints, then `authenticate`, then `observe` outermost.
+/// The whole service: endpoints, then `authenticate`, then `observe`
+/// outermost; and the admin endpoint, behind `authenticate` only.
 pub(crate) fn router(state: AppState) -> Router {
     let at = |path: &str| format!("{PREFIX}{path}");
+    let admin = Router::new()
+        .route(admin::FAULTS_PATH, put(admin::put_faults).delete(admin::delete_faults))
+        .method_not_allowed_fallback(admin::method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route(&at("/ServiceProviderConfig"), get(discovery::service_provider_config))
         .route(&at("/ResourceTypes"), get(discovery::resource_types))
@@ -69,6 +81,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(from_fn_with_state(state.clone(), observe))
+        .merge(admin)
         .with_state(state)
 }
 
