@@ -19,7 +19,7 @@ use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{DeadLetter, DeadLetterReason, Event, Stage};
 
-use crate::policy::{self, PlanError};
+use crate::policy;
 use crate::stats::SchedulerStats;
 
 /// What the scheduler needs to handle an event.
@@ -69,35 +69,13 @@ fn content_type_error(delivery: &Delivery) -> Option<String> {
 pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settled, Transient> {
     let started = Instant::now();
     if let Some(detail) = content_type_error(delivery) {
-        let envelope = envelope(DeadLetterReason::InvalidEvent, &detail, loose_event_id(&delivery.data));
-        ctx.publisher
-            .dead_letter(
-                &ctx.topology.events_dlx(),
-                "content_type",
-                &delivery.data,
-                &delivery.properties,
-                &envelope,
-            )
-            .await?;
-        tracing::warn!(reason = "content_type", "event dead-lettered: {detail}");
-        return Ok(Settled::DeadLettered);
+        return dead_letter(ctx, delivery, "content_type", &detail, loose_event_id(&delivery.data)).await;
     }
     let event = match Event::parse(&delivery.data) {
         Ok(event) => event,
         Err(error) => {
-            let envelope =
-                envelope(DeadLetterReason::InvalidEvent, &error.to_string(), loose_event_id(&delivery.data));
-            ctx.publisher
-                .dead_letter(
-                    &ctx.topology.events_dlx(),
-                    error.kind(),
-                    &delivery.data,
-                    &delivery.properties,
-                    &envelope,
-                )
-                .await?;
-            tracing::warn!(reason = error.kind(), error = %error, "event dead-lettered: invalid");
-            return Ok(Settled::DeadLettered);
+            let event_id = loose_event_id(&delivery.data);
+            return dead_letter(ctx, delivery, error.kind(), &error.to_string(), event_id).await;
         }
     };
     let person = ctx.pseudonyms.person(&event.data.person_id);
@@ -113,7 +91,10 @@ pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settle
     let held = known.map(|k| k.apps).unwrap_or_default();
     let plan = match policy::plan(&event, &ctx.config.apps, &held) {
         Ok(plan) => plan,
-        Err(error) => return dead_letter_unplannable(ctx, delivery, &event, &error).await,
+        Err(error) => {
+            return dead_letter(ctx, delivery, "unmappable", &error.to_string(), Some(event.id.to_string()))
+                .await;
+        }
     };
     publish_jobs(ctx, &plan).await?;
     let record = PersonRecord {
@@ -160,30 +141,19 @@ async fn publish_jobs(ctx: &Context, plan: &policy::Plan) -> Result<(), PublishE
     ctx.publisher.publish_all(messages).await.map(drop)
 }
 
-async fn dead_letter_unplannable(
+/// Publishes a refused event to `{ns}.events.dlq` with its reason (confirmed;
+/// the caller acks afterwards). `kind` is the short reason label, also used
+/// as routing key; `detail` never holds attribute values.
+async fn dead_letter(
     ctx: &Context,
     delivery: &Delivery,
-    event: &Event,
-    error: &PlanError,
+    kind: &str,
+    detail: &str,
+    event_id: Option<String>,
 ) -> Result<Settled, Transient> {
-    let envelope = envelope(DeadLetterReason::InvalidEvent, &error.to_string(), Some(event.id.to_string()));
-    ctx.publisher
-        .dead_letter(
-            &ctx.topology.events_dlx(),
-            "unmappable",
-            &delivery.data,
-            &delivery.properties,
-            &envelope,
-        )
-        .await?;
-    tracing::warn!(event_id = %event.id, error = %error, "event {} dead-lettered: cannot be mapped", event.id);
-    Ok(Settled::DeadLettered)
-}
-
-fn envelope(reason: DeadLetterReason, detail: &str, event_id: Option<String>) -> DeadLetter {
     let now = Utc::now();
-    DeadLetter {
-        reason,
+    let envelope = DeadLetter {
+        reason: DeadLetterReason::InvalidEvent,
         detail: DeadLetter::truncate_detail(detail),
         stage: Stage::Scheduler,
         app: None,
@@ -193,7 +163,14 @@ fn envelope(reason: DeadLetterReason, detail: &str, event_id: Option<String>) ->
         attempts: 1,
         first_attempt_at: now,
         last_attempt_at: now,
-    }
+    };
+    let dlx = ctx.topology.events_dlx();
+    ctx.publisher.dead_letter(&dlx, kind, &delivery.data, &delivery.properties, &envelope).await?;
+    tracing::warn!(
+        reason = kind, event_id = envelope.event_id.as_deref().unwrap_or("-"), error = %envelope.detail,
+        "event dead-lettered ({kind})"
+    );
+    Ok(Settled::DeadLettered)
 }
 
 /// The `id` of an event that failed validation, when it can still be read,
