@@ -55,8 +55,6 @@ pub enum DeadLetterReason {
     InvalidJob,
     /// The app refused the operation for good (4xx that retrying cannot fix).
     PermanentError,
-    /// A transient failure that is not retried at this stage.
-    TransientError,
     /// Retries were exhausted.
     RetriesExhausted,
     /// The handler crashed or hung repeatedly.
@@ -72,7 +70,6 @@ impl DeadLetterReason {
             Self::InvalidEvent => "invalid_event",
             Self::InvalidJob => "invalid_job",
             Self::PermanentError => "permanent_error",
-            Self::TransientError => "transient_error",
             Self::RetriesExhausted => "retries_exhausted",
             Self::Poison => "poison",
             Self::VerificationFailed => "verification_failed",
