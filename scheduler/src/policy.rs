@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use scimfleet_runtime::config::{AppConfig, Deprovision};
-use scimfleet_schemas::scim::{ScimUser, UserAttr};
+use scimfleet_schemas::scim::ScimUser;
 use scimfleet_schemas::{AppId, Event, GroupPlan, Job, JobAction, JobId, Lookup, PersonState, PersonStatus};
 
 /// The jobs for an event and the apps the person holds an active account in afterwards.
@@ -122,11 +122,6 @@ fn deprovision(app: &AppConfig, person: &PersonState, mode: Deprovision) -> Resu
         Deprovision::Deactivate => JobAction::Deactivate { lookup, groups },
         Deprovision::Delete => JobAction::Delete { lookup, groups },
     })
-}
-
-/// Whether `attr` is managed by `app`'s mapping.
-pub fn manages(app: &AppConfig, attr: UserAttr) -> bool {
-    app.mapping.0.iter().any(|(a, _)| *a == attr)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use scimfleet_runtime::Config;
+use scimfleet_schemas::scim::UserAttr;
 use scimfleet_schemas::{Event, JobAction};
 
 use super::*;
