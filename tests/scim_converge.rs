@@ -13,7 +13,7 @@ use scimfleet_runtime::Secret;
 use scimfleet_schemas::scim::{PatchRequest, ScimUser};
 use scimfleet_schemas::{AppId, Job};
 use scimfleet_worker::error::Disposition;
-use scimfleet_worker::{ApplyError, Converger, Outcome, ScimClient, ScimClientConfig};
+use scimfleet_worker::{ApplyError, Converger, Outcome, RequestRetry, ScimClient, ScimClientConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, copy_bidirectional};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,6 +42,8 @@ impl Harness {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             max_idle_per_host,
+            retry: RequestRetry::NONE,
+            token_source: None,
         })
         .expect("the client builds");
         Self { server, converger: Converger::new(client, create_groups) }

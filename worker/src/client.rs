@@ -2,9 +2,10 @@
 //!
 //! One [`ScimClient`] per app, cheap to clone: it owns one `reqwest::Client`,
 //! so each app has its own keep-alive connection pool and a slow app never
-//! holds connections another app needs. The bearer token is set once as a
-//! sensitive default header; it is read through [`Secret::expose`] only here
-//! and never formatted.
+//! holds connections another app needs. The bearer token is kept as a
+//! sensitive header value, read through [`Secret::expose`] only when it is
+//! (re)loaded and never formatted. Pacing, the credential refresh after a
+//! 401/403 and short retries of transient failures live in `send`.
 //!
 //! Each method is one request and returns the answer typed: "not found" is
 //! `Ok(None)` where absence is a normal answer (look-ups, GET by id), `409` on
@@ -17,6 +18,9 @@
 //! Span fields and errors use path templates (`/Users/{id}`), never the filter
 //! values or ids in the real URL, and bodies are never logged.
 
+mod send;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -24,18 +28,19 @@ use reqwest::{Method, Response};
 use scimfleet_runtime::Secret;
 use scimfleet_schemas::AppId;
 use scimfleet_schemas::scim::{
-    ListResponse, PatchOperation, PatchRequest, SCIM_MEDIA_TYPE, ScimError, ScimGroup, ScimUser, UserAttr,
-    eq_filter,
+    ListResponse, PatchOperation, PatchRequest, ScimError, ScimGroup, ScimUser, UserAttr, eq_filter,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::Span;
 use url::Url;
+
+use self::send::Credential;
+pub use self::send::{RequestRetry, TokenSource};
 
 use crate::error::{ScimCallError, parse_retry_after, sanitize_scim_type};
 
 /// How to reach one app's SCIM API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ScimClientConfig {
     /// The app, for spans and errors.
     pub app: AppId,
@@ -49,6 +54,22 @@ pub struct ScimClientConfig {
     pub connect_timeout: Duration,
     /// Idle keep-alive connections kept per host (about the app's concurrency).
     pub max_idle_per_host: usize,
+    /// Short retries of one request before its failure goes back to the job.
+    pub retry: RequestRetry,
+    /// Reads the token again after a 401/403 (rotated credentials).
+    pub token_source: Option<TokenSource>,
+}
+
+impl std::fmt::Debug for ScimClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a `Secret` (redacted); the source is a closure.
+        f.debug_struct("ScimClientConfig")
+            .field("app", &self.app)
+            .field("base_url", &self.base_url.as_str())
+            .field("retry", &self.retry)
+            .field("refreshable", &self.token_source.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The result of a create: the new resource, or `409 Conflict` (it already exists).
@@ -66,7 +87,9 @@ pub struct ScimClient {
     app: AppId,
     base: Url,
     http: reqwest::Client,
-    pacer: Option<std::sync::Arc<crate::pace::Pacer>>,
+    credential: Arc<Credential>,
+    retry: RequestRetry,
+    pacer: Option<Arc<crate::pace::Pacer>>,
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -76,8 +99,6 @@ impl std::fmt::Debug for ScimClient {
 }
 
 const ACCEPT: &str = "application/scim+json, application/json";
-/// App-wide pause after a 429 that carries no `Retry-After`.
-const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
 
 impl ScimClient {
     /// Builds the client and its connection pool.
@@ -97,11 +118,8 @@ impl ScimClient {
         if let Ok(mut segments) = base.path_segments_mut() {
             segments.pop_if_empty();
         }
-        let mut auth = HeaderValue::try_from(format!("Bearer {}", config.token.expose()))
-            .map_err(|_| config_error("the token holds characters not allowed in an HTTP header"))?;
-        auth.set_sensitive(true);
+        let credential = Arc::new(Credential::new(&config.token, config.token_source)?);
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, auth);
         headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
         let http = reqwest::Client::builder()
             .default_headers(headers)
@@ -115,12 +133,12 @@ impl ScimClient {
                 reason: "the HTTP client could not be built",
                 source: Some(source.without_url()),
             })?;
-        Ok(Self { app: config.app, base, http, pacer: None })
+        Ok(Self { app: config.app, base, http, credential, retry: config.retry, pacer: None })
     }
 
     /// Paces every request through `pacer` (rate limits and 429 pauses shared by all replicas).
     pub fn with_pacer(mut self, pacer: crate::pace::Pacer) -> Self {
-        self.pacer = Some(std::sync::Arc::new(pacer));
+        self.pacer = Some(Arc::new(pacer));
         self
     }
 
@@ -233,30 +251,6 @@ impl ScimClient {
         // Two results are enough to tell "one" from "ambiguous".
         url.query_pairs_mut().append_pair("filter", &eq_filter(attribute, value)).append_pair("count", "2");
         url
-    }
-
-    async fn send(&self, call: &Call, url: Url, body: Option<Vec<u8>>) -> Result<Response, ScimCallError> {
-        if let Some(pacer) = &self.pacer {
-            pacer.acquire().await;
-        }
-        let mut request = self.http.request(call.method.clone(), url);
-        if let Some(body) = body {
-            request = request.header(header::CONTENT_TYPE, SCIM_MEDIA_TYPE).body(body);
-        }
-        let response = request.send().await.map_err(|e| call.transport(e))?;
-        Span::current().record("http.response.status_code", response.status().as_u16());
-        if response.status().as_u16() == 429
-            && let Some(pacer) = &self.pacer
-        {
-            let retry_after = response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| crate::error::parse_retry_after(v, chrono::Utc::now()));
-            // Without Retry-After, a short pause still spares the app a stampede.
-            pacer.pause(retry_after.unwrap_or(DEFAULT_429_PAUSE)).await;
-        }
-        Ok(response)
     }
 
     async fn query<T: DeserializeOwned + Default>(

@@ -12,7 +12,7 @@ pub mod retry;
 mod run;
 mod stats;
 
-pub use client::{Created, ScimClient, ScimClientConfig};
+pub use client::{Created, RequestRetry, ScimClient, ScimClientConfig, TokenSource};
 pub use converge::{ApplyError, Converger, Outcome};
 pub use error::{Disposition, ScimCallError};
 pub use run::{WorkerError, run, select_apps};

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::Breaker;
-use crate::client::{ScimClient, ScimClientConfig};
+use crate::client::{RequestRetry, ScimClient, ScimClientConfig, TokenSource};
 use crate::consume::{self, AppWorker};
 use crate::converge::Converger;
 use crate::error::ScimCallError;
@@ -83,10 +83,15 @@ fn pacer(config: &Config, app: &AppConfig, store: &Store) -> Pacer {
 
 fn converger(
     config: &Config,
-    app: &AppConfig,
+    (index, app): (usize, &AppConfig),
     token: Secret,
     store: &Store,
 ) -> Result<Converger, WorkerError> {
+    // Re-read after a 401/403: a rotated token_file takes effect without a restart.
+    let token_source: TokenSource = {
+        let (app, origin, base_dir) = (app.clone(), config.origin.clone(), config.base_dir.clone());
+        Arc::new(move || app.token(&origin, index, &base_dir).ok())
+    };
     let client = ScimClient::new(ScimClientConfig {
         app: app.id.clone(),
         base_url: app.base_url.clone(),
@@ -94,6 +99,11 @@ fn converger(
         timeout: Duration::from_millis(config.worker.request_timeout_ms),
         connect_timeout: Duration::from_millis(config.worker.connect_timeout_ms),
         max_idle_per_host: usize::from(app.concurrency_or(config.worker.concurrency)),
+        retry: RequestRetry {
+            retries: config.worker.request_retries,
+            max_wait: Duration::from_millis(config.worker.request_retry_max_wait_ms),
+        },
+        token_source: Some(token_source),
     })
     .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?
     .with_pacer(pacer(config, app, store));
@@ -133,12 +143,12 @@ async fn run_once(
     // Tokens first: a missing token fails start-up before any connection.
     let tokens = selected
         .iter()
-        .map(|(i, app)| Ok((*app, app.token(&config.origin, *i, &config.base_dir)?)))
+        .map(|&(i, app)| Ok(((i, app), app.token(&config.origin, i, &config.base_dir)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
     let convergers = tokens
         .into_iter()
-        .map(|(app, token)| Ok((app, converger(&config, app, token, &store)?)))
+        .map(|(app, token)| Ok((app.1, converger(&config, app, token, &store)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     let topology = Topology::of(&config);
     let connection =

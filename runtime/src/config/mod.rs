@@ -109,6 +109,12 @@ pub struct WorkerConfig {
     pub request_timeout_ms: u64,
     /// TCP connect timeout for SCIM calls.
     pub connect_timeout_ms: u64,
+    /// Further tries of one SCIM request after a transient failure, within
+    /// one attempt of the job (0: leave every retry to the delay queues).
+    pub request_retries: u32,
+    /// Longest wait before such a try; a longer `Retry-After` sends the job
+    /// to a delay queue instead.
+    pub request_retry_max_wait_ms: u64,
     /// How long in-flight jobs may take to finish on shutdown.
     pub shutdown_grace_ms: u64,
     /// TTLs of the retry delay queues, ascending.

@@ -18,6 +18,8 @@ fn config(base: &str, token: &str) -> ScimClientConfig {
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         max_idle_per_host: 4,
+        retry: RequestRetry::NONE,
+        token_source: None,
     }
 }
 
@@ -210,4 +212,97 @@ async fn a_silent_app_times_out_and_is_retried() {
     let error = c.get_user("u-1").await.expect_err("times out");
     assert!(matches!(error, ScimCallError::Transport { timeout: true, .. }), "{error}");
     assert_eq!(error.disposition(), Disposition::Retry { after: None });
+}
+
+/// A token source that returns `token` and counts its reads.
+fn source(token: &'static str) -> (TokenSource, Arc<Mutex<u32>>) {
+    let reads = Arc::new(Mutex::new(0));
+    let counter = reads.clone();
+    let source: TokenSource = Arc::new(move || {
+        *counter.lock().expect("not poisoned") += 1;
+        Some(Secret::new(token))
+    });
+    (source, reads)
+}
+
+fn refreshing(base: &str, token: &'static str) -> (ScimClient, Arc<Mutex<u32>>) {
+    let (token_source, reads) = source(token);
+    let config = ScimClientConfig { token_source: Some(token_source), ..config(base, "tok-123") };
+    (ScimClient::new(config).expect("valid config"), reads)
+}
+
+fn authorization(raw: &str) -> String {
+    let raw = raw.to_ascii_lowercase();
+    raw.lines().find(|l| l.starts_with("authorization:")).unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_rotated_token_is_read_again_once_after_a_401() {
+    let denied = http("401 Unauthorized", &[], &json!({ "status": "401" }));
+    let ada = json!({ "id": "u-1", "userName": "ada@example.com" });
+    let (base, seen) = responder(vec![denied, http("200 OK", &[], &ada)]).await;
+    let (c, reads) = refreshing(&base, "tok-456");
+    let user = c.get_user("u-1").await.expect("the new token is accepted");
+    assert_eq!(user.and_then(|u| u.id).as_deref(), Some("u-1"));
+    let seen = seen.lock().expect("not poisoned").clone();
+    assert_eq!(authorization(&seen[0]), "authorization: bearer tok-123");
+    assert_eq!(authorization(&seen[1]), "authorization: bearer tok-456");
+    assert_eq!(*reads.lock().expect("not poisoned"), 1);
+}
+
+#[tokio::test]
+async fn a_401_with_an_unchanged_token_or_twice_is_permanent() {
+    let denied = http("401 Unauthorized", &[], &json!({ "status": "401" }));
+    let forbidden = http("403 Forbidden", &[], &json!({ "status": "403" }));
+    let (base, seen) = responder(vec![denied.clone()]).await;
+    let (c, reads) = refreshing(&base, "tok-123");
+    let error = c.get_user("u-1").await.expect_err("the same token is refused again");
+    assert_eq!(error.disposition(), Disposition::DeadLetter { reason: "unauthorized" });
+    assert_eq!((seen.lock().expect("not poisoned").len(), *reads.lock().expect("not poisoned")), (1, 1));
+
+    let (base, seen) = responder(vec![denied, forbidden]).await;
+    let (c, _reads) = refreshing(&base, "tok-789");
+    let error = c.get_user("u-1").await.expect_err("refused after the refresh too");
+    assert_eq!(error.disposition(), Disposition::DeadLetter { reason: "forbidden" });
+    assert_eq!(seen.lock().expect("not poisoned").len(), 2, "one refresh, not a loop");
+    assert!(!error.to_string().contains("tok-"), "{error}");
+}
+
+fn retrying(base: &str) -> ScimClient {
+    let retry = RequestRetry { retries: 2, max_wait: Duration::from_secs(2) };
+    ScimClient::new(ScimClientConfig { retry, ..config(base, "t") }).expect("valid config")
+}
+
+#[tokio::test]
+async fn transient_failures_are_tried_again_in_place() {
+    let ada = json!({ "id": "u-1", "userName": "ada@example.com" });
+    let (base, seen) = responder(vec![
+        http("503 Service Unavailable", &[], &json!({ "status": "503" })),
+        http("429 Too Many Requests", &["retry-after: 0"], &json!({ "status": "429" })),
+        http("200 OK", &[], &ada),
+    ])
+    .await;
+    let user = retrying(&base).get_user("u-1").await.expect("the third try succeeds");
+    assert_eq!(user.and_then(|u| u.id).as_deref(), Some("u-1"));
+    assert_eq!(seen.lock().expect("not poisoned").len(), 3);
+}
+
+#[tokio::test]
+async fn retries_are_bounded_and_long_waits_are_left_to_the_job() {
+    let failure = http("500 Internal Server Error", &[], &json!({ "status": "500" }));
+    let (base, seen) = responder(vec![failure.clone(), failure.clone(), failure]).await;
+    let error = retrying(&base).get_user("u-1").await.expect_err("still failing");
+    assert_eq!(error.status(), Some(500));
+    assert_eq!(seen.lock().expect("not poisoned").len(), 3, "the first try and two more");
+
+    let slow_down = http("429 Too Many Requests", &["retry-after: 30"], &json!({ "status": "429" }));
+    let (base, seen) = responder(vec![slow_down]).await;
+    let error = retrying(&base).get_user("u-1").await.expect_err("30 s is the delay queue's job");
+    assert_eq!(error.disposition(), Disposition::Retry { after: Some(Duration::from_secs(30)) });
+    assert_eq!(seen.lock().expect("not poisoned").len(), 1);
+
+    // A bad request is not transient: no second try.
+    let (base, seen) = responder(vec![http("400 Bad Request", &[], &json!({ "status": "400" }))]).await;
+    retrying(&base).get_user("u-1").await.expect_err("bad request");
+    assert_eq!(seen.lock().expect("not poisoned").len(), 1);
 }

@@ -1,0 +1,220 @@
+//! Sending one SCIM request: pacing, the bearer credential, and the short
+//! retries made before a failure is handed back to the job.
+//!
+//! Two kinds of second try happen here, inside one attempt of a job:
+//!
+//! - **Credential refresh.** A `401` or `403` may mean the token was rotated
+//!   under us (a new `token_file` written by a secret manager). The token is
+//!   read again once; when it changed, the request is sent again with it.
+//!   When it did not change, or the second answer is `401`/`403` too, the
+//!   job fails permanently (issue 4: "401/403 after one credential refresh").
+//! - **Short retries.** A transport error, `408`, `429` or `5xx` is tried
+//!   again up to `retries` times after a jittered backoff (or the
+//!   `Retry-After` asked for), as long as the wait is at most `max_wait`.
+//!   Longer waits, and failures that outlast the retries, go back to the job,
+//!   which then waits in a RabbitMQ delay queue: nothing sleeps here for
+//!   longer than `max_wait`. Every SCIM write the converger makes is safe to
+//!   repeat (a replayed create meets `409` and is resolved by look-up; PATCH
+//!   and DELETE are idempotent), so a retried request whose first try did
+//!   reach the app changes nothing.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderValue};
+use reqwest::{Response, StatusCode};
+use scimfleet_runtime::Secret;
+use scimfleet_schemas::scim::SCIM_MEDIA_TYPE;
+use tracing::Span;
+use url::Url;
+
+use super::{Call, ScimClient};
+use crate::error::{ScimCallError, parse_retry_after};
+
+/// App-wide pause after a 429 that carries no `Retry-After`.
+const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
+
+/// First backoff step of a short retry; doubled per try, with jitter.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+
+/// Reads the app's token again (from its `token_file` or variable); `None`
+/// when it cannot be read.
+pub type TokenSource = Arc<dyn Fn() -> Option<Secret> + Send + Sync>;
+
+/// The short retries of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestRetry {
+    /// Further tries after a transient failure (0: none).
+    pub retries: u32,
+    /// The longest wait before a try; a longer `Retry-After` is left to the
+    /// job's delay queues.
+    pub max_wait: Duration,
+}
+
+impl RequestRetry {
+    /// No second tries: every failure goes straight back to the job.
+    pub const NONE: Self = Self { retries: 0, max_wait: Duration::ZERO };
+}
+
+/// The bearer credential, replaceable when the token is rotated.
+pub(super) struct Credential {
+    /// The header in use and its generation (bumped on every change).
+    current: RwLock<(u64, HeaderValue)>,
+    reload: Option<TokenSource>,
+}
+
+impl Credential {
+    pub(super) fn new(token: &Secret, reload: Option<TokenSource>) -> Result<Self, ScimCallError> {
+        Ok(Self { current: RwLock::new((0, bearer(token)?)), reload })
+    }
+
+    fn current(&self) -> (u64, HeaderValue) {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// After a 401/403 answered to the header of `generation`: whether there
+    /// is a different token to try (someone else's refresh counts).
+    fn refresh(&self, generation: u64) -> bool {
+        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.0 != generation {
+            return true;
+        }
+        // The file is a few bytes: reading it under the lock keeps concurrent
+        // 401s to one read, and the lock is never held across an await.
+        let fresh = self.reload.as_ref().and_then(|reload| reload()).and_then(|t| bearer(&t).ok());
+        match fresh {
+            Some(header) if header != current.1 => {
+                *current = (generation + 1, header);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `Bearer <token>` as a sensitive header value (never printed by `Debug`).
+fn bearer(token: &Secret) -> Result<HeaderValue, ScimCallError> {
+    let mut value =
+        HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| ScimCallError::Config {
+            reason: "the token holds characters not allowed in an HTTP header",
+            source: None,
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// What one try came to.
+enum Next {
+    Done,
+    /// Send again after `wait` (already waited for when paced).
+    Retry {
+        wait: Duration,
+        paced: bool,
+    },
+    Refreshed,
+}
+
+impl ScimClient {
+    /// Sends a request and returns the final answer (any status); an error
+    /// only when no answer came.
+    pub(super) async fn send(
+        &self,
+        call: &Call,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, ScimCallError> {
+        let mut tries = 0;
+        let mut refreshed = false;
+        loop {
+            if let Some(pacer) = &self.pacer {
+                pacer.acquire().await;
+            }
+            let (generation, auth) = self.credential.current();
+            let mut request =
+                self.http.request(call.method.clone(), url.clone()).header(header::AUTHORIZATION, auth);
+            if let Some(body) = &body {
+                request = request.header(header::CONTENT_TYPE, SCIM_MEDIA_TYPE).body(body.clone());
+            }
+            let outcome = request.send().await;
+            let next = match &outcome {
+                Err(error) if error.is_builder() || error.is_redirect() => Next::Done,
+                Err(_) => Next::Retry { wait: self.backoff(tries), paced: false },
+                Ok(response) => {
+                    let status = response.status();
+                    Span::current().record("http.response.status_code", status.as_u16());
+                    self.judge(response, tries, generation, &mut refreshed).await
+                }
+            };
+            let (wait, paced) = match next {
+                Next::Done => return outcome.map_err(|e| call.transport(e)),
+                Next::Refreshed => {
+                    tracing::warn!(scimfleet.app = %self.app, http.request.method = call.name,
+                        url.path = call.path_template,
+                        "{} refused the credential; sending again with the token read anew", self.app);
+                    continue;
+                }
+                Next::Retry { wait, paced } => (wait, paced),
+            };
+            if tries >= self.retry.retries || wait > self.retry.max_wait {
+                return outcome.map_err(|e| call.transport(e));
+            }
+            tries += 1;
+            let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
+            let reason = match &outcome {
+                Ok(_) => "error status",
+                Err(error) if error.is_timeout() => "timed out",
+                Err(error) if error.is_connect() => "could not connect",
+                Err(_) => "request failed",
+            };
+            tracing::info!(scimfleet.app = %self.app, http.request.method = call.name,
+                url.path = call.path_template, http.response.status_code = status, retry_in_ms = wait.as_millis() as u64,
+                try_number = tries + 1, "{} {} {reason}; trying again", call.name, call.path_template);
+            // Drop the failed answer first: its connection goes back to the pool or is closed.
+            drop(outcome);
+            if !paced {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    /// Decides on an answer: done, send again after a wait, or send again
+    /// with a refreshed token.
+    async fn judge(&self, response: &Response, tries: u32, generation: u64, refreshed: &mut bool) -> Next {
+        let status = response.status();
+        let retry_after = || {
+            let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+            parse_retry_after(value, chrono::Utc::now())
+        };
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if !*refreshed => {
+                *refreshed = true;
+                if self.credential.refresh(generation) { Next::Refreshed } else { Next::Done }
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let pause = retry_after().unwrap_or(DEFAULT_429_PAUSE);
+                match &self.pacer {
+                    // Every replica now holds back until the pause ends, and
+                    // so does the next try: `acquire` waits it out.
+                    Some(pacer) => {
+                        pacer.pause(pause).await;
+                        Next::Retry { wait: pause, paced: true }
+                    }
+                    None => Next::Retry { wait: pause, paced: false },
+                }
+            }
+            StatusCode::REQUEST_TIMEOUT => Next::Retry { wait: self.backoff(tries), paced: false },
+            _ if status.is_server_error() => {
+                let wait = self.backoff(tries).max(retry_after().unwrap_or_default());
+                Next::Retry { wait, paced: false }
+            }
+            _ => Next::Done,
+        }
+    }
+
+    /// `RETRY_BASE · 2^tries`, jittered to between half and all of it, so
+    /// concurrent jobs that failed together do not come back together.
+    fn backoff(&self, tries: u32) -> Duration {
+        let full = RETRY_BASE.saturating_mul(1 << tries.min(10));
+        full.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+    }
+}
