@@ -7,11 +7,20 @@
 //! while other apps are unaffected. The schedule lives in Redis (GCRA on
 //! Redis's clock), so N replicas together stay within the limit.
 //!
+//! A 429 also pauses this process at once, before Redis has it: under load
+//! the pause can reach Redis a few hundred milliseconds later, behind this
+//! process's queued pacing calls, whose "go" answers would otherwise send a
+//! burst of requests to an app that has just asked us to wait. Each request
+//! checks the local pause again after Redis let it go.
+//!
 //! If Redis cannot be asked, the request goes unpaced: the lease and version
 //! checks around every job already fail while Redis is down, so this only
 //! matters for a blip, and blocking every request on it would be worse.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use scimfleet_runtime::Store;
 use scimfleet_runtime::telemetry::error_chain;
@@ -31,6 +40,8 @@ pub struct Pacer {
     store: Store,
     app: AppId,
     buckets: Vec<Bucket>,
+    /// Until when this process holds back after a 429 it received itself.
+    local_pause: Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for Pacer {
@@ -50,16 +61,35 @@ impl Pacer {
                 burst: (*burst).max(1),
             })
             .collect();
-        Self { store, app, buckets }
+        Self { store, app, buckets, local_pause: Arc::default() }
     }
 
     /// Waits until a request to the app may go.
     pub async fn acquire(&self) {
-        if self.buckets.is_empty() {
-            self.wait_for(None, Duration::ZERO, 1).await;
+        loop {
+            self.wait_local_pause().await;
+            if self.buckets.is_empty() {
+                self.wait_for(None, Duration::ZERO, 1).await;
+            }
+            for bucket in &self.buckets {
+                self.wait_for(Some(&bucket.name), bucket.interval, bucket.burst).await;
+            }
+            // A 429 may have arrived while Redis was being asked.
+            if self.local_pause_left().is_none() {
+                return;
+            }
         }
-        for bucket in &self.buckets {
-            self.wait_for(Some(&bucket.name), bucket.interval, bucket.burst).await;
+    }
+
+    fn local_pause_left(&self) -> Option<Duration> {
+        let until = (*self.local_pause.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let now = Instant::now();
+        (until > now).then(|| until - now)
+    }
+
+    async fn wait_local_pause(&self) {
+        while let Some(left) = self.local_pause_left() {
+            tokio::time::sleep(left).await;
         }
     }
 
@@ -78,6 +108,11 @@ impl Pacer {
 
     /// Holds every replica's requests to the app for `duration` (after a 429).
     pub async fn pause(&self, duration: Duration) {
+        {
+            let until = Instant::now() + duration;
+            let mut local = self.local_pause.lock().unwrap_or_else(PoisonError::into_inner);
+            *local = Some(local.map_or(until, |current| current.max(until)));
+        }
         tracing::info!(scimfleet.app = %self.app, pause_ms = duration.as_millis() as u64, "app {} answered 429; paused", self.app);
         if let Err(error) = self.store.pause(&self.app, duration).await {
             tracing::warn!(scimfleet.app = %self.app, error = error_chain(&error), "could not record the pause");
