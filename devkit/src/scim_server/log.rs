@@ -41,6 +41,8 @@ pub struct RequestRecord {
     pub resource_id: Option<String>,
     /// When the request arrived.
     pub at: Instant,
+    /// When it was answered (or hung up on), injected latency included.
+    pub answered_at: Instant,
     /// The parsed body of a POST, PUT or PATCH; `None` for other methods and
     /// for bodies that are not JSON.
     pub body: Option<serde_json::Value>,
@@ -118,6 +120,7 @@ mod tests {
             resource: Resource::Users,
             resource_id: None,
             at: Instant::now(),
+            answered_at: Instant::now(),
             body: None,
             injected: false,
         }

@@ -69,7 +69,9 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
         duration_ms = at.elapsed().as_millis() as u64,
         "SCIM test server answered {method} {resource:?} with {status}"
     );
-    let record = RequestRecord { method, path, query, status, resource, resource_id, at, body, injected };
+    let answered_at = Instant::now();
+    let record =
+        RequestRecord { method, path, query, status, resource, resource_id, at, answered_at, body, injected };
     state.store().log.record(seq, record);
     response
 }
