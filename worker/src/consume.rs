@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::WorkerError;
 use crate::breaker::{Breaker, Gate};
 use crate::converge::Converger;
-use crate::failure::{Failed, Failure, dead_letter, note_success, on_failure, schedule_retry};
+use crate::failure::{self, Failed, Failure, dead_letter, note_success, on_failure, schedule_retry};
 use crate::retry;
 use crate::stats::WorkerStats;
 
@@ -210,9 +210,16 @@ async fn apply_leased(
         return Ok(Settled::Stale);
     }
     if let Gate::Wait(remaining) = worker.breaker.gate(Instant::now()) {
-        // The app is failing: park the job without calling it or spending its budget.
+        // The app is failing: park the job without calling it or spending its
+        // attempts. Its age still counts from the first time it was handled,
+        // so a dead app's backlog reaches the dead-letter queue after
+        // `max_age_ms` instead of circling through the delay queues for ever.
+        let first = failure::first_attempt_at(delivery, first_attempt_at);
+        if (Utc::now() - first).to_std().unwrap_or_default() >= worker.max_age {
+            return failure::park_expired(worker, delivery, &job, first).await;
+        }
         let tier = retry::tier_for(remaining, worker.topology.retry_tiers_ms()).unwrap_or(1000);
-        return schedule_retry(worker, delivery, &job, job.attempt, None, tier)
+        return schedule_retry(worker, delivery, &job, job.attempt, Some(first), tier)
             .await
             .map(|_| Settled::Deferred);
     }

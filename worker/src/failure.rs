@@ -72,6 +72,15 @@ impl Failed<'_> {
     }
 }
 
+/// When the job was first handled. The time rides in a header across
+/// retries and parkings (the body's `attempt` counts attempts only); a job
+/// without it is handled for the first time, `now`.
+pub(crate) fn first_attempt_at(delivery: &Delivery, now: DateTime<Utc>) -> DateTime<Utc> {
+    broker::header_str(&delivery.properties, FIRST_ATTEMPT_HEADER)
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map_or(now, |t| t.with_timezone(&Utc))
+}
+
 /// A failed attempt: a transient failure within budget waits in a delay
 /// queue; anything else goes to the app's dead-letter queue with its reason.
 pub(crate) async fn on_failure(
@@ -83,11 +92,7 @@ pub(crate) async fn on_failure(
     duration_ms: u64,
 ) -> Result<Settled, Transient> {
     let failures = job.attempt + 1;
-    // The first attempt's time rides in a header across retries (the body's
-    // `attempt` counts them); a job without it is on its first attempt.
-    let first_attempt_at = broker::header_str(&delivery.properties, FIRST_ATTEMPT_HEADER)
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map_or(now, |t| t.with_timezone(&Utc));
+    let first_attempt_at = first_attempt_at(delivery, now);
     let age = (now - first_attempt_at).to_std().unwrap_or_default();
     let person = worker.pseudonyms.person(&job.person);
     let detail = failed.detail(worker.job_timeout);
@@ -125,6 +130,30 @@ pub(crate) async fn on_failure(
         "job {} dead-lettered ({})", job.job_id, reason.as_str()
     );
     let failure = Failure { reason, detail: &detail, last_status: failed.status() };
+    dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
+}
+
+/// A job parked by an open breaker until it outlived `max_age_ms`: its
+/// budget is spent without a single attempt reaching the app.
+pub(crate) async fn park_expired(
+    worker: &AppWorker,
+    delivery: &Delivery,
+    job: &Job,
+    first_attempt_at: DateTime<Utc>,
+) -> Result<Settled, Transient> {
+    let reason = DeadLetterReason::RetriesExhausted;
+    let detail = format!(
+        "the circuit breaker of {} stayed open until the job was older than max_age_ms ({} ms)",
+        worker.app,
+        worker.max_age.as_millis()
+    );
+    tracing::warn!(
+        scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %worker.pseudonyms.person(&job.person),
+        scimfleet.action = job.action.name(), scimfleet.attempt = job.attempt, scimfleet.breaker = "open",
+        reason = reason.as_str(), error = %detail,
+        "job {} dead-lettered ({})", job.job_id, reason.as_str()
+    );
+    let failure = Failure { reason, detail: &detail, last_status: None };
     dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
 }
 
