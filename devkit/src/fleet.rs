@@ -270,6 +270,50 @@ impl Fleet {
         Ok(())
     }
 
+    /// Like [`Fleet::wait_settled`], for a fleet whose workers run out of
+    /// process (`scimfleet worker` children), so the fleet's worker counters
+    /// say nothing: waits until every published event is settled, every
+    /// queue of the namespace is empty and `done` (the caller's view of the
+    /// apps, e.g. every account present) holds, three polls in a row. Empty
+    /// queues alone do not mean drained: a worker may hold unacked jobs.
+    pub async fn wait_drained(&self, within: Duration, done: impl Fn() -> bool) -> Result<(), FleetError> {
+        let deadline = tokio::time::Instant::now() + within;
+        let channel = self.connection.create_channel().await?;
+        let mut quiet_polls = 0;
+        while quiet_polls < 3 {
+            if self.tasks.iter().any(JoinHandle::is_finished) {
+                return Err("a fleet process stopped unexpectedly; see the logs".into());
+            }
+            let s = self.scheduler();
+            let scheduled = s.settled() >= self.published && s.in_flight() == 0;
+            let quiet = scheduled && self.queued(&channel).await? == 0 && done();
+            quiet_polls = if quiet { quiet_polls + 1 } else { 0 };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "not drained within {within:?}: published {}, scheduler {s:?}, queued {}, done {}",
+                    self.published,
+                    self.queued(&channel).await?,
+                    done()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _closed = channel.close(200, "drained".into()).await;
+        Ok(())
+    }
+
+    /// Opens the harness's own broker connection afresh. A broker restart
+    /// breaks it (the scheduler and worker reconnect by themselves), and
+    /// [`Fleet::wait_settled`], [`Fleet::take_dead_letters`] and
+    /// [`Fleet::stop`] need it.
+    pub async fn reconnect(&mut self) -> Result<(), FleetError> {
+        let connection = broker::connect(&self.config.broker.url, "scimfleet-fleet").await?;
+        self.publisher = Publisher::open(&connection).await?;
+        self.connection = connection;
+        Ok(())
+    }
+
     /// Messages ready in the namespace's work queues (not dead-letter queues).
     async fn queued(&self, channel: &lapin::Channel) -> Result<u64, FleetError> {
         let topology = Topology::of(&self.config);

@@ -1,0 +1,352 @@
+//! Crash safety of the processes themselves: a worker killed with SIGKILL
+//! mid-run, and a RabbitMQ node killed and restarted mid-run, lose no job and
+//! create no duplicate account. (A Redis crash is in `outage.rs`.)
+//!
+//! The worker test runs the real `scimfleet worker` binary as a child
+//! process, so the kill is a real one: no destructor, no graceful shutdown,
+//! unacked deliveries and Redis leases left behind. The broker test runs a
+//! RabbitMQ node of its own on free ports and a data directory of its own,
+//! so killing it never disturbs the shared broker of the tests beside it.
+//!
+//! Every wait is bounded so that a failing run ends by itself, with a
+//! message and its child processes killed, before nextest's `terminate-after`
+//! (4 x 60 s) cuts it short.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scimfleet_devkit::expect;
+use scimfleet_devkit::fleet::{Fleet, unique_namespace};
+use scimfleet_devkit::scim_server::Resource;
+use serde_json::Value;
+
+/// Leases of a killed worker live `job_timeout_ms` + 10 s; a short attempt
+/// limit keeps the jobs of the people it held from waiting two minutes.
+const SHORT_LEASES: &str = "[worker]\njob_timeout_ms = 5000\n";
+
+/// A `scimfleet worker` child process, killed on drop so a failed assertion
+/// never leaves it running (and, in the test's process group, killed by
+/// nextest with a test that times out).
+struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    /// Starts `scimfleet worker` on `config`, its output appended to `log`
+    /// (kept out of the test's output; left behind only when the test fails).
+    fn start(config: &Path, log: &Path) -> Self {
+        let output =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).expect("worker log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+            .args(["worker", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("worker log file"))
+            .stderr(output)
+            .spawn()
+            .expect("the scimfleet binary starts");
+        Self { child }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reaps the process.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Fails the test when the worker stopped by itself.
+    fn assert_running(&mut self, log: &Path) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the worker exited ({status}); see {}", log.display());
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn bodies(events: &[Value]) -> Vec<Vec<u8>> {
+    events.iter().map(|e| serde_json::to_vec(e).expect("json")).collect()
+}
+
+/// Exact final state in every app, one account per person, nothing dead-lettered.
+async fn assert_converged_exactly(fleet: &Fleet, events: &[Value], people: usize) {
+    let bodies = bodies(events);
+    let states = expect::final_states(bodies.iter().map(Vec::as_slice));
+    let mismatches = expect::mismatches(&fleet.config, &states, fleet.servers());
+    assert!(mismatches.is_empty(), "{} wrong, e.g. {:?}", mismatches.len(), mismatches.first());
+    for (app, server) in fleet.servers() {
+        let users = server.users();
+        assert_eq!(users.len(), people, "{app}: one account per person, no duplicates");
+        let external_ids: BTreeSet<_> = users.iter().filter_map(|u| u.external_id.clone()).collect();
+        assert_eq!(external_ids.len(), people, "{app}: no two accounts share an externalId");
+        let dlq = fleet.take_dead_letters(app.as_str()).await.expect("read the app DLQ");
+        assert!(
+            dlq.is_empty(),
+            "{app}: {} jobs dead-lettered, e.g. {:?}",
+            dlq.len(),
+            dlq.first().map(|d| &d.0)
+        );
+    }
+    let events_dlq = fleet.take_dead_letters("events").await.expect("read the events DLQ");
+    assert!(events_dlq.is_empty(), "{} events dead-lettered", events_dlq.len());
+}
+
+/// `apps` apps, everyone in scope of each, `concurrency` jobs at once per app.
+fn everyone_in(apps: &[&str], concurrency: u16) -> String {
+    let mut policy = SHORT_LEASES.to_owned();
+    for app in apps {
+        policy += &format!(
+            "[[apps]]\nid = \"{app}\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\nconcurrency = {concurrency}\n"
+        );
+    }
+    policy
+}
+
+/// Leases in Redis held by a worker now (or by a dead one, until they expire).
+async fn leases_held(fleet: &Fleet) -> usize {
+    let client = redis::Client::open(fleet.config.redis.url.expose()).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("redis connects");
+    let pattern = format!("{}:lease:*", fleet.config.namespace);
+    let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut redis).await.expect("KEYS");
+    keys.len()
+}
+
+/// Accounts created so far, all apps together.
+fn created(fleet: &Fleet) -> usize {
+    fleet.servers().values().map(|s| s.count("POST", Resource::Users)).sum()
+}
+
+/// Accounts that exist, all apps together.
+fn accounts(fleet: &Fleet) -> usize {
+    fleet.servers().values().map(|s| s.users().len()).sum()
+}
+
+// 1,000 people in five apps: 5,000 jobs, and five times fewer people for
+// the exact final-state check to compare (it is quadratic per app).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_with_sigkill_mid_run_loses_nothing() {
+    const APPS: [&str; 5] = ["chat", "git", "crm", "wiki", "mail"];
+    const PEOPLE: usize = 1_000;
+    const JOBS: usize = PEOPLE * APPS.len();
+    const KILL_AFTER_CREATES: usize = 1_000;
+    let mut fleet = Fleet::start_without_worker(&everyone_in(&APPS, 16)).await.expect("fleet starts");
+    let log = std::env::temp_dir().join(format!("scimfleet-crash-{}-worker.log", fleet.config.namespace));
+    let events = common::hires(20_000, PEOPLE, "Ops");
+    let started = Instant::now();
+    fleet.publish_json(&events).await.expect("published");
+    let mut worker = WorkerProcess::start(&fleet.config_path(), &log);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while created(&fleet) < KILL_AFTER_CREATES {
+        worker.assert_running(&log);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} accounts created in 90 s; see {}",
+            created(&fleet),
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.kill();
+    let killed_at = started.elapsed();
+    let created_before = created(&fleet);
+    let accounts_before = accounts(&fleet);
+    let orphaned_leases = leases_held(&fleet).await;
+    assert!(accounts_before < JOBS, "the kill happened mid-run ({accounts_before} accounts existed)");
+
+    let worker = RefCell::new(WorkerProcess::start(&fleet.config_path(), &log));
+    let done = || {
+        worker.borrow_mut().assert_running(&log);
+        accounts(&fleet) >= JOBS
+    };
+    let drained = fleet.wait_drained(Duration::from_secs(120), done).await;
+    drained.unwrap_or_else(|e| panic!("{e}; see {}", log.display()));
+    worker.borrow_mut().kill();
+
+    let s = fleet.scheduler();
+    let created_total = created(&fleet);
+    let conflicts: usize = fleet
+        .servers()
+        .values()
+        .map(|server| server.requests().iter().filter(|r| r.method == "POST" && r.status == 409).count())
+        .sum();
+    println!(
+        "killed after {killed_at:?} with {accounts_before} accounts and {orphaned_leases} leases held; drained after {:?}; accounting: {} events accepted, {} jobs published, {created_before} creates before the kill + {} after ({conflicts} answered 409) = {} accounts",
+        started.elapsed(),
+        s.accepted,
+        s.jobs_published,
+        created_total - created_before,
+        accounts(&fleet)
+    );
+    assert_eq!(s.accepted, PEOPLE as u64, "every event accepted");
+    assert_eq!(s.jobs_published, JOBS as u64, "one job per person and app");
+    assert_converged_exactly(&fleet, &events, PEOPLE).await;
+    fleet.stop().await.expect("clean stop");
+    let _ = std::fs::remove_file(&log);
+}
+
+/// A RabbitMQ node of the test's own: free ports, a fresh data directory, no
+/// plugins (faster start), none of the machine's configuration. Killed and
+/// its directory removed on drop.
+struct RabbitNode {
+    dir: PathBuf,
+    name: String,
+    port: u16,
+    dist_port: u16,
+    child: Option<Child>,
+}
+
+impl RabbitNode {
+    fn new() -> Self {
+        let name = unique_namespace("sf-crash");
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).expect("node directory");
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins file");
+        let port = free_port();
+        let dist_port = std::iter::repeat_with(free_port).find(|&p| p != port).expect("a second free port");
+        let mut node = Self { dir, name, port, dist_port, child: None };
+        node.spawn();
+        node
+    }
+
+    /// Starts the node on this node's ports and data directory, so a restart
+    /// finds the durable queues and persistent messages of the last run.
+    fn spawn(&mut self) {
+        let script = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        // The Debian wrapper in /usr/sbin switches to the `rabbitmq` user;
+        // the script behind it runs as whoever we are.
+        let program = if script.exists() { script } else { Path::new("rabbitmq-server") };
+        let dir = &self.dir;
+        let child = Command::new(program)
+            .env("HOME", dir) // the Erlang cookie goes here
+            .env("RABBITMQ_NODENAME", format!("{}@localhost", self.name))
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_PID_FILE", dir.join("pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("absent"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("absent.config"))
+            .env("RABBITMQ_CONF_ENV_FILE", dir.join("absent.env"))
+            // The script then execs the VM instead of wrapping it in a shell,
+            // so the child is the node itself: a kill reaches it, and the
+            // VM's helper processes exit with it. It stays in the test's
+            // process group, which nextest kills when the test times out.
+            .env("RUNNING_UNDER_SYSTEMD", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rabbitmq-server is installed by deploy/services.sh");
+        self.child = Some(child);
+    }
+
+    /// Waits until the node accepts AMQP connections.
+    async fn wait_ready(&mut self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "RabbitMQ node {} exited ({exited:?})", self.name);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "RabbitMQ node {} did not listen on {} within {within:?}",
+                self.name,
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL to the node: a crash, not a shutdown.
+    fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+}
+
+impl Drop for RabbitNode {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_restart_mid_run_loses_nothing() {
+    const PEOPLE: usize = 1_000;
+    let mut node = RabbitNode::new();
+    node.wait_ready(Duration::from_secs(45)).await;
+    // Both stages are slowed down so the crash catches each mid-run, with
+    // jobs waiting in the app's queue: the scheduler takes one event at a
+    // time (about 8 s for all), the worker is paced to fall behind it.
+    let policy = format!(
+        "[broker]\nurl = \"{}\"\n[scheduler]\nprefetch = 1\n{SHORT_LEASES}{}",
+        node.url(),
+        common::chat_only("concurrency = 8\nrate_per_second = 300")
+    );
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    let events = common::hires(30_000, PEOPLE, "Ops");
+    let started = Instant::now();
+    fleet.publish_json(&events).await.expect("published");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while fleet.scheduler().settled() < 250 || fleet.worker().converged < 50 {
+        let progress = (fleet.scheduler(), fleet.worker());
+        assert!(tokio::time::Instant::now() < deadline, "no progress: {progress:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    node.kill();
+    let (at_kill_s, at_kill_w) = (fleet.scheduler(), fleet.worker());
+    let killed_at = started.elapsed();
+    node.spawn();
+    node.wait_ready(Duration::from_secs(45)).await;
+    let back_at = started.elapsed();
+    // The harness's own connection died with the node too.
+    fleet.reconnect().await.expect("the harness reconnects");
+    fleet.wait_settled(Duration::from_secs(90)).await.expect("settled after the restart");
+    let settled_at = started.elapsed();
+
+    let s = fleet.scheduler();
+    let w = fleet.worker();
+    // Acks in flight at the kill died with the node: those deliveries came
+    // back and were settled (as no-ops) a second time, events and jobs alike
+    // (a re-planned event republishes its jobs under the same job ids).
+    let redelivered = (w.converged + w.dead_lettered).saturating_sub(PEOPLE as u64);
+    println!(
+        "node killed after {killed_at:?} at scheduler {at_kill_s:?}, worker {at_kill_w:?}; back after {back_at:?}; settled after {settled_at:?}; accounting: {} events accepted ({} planned twice), {} jobs published, {} converged + {} dead-lettered - {redelivered} redelivered = {PEOPLE} people",
+        s.accepted,
+        s.accepted.saturating_sub(PEOPLE as u64),
+        s.jobs_published,
+        w.converged,
+        w.dead_lettered
+    );
+    assert!(at_kill_s.settled() < PEOPLE as u64, "the restart caught the scheduler mid-run");
+    assert!(at_kill_w.converged < PEOPLE as u64, "the restart caught the worker mid-run");
+    assert!(s.accepted >= PEOPLE as u64, "every event was planned");
+    assert!(w.converged + w.dead_lettered >= s.jobs_published, "every published job was settled");
+    assert_converged_exactly(&fleet, &events, PEOPLE).await;
+    fleet.stop().await.expect("clean stop");
+    drop(node);
+}
