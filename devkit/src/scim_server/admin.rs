@@ -109,6 +109,8 @@ impl FaultsBody {
             latency,
             drop_connection: self.drop_connection,
             seed: self.seed,
+            // Ignored writes are set in-process by tests; not offered over HTTP.
+            ignore: Vec::new(),
         })
     }
 }

@@ -23,7 +23,7 @@ use super::log::Resource;
 ///
 /// Faults apply to every request, before authentication, in this order:
 /// latency, then `down`, then `drop_connection`, then the first hitting
-/// rule of `errors`.
+/// rule of `errors`, then `ignore`.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     /// Answer every request with 503 (SCIM error body): the app is "down".
@@ -40,6 +40,10 @@ pub struct Faults {
     /// Seed for the dice, for a reproducible sequence of faults; `None`
     /// seeds from the OS.
     pub seed: Option<u64>,
+    /// Requests on these routes are answered `204 No Content` and change
+    /// nothing: an app that acknowledges a write it does not apply (the
+    /// deactivation that "succeeds" but leaves the account active).
+    pub ignore: Vec<Route>,
 }
 
 /// Fail requests on `route` with `status`, with probability `rate`.
@@ -137,6 +141,8 @@ pub(crate) enum Fault {
     Drop,
     /// An error status, maybe with `Retry-After`.
     Error { status: u16, retry_after: Option<RetryAfter> },
+    /// Success without effect.
+    Ignore,
 }
 
 /// The active faults and their dice.
@@ -190,12 +196,14 @@ impl FaultSwitch {
         } else if hits(rng, faults.drop_connection) {
             Some(Fault::Drop)
         } else {
-            faults
+            let error = faults
                 .errors
                 .iter()
                 .filter(|rule| rule.route.matches(method, resource))
                 .find(|rule| hits(rng, rule.rate))
-                .map(|rule| Fault::Error { status: rule.status, retry_after: rule.retry_after.clone() })
+                .map(|rule| Fault::Error { status: rule.status, retry_after: rule.retry_after.clone() });
+            let ignored = faults.ignore.iter().any(|route| route.matches(method, resource));
+            error.or(ignored.then_some(Fault::Ignore))
         };
         Decision { delay, fault }
     }

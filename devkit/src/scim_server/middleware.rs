@@ -106,6 +106,7 @@ async fn inject(fault: Fault, connection: Option<Connection>) -> Response {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, retry_after, "injected fault")
         }
+        Fault::Ignore => return StatusCode::NO_CONTENT.into_response(),
         Fault::Drop => {
             if !connection.is_some_and(|c| c.hang_up()) {
                 std::future::pending::<()>().await;

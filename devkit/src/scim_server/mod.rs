@@ -187,6 +187,14 @@ impl ScimServerHandle {
         self.store().insert_user(user)
     }
 
+    /// Applies PATCH operations to user `id` as an administrator of the app
+    /// would (no HTTP, no request log entry): a local admin reactivating an
+    /// account, say. Returns the user, or `None` when there is no such user
+    /// or an operation does not apply.
+    pub fn patch_user(&self, id: &str, ops: &[scimfleet_schemas::scim::PatchOperation]) -> Option<ScimUser> {
+        self.store().patch_user(id, ops).ok()
+    }
+
     /// Every answered request, in arrival order.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.store().log.all()
