@@ -10,6 +10,10 @@ use scimfleet_devkit::fleet::Fleet;
 const RATE: usize = 40;
 const BURST: usize = 4;
 const PEOPLE: usize = 60;
+/// Requests are paced when granted (on Redis's clock) but counted when they
+/// arrive, and a loaded machine delays some more than others: a window of
+/// arrivals can hold the grants of a window this much longer.
+const ARRIVAL_JITTER: Duration = Duration::from_millis(50);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_together_stay_within_the_app_rate() {
@@ -30,11 +34,12 @@ async fn three_replicas_together_stay_within_the_app_rate() {
         .max()
         .unwrap_or(0);
     let span = log[log.len() - 1].at - log[0].at;
+    let allowed = RATE + BURST + (RATE as f64 * ARRIVAL_JITTER.as_secs_f64()).ceil() as usize;
     println!(
-        "{} requests over {span:?}; busiest second: {busiest} (limit {RATE} + burst {BURST})",
+        "{} requests over {span:?}; busiest second: {busiest} (limit {RATE} + burst {BURST}; {allowed} with arrival jitter)",
         log.len()
     );
-    assert!(busiest <= RATE + BURST, "busiest second had {busiest} requests");
+    assert!(busiest <= allowed, "busiest second had {busiest} requests");
     let floor = Duration::from_secs_f64((log.len() - BURST) as f64 / RATE as f64 * 0.9);
     assert!(span >= floor, "{} requests in {span:?}: not paced", log.len());
     assert_eq!(fleet.server("chat").users().len(), PEOPLE);
