@@ -13,7 +13,9 @@ use scimfleet_runtime::Secret;
 use scimfleet_schemas::scim::{PatchRequest, ScimUser};
 use scimfleet_schemas::{AppId, Job};
 use scimfleet_worker::error::Disposition;
-use scimfleet_worker::{ApplyError, Converger, Outcome, RequestRetry, ScimClient, ScimClientConfig};
+use scimfleet_worker::{
+    ApplyError, Converger, Outcome, ReadBack, RequestRetry, ScimClient, ScimClientConfig,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, copy_bidirectional};
 use tokio::net::{TcpListener, TcpStream};
@@ -177,14 +179,17 @@ async fn deactivate_leaves_groups_first_and_is_idempotent() {
     h.server.clear_requests();
     let job = deprovision("deactivate", &["engineering", "london", "sales"]);
     let outcome = h.apply(&job).await;
-    assert_eq!(outcome, Outcome { deactivated: true, groups_removed: 2, ..Outcome::default() });
+    let read_back = Some(ReadBack { verified: true, found: "inactive".into(), status: 200 });
+    let want =
+        Outcome { deactivated: true, groups_removed: 2, read_back: read_back.clone(), ..Outcome::default() };
+    assert_eq!(outcome, want, "deactivated, then read back by id");
     let expected =
         writes(&[("PATCH", Resource::Groups), ("PATCH", Resource::Groups), ("PATCH", Resource::Users)]);
     assert_eq!(h.writes(), expected);
     assert_eq!(h.user().and_then(|u| u.active), Some(false));
     assert!(!h.is_member("engineering") && !h.is_member("london"));
     h.server.clear_requests();
-    assert_eq!(h.apply(&job).await, Outcome::default());
+    assert_eq!(h.apply(&job).await, Outcome { read_back, ..Outcome::default() });
     assert_eq!(h.server.write_count(), 0, "{:?}", h.writes());
     h.server.shutdown().await;
 }
@@ -196,7 +201,8 @@ async fn delete_leaves_groups_then_deletes() {
     let group_id = h.server.group_by_name("engineering").and_then(|g| g.id).expect("created");
     h.server.clear_requests();
     let outcome = h.apply(&deprovision("delete", &["engineering"])).await;
-    assert_eq!(outcome, Outcome { deleted: true, groups_removed: 1, ..Outcome::default() });
+    let read_back = Some(ReadBack { verified: true, found: "absent".into(), status: 404 });
+    assert_eq!(outcome, Outcome { deleted: true, groups_removed: 1, read_back, ..Outcome::default() });
     assert_eq!(h.writes(), writes(&[("PATCH", Resource::Groups), ("DELETE", Resource::Users)]));
     assert!(h.user().is_none());
     let group = h.server.groups().into_iter().find(|g| g.id.as_deref() == Some(&group_id)).expect("kept");
@@ -209,7 +215,8 @@ async fn deprovisioning_an_absent_user_writes_nothing() {
     let h = Harness::start(true).await;
     for action in ["delete", "deactivate"] {
         let outcome = h.apply(&deprovision(action, &["engineering"])).await;
-        assert_eq!(outcome, Outcome { not_found: true, ..Outcome::default() }, "{action}");
+        let read_back = Some(ReadBack { verified: true, found: "absent".into(), status: 404 });
+        assert_eq!(outcome, Outcome { not_found: true, read_back, ..Outcome::default() }, "{action}");
     }
     assert_eq!(h.server.write_count(), 0, "{:?}", h.writes());
     assert!(h.server.groups().is_empty(), "deprovisioning never creates groups");

@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod config;
 pub mod dlq;
+pub mod evidence;
 pub mod locks;
 pub mod secret;
 pub mod shutdown;

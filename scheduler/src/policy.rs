@@ -79,6 +79,7 @@ fn job(event: &Event, app: &AppId, action: JobAction, event_time: DateTime<Utc>)
         sequence: event.data.sequence,
         event_time,
         attempt: 0,
+        remediation: 0,
         action,
     }
 }

@@ -35,6 +35,10 @@ pub struct Job {
     /// Delivery attempts so far (0 on first publish).
     #[serde(default)]
     pub attempt: u32,
+    /// Remediations so far: a deprovision re-applied because verification
+    /// found access still there (0 for the original job).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remediation: u32,
     /// What to do, with its payload.
     #[serde(flatten)]
     pub action: JobAction,
@@ -71,12 +75,20 @@ pub enum JobAction {
         /// Groups to leave (all managed groups); any other group the app reports is left too.
         groups: GroupPlan,
     },
-    /// Read back that the account is inactive or gone and holds no groups.
+    /// Read back that the account is inactive or gone and holds no groups
+    /// (a scheduled re-check after a deprovision).
     Verify {
         /// How to find the account.
         lookup: Lookup,
         /// What the account must look like.
         expect: Expectation,
+        /// The managed groups the person must not be in (checked when the
+        /// app does not report a user's groups), and to leave on remediation.
+        #[serde(default)]
+        groups: GroupPlan,
+        /// Which re-check this is (1 for the first delay).
+        #[serde(default)]
+        check: u32,
     },
 }
 
@@ -134,6 +146,21 @@ pub enum Expectation {
     Inactive,
     /// The account does not exist.
     Absent,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Expectation {
+    /// What a deprovision must leave behind: a deactivated account, or none.
+    pub fn of(action: &JobAction) -> Option<Self> {
+        match action {
+            JobAction::Deactivate { .. } => Some(Self::Inactive),
+            JobAction::Delete { .. } => Some(Self::Absent),
+            _ => None,
+        }
+    }
 }
 
 impl Job {

@@ -2,12 +2,14 @@
 
 pub mod deadletter;
 pub mod event;
+pub mod evidence;
 pub mod ids;
 pub mod job;
 pub mod scim;
 
 pub use deadletter::{DeadLetter, DeadLetterReason, Stage};
 pub use event::{Actor, Event, EventError, EventType, PersonState, PersonStatus};
+pub use evidence::{Check, EvidenceRecord, EvidenceStatus};
 pub use ids::{AppId, EventId, IdError, JobId, PersonId};
 pub use job::{Expectation, GroupPlan, Job, JobAction, Lookup};
 
@@ -18,6 +20,7 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("event", schema_for!(Event)),
         ("job", schema_for!(Job)),
         ("dead-letter", schema_for!(DeadLetter)),
+        ("evidence", schema_for!(EvidenceRecord)),
         ("scim-user", schema_for!(scim::ScimUser)),
         ("scim-group", schema_for!(scim::ScimGroup)),
         ("scim-patch-request", schema_for!(scim::PatchRequest)),

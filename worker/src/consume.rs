@@ -39,6 +39,7 @@ use crate::converge::Converger;
 use crate::failure::{self, Failed, Failure, dead_letter, note_success, on_failure, schedule_retry};
 use crate::retry;
 use crate::stats::WorkerStats;
+use crate::verify;
 
 /// Pause before requeueing after an infrastructure error (Redis, broker), so
 /// an outage does not turn into a hot redelivery loop.
@@ -67,6 +68,14 @@ pub(crate) struct AppWorker {
     pub job_timeout: Duration,
     /// The app's circuit breaker.
     pub breaker: Breaker,
+    /// Re-check delays after a verified deprovision, ms.
+    pub rechecks_ms: Vec<u64>,
+    /// Whether a failed verification re-applies the deprovision.
+    pub remediate: bool,
+    /// Remediations before the case is dead-lettered.
+    pub max_remediations: u32,
+    /// How long evidence is kept.
+    pub evidence_retention: Duration,
 }
 
 /// How much longer a lease lives than the longest attempt.
@@ -74,11 +83,15 @@ const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// How a job was settled.
 pub(crate) enum Settled {
-    Converged { changed: bool },
+    Converged {
+        changed: bool,
+    },
     Retried,
     Deferred,
     Stale,
     DeadLettered,
+    /// Verification found access still there; a remediation was queued.
+    Remediating,
 }
 
 /// The job could not be settled now; it goes back to the queue.
@@ -123,6 +136,7 @@ async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {
                 Settled::Stale => &stats.stale,
                 Settled::Retried => &stats.retried,
                 Settled::Deferred => &stats.deferred,
+                Settled::Remediating => &stats.remediated,
                 Settled::DeadLettered => &stats.dead_lettered,
             };
             (acker.ack(BasicAckOptions::default()).await, counter)
@@ -198,8 +212,9 @@ async fn apply_leased(
 ) -> Result<Settled, Transient> {
     let person = worker.pseudonyms.person(&job.person);
     let is_write = !matches!(job.action, JobAction::Verify { .. });
-    if is_write
-        && let Some(applied) = worker.store.applied(&job.app, &job.person).await?
+    // A re-check of an older version is stale too: the person was rehired
+    // or changed since, and an active account is then what is wanted.
+    if let Some(applied) = worker.store.applied(&job.app, &job.person).await?
         && job.sequence < applied
     {
         tracing::info!(
@@ -232,6 +247,9 @@ async fn apply_leased(
             note_success(worker);
             if is_write {
                 worker.store.record_applied(&job.app, &job.person, job.sequence).await?;
+            }
+            if let Some(read_back) = &outcome.read_back {
+                return verify::settle(worker, delivery, &job, read_back, outcome.changed()).await;
             }
             tracing::debug!(
                 scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,

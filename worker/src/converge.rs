@@ -12,7 +12,9 @@
 //!   members after a DELETE, and an inactive account in an admin group is
 //!   still a finding), then `active=false` only if active, or DELETE with 404
 //!   as done. An absent account is already deprovisioned: no writes.
-//! - Verify: reads only, and reports whether the expectation holds.
+//! - Read-back: after a deactivate or delete, and for verify jobs (re-checks),
+//!   the account is read again (by id) with its groups, and the job's outcome
+//!   says whether access is gone; the worker records it as evidence.
 //!
 //! Every step reads before it writes, so a second apply issues only GETs.
 
@@ -46,6 +48,27 @@ pub struct Outcome {
     pub not_found: bool,
     /// For verify jobs: whether the expectation held.
     pub verified: Option<bool>,
+    /// For deprovision and verify jobs: what reading the account back found.
+    pub read_back: Option<ReadBack>,
+}
+
+/// What reading an account back after a deprovision found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBack {
+    /// Whether access is gone: inactive (or absent) and in no group; absent
+    /// when the deprovision was a delete.
+    pub verified: bool,
+    /// What was found, for logs and evidence: `absent`, `inactive`,
+    /// `active`, `inactive, in 2 groups`, ...
+    pub found: String,
+    /// The status of the read: 200 (the account was read) or 404 (no account).
+    pub status: u16,
+}
+
+impl ReadBack {
+    fn absent() -> Self {
+        Self { verified: true, found: "absent".to_owned(), status: 404 }
+    }
 }
 
 impl Outcome {
@@ -81,9 +104,25 @@ impl Converger {
     pub async fn apply(&self, job: &Job) -> Result<Outcome, ApplyError> {
         let outcome = match &job.action {
             JobAction::Upsert { user, managed, groups } => self.upsert(user, managed, groups).await?,
-            JobAction::Deactivate { lookup, groups } => self.deprovision(lookup, groups, false).await?,
-            JobAction::Delete { lookup, groups } => self.deprovision(lookup, groups, true).await?,
-            JobAction::Verify { lookup, expect } => self.verify(lookup, *expect).await?,
+            JobAction::Deactivate { lookup, groups } => {
+                let mut outcome = self.deprovision(lookup, groups, false).await?;
+                outcome.read_back = Some(self.read_back(lookup, Expectation::Inactive, groups).await?);
+                outcome
+            }
+            JobAction::Delete { lookup, groups } => {
+                let mut outcome = self.deprovision(lookup, groups, true).await?;
+                outcome.read_back = Some(self.read_back(lookup, Expectation::Absent, groups).await?);
+                outcome
+            }
+            JobAction::Verify { lookup, expect, groups, .. } => {
+                let read_back = self.read_back(lookup, *expect, groups).await?;
+                Outcome {
+                    not_found: read_back.status == 404,
+                    verified: Some(read_back.verified),
+                    read_back: Some(read_back),
+                    ..Outcome::default()
+                }
+            }
         };
         let o = &outcome;
         tracing::debug!(
@@ -190,10 +229,23 @@ impl Converger {
         Ok(outcome)
     }
 
-    async fn verify(&self, lookup: &Lookup, expect: Expectation) -> Result<Outcome, ApplyError> {
-        let found = self.find(lookup).await?;
-        let verified = verdict(found.as_ref(), expect);
-        Ok(Outcome { not_found: found.is_none(), verified: Some(verified), ..Outcome::default() })
+    /// Reads the account back: found by look-up, then read by id (the
+    /// resource itself, not a search index that may lag), and its groups:
+    /// the `groups` attribute, or the job's managed groups' members when
+    /// the app does not report it.
+    pub async fn read_back(
+        &self,
+        lookup: &Lookup,
+        expect: Expectation,
+        plan: &GroupPlan,
+    ) -> Result<ReadBack, ApplyError> {
+        let Some(listed) = self.find(lookup).await? else { return Ok(ReadBack::absent()) };
+        let id = user_id(&listed)?;
+        let Some(actual) = self.client.get_user(id).await? else { return Ok(ReadBack::absent()) };
+        let names: Vec<&str> = plan.member_of.iter().chain(&plan.not_member_of).map(String::as_str).collect();
+        let held = self.groups.held_by(&self.client, id, actual.groups.as_deref(), &names).await?.len();
+        let (verified, found) = judge(actual.active, held, expect);
+        Ok(ReadBack { verified, found, status: 200 })
     }
 }
 
@@ -215,17 +267,22 @@ fn user_id(user: &ScimUser) -> Result<&str, ApplyError> {
     user.id.as_deref().filter(|id| !id.is_empty()).ok_or(ApplyError::MissingId { resource: "User" })
 }
 
-/// Whether the account found (or its absence) meets `expect`. Group
-/// membership is judged from the user's `groups` attribute; an app that does
-/// not return it is judged on `active` alone.
-fn verdict(found: Option<&ScimUser>, expect: Expectation) -> bool {
-    match (found, expect) {
-        (None, _) => true,
-        (Some(_), Expectation::Absent) => false,
-        (Some(user), Expectation::Inactive) => {
-            user.active == Some(false) && user.groups.as_ref().is_none_or(Vec::is_empty)
-        }
-    }
+/// Whether an account that exists, with `active` and in `groups` groups,
+/// meets `expect`, and a short description of it. An app that does not
+/// report `active` has not shown the account inactive.
+fn judge(active: Option<bool>, groups: usize, expect: Expectation) -> (bool, String) {
+    let state = match active {
+        Some(false) => "inactive",
+        Some(true) => "active",
+        None => "present, active not reported",
+    };
+    let found = match groups {
+        0 => state.to_owned(),
+        1 => format!("{state}, in 1 group"),
+        n => format!("{state}, in {n} groups"),
+    };
+    let verified = expect == Expectation::Inactive && active == Some(false) && groups == 0;
+    (verified, found)
 }
 
 #[cfg(test)]
@@ -242,17 +299,14 @@ mod tests {
     }
 
     #[test]
-    fn verify_table() {
+    fn judge_table() {
         use Expectation::{Absent, Inactive};
-        assert!(verdict(None, Inactive));
-        assert!(verdict(None, Absent));
-        assert!(!verdict(Some(&user(Some(false), Some(vec![]))), Absent));
-        assert!(verdict(Some(&user(Some(false), Some(vec![]))), Inactive));
-        assert!(verdict(Some(&user(Some(false), None)), Inactive));
-        assert!(!verdict(Some(&user(Some(false), Some(vec!["g-1"]))), Inactive));
-        assert!(!verdict(Some(&user(Some(true), Some(vec![]))), Inactive));
-        // An app that does not report `active` has not proven the account inactive.
-        assert!(!verdict(Some(&user(None, Some(vec![]))), Inactive));
+        assert_eq!(judge(Some(false), 0, Inactive), (true, "inactive".into()));
+        assert_eq!(judge(Some(false), 2, Inactive), (false, "inactive, in 2 groups".into()));
+        assert_eq!(judge(Some(true), 0, Inactive), (false, "active".into()));
+        assert_eq!(judge(Some(false), 0, Absent), (false, "inactive".into()), "a delete leaves nothing");
+        assert!(!judge(None, 0, Inactive).0, "active not reported is not inactive");
+        assert_eq!(judge(Some(true), 1, Inactive).1, "active, in 1 group");
     }
 
     #[test]

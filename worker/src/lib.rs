@@ -11,9 +11,10 @@ pub mod pace;
 pub mod retry;
 mod run;
 mod stats;
+mod verify;
 
 pub use client::{Created, RequestRetry, ScimClient, ScimClientConfig, TokenSource};
-pub use converge::{ApplyError, Converger, Outcome};
+pub use converge::{ApplyError, Converger, Outcome, ReadBack};
 pub use error::{Disposition, ScimCallError};
 pub use run::{WorkerError, run, select_apps};
 pub use stats::{WorkerSnapshot, WorkerStats};

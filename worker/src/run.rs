@@ -181,6 +181,12 @@ async fn run_once(
                 config.worker.breaker_failures,
                 Duration::from_millis(config.worker.breaker_cooldown_ms),
             ),
+            rechecks_ms: topology.recheck_delays_ms(&app.id).to_vec(),
+            remediate: app.remediate.unwrap_or(config.verification.remediate),
+            max_remediations: app.max_remediations.unwrap_or(config.verification.max_remediations),
+            evidence_retention: Duration::from_secs(
+                u64::from(config.verification.evidence_retention_days) * 86_400,
+            ),
         });
         // Two lanes, each with its own channel and prefetch: leavers never
         // queue behind upserts. They share the app's locks and version check,

@@ -25,6 +25,13 @@ pub struct WorkerStats {
     pub requeued: AtomicU64,
     /// Deliveries that could not be settled (channel gone); the broker redelivers them.
     pub abandoned: AtomicU64,
+    /// Read-backs that found access gone (after a deprovision or in a re-check).
+    pub verified: AtomicU64,
+    /// Read-backs that found access still there.
+    pub verification_failed: AtomicU64,
+    /// Deprovisions re-applied after a failed verification (the job settles
+    /// when the remediation does).
+    pub remediated: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -50,6 +57,12 @@ pub struct WorkerSnapshot {
     pub requeued: u64,
     /// See [`WorkerStats::abandoned`].
     pub abandoned: u64,
+    /// See [`WorkerStats::verified`].
+    pub verified: u64,
+    /// See [`WorkerStats::verification_failed`].
+    pub verification_failed: u64,
+    /// See [`WorkerStats::remediated`].
+    pub remediated: u64,
 }
 
 impl WorkerSnapshot {
@@ -62,7 +75,8 @@ impl WorkerSnapshot {
 
     /// Deliveries taken but not finished yet (exact, redeliveries included).
     pub fn in_flight(&self) -> u64 {
-        let done = self.settled() + self.retried + self.deferred + self.requeued + self.abandoned;
+        let done =
+            self.settled() + self.retried + self.deferred + self.remediated + self.requeued + self.abandoned;
         self.received.saturating_sub(done)
     }
 }
@@ -82,6 +96,9 @@ impl WorkerStats {
             dead_lettered: get(&self.dead_lettered),
             requeued: get(&self.requeued),
             abandoned: get(&self.abandoned),
+            verified: get(&self.verified),
+            verification_failed: get(&self.verification_failed),
+            remediated: get(&self.remediated),
         }
     }
 

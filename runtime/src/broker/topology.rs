@@ -47,6 +47,8 @@ pub struct Topology {
     ns: String,
     queue_expires_ms: Option<u64>,
     retry_tiers_ms: Vec<u64>,
+    /// Re-check delays per app (verification of deprovisions).
+    rechecks_ms: std::collections::BTreeMap<AppId, Vec<u64>>,
 }
 
 /// Last routing-key word of leaver-lane jobs: `{app}.{shard}.leaver`.
@@ -67,7 +69,29 @@ impl Topology {
             ns: config.namespace.clone(),
             queue_expires_ms: config.broker.queue_expires_ms,
             retry_tiers_ms: config.worker.retry_tiers_ms.clone(),
+            rechecks_ms: config
+                .apps
+                .iter()
+                .map(|app| (app.id.clone(), app.recheck_ms(&config.verification).to_vec()))
+                .collect(),
         }
+    }
+
+    /// Where scheduled re-checks wait (headers exchange, like retries but
+    /// apart from them, so a re-check delay equal to a retry tier never
+    /// matches both bindings).
+    pub fn recheck_exchange(&self) -> String {
+        format!("{}.jobs.recheck", self.ns)
+    }
+
+    /// The re-check delay queue of `app` for `delay_ms`.
+    pub fn recheck_queue(&self, app: &AppId, delay_ms: u64) -> String {
+        format!("{}.jobs.{app}.recheck.{delay_ms}", self.ns)
+    }
+
+    /// The re-check delays of `app`, ascending (none for an unknown app).
+    pub fn recheck_delays_ms(&self, app: &AppId) -> &[u64] {
+        self.rechecks_ms.get(app).map_or(&[], Vec::as_slice)
     }
 
     /// Where transient failures are published to wait (headers exchange).
@@ -166,6 +190,7 @@ impl Topology {
         declare_exchange(channel, &self.jobs_exchange(), ExchangeKind::Topic).await?;
         declare_exchange(channel, &self.jobs_dlx(), ExchangeKind::Direct).await?;
         declare_exchange(channel, &self.retry_exchange(), ExchangeKind::Headers).await?;
+        declare_exchange(channel, &self.recheck_exchange(), ExchangeKind::Headers).await?;
 
         declare_queue(channel, &self.events_dlq(), self.quorum(None)).await?;
         bind(channel, &self.events_dlq(), &self.events_dlx(), "").await?;
@@ -192,19 +217,28 @@ impl Topology {
             bind(channel, &self.leaver_queue(app), &self.jobs_exchange(), &format!("{app}.*.{LEAVER_LANE}"))
                 .await?;
             for &tier in &self.retry_tiers_ms {
-                self.declare_retry_queue(channel, app, tier).await?;
+                let queue = self.retry_queue(app, tier);
+                self.declare_delay_queue(channel, &queue, &self.retry_exchange(), app, tier).await?;
+            }
+            for &delay in self.recheck_delays_ms(app) {
+                let queue = self.recheck_queue(app, delay);
+                self.declare_delay_queue(channel, &queue, &self.recheck_exchange(), app, delay).await?;
             }
         }
         Ok(())
     }
 
-    async fn declare_retry_queue(
+    /// A TTL queue that holds `app`'s messages routed to it on `exchange`
+    /// (by [`Topology::retry_route`] headers) for `tier` ms, then sends them
+    /// back to the jobs exchange.
+    async fn declare_delay_queue(
         &self,
         channel: &Channel,
+        queue: &str,
+        exchange: &str,
         app: &AppId,
         tier: u64,
     ) -> Result<(), BrokerError> {
-        let queue = self.retry_queue(app, tier);
         // A classic durable queue, not a quorum queue: a delay queue holds a
         // message for seconds to minutes, and a Raft group per app and tier
         // (hundreds with many apps) costs the broker far more than it buys.
@@ -220,17 +254,11 @@ impl Topology {
             arguments
                 .insert("x-expires".into(), AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)));
         }
-        declare_queue(channel, &queue, arguments).await?;
+        declare_queue(channel, queue, arguments).await?;
         let mut binding = Self::retry_route(app, tier);
         binding.insert("x-match".into(), text("all"));
         channel
-            .queue_bind(
-                queue.as_str().into(),
-                self.retry_exchange().as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                binding,
-            )
+            .queue_bind(queue.into(), exchange.into(), "".into(), QueueBindOptions::default(), binding)
             .await
             .map_err(BrokerError::channel(format!("bind {queue}")))
     }
@@ -243,6 +271,7 @@ impl Topology {
             queues.push(self.leaver_queue(app));
             queues.push(self.app_dlq(app));
             queues.extend(self.retry_tiers_ms.iter().map(|&tier| self.retry_queue(app, tier)));
+            queues.extend(self.recheck_delays_ms(app).iter().map(|&delay| self.recheck_queue(app, delay)));
         }
         for queue in queues {
             channel
@@ -256,6 +285,7 @@ impl Topology {
             self.jobs_exchange(),
             self.jobs_dlx(),
             self.retry_exchange(),
+            self.recheck_exchange(),
         ];
         for exchange in exchanges {
             channel

@@ -57,6 +57,15 @@ pub struct AppConfig {
     /// Job age limit; the `[worker]` default otherwise.
     #[serde(default)]
     pub max_age_ms: Option<u64>,
+    /// Re-check delays; the `[verification]` default otherwise.
+    #[serde(default, deserialize_with = "some_durations_ms")]
+    pub recheck: Option<Vec<u64>>,
+    /// Remediate failed verifications; the `[verification]` default otherwise.
+    #[serde(default)]
+    pub remediate: Option<bool>,
+    /// Remediations before dead-lettering; the `[verification]` default otherwise.
+    #[serde(default)]
+    pub max_remediations: Option<u32>,
     /// Who gets an account.
     #[serde(default)]
     pub scope: ScopeRule,
@@ -292,6 +301,11 @@ impl AppConfig {
         Ok(Secret::new(token))
     }
 
+    /// The app's re-check delays in milliseconds, ascending.
+    pub fn recheck_ms<'a>(&'a self, defaults: &'a super::VerificationConfig) -> &'a [u64] {
+        self.recheck.as_deref().unwrap_or(&defaults.recheck)
+    }
+
     /// Jobs in flight for this app.
     pub fn concurrency_or(&self, default: u16) -> u16 {
         self.concurrency.unwrap_or(default)
@@ -383,4 +397,10 @@ impl AppConfig {
         }
         Ok(())
     }
+}
+
+fn some_durations_ms<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<u64>>, D::Error> {
+    super::durations_ms(deserializer).map(Some)
 }

@@ -25,7 +25,8 @@ const DEFAULTS: &str = include_str!("defaults.toml");
 /// Environment variable naming the config file when `--config` is absent.
 pub const CONFIG_ENV: &str = "SCIMFLEET_CONFIG";
 const ENV_PREFIX: &str = "SCIMFLEET_";
-const TOP_LEVEL: &[&str] = &["namespace", "broker", "redis", "scheduler", "worker", "telemetry"];
+const TOP_LEVEL: &[&str] =
+    &["namespace", "broker", "redis", "scheduler", "worker", "verification", "telemetry"];
 
 /// The whole configuration of a scimfleet deployment.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Worker tuning.
     pub worker: WorkerConfig,
+    /// Read-back, re-checks, remediation and evidence of deprovisions.
+    pub verification: VerificationConfig,
     /// Logging and privacy.
     pub telemetry: TelemetryConfig,
     /// The target apps.
@@ -130,6 +133,58 @@ pub struct WorkerConfig {
     pub breaker_failures: u32,
     /// How long an open breaker parks the app's jobs before one probe.
     pub breaker_cooldown_ms: u64,
+}
+
+/// `[verification]`: defaults for every app, which may set `recheck`,
+/// `remediate` and `max_remediations` of their own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationConfig {
+    /// Delays after a verified deprovision at which the account is read
+    /// back again, e.g. `["15m", "24h"]` (units `ms`, `s`, `m`, `h`, `d`).
+    #[serde(deserialize_with = "durations_ms")]
+    pub recheck: Vec<u64>,
+    /// Re-apply a deprovision that verification found undone.
+    pub remediate: bool,
+    /// Remediations before the case is dead-lettered as `verification_failed`.
+    pub max_remediations: u32,
+    /// Days evidence records are kept in Redis.
+    pub evidence_retention_days: u32,
+    /// Environment variable holding the key that signs evidence exports.
+    pub evidence_key_env: String,
+}
+
+/// Parses `"500ms"`, `"30s"`, `"15m"`, `"24h"` or `"7d"` into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let factor = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(factor).filter(|&ms| ms > 0)
+}
+
+pub(crate) fn durations_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    let mut delays = texts
+        .iter()
+        .map(|t| {
+            parse_duration_ms(t).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{t}` is not a duration such as \"90s\", \"15m\" or \"24h\""
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    delays.sort_unstable();
+    delays.dedup();
+    Ok(delays)
 }
 
 /// `[telemetry]`.

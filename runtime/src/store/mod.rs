@@ -18,6 +18,8 @@
 //! The writes are compare-and-set Lua scripts: two scheduler or worker
 //! replicas racing on one person can never move a version backwards.
 
+mod evidence;
+
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -101,6 +103,15 @@ impl Keys {
 
     fn pause(&self, app: &AppId) -> String {
         format!("{}:pause:{app}", self.ns)
+    }
+
+    fn evidence(&self, app: &AppId, person: &PersonId, sequence: u64) -> String {
+        format!("{}:evidence:{app}:{person}:{sequence}", self.ns)
+    }
+
+    /// Sorted set of evidence keys by event time (ms), for exports by time.
+    fn evidence_index(&self) -> String {
+        format!("{}:evidence-index", self.ns)
     }
 
     fn pattern(&self) -> String {

@@ -1,0 +1,101 @@
+use scimfleet_schemas::evidence::EVIDENCE_SCHEMA_VERSION;
+use scimfleet_schemas::{Check, EventId, Expectation, JobId};
+
+use super::*;
+
+fn key(byte: u8) -> EvidenceKey {
+    EvidenceKey::new(vec![byte; 32]).expect("long enough")
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+}
+
+fn record(person: &str, app: &str, verified_after_ms: Option<i64>) -> EvidenceRecord {
+    let event = EventId::parse(format!("evt-{person}")).expect("id");
+    let app = AppId::parse(app).expect("id");
+    let t = at("2026-11-30T10:00:00Z");
+    EvidenceRecord {
+        v: EVIDENCE_SCHEMA_VERSION,
+        person: PersonId::parse(person).expect("id"),
+        job_id: JobId::derive(&event, &app),
+        app,
+        sequence: 2,
+        event_id: event,
+        expect: Expectation::Inactive,
+        event_time: t,
+        effective_at: t,
+        applied_at: Some(t),
+        first_verification: verified_after_ms.map(|ms| Check {
+            at: t + chrono::TimeDelta::milliseconds(ms),
+            verified: true,
+            found: "inactive".into(),
+        }),
+        last_recheck: None,
+        failures: 0,
+        remediations: 0,
+        dead_lettered: false,
+        statuses: vec![200],
+    }
+}
+
+fn export(records: &[EvidenceRecord]) -> Vec<u8> {
+    let mut writer = ExportWriter::new(Vec::new(), key(7));
+    for r in records {
+        writer.write(r).expect("written");
+    }
+    let (text, count) = writer.finish().expect("finished");
+    assert_eq!(count, records.len() as u64);
+    text
+}
+
+#[test]
+fn an_export_verifies_and_any_edit_is_caught() {
+    let records =
+        [record("E1", "git", Some(120)), record("E1", "chat", Some(300)), record("E2", "crm", None)];
+    let text = export(&records);
+    assert_eq!(verify_export(&text, &key(7)).expect("verifies"), 3);
+    assert!(
+        matches!(verify_export(&text, &key(8)), Err(EvidenceError::Invalid { line: 1, .. })),
+        "wrong key"
+    );
+
+    // Every single-byte change anywhere is caught.
+    for i in 0..text.len() {
+        let mut edited = text.clone();
+        edited[i] ^= 0x01;
+        assert!(verify_export(&edited, &key(7)).is_err(), "byte {i} changed unnoticed");
+    }
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let without_second: Vec<u8> = [lines[0], lines[2], lines[3]].concat();
+    let error = verify_export(&without_second, &key(7)).expect_err("a record removed");
+    assert!(error.to_string().contains("removed"), "{error}");
+    let swapped: Vec<u8> = [lines[1], lines[0], lines[2], lines[3]].concat();
+    assert!(verify_export(&swapped, &key(7)).is_err(), "reordered");
+    let cut: Vec<u8> = lines[..3].concat();
+    assert!(verify_export(&cut, &key(7)).expect_err("cut").to_string().contains("missing"));
+}
+
+#[test]
+fn keys_are_checked_and_never_shown() {
+    assert!(EvidenceKey::new(b"short".to_vec()).is_err());
+    assert_eq!(format!("{:?}", key(7)), "EvidenceKey(..)");
+}
+
+#[test]
+fn the_leaver_report_has_per_app_status_and_latency() {
+    let mut failed = record("E2", "git", Some(50));
+    failed.last_recheck = Some(Check { at: failed.event_time, verified: false, found: "active".into() });
+    let lines = leaver_lines(vec![record("E1", "git", Some(1500)), record("E1", "crm", None), failed]);
+    assert_eq!(lines.len(), 2);
+    let e1 = &lines[0];
+    assert_eq!(e1.apps[&AppId::parse("git").expect("id")], (EvidenceStatus::Verified, Some(1500)));
+    assert_eq!(e1.apps[&AppId::parse("crm").expect("id")], (EvidenceStatus::Pending, None));
+    assert_eq!(lines[1].apps[&AppId::parse("git").expect("id")].0, EvidenceStatus::Failed);
+    let mut out = Vec::new();
+    render_leaver_report(&lines, &mut out).expect("rendered");
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(text.contains("git: verified in 1.5 s"), "{text}");
+    assert!(text.contains("crm: pending"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("git") && l.contains("1.5 s")), "{text}");
+}

@@ -1,0 +1,107 @@
+//! Evidence records in Redis: one JSON value per (app, person, sequence)
+//! deprovision, expiring after the retention, plus an index sorted by event
+//! time so exports can ask "everyone since T" without scanning keys.
+//!
+//! A record is only ever written by the worker holding the (app, person)
+//! lease, so read-modify-write needs no further locking.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use scimfleet_schemas::{AppId, EvidenceRecord, PersonId};
+
+use super::{Store, StoreError, command};
+
+/// Index members read per round trip when exporting.
+const PAGE: isize = 500;
+
+impl Store {
+    /// The evidence of one deprovision, if kept.
+    pub async fn evidence(
+        &self,
+        app: &AppId,
+        person: &PersonId,
+        sequence: u64,
+    ) -> Result<Option<EvidenceRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.evidence(app, person, sequence);
+        let raw: Option<String> =
+            redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(command("read evidence"))?;
+        raw.map(|raw| serde_json::from_str(&raw).map_err(|_| StoreError::Corrupt { what: "evidence record" }))
+            .transpose()
+    }
+
+    /// Stores `record` for `retention` and indexes it by its event time;
+    /// index entries older than the retention are pruned on the way.
+    pub async fn put_evidence(&self, record: &EvidenceRecord, retention: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.evidence(&record.app, &record.person, record.sequence);
+        let index = self.keys.evidence_index();
+        // Serialising our own type cannot fail.
+        let json = serde_json::to_string(record).unwrap_or_default();
+        let ttl_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX).max(1);
+        let cutoff = Utc::now().timestamp_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(json)
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&index)
+            .arg(record.event_time.timestamp_millis())
+            .arg(&key)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&index)
+            .arg("-inf")
+            .arg(format!("({cutoff}"))
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(command("write evidence"))
+    }
+
+    /// Evidence records whose event time is at or after `since`, oldest
+    /// first, read page by page; `visit` sees each. Expired records are skipped.
+    pub async fn scan_evidence(
+        &self,
+        since: Option<DateTime<Utc>>,
+        mut visit: impl FnMut(EvidenceRecord),
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let index = self.keys.evidence_index();
+        let min = since.map_or_else(|| "-inf".to_owned(), |t| t.timestamp_millis().to_string());
+        let mut offset = 0;
+        let mut seen = 0;
+        loop {
+            let keys: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&index)
+                .arg(&min)
+                .arg("+inf")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(PAGE)
+                .query_async(&mut conn)
+                .await
+                .map_err(command("read evidence index"))?;
+            if keys.is_empty() {
+                return Ok(seen);
+            }
+            offset += PAGE;
+            let values: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .map_err(command("read evidence"))?;
+            for raw in values.into_iter().flatten() {
+                let record = serde_json::from_str(&raw)
+                    .map_err(|_| StoreError::Corrupt { what: "evidence record" })?;
+                visit(record);
+                seen += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Verification of deprovisions: what happens after an account was read back.
+//!
+//! Every deactivate or delete ends with a read-back of the account (see
+//! `converge`), and so does every scheduled re-check (a `verify` job). Here
+//! the result becomes evidence and, when access is still there, action:
+//!
+//! - **Verified**: the evidence record gets the check; after the deprovision
+//!   itself (not after a re-check), one `verify` job per configured re-check
+//!   delay is published to that delay's queue, durably in RabbitMQ.
+//! - **Not verified**: an ERROR log with what was found and a counter. If
+//!   the app remediates and the case has remediations left, the deprovision
+//!   is published again (after the first retry tier) carrying its
+//!   remediation count; its own read-back judges it. Otherwise the job goes
+//!   to the app's dead-letter queue as `verification_failed`.
+//!
+//! The caller holds the (app, person) lease, so the evidence record's
+//! read-modify-write is never raced by another worker.
+
+use chrono::Utc;
+use lapin::message::Delivery;
+use scimfleet_runtime::broker::{Outgoing, Topology, persistent};
+use scimfleet_schemas::evidence::EVIDENCE_SCHEMA_VERSION;
+use scimfleet_schemas::{
+    Check, DeadLetterReason, EvidenceRecord, Expectation, GroupPlan, Job, JobAction, Lookup,
+};
+
+use crate::consume::{AppWorker, Settled, Transient};
+use crate::converge::ReadBack;
+use crate::failure::{Failure, dead_letter, schedule_retry};
+use crate::retry;
+use crate::stats::WorkerStats;
+
+/// Settles a job whose read-back is `read_back`.
+pub(crate) async fn settle(
+    worker: &AppWorker,
+    delivery: &Delivery,
+    job: &Job,
+    read_back: &ReadBack,
+    changed: bool,
+) -> Result<Settled, Transient> {
+    let Some((lookup, expect, groups)) = target(job) else {
+        return Ok(Settled::Converged { changed });
+    };
+    let now = Utc::now();
+    let person = worker.pseudonyms.person(&job.person);
+    let is_recheck = matches!(job.action, JobAction::Verify { .. });
+    let mut record = match worker.store.evidence(&job.app, &job.person, job.sequence).await? {
+        Some(record) => record,
+        None => new_record(job, expect),
+    };
+    if !is_recheck && job.remediation == 0 && record.applied_at.is_none() {
+        record.applied_at = Some(now);
+    }
+    record.remediations = record.remediations.max(job.remediation);
+    let check = Check { at: now, verified: read_back.verified, found: read_back.found.clone() };
+    if record.first_verification.is_none() {
+        record.first_verification = Some(check);
+    } else {
+        record.last_recheck = Some(check);
+    }
+    record.push_status(read_back.status);
+
+    if read_back.verified {
+        worker.store.put_evidence(&record, worker.evidence_retention).await?;
+        WorkerStats::add(&worker.stats.verified, 1);
+        tracing::info!(
+            scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+            scimfleet.check = check_name(job), found = %read_back.found,
+            "access of {person} to {} verified gone ({})", job.app, read_back.found
+        );
+        if !is_recheck {
+            schedule_rechecks(worker, job, lookup, expect, groups).await?;
+        }
+        return Ok(Settled::Converged { changed });
+    }
+
+    record.failures += 1;
+    WorkerStats::add(&worker.stats.verification_failed, 1);
+    let remediate = worker.remediate && job.remediation < worker.max_remediations;
+    tracing::error!(
+        scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+        scimfleet.check = check_name(job), found = %read_back.found, remediation = job.remediation,
+        will_remediate = remediate,
+        "verification failed: {person} still has access to {} ({})", job.app, read_back.found
+    );
+    if remediate {
+        record.remediations = job.remediation + 1;
+        worker.store.put_evidence(&record, worker.evidence_retention).await?;
+        let again = remediation(job, lookup, expect, groups);
+        let tier = retry::tier_for(worker.retry_base, worker.topology.retry_tiers_ms()).unwrap_or(1000);
+        schedule_retry(worker, delivery, &again, 0, None, tier).await?;
+        return Ok(Settled::Remediating);
+    }
+    record.dead_lettered = true;
+    worker.store.put_evidence(&record, worker.evidence_retention).await?;
+    let detail = format!(
+        "access still there after {} remediation(s): the account is {}",
+        job.remediation, read_back.found
+    );
+    let failure = Failure {
+        reason: DeadLetterReason::VerificationFailed,
+        detail: &detail,
+        last_status: Some(read_back.status),
+    };
+    dead_letter(worker, delivery, Some(job), failure, now).await
+}
+
+/// What a job deprovisioned (or re-checks): its look-up, expectation and groups.
+fn target(job: &Job) -> Option<(&Lookup, Expectation, &GroupPlan)> {
+    match &job.action {
+        JobAction::Deactivate { lookup, groups } => Some((lookup, Expectation::Inactive, groups)),
+        JobAction::Delete { lookup, groups } => Some((lookup, Expectation::Absent, groups)),
+        JobAction::Verify { lookup, expect, groups, .. } => Some((lookup, *expect, groups)),
+        JobAction::Upsert { .. } => None,
+    }
+}
+
+fn check_name(job: &Job) -> &'static str {
+    match (&job.action, job.remediation) {
+        (JobAction::Verify { .. }, _) => "recheck",
+        (_, 0) => "read_back",
+        _ => "remediation",
+    }
+}
+
+fn new_record(job: &Job, expect: Expectation) -> EvidenceRecord {
+    EvidenceRecord {
+        v: EVIDENCE_SCHEMA_VERSION,
+        person: job.person.clone(),
+        app: job.app.clone(),
+        sequence: job.sequence,
+        job_id: job.job_id.clone(),
+        event_id: job.event_id.clone(),
+        expect,
+        event_time: job.event_time,
+        // Jobs carry no effective time yet (future-dated events are applied
+        // at once), so access was due to be gone at the event.
+        effective_at: job.event_time,
+        applied_at: None,
+        first_verification: None,
+        last_recheck: None,
+        failures: 0,
+        remediations: 0,
+        dead_lettered: false,
+        statuses: Vec::new(),
+    }
+}
+
+/// The deprovision again, one remediation further.
+fn remediation(job: &Job, lookup: &Lookup, expect: Expectation, groups: &GroupPlan) -> Job {
+    let (lookup, groups) = (lookup.clone(), groups.clone());
+    let action = match expect {
+        Expectation::Inactive => JobAction::Deactivate { lookup, groups },
+        Expectation::Absent => JobAction::Delete { lookup, groups },
+    };
+    Job { attempt: 0, remediation: job.remediation + 1, action, ..job.clone() }
+}
+
+/// Publishes one `verify` job per re-check delay of the app, each to the
+/// delay queue that returns it to the leaver lane when due.
+async fn schedule_rechecks(
+    worker: &AppWorker,
+    job: &Job,
+    lookup: &Lookup,
+    expect: Expectation,
+    groups: &GroupPlan,
+) -> Result<(), Transient> {
+    if worker.rechecks_ms.is_empty() {
+        return Ok(());
+    }
+    let exchange = worker.topology.recheck_exchange();
+    let checks: Vec<(Vec<u8>, String, u64)> = (1..)
+        .zip(&worker.rechecks_ms)
+        .map(|(check, &delay)| {
+            let action = JobAction::Verify { lookup: lookup.clone(), expect, groups: groups.clone(), check };
+            let verify = Job { attempt: 0, action, ..job.clone() };
+            // Serialising our own type cannot fail.
+            (serde_json::to_vec(&verify).unwrap_or_default(), Topology::route(&verify), delay)
+        })
+        .collect();
+    let messages: Vec<Outgoing<'_>> = checks
+        .iter()
+        .map(|(body, key, delay)| Outgoing {
+            exchange: &exchange,
+            routing_key: key,
+            body,
+            properties: persistent("application/json").with_headers(Topology::retry_route(&job.app, *delay)),
+            mandatory: true,
+        })
+        .collect();
+    worker.publisher.publish_all(messages).await?;
+    Ok(())
+}
