@@ -2,6 +2,8 @@
 //! crate; this file parses arguments, loads configuration, sets up logging and
 //! signal handling, and turns errors into exit codes.
 
+mod evidence;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -51,6 +53,12 @@ enum Command {
     /// Inspect, replay or purge dead-lettered jobs and events.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Export or check signed deprovisioning evidence.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    /// Reports for auditors.
+    #[command(subcommand)]
+    Report(evidence::ReportCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -202,6 +210,8 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Dlq(command) => dlq(command).await?,
+        Command::Evidence(command) => return evidence::evidence(command).await,
+        Command::Report(command) => evidence::report(command).await?,
         Command::Config(ConfigCommand::Check(arg)) => {
             let config = arg.load()?;
             for (index, app) in config.apps.iter().enumerate() {
