@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::WorkerProcess;
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::{Fleet, unique_namespace};
 use scimfleet_devkit::scim_server::Resource;
@@ -28,50 +29,6 @@ use serde_json::Value;
 /// Leases of a killed worker live `job_timeout_ms` + 10 s; a short attempt
 /// limit keeps the jobs of the people it held from waiting two minutes.
 const SHORT_LEASES: &str = "[worker]\njob_timeout_ms = 5000\n";
-
-/// A `scimfleet worker` child process, killed on drop so a failed assertion
-/// never leaves it running (and, in the test's process group, killed by
-/// nextest with a test that times out).
-struct WorkerProcess {
-    child: Child,
-}
-
-impl WorkerProcess {
-    /// Starts `scimfleet worker` on `config`, its output appended to `log`
-    /// (kept out of the test's output; left behind only when the test fails).
-    fn start(config: &Path, log: &Path) -> Self {
-        let output =
-            std::fs::OpenOptions::new().create(true).append(true).open(log).expect("worker log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
-            .args(["worker", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().expect("worker log file"))
-            .stderr(output)
-            .spawn()
-            .expect("the scimfleet binary starts");
-        Self { child }
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix), then reaps the process.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Fails the test when the worker stopped by itself.
-    fn assert_running(&mut self, log: &Path) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("the worker exited ({status}); see {}", log.display());
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

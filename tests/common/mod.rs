@@ -2,6 +2,9 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
 use serde_json::{Value, json};
 
 /// Three apps: `git` (Engineering, deactivate), `chat` (everyone,
@@ -94,4 +97,48 @@ pub fn hires(first: usize, count: usize, department: &str) -> Vec<Value> {
 /// lines for that app, e.g. `"concurrency = 1"`.
 pub fn chat_only(extra: &str) -> String {
     format!("[[apps]]\nid = \"chat\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n{extra}\n")
+}
+
+/// A `scimfleet worker` child process, killed on drop so a failed assertion
+/// never leaves it running (and, in the test's process group, killed by
+/// nextest with a test that times out).
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    /// Starts `scimfleet worker` on `config`, its output appended to `log`
+    /// (kept out of the test's output; left behind only when the test fails).
+    pub fn start(config: &Path, log: &Path) -> Self {
+        let output =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).expect("worker log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+            .args(["worker", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("worker log file"))
+            .stderr(output)
+            .spawn()
+            .expect("the scimfleet binary starts");
+        Self { child }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Fails the test when the worker stopped by itself.
+    pub fn assert_running(&mut self, log: &Path) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the worker exited ({status}); see {}", log.display());
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
