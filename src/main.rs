@@ -3,6 +3,7 @@
 //! signal handling, and turns errors into exit codes.
 
 mod evidence;
+mod sweep;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +57,9 @@ enum Command {
     /// Export or check signed deprovisioning evidence.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
+    /// Check the apps' accounts against the person registry.
+    #[command(subcommand)]
+    Verify(sweep::VerifyCommand),
     /// Reports for auditors.
     #[command(subcommand)]
     Report(evidence::ReportCommand),
@@ -212,6 +216,7 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Dlq(command) => dlq(command).await?,
         Command::Evidence(command) => return evidence::evidence(command).await,
         Command::Report(command) => evidence::report(command).await?,
+        Command::Verify(command) => sweep::verify(command).await?,
         Command::Config(ConfigCommand::Check(arg)) => {
             let config = arg.load()?;
             for (index, app) in config.apps.iter().enumerate() {

@@ -161,6 +161,23 @@ impl ScimClient {
         user.map(|u| has_id(&call, u, |u| &u.id)).transpose()
     }
 
+    /// One page of every user: `count` users from 1-based `start_index`
+    /// (RFC 7644 §3.4.2.4), for sweeps. The app may return fewer than asked.
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
+        url.path = "/Users", http.response.status_code = tracing::field::Empty))]
+    pub async fn list_users(
+        &self,
+        start_index: u64,
+        count: u64,
+    ) -> Result<ListResponse<ScimUser>, ScimCallError> {
+        let call = Call::new(Method::GET, "/Users");
+        let mut url = self.url(&["Users"]);
+        url.query_pairs_mut()
+            .append_pair("startIndex", &start_index.max(1).to_string())
+            .append_pair("count", &count.to_string());
+        self.query(&call, url).await
+    }
+
     /// The user with SCIM id `id`; `None` when the app answers 404.
     #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
         url.path = "/Users/{id}", http.response.status_code = tracing::field::Empty))]

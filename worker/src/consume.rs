@@ -27,7 +27,7 @@ use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scimfleet_runtime::broker::{self, PublishError, Publisher, Topology};
-use scimfleet_runtime::store::{Lease, StoreError};
+use scimfleet_runtime::store::{DesiredAccount, Lease, StoreError};
 use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{AppId, DeadLetterReason, Job, JobAction};
@@ -247,6 +247,18 @@ async fn apply_leased(
             note_success(worker);
             if is_write {
                 worker.store.record_applied(&job.app, &job.person, job.sequence).await?;
+            }
+            // What the account should look like now, and how to map it back to
+            // the person: what a sweep compares the app's accounts with.
+            // Written under the lease, after the apply, so it is the newest.
+            if let JobAction::Upsert { user, managed, groups } = &job.action {
+                let desired = DesiredAccount {
+                    sequence: job.sequence,
+                    user: user.clone(),
+                    managed: managed.clone(),
+                    groups: groups.clone(),
+                };
+                worker.store.put_desired(&job.app, &job.person, &desired).await?;
             }
             if let Some(read_back) = &outcome.read_back {
                 return verify::settle(worker, delivery, &job, read_back, outcome.changed()).await;

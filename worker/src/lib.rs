@@ -11,10 +11,11 @@ pub mod pace;
 pub mod retry;
 mod run;
 mod stats;
+pub mod sweep;
 mod verify;
 
 pub use client::{Created, RequestRetry, ScimClient, ScimClientConfig, TokenSource};
 pub use converge::{ApplyError, Converger, Outcome, ReadBack};
 pub use error::{Disposition, ScimCallError};
-pub use run::{WorkerError, run, select_apps};
+pub use run::{WorkerError, app_client, run, select_apps};
 pub use stats::{WorkerSnapshot, WorkerStats};

@@ -81,13 +81,17 @@ fn pacer(config: &Config, app: &AppConfig, store: &Store) -> Pacer {
     Pacer::new(store.clone(), app.id.clone(), &limits)
 }
 
-fn converger(
+/// The SCIM client of `app` (the `index`-th configured app), paced through
+/// Redis like every replica's, re-reading its token after a 401/403 (a
+/// rotated `token_file` takes effect without a restart). Workers and sweeps
+/// both talk to apps through it.
+pub fn app_client(
     config: &Config,
-    (index, app): (usize, &AppConfig),
+    index: usize,
+    app: &AppConfig,
     token: Secret,
     store: &Store,
-) -> Result<Converger, WorkerError> {
-    // Re-read after a 401/403: a rotated token_file takes effect without a restart.
+) -> Result<ScimClient, ScimCallError> {
     let token_source: TokenSource = {
         let (app, origin, base_dir) = (app.clone(), config.origin.clone(), config.base_dir.clone());
         Arc::new(move || app.token(&origin, index, &base_dir).ok())
@@ -104,9 +108,18 @@ fn converger(
             max_wait: Duration::from_millis(config.worker.request_retry_max_wait_ms),
         },
         token_source: Some(token_source),
-    })
-    .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?
-    .with_pacer(pacer(config, app, store));
+    })?;
+    Ok(client.with_pacer(pacer(config, app, store)))
+}
+
+fn converger(
+    config: &Config,
+    (index, app): (usize, &AppConfig),
+    token: Secret,
+    store: &Store,
+) -> Result<Converger, WorkerError> {
+    let client = app_client(config, index, app, token, store)
+        .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?;
     Ok(Converger::new(client, app.create_groups))
 }
 

@@ -195,6 +195,13 @@ impl ScimServerHandle {
         self.store().patch_user(id, ops).ok()
     }
 
+    /// Deletes user `id` as an administrator of the app would (no HTTP, no
+    /// request log entry); the user also leaves every group. Returns whether
+    /// there was such a user.
+    pub fn delete_user(&self, id: &str) -> bool {
+        self.store().delete_user(id).is_ok()
+    }
+
     /// Every answered request, in arrival order.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.store().log.all()

@@ -15,10 +15,20 @@
 //! - the **lease** (`{ns}:lease:{app}:{id}`, `SET NX PX`): held by the one
 //!   worker applying that person in that app, across processes.
 //!
+//! - the **desired state** (`{ns}:desired:{app}:{id}`) of the last upsert a
+//!   worker converged, the **account index** (`{ns}:account:{app}:{key}`, key
+//!   `ext:<externalId>` or `un:<lower-cased userName>`) mapping an account
+//!   back to its person, and the **members** of each app
+//!   (`{ns}:members:{app}`, a set kept with the registry): what a sweep
+//!   compares an app's accounts with (see `desired`).
+//!
 //! The writes are compare-and-set Lua scripts: two scheduler or worker
 //! replicas racing on one person can never move a version backwards.
 
+mod desired;
 mod evidence;
+
+pub use desired::{DesiredAccount, MissingScan, account_keys};
 
 use std::time::Duration;
 
@@ -78,6 +88,23 @@ pub struct PersonRecord {
     pub apps: Vec<AppId>,
 }
 
+/// A registry record from its hash fields; `None` when there is none.
+fn person_record(
+    seq: Option<u64>,
+    status: Option<String>,
+    apps: Option<String>,
+) -> Result<Option<PersonRecord>, StoreError> {
+    let Some(sequence) = seq else { return Ok(None) };
+    let apps = apps
+        .unwrap_or_default()
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(AppId::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| StoreError::Corrupt { what: "person registry apps" })?;
+    Ok(Some(PersonRecord { sequence, status: status.unwrap_or_default(), apps }))
+}
+
 /// Typed key constructors, one per key kind, always under the namespace.
 #[derive(Debug, Clone)]
 struct Keys {
@@ -114,16 +141,60 @@ impl Keys {
         format!("{}:evidence-index", self.ns)
     }
 
+    fn desired(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:desired:{app}:{person}", self.ns)
+    }
+
+    fn account(&self, app: &AppId, key: &str) -> String {
+        format!("{}:account:{app}:{key}", self.ns)
+    }
+
+    /// Prefix of `{ns}:members:{app}`, for the registry script, which
+    /// derives the keys of the apps a person joins or leaves.
+    fn members_prefix(&self) -> String {
+        format!("{}:members:", self.ns)
+    }
+
+    fn members(&self, app: &AppId) -> String {
+        format!("{}{app}", self.members_prefix())
+    }
+
+    fn sweep_seen(&self, app: &AppId, run: &str) -> String {
+        format!("{}:sweep:{app}:{run}", self.ns)
+    }
+
+    fn sweep_missing(&self, app: &AppId, run: &str) -> String {
+        format!("{}:sweep:{app}:{run}:missing", self.ns)
+    }
+
+    fn sweep_fixes(&self, app: &AppId, run: &str) -> String {
+        format!("{}:sweep:{app}:{run}:fixes", self.ns)
+    }
+
     fn pattern(&self) -> String {
         format!("{}:*", self.ns)
     }
 }
 
 // Returns 1 when stored, 0 when the stored sequence is already at least as new.
+// Also keeps the per-app members sets (ARGV[4] is the `{ns}:members:` prefix,
+// ARGV[5] the person) in the same script, so a sweep's "missing" never sees
+// a registry and a members set that disagree. The set keys are derived here
+// from the app lists rather than declared: fine on a standalone Redis, which
+// is what scimfleet uses.
 const RECORD_PERSON: &str = r"
 local current = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
 if tonumber(ARGV[1]) <= current then return 0 end
+local old = redis.call('HGET', KEYS[1], 'apps') or ''
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'status', ARGV[2], 'apps', ARGV[3])
+local now = {}
+for app in string.gmatch(ARGV[3], '[^,]+') do
+  now[app] = true
+  redis.call('SADD', ARGV[4] .. app, ARGV[5])
+end
+for app in string.gmatch(old, '[^,]+') do
+  if not now[app] then redis.call('SREM', ARGV[4] .. app, ARGV[5]) end
+end
 return 1";
 
 // Keeps the maximum; returns the stored value.
@@ -218,15 +289,7 @@ impl Store {
             .query_async(&mut conn)
             .await
             .map_err(command("read person"))?;
-        let Some(sequence) = seq else { return Ok(None) };
-        let apps = apps
-            .unwrap_or_default()
-            .split(',')
-            .filter(|a| !a.is_empty())
-            .map(AppId::parse)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| StoreError::Corrupt { what: "person registry apps" })?;
-        Ok(Some(PersonRecord { sequence, status: status.unwrap_or_default(), apps }))
+        person_record(seq, status, apps)
     }
 
     /// Stores `record` unless a newer or equal sequence is stored; true when stored.
@@ -239,6 +302,8 @@ impl Store {
             .arg(record.sequence)
             .arg(&record.status)
             .arg(apps.join(","))
+            .arg(self.keys.members_prefix())
+            .arg(person.as_str())
             .invoke_async(&mut conn)
             .await
             .map_err(command("record person"))?;

@@ -1,0 +1,268 @@
+//! What a sweep compares an app's accounts with.
+//!
+//! - **Desired state** (`{ns}:desired:{app}:{person}`, JSON): the `user`,
+//!   `managed` attributes and group plan of the last upsert a worker
+//!   converged, with its sequence. Written under the (app, person) lease, so
+//!   it needs no compare-and-set of its own.
+//! - **Account index** (`{ns}:account:{app}:ext:<externalId>` and
+//!   `…:un:<lower-cased userName>` → person id): maps an account found in
+//!   the app back to a person, by the keys the worker looks accounts up by.
+//! - **Members** (`{ns}:members:{app}`, a set kept by the registry script):
+//!   the persons who should hold an account there.
+//! - Per sweep run, a **seen** set (persons an account mapped to), the
+//!   **missing** difference, and a list of **fixes** (remediation jobs kept
+//!   until paging is over); all expire after an hour if a sweep dies.
+//!
+//! Every read is batched per page (one MGET or one pipeline), never one round
+//! trip per account.
+
+use std::time::Duration;
+
+use scimfleet_schemas::scim::{ScimUser, UserAttr};
+use scimfleet_schemas::{AppId, GroupPlan, PersonId};
+use serde::{Deserialize, Serialize};
+
+use super::{PersonRecord, Store, StoreError, command, person_record};
+
+/// How long the per-run sweep keys outlive a sweep that died.
+const SWEEP_TTL: Duration = Duration::from_secs(3600);
+
+/// Members read per SSCAN round trip.
+const SCAN_COUNT: u64 = 500;
+
+/// The state a converged upsert left an account in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredAccount {
+    /// The person's sequence the upsert brought the account to.
+    pub sequence: u64,
+    /// The mapped account.
+    pub user: ScimUser,
+    /// The attributes the app's mapping manages.
+    pub managed: Vec<UserAttr>,
+    /// Group memberships to hold and to drop.
+    pub groups: GroupPlan,
+}
+
+/// A scan over the persons who should hold an account but were not seen;
+/// see [`Store::start_missing`].
+#[derive(Debug)]
+pub struct MissingScan {
+    key: String,
+    cursor: u64,
+    done: bool,
+}
+
+/// The account-index keys of an account: `ext:` first (when it has an
+/// `externalId`), then `un:` with the `userName` lower-cased, because
+/// `userName` is compared case-insensitively (RFC 7643 §4.1.1).
+pub fn account_keys(external_id: Option<&str>, user_name: &str) -> Vec<String> {
+    let mut keys = Vec::with_capacity(2);
+    if let Some(ext) = external_id.filter(|e| !e.is_empty()) {
+        keys.push(format!("ext:{ext}"));
+    }
+    keys.push(format!("un:{}", user_name.to_lowercase()));
+    keys
+}
+
+fn ttl_ms() -> u64 {
+    u64::try_from(SWEEP_TTL.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Store {
+    /// Records what a converged upsert of `person` in `app` desired, and
+    /// indexes the account's keys to the person.
+    pub async fn put_desired(
+        &self,
+        app: &AppId,
+        person: &PersonId,
+        desired: &DesiredAccount,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        // Serialising our own type cannot fail.
+        let json = serde_json::to_string(desired).unwrap_or_default();
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("SET").arg(self.keys.desired(app, person)).arg(json).ignore();
+        for key in account_keys(desired.user.external_id.as_deref(), &desired.user.user_name) {
+            pipe.cmd("SET").arg(self.keys.account(app, &key)).arg(person.as_str()).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(command("record desired state"))
+    }
+
+    /// The desired state of each of `persons` in `app` (one MGET).
+    pub async fn desired_accounts(
+        &self,
+        app: &AppId,
+        persons: &[PersonId],
+    ) -> Result<Vec<Option<DesiredAccount>>, StoreError> {
+        if persons.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = persons.iter().map(|p| self.keys.desired(app, p)).collect();
+        let raw: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(command("read desired state"))?;
+        raw.into_iter()
+            .map(|r| {
+                r.map(|r| serde_json::from_str(&r).map_err(|_| StoreError::Corrupt { what: "desired state" }))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// The person each account maps to through the account index (one MGET
+    /// for the page); an account is given as its [`account_keys`].
+    pub async fn account_owners(
+        &self,
+        app: &AppId,
+        accounts: &[Vec<String>],
+    ) -> Result<Vec<Option<PersonId>>, StoreError> {
+        let keys: Vec<String> = accounts.iter().flatten().map(|k| self.keys.account(app, k)).collect();
+        if keys.is_empty() {
+            return Ok(vec![None; accounts.len()]);
+        }
+        let mut conn = self.conn.clone();
+        let raw: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(command("read account index"))?;
+        let mut raw = raw.into_iter();
+        Ok(accounts
+            .iter()
+            .map(|keys| {
+                // The first key that maps wins (`ext:` before `un:`); an
+                // unparseable id counts as no mapping.
+                let found: Vec<Option<String>> = raw.by_ref().take(keys.len()).collect();
+                found.into_iter().flatten().find_map(|id| PersonId::parse(id).ok())
+            })
+            .collect())
+    }
+
+    /// The registry records of `persons` (one pipeline).
+    pub async fn people(&self, persons: &[PersonId]) -> Result<Vec<Option<PersonRecord>>, StoreError> {
+        if persons.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for person in persons {
+            pipe.cmd("HMGET").arg(self.keys.person(person)).arg("seq").arg("status").arg("apps");
+        }
+        type Fields = (Option<u64>, Option<String>, Option<String>);
+        let rows: Vec<Fields> = pipe.query_async(&mut conn).await.map_err(command("read persons"))?;
+        rows.into_iter().map(|(seq, status, apps)| person_record(seq, status, apps)).collect()
+    }
+
+    /// Adds `persons` to the set of persons sweep `run` saw an account of in `app`.
+    pub async fn note_seen(&self, app: &AppId, run: &str, persons: &[PersonId]) -> Result<(), StoreError> {
+        if persons.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let key = self.keys.sweep_seen(app, run);
+        let ids: Vec<&str> = persons.iter().map(PersonId::as_str).collect();
+        redis::pipe()
+            .cmd("SADD")
+            .arg(&key)
+            .arg(&ids)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms())
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(command("note seen accounts"))
+    }
+
+    /// Computes, in Redis, the members of `app` sweep `run` saw no account
+    /// of, and returns a scan over them (read with [`Store::next_missing`]).
+    pub async fn start_missing(&self, app: &AppId, run: &str) -> Result<MissingScan, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.sweep_missing(app, run);
+        redis::pipe()
+            .cmd("SDIFFSTORE")
+            .arg(&key)
+            .arg(self.keys.members(app))
+            .arg(self.keys.sweep_seen(app, run))
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms())
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(command("compute missing accounts"))?;
+        Ok(MissingScan { key, cursor: 0, done: false })
+    }
+
+    /// The next chunk of missing persons; `None` when the scan is over. A
+    /// chunk may be empty (SSCAN may return nothing on a step).
+    pub async fn next_missing(&self, scan: &mut MissingScan) -> Result<Option<Vec<PersonId>>, StoreError> {
+        if scan.done {
+            return Ok(None);
+        }
+        let mut conn = self.conn.clone();
+        let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+            .arg(&scan.key)
+            .arg(scan.cursor)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(&mut conn)
+            .await
+            .map_err(command("scan missing accounts"))?;
+        scan.cursor = next;
+        scan.done = next == 0;
+        Ok(Some(ids.into_iter().filter_map(|id| PersonId::parse(id).ok()).collect()))
+    }
+
+    /// Keeps remediation job bodies of sweep `run` until paging is over
+    /// (publishing while paging could shift the pages of an app that deletes).
+    pub async fn push_fixes(&self, app: &AppId, run: &str, bodies: &[String]) -> Result<(), StoreError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let key = self.keys.sweep_fixes(app, run);
+        redis::pipe()
+            .cmd("RPUSH")
+            .arg(&key)
+            .arg(bodies)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms())
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(command("keep remediation jobs"))
+    }
+
+    /// Takes up to `count` kept remediation job bodies, oldest first.
+    pub async fn pop_fixes(&self, app: &AppId, run: &str, count: usize) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let popped: Option<Vec<String>> = redis::cmd("LPOP")
+            .arg(self.keys.sweep_fixes(app, run))
+            .arg(count.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(command("take remediation jobs"))?;
+        Ok(popped.unwrap_or_default())
+    }
+
+    /// Removes the keys of sweep `run` of `app`.
+    pub async fn end_sweep(&self, app: &AppId, run: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("UNLINK")
+            .arg(self.keys.sweep_seen(app, run))
+            .arg(self.keys.sweep_missing(app, run))
+            .arg(self.keys.sweep_fixes(app, run))
+            .query_async::<u64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(command("end sweep"))
+    }
+}
