@@ -194,3 +194,33 @@ async fn a_sweep_of_100k_accounts_streams_in_bounded_memory() {
     assert!(peak_kb < 64 * 1024, "peak RSS {peak_kb} kB");
     fleet.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_periodic_sweep_finds_and_fixes_an_orphan_without_being_asked() {
+    // No re-checks: only the periodic sweep can notice the reactivation.
+    let policy = policy()
+        .replace("[verification]\n", "[verification]\nsweep_every = \"1s\"\nsweep_remediate = true\n");
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    let p = person("E6100");
+    fleet.publish_json(&[p.event("hire", "person.hired", 1)]).await.expect("published");
+    fleet.wait_settled(SETTLE).await.expect("hired");
+    fleet.publish_json(&[p.event("leave", "person.terminated", 2)]).await.expect("published");
+    fleet.wait_settled(SETTLE).await.expect("terminated");
+    let git = fleet.server("git").clone();
+    let id = git.user_by_external_id("E6100").and_then(|u| u.id).expect("the leaver's account");
+    git.patch_user(&id, &[PatchOperation::replace("active", json!(true))]).expect("reactivated by an admin");
+
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while git.user_by_external_id("E6100").and_then(|u| u.active) != Some(false) {
+        assert!(tokio::time::Instant::now() < deadline, "the periodic sweep did not fix the orphan");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = git
+        .requests()
+        .iter()
+        .filter(|r| r.query.as_deref().is_some_and(|q| q.contains("startIndex")))
+        .count();
+    println!("deactivated again after {listed} sweep page reads of git");
+    assert!(listed > 0, "found by paging through the accounts, not by a re-check");
+    fleet.stop().await.expect("clean stop");
+}

@@ -10,6 +10,7 @@ mod groups;
 pub mod pace;
 pub mod retry;
 mod run;
+mod schedule;
 mod stats;
 pub mod sweep;
 mod verify;

@@ -159,6 +159,8 @@ async fn run_once(
         .map(|&(i, app)| Ok(((i, app), app.token(&config.origin, i, &config.base_dir)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let sweep_apps: Vec<_> =
+        tokens.iter().map(|((i, app), token)| (*i, (*app).clone(), token.clone())).collect();
     let convergers = tokens
         .into_iter()
         .map(|(app, token)| Ok((app.1, converger(&config, app, token, &store)?)))
@@ -209,6 +211,18 @@ async fn run_once(
             consumers.spawn(consume::consume(worker.clone(), queue, channel, stop.clone(), grace));
         }
     }
+    // Not one of the consumers: a failing sweep is logged, never fatal; it
+    // is aborted with the connection's work below.
+    let sweeper = config.verification.sweep_every.map(|period| {
+        tokio::spawn(crate::schedule::sweep_periodically(
+            config.clone(),
+            sweep_apps,
+            store.clone(),
+            publisher.clone(),
+            Duration::from_millis(period),
+            stop.clone(),
+        ))
+    });
     tracing::info!(ready = true, "worker connected and consuming");
     let mut result = Ok(());
     while let Some(joined) = consumers.join_next().await {
@@ -219,6 +233,9 @@ async fn run_once(
                 result = Err(error);
             }
         }
+    }
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
     }
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.

@@ -152,6 +152,21 @@ pub struct VerificationConfig {
     pub evidence_retention_days: u32,
     /// Environment variable holding the key that signs evidence exports.
     pub evidence_key_env: String,
+    /// Sweep every app this often (one worker replica per period), e.g.
+    /// `"24h"`; no periodic sweep when absent.
+    #[serde(default, deserialize_with = "some_duration_ms")]
+    pub sweep_every: Option<u64>,
+    /// Whether periodic sweeps queue the jobs that fix what they find
+    /// (orphans, drift, missing); otherwise they only report.
+    #[serde(default)]
+    pub sweep_remediate: bool,
+}
+
+fn some_duration_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration_ms(&text).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("`{text}` is not a duration such as \"90s\", \"15m\" or \"24h\""))
+    })
 }
 
 /// Parses `"500ms"`, `"30s"`, `"15m"`, `"24h"` or `"7d"` into milliseconds.

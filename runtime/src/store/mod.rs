@@ -171,6 +171,10 @@ impl Keys {
         format!("{}:sweep:{app}:{run}:fixes", self.ns)
     }
 
+    fn claim(&self, what: &str) -> String {
+        format!("{}:claim:{what}", self.ns)
+    }
+
     fn pattern(&self) -> String {
         format!("{}:*", self.ns)
     }
@@ -331,6 +335,23 @@ impl Store {
             .await
             .map(drop)
             .map_err(command("record applied version"))
+    }
+
+    /// Claims `what` for `period` if nobody claimed it within the last one:
+    /// how a periodic task (a sweep) runs once per period across replicas
+    /// and restarts. A claim is never released early.
+    pub async fn claim_period(&self, what: &str, period: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(self.keys.claim(what))
+            .arg(chrono::Utc::now().to_rfc3339())
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(command("claim a period"))?;
+        Ok(taken.is_some())
     }
 
     /// Takes the lease on `person` in `app` for `ttl` if nobody holds it: the
