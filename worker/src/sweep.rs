@@ -20,10 +20,10 @@
 //! nothing says whose they are.
 
 use chrono::Utc;
+use scimfleet_runtime::Store;
 use scimfleet_runtime::broker::{Outgoing, PublishError, Publisher, Topology, persistent};
 use scimfleet_runtime::config::{AppConfig, Deprovision};
 use scimfleet_runtime::store::{DesiredAccount, PersonRecord, StoreError, account_keys};
-use scimfleet_runtime::Store;
 use scimfleet_schemas::scim::{ScimUser, diff_user};
 use scimfleet_schemas::{AppId, EventId, GroupPlan, Job, JobAction, JobId, Lookup, PersonId};
 use serde::Serialize;
@@ -210,7 +210,6 @@ impl std::fmt::Debug for Sweep<'_> {
             .finish_non_exhaustive()
     }
 }
-
 
 /// Sweeps one app: pages through its accounts, hands every non-ok finding
 /// to `on_finding` as it is found, then the missing members; with
