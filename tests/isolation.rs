@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::Fleet;
-use scimfleet_devkit::scim_server::{RequestRecord, Resource, ScimServerHandle};
+use scimfleet_devkit::scim_server::ScimServerHandle;
 use scimfleet_schemas::{DeadLetterReason, Job, Stage};
 
 const PEOPLE: usize = 300;
@@ -54,34 +54,13 @@ fn latencies(server: &ScimServerHandle, published: Instant) -> Vec<Duration> {
         server.users().into_iter().filter_map(|u| Some((u.id?, u.external_id?))).collect();
     let mut last: HashMap<String, Instant> = HashMap::new();
     for request in server.requests().iter().filter(|r| r.is_write() && !r.injected && r.status < 300) {
-        for person in people_named(request, &person_of) {
+        for person in request.people(&person_of) {
             let at = last.entry(person).or_insert(request.at);
             *at = (*at).max(request.at);
         }
     }
     assert_eq!(last.len(), PEOPLE, "every person has a write on this app");
     last.into_values().map(|at| at.duration_since(published)).collect()
-}
-
-/// The people (external ids) whose account `request` writes to.
-fn people_named(request: &RequestRecord, person_of: &HashMap<String, String>) -> Vec<String> {
-    let body = request.body.as_ref();
-    match (request.resource, request.resource_id.as_deref()) {
-        (Resource::Users, None) => {
-            body.and_then(|b| b["externalId"].as_str()).map(str::to_owned).into_iter().collect()
-        }
-        (Resource::Users, Some(id)) => person_of.get(id).cloned().into_iter().collect(),
-        (Resource::Groups, Some(_)) => body
-            .and_then(|b| b["Operations"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|op| op["value"].as_array())
-            .flatten()
-            .filter_map(|member| member["value"].as_str())
-            .filter_map(|id| person_of.get(id).cloned())
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 fn unix_ms() -> i64 {

@@ -57,6 +57,35 @@ impl RequestRecord {
     pub fn is_write(&self) -> bool {
         is_write_method(&self.method)
     }
+
+    /// The people (external ids) whose account this request writes to or
+    /// reads by id: a create's `externalId`, the account in `/Users/{id}`,
+    /// or the members a group PATCH names in `value` (add, replace) or in a
+    /// `members[value eq "…"]` path (remove). `person_of` maps account ids
+    /// to external ids (from the server's users).
+    pub fn people(&self, person_of: &std::collections::HashMap<String, String>) -> Vec<String> {
+        let body = self.body.as_ref();
+        match (self.resource, self.resource_id.as_deref()) {
+            (Resource::Users, None) => {
+                body.and_then(|b| b["externalId"].as_str()).map(str::to_owned).into_iter().collect()
+            }
+            (Resource::Users, Some(id)) => person_of.get(id).cloned().into_iter().collect(),
+            (Resource::Groups, Some(_)) => {
+                let ops = body.and_then(|b| b["Operations"].as_array()).into_iter().flatten();
+                let mut ids: Vec<String> = Vec::new();
+                for op in ops {
+                    let values = op["value"].as_array().into_iter().flatten();
+                    ids.extend(values.filter_map(|m| m["value"].as_str()).map(str::to_owned));
+                    if let Some(path) = op["path"].as_str() {
+                        // Every `"…"`-quoted string of the filter path.
+                        ids.extend(path.split('"').skip(1).step_by(2).map(str::to_owned));
+                    }
+                }
+                ids.iter().filter_map(|id| person_of.get(id).cloned()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// POST, PUT, PATCH and DELETE change state; GET and the rest do not.
@@ -124,6 +153,25 @@ mod tests {
             body: None,
             injected: false,
         }
+    }
+
+    #[test]
+    fn people_are_read_from_creates_ids_and_group_patches() {
+        let person_of: std::collections::HashMap<String, String> =
+            [("u-1".to_owned(), "E1".to_owned()), ("u-2".to_owned(), "E2".to_owned())].into();
+        let mut create = record("POST");
+        create.body = Some(serde_json::json!({ "externalId": "E9" }));
+        assert_eq!(create.people(&person_of), ["E9"]);
+        let mut by_id = record("PATCH");
+        by_id.resource_id = Some("u-2".into());
+        assert_eq!(by_id.people(&person_of), ["E2"]);
+        let mut group = record("PATCH");
+        (group.resource, group.resource_id) = (Resource::Groups, Some("g-1".into()));
+        group.body = Some(serde_json::json!({ "Operations": [
+            { "op": "add", "value": [{ "value": "u-1" }] },
+            { "op": "remove", "path": "members[value eq \"u-2\"]" },
+        ]}));
+        assert_eq!(group.people(&person_of), ["E1", "E2"]);
     }
 
     #[test]
