@@ -27,6 +27,10 @@ test: services ## Run the whole test suite against the real RabbitMQ and Redis
 		$(CARGO) test --workspace --all-targets; \
 	fi
 
+.PHONY: bench
+bench: services ## Benchmark the fleet against in-run HTTP and RabbitMQ limits (BENCH_QUICK=1: under a minute)
+	$(CARGO) run --release --quiet -p scimfleet-bench
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

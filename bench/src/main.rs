@@ -1,0 +1,152 @@
+#![doc = include_str!("../README.md")]
+
+mod limits;
+mod measure;
+mod params;
+mod report;
+mod scenarios;
+mod sys;
+mod verify;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use scimfleet_runtime::config::LogFormat;
+use scimfleet_runtime::telemetry;
+
+use crate::params::Params;
+use crate::report::Results;
+
+/// Where the broker limit connects when `SCIMFLEET_BROKER__URL` is unset
+/// (the fleet's built-in default).
+const DEFAULT_BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn main() -> ExitCode {
+    // Errors only: the dead-neighbour scenario dead-letters hundreds of jobs
+    // on purpose, each logged as a warning. `RUST_LOG` overrides.
+    telemetry::init_logging(LogFormat::Pretty, "error");
+    let params = match Params::from_env() {
+        Ok(params) => params,
+        Err(error) => {
+            eprintln!("scimfleet-bench: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // One runtime worker per core (tokio's default): the fleet, the test
+    // servers and the bench share the machine with RabbitMQ and Redis, as a
+    // single-process deployment would.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("scimfleet-bench: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        // On Ctrl-C or SIGTERM the run is dropped, and with it the fleet in
+        // use, whose `Drop` deletes its namespace's queues and keys.
+        tokio::select! {
+            outcome = run(params) => outcome,
+            signal = interrupted() => Err(anyhow::anyhow!("stopped by {signal}")),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("scimfleet-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM, with the signal's name.
+async fn interrupted() -> &'static str {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// Runs every phase, prints the table and writes the JSON.
+async fn run(params: Params) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let load_at_start = sys::load_average();
+    let fleet_err = |e: scimfleet_devkit::fleet::FleetError| anyhow::anyhow!(e);
+    eprintln!("bench: mixed workload of {} events across {} apps...", params.events, params.apps);
+    let mixed = scenarios::mixed::run(&params).await.map_err(fleet_err).context("mixed workload")?;
+    let backlog = if params.backlog > 0 {
+        eprintln!("bench: {} leavers behind {} queued hires...", params.leavers, params.backlog);
+        Some(scenarios::backlog::run(&params).await.map_err(fleet_err).context("backlog scenario")?)
+    } else {
+        None
+    };
+    eprintln!("bench: dead neighbour, {} people, twice...", params.isolation_people);
+    let isolation =
+        scenarios::isolation::run(&params).await.map_err(fleet_err).context("dead-neighbour scenario")?;
+    // The fleet's request mix, per person it created, replayed by as many
+    // people per app as it created.
+    let created = mixed.requests.calls.get(&measure::Call::CreateUser).copied().unwrap_or(0);
+    let people = (created / params.apps).max(50);
+    let replayed = [
+        measure::Call::FindUser,
+        measure::Call::GetUser,
+        measure::Call::PatchUser,
+        measure::Call::DeleteUser,
+        measure::Call::FindGroup,
+        measure::Call::GetGroup,
+        measure::Call::PatchGroup,
+    ];
+    let mix = replayed
+        .iter()
+        .map(|call| {
+            let count = mixed.requests.calls.get(call).copied().unwrap_or(0);
+            (*call, count as f64 / (people * params.apps) as f64)
+        })
+        .collect();
+    eprintln!("bench: HTTP limit, {people} people per app...");
+    let http =
+        limits::http::run(params.apps, people, mix, params.concurrency, params.latency_ms, params.teams)
+            .await
+            .context("HTTP limit")?;
+    let messages = mixed.events + usize::try_from(mixed.jobs).unwrap_or(usize::MAX);
+    eprintln!("bench: broker limit, {messages} messages...");
+    let url = std::env::var("SCIMFLEET_BROKER__URL").unwrap_or_else(|_| DEFAULT_BROKER_URL.to_owned());
+    let prefetch = params.concurrency.saturating_mul(u16::try_from(params.apps).unwrap_or(u16::MAX));
+    let broker =
+        limits::broker::run(&url, messages, mixed.event_bytes, prefetch).await.context("broker limit")?;
+
+    let results = Results {
+        params,
+        mixed,
+        backlog,
+        isolation,
+        http,
+        broker,
+        load_at_start,
+        load_at_end: sys::load_average(),
+        total_seconds: started.elapsed().as_secs_f64(),
+    };
+    println!("{}", results.table());
+    let path = output_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&results.to_json())?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    println!("results written to {}", path.display());
+    Ok(())
+}
+
+/// `BENCH_OUT`, else `bench/results/latest.json` in this crate.
+fn output_path() -> PathBuf {
+    std::env::var_os("BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results").join("latest.json"))
+}
