@@ -49,7 +49,7 @@ pub struct EvidenceRecord {
     pub failures: u32,
     /// Deprovisions re-applied because of them.
     pub remediations: u32,
-    /// Whether the case was given up on and dead-lettered.
+    /// Whether the case is dead-lettered (given up on; cleared when a replay verifies it).
     pub dead_lettered: bool,
     /// Every HTTP status the read-backs were answered with, in order (capped).
     pub statuses: Vec<u16>,

@@ -61,6 +61,9 @@ pub(crate) async fn settle(
     record.push_status(read_back.status);
 
     if read_back.verified {
+        // A case dead-lettered earlier and replayed is settled now; its
+        // failures and remediations keep the history.
+        record.dead_lettered = false;
         worker.store.put_evidence(&record, worker.evidence_retention).await?;
         WorkerStats::add(&worker.stats.verified, 1);
         tracing::info!(
