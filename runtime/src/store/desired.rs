@@ -161,41 +161,42 @@ impl Store {
         if persons.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn.clone();
         let key = self.keys.sweep_seen(app, run);
         let ids: Vec<&str> = persons.iter().map(PersonId::as_str).collect();
+        let mut add = redis::cmd("SADD");
+        add.arg(&key).arg(&ids);
+        self.write_expiring(add, &key, "note seen accounts").await
+    }
+
+    /// Runs `write` on `key` and gives the key the sweep keys' expiry, in one
+    /// round trip: every per-run key of a sweep is gone an hour later even if
+    /// the sweep dies before cleaning up.
+    async fn write_expiring(
+        &self,
+        write: redis::Cmd,
+        key: &str,
+        what: &'static str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
         redis::pipe()
-            .cmd("SADD")
-            .arg(&key)
-            .arg(&ids)
+            .add_command(write)
             .ignore()
             .cmd("PEXPIRE")
-            .arg(&key)
+            .arg(key)
             .arg(ttl_ms())
             .ignore()
             .query_async::<()>(&mut conn)
             .await
-            .map_err(command("note seen accounts"))
+            .map_err(command(what))
     }
 
     /// Computes, in Redis, the members of `app` sweep `run` saw no account
     /// of, and returns a scan over them (read with [`Store::next_missing`]).
     pub async fn start_missing(&self, app: &AppId, run: &str) -> Result<MissingScan, StoreError> {
-        let mut conn = self.conn.clone();
         let key = self.keys.sweep_missing(app, run);
-        redis::pipe()
-            .cmd("SDIFFSTORE")
-            .arg(&key)
-            .arg(self.keys.members(app))
-            .arg(self.keys.sweep_seen(app, run))
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(ttl_ms())
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(command("compute missing accounts"))?;
+        let mut diff = redis::cmd("SDIFFSTORE");
+        diff.arg(&key).arg(self.keys.members(app)).arg(self.keys.sweep_seen(app, run));
+        self.write_expiring(diff, &key, "compute missing accounts").await?;
         Ok(MissingScan { key, cursor: 0, done: false })
     }
 
@@ -225,20 +226,10 @@ impl Store {
         if bodies.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn.clone();
         let key = self.keys.sweep_fixes(app, run);
-        redis::pipe()
-            .cmd("RPUSH")
-            .arg(&key)
-            .arg(bodies)
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(ttl_ms())
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(command("keep remediation jobs"))
+        let mut push = redis::cmd("RPUSH");
+        push.arg(&key).arg(bodies);
+        self.write_expiring(push, &key, "keep remediation jobs").await
     }
 
     /// Takes up to `count` kept remediation job bodies, oldest first.
