@@ -159,8 +159,12 @@ async fn run_once(
         .map(|&(i, app)| Ok(((i, app), app.token(&config.origin, i, &config.base_dir)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
-    let sweep_apps: Vec<_> =
-        tokens.iter().map(|((i, app), token)| (*i, (*app).clone(), token.clone())).collect();
+    // Periodic sweeps (when configured) need the apps and tokens the
+    // convergers are about to take.
+    let sweep_apps: Option<Vec<_>> = config
+        .verification
+        .sweep_every
+        .map(|_| tokens.iter().map(|((i, app), token)| (*i, (*app).clone(), token.clone())).collect());
     let convergers = tokens
         .into_iter()
         .map(|(app, token)| Ok((app.1, converger(&config, app, token, &store)?)))
@@ -213,7 +217,7 @@ async fn run_once(
     }
     // Not one of the consumers: a failing sweep is logged, never fatal; it
     // is aborted with the connection's work below.
-    let sweeper = config.verification.sweep_every.map(|period| {
+    let sweeper = config.verification.sweep_every.zip(sweep_apps).map(|(period, sweep_apps)| {
         tokio::spawn(crate::schedule::sweep_periodically(
             config.clone(),
             sweep_apps,
