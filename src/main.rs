@@ -3,7 +3,10 @@
 //! signal handling, and turns errors into exit codes.
 
 mod evidence;
+mod service;
+mod status;
 mod sweep;
+mod trace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +63,11 @@ enum Command {
     /// Check the apps' accounts against the person registry.
     #[command(subcommand)]
     Verify(sweep::VerifyCommand),
+    /// Per app: queue depths, consumers, retry backlog, dead letters,
+    /// breaker, last error and verification failures.
+    Status(status::StatusArgs),
+    /// The journey of one HR event: apps, actions, attempts, outcomes, timings, trace ids.
+    Trace(trace::TraceArgs),
     /// Reports for auditors.
     #[command(subcommand)]
     Report(evidence::ReportCommand),
@@ -188,20 +196,15 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
     let stop = CancellationToken::new();
     tokio::spawn(shutdown::cancel_on_signal(stop.clone()));
     match command {
-        Command::Scheduler(arg) => {
-            let config = arg.load()?;
-            start_logging(&config);
-            scimfleet_scheduler::run(config, Arc::default(), stop).await?;
-        }
-        Command::Worker { config, apps } => {
-            let config = config.load()?;
-            start_logging(&config);
-            scimfleet_worker::run(config, apps, Arc::default(), stop).await?;
-        }
+        Command::Scheduler(arg) => service::scheduler(arg.load()?, stop).await?,
+        Command::Worker { config, apps } => service::worker(config.load()?, apps, stop).await?,
         Command::Publish { config, file } => {
             let config = config.load()?;
-            telemetry::init_logging(config.telemetry.log_format, telemetry::SERVICE_LOG_LEVELS);
-            publish(&config, &file).await?;
+            // The publisher starts each event's trace when export is on.
+            let telemetry = service::start(&config, "scimfleet-publish")?;
+            let published = publish(&config, &file).await;
+            telemetry.shutdown().await;
+            published?;
         }
         Command::Demo { config, events } => {
             // The demo prints its own story; logs only when something is wrong.
@@ -217,6 +220,8 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Evidence(command) => return evidence::evidence(command).await,
         Command::Report(command) => evidence::report(command).await?,
         Command::Verify(command) => sweep::verify(command).await?,
+        Command::Status(args) => status::status(args).await?,
+        Command::Trace(args) => return trace::trace(args).await,
         Command::Config(ConfigCommand::Check(arg)) => {
             let config = arg.load()?;
             for (index, app) in config.apps.iter().enumerate() {
@@ -236,15 +241,6 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-fn start_logging(config: &Config) {
-    telemetry::init_logging(config.telemetry.log_format, telemetry::SERVICE_LOG_LEVELS);
-    if config.telemetry.pseudonym_key_env.is_none() {
-        tracing::warn!(
-            "telemetry.pseudonym_key_env is not set: person pseudonyms in logs use a key derived from the namespace"
-        );
-    }
 }
 
 fn dlq_target(config: &Config, app: &str) -> anyhow::Result<dlq::Target> {

@@ -16,26 +16,18 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::WorkerProcess;
+use common::rabbit::RabbitNode;
 use scimfleet_devkit::expect;
-use scimfleet_devkit::fleet::{Fleet, unique_namespace};
+use scimfleet_devkit::fleet::{Fleet, test_log_dir};
 use scimfleet_devkit::scim_server::Resource;
 use serde_json::Value;
 
 /// Leases of a killed worker live `job_timeout_ms` + 10 s; a short attempt
 /// limit keeps the jobs of the people it held from waiting two minutes.
 const SHORT_LEASES: &str = "[worker]\njob_timeout_ms = 5000\n";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn bodies(events: &[Value]) -> Vec<Vec<u8>> {
     events.iter().map(|e| serde_json::to_vec(e).expect("json")).collect()
@@ -103,7 +95,8 @@ async fn a_worker_killed_with_sigkill_mid_run_loses_nothing() {
     const JOBS: usize = PEOPLE * APPS.len();
     const KILL_AFTER_CREATES: usize = 1_000;
     let mut fleet = Fleet::start_without_worker(&everyone_in(&APPS, 16)).await.expect("fleet starts");
-    let log = std::env::temp_dir().join(format!("scimfleet-crash-{}-worker.log", fleet.config.namespace));
+    // Kept with the other test logs, which `make test` checks for secrets.
+    let log = test_log_dir().join(format!("crash-{}-worker.log", fleet.config.namespace));
     let events = common::hires(20_000, PEOPLE, "Ops");
     let started = Instant::now();
     fleet.publish_json(&events).await.expect("published");
@@ -155,100 +148,6 @@ async fn a_worker_killed_with_sigkill_mid_run_loses_nothing() {
     assert_eq!(s.jobs_published, JOBS as u64, "one job per person and app");
     assert_converged_exactly(&fleet, &events, PEOPLE).await;
     fleet.stop().await.expect("clean stop");
-    let _ = std::fs::remove_file(&log);
-}
-
-/// A RabbitMQ node of the test's own: free ports, a fresh data directory, no
-/// plugins (faster start), none of the machine's configuration. Killed and
-/// its directory removed on drop.
-struct RabbitNode {
-    dir: PathBuf,
-    name: String,
-    port: u16,
-    dist_port: u16,
-    child: Option<Child>,
-}
-
-impl RabbitNode {
-    fn new() -> Self {
-        let name = unique_namespace("sf-crash");
-        let dir = std::env::temp_dir().join(&name);
-        std::fs::create_dir_all(&dir).expect("node directory");
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins file");
-        let port = free_port();
-        let dist_port = std::iter::repeat_with(free_port).find(|&p| p != port).expect("a second free port");
-        let mut node = Self { dir, name, port, dist_port, child: None };
-        node.spawn();
-        node
-    }
-
-    /// Starts the node on this node's ports and data directory, so a restart
-    /// finds the durable queues and persistent messages of the last run.
-    fn spawn(&mut self) {
-        let script = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
-        // The Debian wrapper in /usr/sbin switches to the `rabbitmq` user;
-        // the script behind it runs as whoever we are.
-        let program = if script.exists() { script } else { Path::new("rabbitmq-server") };
-        let dir = &self.dir;
-        let child = Command::new(program)
-            .env("HOME", dir) // the Erlang cookie goes here
-            .env("RABBITMQ_NODENAME", format!("{}@localhost", self.name))
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", dir.join("log"))
-            .env("RABBITMQ_PID_FILE", dir.join("pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", dir.join("absent"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("absent.config"))
-            .env("RABBITMQ_CONF_ENV_FILE", dir.join("absent.env"))
-            // The script then execs the VM instead of wrapping it in a shell,
-            // so the child is the node itself: a kill reaches it, and the
-            // VM's helper processes exit with it. It stays in the test's
-            // process group, which nextest kills when the test times out.
-            .env("RUNNING_UNDER_SYSTEMD", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rabbitmq-server is installed by deploy/services.sh");
-        self.child = Some(child);
-    }
-
-    /// Waits until the node accepts AMQP connections.
-    async fn wait_ready(&mut self, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
-            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            assert!(exited.is_none(), "RabbitMQ node {} exited ({exited:?})", self.name);
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "RabbitMQ node {} did not listen on {} within {within:?}",
-                self.name,
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL to the node: a crash, not a shutdown.
-    fn kill(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-}
-
-impl Drop for RabbitNode {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,7 +76,10 @@ async fn two_worker_processes_never_interleave_one_persons_requests() {
     let policy = format!("[worker]\njob_timeout_ms = 5000\n{}", common::chat_only("concurrency = 8"));
     let mut fleet = Fleet::start_without_worker(&policy).await.expect("fleet starts");
     let logs: Vec<_> = (0..2)
-        .map(|i| std::env::temp_dir().join(format!("scimfleet-{}-worker-{i}.log", fleet.config.namespace)))
+        .map(|i| {
+            scimfleet_devkit::fleet::test_log_dir()
+                .join(format!("exclusivity-{}-worker-{i}.log", fleet.config.namespace))
+        })
         .collect();
     let mut workers: Vec<_> =
         logs.iter().map(|log| WorkerProcess::start(&fleet.config_path(), log)).collect();
@@ -106,9 +109,6 @@ async fn two_worker_processes_never_interleave_one_persons_requests() {
     assert!(found.is_empty(), "one person's requests overlapped, e.g. {:?}", found.first());
     let active = chat.users().iter().filter(|u| u.active == Some(true)).count();
     assert_eq!(active, 0, "every leaver's account is inactive or was never created");
-    for log in &logs {
-        let _ = std::fs::remove_file(log);
-    }
     fleet.stop().await.expect("clean stop");
 }
 

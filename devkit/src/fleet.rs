@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent, read_dead_letter};
+use scimfleet_runtime::ops::Ops;
 use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_runtime::{Config, Store};
 use scimfleet_scheduler::{SchedulerSnapshot, SchedulerStats};
@@ -40,6 +41,8 @@ pub struct Fleet {
     servers: BTreeMap<AppId, ScimServerHandle>,
     scheduler_stats: Arc<SchedulerStats>,
     worker_stats: Arc<WorkerStats>,
+    ops: Ops,
+    ops_addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<Result<(), String>>>,
     connection: lapin::Connection,
@@ -71,6 +74,7 @@ impl Fleet {
     }
 
     async fn launch(policy: &str, namespace: &str, with_worker: bool) -> Result<Self, FleetError> {
+        capture_logs(namespace);
         let token = format!("tok-{}", rand::random::<u64>());
         let token_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
         std::fs::create_dir_all(&token_dir)?;
@@ -92,13 +96,25 @@ impl Fleet {
         let publisher = Publisher::open(&connection).await?;
         let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
         Topology::of(&config).declare(publisher.channel(), &apps).await?;
+        // One operations listener for the fleet's scheduler and workers, as a
+        // process running both would have.
+        let ops = Ops::default();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let ops_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn({
+            let (ops, stop) = (ops.clone(), shutdown.clone());
+            async move { scimfleet_runtime::ops::serve(listener, ops, stop).await.map_err(|e| e.to_string()) }
+        });
         let mut fleet = Self {
             config,
             servers,
             scheduler_stats: Arc::default(),
             worker_stats: Arc::default(),
-            shutdown: CancellationToken::new(),
-            tasks: Vec::new(),
+            ops,
+            ops_addr,
+            shutdown,
+            tasks: vec![serving],
             connection,
             publisher,
             store,
@@ -117,17 +133,29 @@ impl Fleet {
     fn spawn_scheduler(&mut self) {
         let (config, stats, stop) =
             (self.config.clone(), self.scheduler_stats.clone(), self.shutdown.clone());
+        let ops = self.ops.clone();
         self.tasks.push(tokio::spawn(async move {
-            scimfleet_scheduler::run(config, stats, stop).await.map_err(|e| error_chain(&e))
+            scimfleet_scheduler::run(config, stats, ops, stop).await.map_err(|e| error_chain(&e))
         }));
     }
 
     /// Starts one more worker for `apps` (all when `None`) sharing the fleet's counters.
     pub fn spawn_worker(&mut self, apps: Option<Vec<String>>) {
         let (config, stats, stop) = (self.config.clone(), self.worker_stats.clone(), self.shutdown.clone());
+        let ops = self.ops.clone();
         self.tasks.push(tokio::spawn(async move {
-            scimfleet_worker::run(config, apps, stats, stop).await.map_err(|e| error_chain(&e))
+            scimfleet_worker::run(config, apps, stats, ops, stop).await.map_err(|e| error_chain(&e))
         }));
+    }
+
+    /// Where the fleet serves `/metrics`, `/healthz` and `/readyz`.
+    pub fn ops_addr(&self) -> std::net::SocketAddr {
+        self.ops_addr
+    }
+
+    /// The fleet's metrics registry (what `/metrics` renders).
+    pub fn metrics(&self) -> &scimfleet_runtime::metrics::Metrics {
+        &self.ops.metrics
     }
 
     /// The test server standing in for `app`.
@@ -435,6 +463,13 @@ fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>
     if let toml::Value::Table(broker) = broker {
         broker.insert("queue_expires_ms".into(), toml::Value::Integer(TEST_QUEUE_EXPIRY_MS as i64));
     }
+    // Free ports: several fleets and worker processes share one machine.
+    let telemetry = table.entry("telemetry").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(telemetry) = telemetry {
+        for key in ["scheduler_listen", "worker_listen"] {
+            telemetry.entry(key).or_insert_with(|| "127.0.0.1:0".into());
+        }
+    }
     let mut ids = Vec::new();
     let apps = table.get_mut("apps").and_then(toml::Value::as_array_mut).ok_or("policy has no [[apps]]")?;
     for app in apps.iter_mut().filter_map(toml::Value::as_table_mut) {
@@ -447,6 +482,36 @@ fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>
     }
     Ok((toml::to_string(&table)?, ids))
 }
+
+/// Where tests write their logs: `SCIMFLEET_TEST_LOG_DIR`, or
+/// `scimfleet-test-logs` in the temporary directory. `make test` empties it
+/// first and checks afterwards that no log holds a token or an e-mail address.
+pub fn test_log_dir() -> PathBuf {
+    std::env::var_os("SCIMFLEET_TEST_LOG_DIR")
+        .map_or_else(|| std::env::temp_dir().join("scimfleet-test-logs"), PathBuf::from)
+}
+
+/// Sends this test process's logs, at debug level unless `RUST_LOG` says
+/// otherwise, to a file in [`test_log_dir`] (once per process; a test that
+/// installed telemetry of its own keeps it).
+fn capture_logs(namespace: &str) {
+    let dir = test_log_dir();
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let file = dir.join(format!("{namespace}.jsonl"));
+    let _installed = scimfleet_runtime::telemetry::init(scimfleet_runtime::telemetry::TelemetryOptions {
+        service: "scimfleet-test",
+        format: scimfleet_runtime::config::LogFormat::Json,
+        default_levels: TEST_LOG_LEVELS,
+        traces: scimfleet_runtime::telemetry::Traces::Off,
+        log_file: Some(&file),
+    });
+}
+
+/// Everything of ours, and what the libraries say at info and above.
+pub const TEST_LOG_LEVELS: &str = "info,scimfleet=debug,scimfleet_runtime=debug,scimfleet_scheduler=debug,\
+scimfleet_worker=debug,scimfleet_devkit=debug";
 
 /// Only the service locations are taken from the environment, so a developer's
 /// other `SCIMFLEET_*` settings cannot change what a test means.

@@ -3,4 +3,5 @@
 pub mod demo;
 pub mod expect;
 pub mod fleet;
+pub mod otlp;
 pub mod scim_server;

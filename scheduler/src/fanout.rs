@@ -6,18 +6,29 @@
 //! deterministic job ids (workers converge, so nothing doubles). Dying after
 //! the registry write but before the ack redelivers an event that is now
 //! "not newer" and is dropped, its jobs already out.
+//!
+//! Each job is published inside a producer span of its own (`send
+//! {ns}.jobs`, one per app) whose context rides in the job's headers, so a
+//! trace shows one branch per app under the event. The event's journey
+//! (`scimfleet trace`) gets one step per event, after the effect.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use lapin::message::Delivery;
-use scimfleet_runtime::broker::{Outgoing, PublishError, Publisher, Topology, persistent};
+use lapin::types::{AMQPValue, FieldTable};
+use scimfleet_runtime::broker::{
+    Outgoing, PublishError, Publisher, RECEIVED_AT_HEADER, Topology, persistent,
+};
 use scimfleet_runtime::config::Config;
-use scimfleet_runtime::store::{PersonRecord, StoreError};
-use scimfleet_runtime::telemetry::Pseudonymizer;
+use scimfleet_runtime::metrics::{AppAction, ReasonLabel};
+use scimfleet_runtime::ops::Ops;
+use scimfleet_runtime::store::{JourneyStep, PersonRecord, StoreError};
+use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain, propagation};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{DeadLetter, DeadLetterReason, Event, Stage};
+use tracing::Span;
 
 use crate::policy;
 use crate::stats::SchedulerStats;
@@ -31,6 +42,11 @@ pub(crate) struct Context {
     pub locks: KeyedLocks,
     pub pseudonyms: Pseudonymizer,
     pub stats: Arc<SchedulerStats>,
+    pub ops: Ops,
+    /// The intake queue's name (span names).
+    pub queue: String,
+    /// How long journey steps are kept.
+    pub journey_retention: Duration,
 }
 
 /// How an event was settled.
@@ -42,6 +58,17 @@ pub(crate) enum Settled {
     Stale,
     /// Published to the events dead-letter queue.
     DeadLettered,
+}
+
+impl Settled {
+    /// The `outcome` label.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Stale => "stale",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
 }
 
 /// The event could not be settled now; it goes back to the queue.
@@ -66,8 +93,11 @@ fn content_type_error(delivery: &Delivery) -> Option<String> {
     })
 }
 
-pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settled, Transient> {
-    let started = Instant::now();
+pub(crate) async fn process(
+    ctx: &Context,
+    delivery: &Delivery,
+    started: Instant,
+) -> Result<Settled, Transient> {
     if let Some(detail) = content_type_error(delivery) {
         return dead_letter(ctx, delivery, "content_type", &detail, loose_event_id(&delivery.data)).await;
     }
@@ -79,6 +109,9 @@ pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settle
         }
     };
     let person = ctx.pseudonyms.person(&event.data.person_id);
+    let span = Span::current();
+    span.record("scimfleet.event_id", event.id.as_str());
+    span.record("scimfleet.person", person.as_str());
     let _guard = ctx.locks.lock(event.data.person_id.as_str().to_owned()).await;
     let known = ctx.store.person(&event.data.person_id).await?;
     if let Some(known) = known.as_ref().filter(|k| event.data.sequence <= k.sequence) {
@@ -86,6 +119,9 @@ pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settle
             event_id = %event.id, scimfleet.person = %person, sequence = event.data.sequence,
             known_sequence = known.sequence, "event {} dropped: not newer than sequence {}", event.id, known.sequence
         );
+        let detail = format!("sequence {} is not newer than {}", event.data.sequence, known.sequence);
+        let step = step(&event, "stale", Some(detail), &person, started);
+        journey(ctx, event.id.as_str(), &step).await;
         return Ok(Settled::Stale);
     }
     let held = known.map(|k| k.apps).unwrap_or_default();
@@ -96,7 +132,7 @@ pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settle
                 .await;
         }
     };
-    publish_jobs(ctx, &plan).await?;
+    publish_jobs(ctx, &plan, started).await?;
     let record = PersonRecord {
         sequence: event.data.sequence,
         status: event.data.status.as_str().to_owned(),
@@ -104,6 +140,13 @@ pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settle
     };
     ctx.store.record_person(&event.data.person_id, &record).await?;
     SchedulerStats::add(&ctx.stats.jobs_published, plan.jobs.len() as u64);
+    for job in &plan.jobs {
+        let labels = AppAction { app: job.app.to_string(), action: job.action.name().to_owned() };
+        ctx.ops.metrics.jobs_published.get_or_create(&labels).inc();
+    }
+    let planned: Vec<String> = plan.jobs.iter().map(|j| format!("{} {}", j.app, j.action.name())).collect();
+    let detail = format!("{} job(s): {}", plan.jobs.len(), planned.join(", "));
+    journey(ctx, event.id.as_str(), &step(&event, "accepted", Some(detail), &person, started)).await;
     tracing::debug!(
         event_id = %event.id, event_type = event.kind.as_str(), scimfleet.person = %person,
         jobs = plan.jobs.len(), duration_ms = started.elapsed().as_millis() as u64,
@@ -112,18 +155,67 @@ pub(crate) async fn process(ctx: &Context, delivery: &Delivery) -> Result<Settle
     Ok(Settled::Accepted)
 }
 
-async fn publish_jobs(ctx: &Context, plan: &policy::Plan) -> Result<(), PublishError> {
+/// One journey step of the scheduler.
+fn step(event: &Event, outcome: &str, detail: Option<String>, person: &str, started: Instant) -> JourneyStep {
+    JourneyStep {
+        at: Utc::now(),
+        stage: "scheduler".to_owned(),
+        app: None,
+        action: event.kind.as_str().to_owned(),
+        job_id: None,
+        attempt: None,
+        outcome: outcome.to_owned(),
+        detail,
+        status: None,
+        duration_ms: Some(started.elapsed().as_millis() as u64),
+        trace_id: propagation::trace_id(&Span::current()),
+        person: Some(person.to_owned()),
+    }
+}
+
+/// Records a journey step; a failure costs the step, never the event.
+async fn journey(ctx: &Context, event_id: &str, step: &JourneyStep) {
+    if let Err(error) = ctx.store.journey_step(event_id, step, ctx.journey_retention).await {
+        tracing::warn!(error = error_chain(&error), "journey step of event {event_id} not recorded");
+    }
+}
+
+async fn publish_jobs(ctx: &Context, plan: &policy::Plan, started: Instant) -> Result<(), PublishError> {
     let exchange = ctx.topology.jobs_exchange();
+    // Milliseconds since the epoch the event was taken, for end-to-end latency.
+    let received_at = Utc::now().timestamp_millis() - started.elapsed().as_millis() as i64;
+    // The spans stay open until the confirms are in: their duration is the publish.
+    let mut spans = Vec::with_capacity(plan.jobs.len());
     let encoded: Vec<(String, Vec<u8>, lapin::BasicProperties)> = plan
         .jobs
         .iter()
         .map(|job| {
+            let routing_key = Topology::route(job);
+            let span = tracing::info_span!(
+                "send",
+                otel.name = %format_args!("send {exchange}"),
+                otel.kind = "producer",
+                messaging.system = "rabbitmq",
+                messaging.operation.type = "send",
+                messaging.destination.name = %exchange,
+                messaging.rabbitmq.destination.routing_key = %routing_key,
+                messaging.message.id = %job.job_id,
+                scimfleet.app = %job.app,
+                scimfleet.action = job.action.name(),
+                scimfleet.job_id = %job.job_id,
+                otel.status_code = tracing::field::Empty,
+            );
+            let mut headers = FieldTable::default();
+            propagation::inject_amqp(&span, &mut headers);
+            headers.insert(RECEIVED_AT_HEADER.into(), AMQPValue::LongLongInt(received_at));
+            spans.push(span);
             // Serialising our own types cannot fail; an empty body would be dead-lettered by the worker.
             let body = serde_json::to_vec(job).unwrap_or_default();
             let properties = persistent("application/json")
                 .with_message_id(job.job_id.as_str().into())
-                .with_type(job.action.name().into());
-            (Topology::route(job), body, properties)
+                .with_type(job.action.name().into())
+                .with_headers(headers);
+            (routing_key, body, properties)
         })
         .collect();
     // Collected before the await: a borrowing iterator adapter held across
@@ -138,7 +230,13 @@ async fn publish_jobs(ctx: &Context, plan: &policy::Plan) -> Result<(), PublishE
             mandatory: true,
         })
         .collect();
-    ctx.publisher.publish_all(messages).await.map(drop)
+    let published = ctx.publisher.publish_all(messages).await.map(drop);
+    if published.is_err() {
+        for span in &spans {
+            span.record("otel.status_code", "error");
+        }
+    }
+    published
 }
 
 /// Publishes a refused event to `{ns}.events.dlq` with its reason (confirmed;
@@ -166,6 +264,25 @@ async fn dead_letter(
     };
     let dlx = ctx.topology.events_dlx();
     ctx.publisher.dead_letter(&dlx, kind, &delivery.data, &delivery.properties, &envelope).await?;
+    ctx.ops.metrics.events_rejected.get_or_create(&ReasonLabel { reason: kind.to_owned() }).inc();
+    if let Some(event_id) = &envelope.event_id {
+        Span::current().record("scimfleet.event_id", event_id.as_str());
+        let step = JourneyStep {
+            at: now,
+            stage: "scheduler".to_owned(),
+            app: None,
+            action: "event".to_owned(),
+            job_id: None,
+            attempt: None,
+            outcome: "dead_lettered".to_owned(),
+            detail: Some(format!("{kind}: {}", envelope.detail)),
+            status: None,
+            duration_ms: None,
+            trace_id: propagation::trace_id(&Span::current()),
+            person: None,
+        };
+        journey(ctx, event_id, &step).await;
+    }
     tracing::warn!(
         reason = kind, event_id = envelope.event_id.as_deref().unwrap_or("-"), error = %envelope.detail,
         "event dead-lettered ({kind})"

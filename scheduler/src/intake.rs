@@ -2,6 +2,10 @@
 //! (`runtime::broker::consume`, bounded by `scheduler.prefetch`) and settle
 //! each event exactly once.
 //!
+//! Each delivery is handled in a consumer span (`process {queue}`) that
+//! continues the publisher's trace from the message's `traceparent`, and is
+//! counted once in the metrics, where it is settled.
+//!
 //! Events about one person are serialised by a keyed lock inside `fanout`.
 //! A panic in one event's handling is caught, and that event is requeued
 //! (the queue's delivery limit dead-letters it if it keeps failing); every
@@ -9,14 +13,16 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scimfleet_runtime::broker;
-use scimfleet_runtime::telemetry::error_chain;
+use scimfleet_runtime::metrics::OutcomeLabel;
+use scimfleet_runtime::telemetry::{error_chain, propagation};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::SchedulerError;
 use crate::fanout::{self, Context, Settled};
@@ -36,6 +42,7 @@ pub(crate) async fn consume(
     let prefetch = ctx.config.scheduler.prefetch;
     broker::consume(channel, &queue, prefetch, grace, shutdown, |delivery| {
         SchedulerStats::add(&ctx.stats.received, 1);
+        ctx.ops.metrics.events_received.inc();
         handle(ctx.clone(), delivery)
     })
     .await?;
@@ -43,7 +50,12 @@ pub(crate) async fn consume(
 }
 
 async fn handle(ctx: Arc<Context>, delivery: Delivery) {
-    let outcome = AssertUnwindSafe(fanout::process(&ctx, &delivery)).catch_unwind().await;
+    let started = Instant::now();
+    let span = consumer_span(&ctx.queue, &delivery);
+    let outcome = AssertUnwindSafe(fanout::process(&ctx, &delivery, started))
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
     let acker = &delivery.acker;
     let stats = &ctx.stats;
     let (settled, counter) = match outcome {
@@ -53,10 +65,12 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
                 Settled::Stale => &stats.stale,
                 Settled::DeadLettered => &stats.dead_lettered,
             };
+            count(&ctx, &span, settled.as_str(), started);
             (acker.ack(BasicAckOptions::default()).await, counter)
         }
         Ok(Err(error)) => {
-            tracing::warn!(error = error_chain(&error), "event requeued");
+            count(&ctx, &span, "requeued", started);
+            tracing::warn!(parent: &span, error = error_chain(&error), "event requeued");
             tokio::time::sleep(REQUEUE_PAUSE).await;
             (
                 acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
@@ -64,7 +78,9 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
             )
         }
         Err(_panic) => {
+            count(&ctx, &span, "requeued", started);
             tracing::error!(
+                parent: &span,
                 "event handling panicked; requeued (the delivery limit dead-letters repeat offenders)"
             );
             (
@@ -81,4 +97,36 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
             tracing::warn!(%error, "could not settle an event; it will be redelivered");
         }
     }
+}
+
+/// The consumer span of one delivery, continuing the publisher's trace.
+fn consumer_span(queue: &str, delivery: &Delivery) -> tracing::Span {
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format_args!("process {queue}"),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = %queue,
+        messaging.rabbitmq.destination.routing_key = %delivery.routing_key,
+        messaging.message.body.size = delivery.data.len(),
+        messaging.message.id = tracing::field::Empty,
+        scimfleet.event_id = tracing::field::Empty,
+        scimfleet.person = tracing::field::Empty,
+        scimfleet.outcome = tracing::field::Empty,
+    );
+    if let Some(id) = delivery.properties.message_id() {
+        span.record("messaging.message.id", id.as_str());
+    }
+    propagation::adopt_amqp(&span, &delivery.properties);
+    span
+}
+
+/// Counts a settled event: the one place its outcome reaches metrics and span.
+fn count(ctx: &Context, span: &tracing::Span, outcome: &str, started: Instant) {
+    span.record("scimfleet.outcome", outcome);
+    let metrics = &ctx.ops.metrics;
+    metrics.events.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+    metrics.event_duration.observe(started.elapsed().as_secs_f64());
 }

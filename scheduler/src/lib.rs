@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::Config;
+use scimfleet_runtime::ops::{ComponentHealth, Ops};
 use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::supervise::{Recoverable, supervise};
 use scimfleet_runtime::telemetry::Pseudonymizer;
@@ -17,6 +18,9 @@ use scimfleet_runtime::{KeyedLocks, Store};
 use tokio_util::sync::CancellationToken;
 
 pub use stats::{SchedulerSnapshot, SchedulerStats};
+
+/// How often queue depths are sampled into the metrics.
+const QUEUE_SAMPLING: Duration = Duration::from_secs(5);
 
 /// Why the scheduler stopped.
 #[derive(Debug, thiserror::Error)]
@@ -47,18 +51,27 @@ impl Recoverable for SchedulerError {
 pub async fn run(
     config: Arc<Config>,
     stats: Arc<SchedulerStats>,
+    ops: Ops,
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
-    supervise("scheduler", shutdown.clone(), || run_once(config.clone(), stats.clone(), shutdown.clone()))
-        .await
+    let health = ops.health.component("scheduler");
+    let result = supervise("scheduler", shutdown.clone(), || {
+        run_once(config.clone(), stats.clone(), ops.clone(), &health, shutdown.clone())
+    })
+    .await;
+    health.unready();
+    result
 }
 
 /// One connection's worth of scheduling: connect, declare, consume.
 async fn run_once(
     config: Arc<Config>,
     stats: Arc<SchedulerStats>,
+    ops: Ops,
+    health: &ComponentHealth,
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
+    health.unready();
     let topology = Topology::of(&config);
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
     let connection =
@@ -70,7 +83,20 @@ async fn run_once(
     let publisher_channel = publisher.channel().clone();
     let pseudonyms = Pseudonymizer::new(config.pseudonym_key()?.as_ref(), &config.namespace);
     let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
+    let stop_sampling = shutdown.child_token();
+    let sampling = connection.create_channel().await.map_err(BrokerError::Connect)?;
+    let queues = broker::depth::event_queues(&topology);
+    let sampler = tokio::spawn(broker::depth::sample(
+        sampling,
+        queues,
+        ops.metrics.clone(),
+        QUEUE_SAMPLING,
+        stop_sampling.clone(),
+    ));
+    health.ready(&connection, &store);
     let ctx = Arc::new(fanout::Context {
+        queue: topology.events_queue(),
+        journey_retention: Duration::from_millis(config.telemetry.journey_retention),
         config,
         topology,
         store,
@@ -78,9 +104,13 @@ async fn run_once(
         locks: KeyedLocks::new(),
         pseudonyms,
         stats,
+        ops,
     });
     tracing::info!(ready = true, "scheduler connected and consuming");
     let result = intake::consume(ctx, &channel, shutdown, grace).await;
+    health.unready();
+    stop_sampling.cancel();
+    let _sampled = sampler.await;
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     let _closed = publisher_channel.close(200, "scheduler stopping".into()).await;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod rabbit;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -110,11 +112,16 @@ impl WorkerProcess {
     /// Starts `scimfleet worker` on `config`, its output appended to `log`
     /// (kept out of the test's output; left behind only when the test fails).
     pub fn start(config: &Path, log: &Path) -> Self {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).expect("log directory");
+        }
         let output =
             std::fs::OpenOptions::new().create(true).append(true).open(log).expect("worker log file");
         let child = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
             .args(["worker", "--config"])
             .arg(config)
+            // As verbose as the in-process tests, for the log check of `make test`.
+            .env("RUST_LOG", scimfleet_devkit::fleet::TEST_LOG_LEVELS)
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("worker log file"))
             .stderr(output)

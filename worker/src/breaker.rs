@@ -57,6 +57,11 @@ impl Breaker {
         }
     }
 
+    /// How long the breaker stays open once it opens (or re-opens).
+    pub fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -14,9 +14,13 @@
 //! not followed: a SCIM endpoint has no reason to redirect, and following one
 //! would re-send the token and turn a POST into a GET.
 //!
-//! Each call is a span with the app, method, path template and (late) status.
-//! Span fields and errors use path templates (`/Users/{id}`), never the filter
-//! values or ids in the real URL, and bodies are never logged.
+//! Each call is an OpenTelemetry client span (`GET /Users/{id}`) with the
+//! HTTP semantic-convention attributes (`http.request.method`,
+//! `url.template`, `server.address`, `server.port`, and late
+//! `http.response.status_code` / `error.type`), and each request carries
+//! that span's `traceparent`, so the app's own logs can be joined to the
+//! trace. Span fields and errors use path templates (`/Users/{id}`), never
+//! the filter values or ids in the real URL, and bodies are never logged.
 
 mod send;
 
@@ -26,6 +30,7 @@ use std::time::Duration;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response};
 use scimfleet_runtime::Secret;
+use scimfleet_runtime::metrics::Metrics;
 use scimfleet_schemas::AppId;
 use scimfleet_schemas::scim::{
     ListResponse, PatchOperation, PatchRequest, ScimError, ScimGroup, ScimUser, UserAttr, eq_filter,
@@ -90,6 +95,9 @@ pub struct ScimClient {
     credential: Arc<Credential>,
     retry: RequestRetry,
     pacer: Option<Arc<crate::pace::Pacer>>,
+    metrics: Option<Arc<Metrics>>,
+    /// Host and port of the base URL, for `server.address` / `server.port`.
+    server: (String, u16),
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -133,7 +141,24 @@ impl ScimClient {
                 reason: "the HTTP client could not be built",
                 source: Some(source.without_url()),
             })?;
-        Ok(Self { app: config.app, base, http, credential, retry: config.retry, pacer: None })
+        let server =
+            (base.host_str().unwrap_or_default().to_owned(), base.port_or_known_default().unwrap_or(443));
+        Ok(Self {
+            app: config.app,
+            base,
+            http,
+            credential,
+            retry: config.retry,
+            pacer: None,
+            metrics: None,
+            server,
+        })
+    }
+
+    /// Counts every request, retry and rate-limit wait in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Paces every request through `pacer` (rate limits and 429 pauses shared by all replicas).
@@ -148,8 +173,8 @@ impl ScimClient {
     }
 
     /// The user whose `attribute` equals `value`, if any; several is an error.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
-        url.path = "/Users", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Users", otel.name = "GET /Users", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn find_user(&self, attribute: &str, value: &str) -> Result<Option<ScimUser>, ScimCallError> {
         let call = Call::new(Method::GET, "/Users");
         let url = self.query_url("Users", attribute, value);
@@ -163,8 +188,8 @@ impl ScimClient {
 
     /// One page of every user: `count` users from 1-based `start_index`
     /// (RFC 7644 §3.4.2.4), for sweeps. The app may return fewer than asked.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
-        url.path = "/Users", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Users", otel.name = "GET /Users", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn list_users(
         &self,
         start_index: u64,
@@ -179,32 +204,32 @@ impl ScimClient {
     }
 
     /// The user with SCIM id `id`; `None` when the app answers 404.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
-        url.path = "/Users/{id}", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Users/{id}", otel.name = "GET /Users/{id}", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimCallError> {
         let call = Call::new(Method::GET, "/Users/{id}");
         self.get_by_id(&call, &["Users", id], |u: &ScimUser| &u.id).await
     }
 
     /// Creates a user.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "POST",
-        url.path = "/Users", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "POST", url.template = "/Users", otel.name = "POST /Users", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn create_user(&self, user: &ScimUser) -> Result<Created<ScimUser>, ScimCallError> {
         let call = Call::new(Method::POST, "/Users");
         self.create(&call, "Users", user, |u: &ScimUser| &u.id).await
     }
 
     /// Applies PATCH operations to a user (200 and 204 both succeed).
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "PATCH",
-        url.path = "/Users/{id}", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "PATCH", url.template = "/Users/{id}", otel.name = "PATCH /Users/{id}", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn patch_user(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimCallError> {
         let call = Call::new(Method::PATCH, "/Users/{id}");
         self.patch(&call, &["Users", id], ops).await
     }
 
     /// Deletes a user; 404 counts as done (already gone).
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "DELETE",
-        url.path = "/Users/{id}", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "DELETE", url.template = "/Users/{id}", otel.name = "DELETE /Users/{id}", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn delete_user(&self, id: &str) -> Result<(), ScimCallError> {
         let call = Call::new(Method::DELETE, "/Users/{id}");
         let response = self.send(&call, self.url(&["Users", id]), None).await?;
@@ -216,8 +241,8 @@ impl ScimClient {
     }
 
     /// The group whose `displayName` is `display_name`, if any; several is an error.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
-        url.path = "/Groups", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Groups", otel.name = "GET /Groups", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn find_group(&self, display_name: &str) -> Result<Option<ScimGroup>, ScimCallError> {
         let call = Call::new(Method::GET, "/Groups");
         let url = self.query_url("Groups", "displayName", display_name);
@@ -229,24 +254,24 @@ impl ScimClient {
     }
 
     /// The group with SCIM id `id`, members included; `None` when the app answers 404.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET",
-        url.path = "/Groups/{id}", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Groups/{id}", otel.name = "GET /Groups/{id}", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn get_group(&self, id: &str) -> Result<Option<ScimGroup>, ScimCallError> {
         let call = Call::new(Method::GET, "/Groups/{id}");
         self.get_by_id(&call, &["Groups", id], |g: &ScimGroup| &g.id).await
     }
 
     /// Creates a group.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "POST",
-        url.path = "/Groups", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "POST", url.template = "/Groups", otel.name = "POST /Groups", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn create_group(&self, group: &ScimGroup) -> Result<Created<ScimGroup>, ScimCallError> {
         let call = Call::new(Method::POST, "/Groups");
         self.create(&call, "Groups", group, |g: &ScimGroup| &g.id).await
     }
 
     /// Applies PATCH operations to a group (200 and 204 both succeed).
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "PATCH",
-        url.path = "/Groups/{id}", http.response.status_code = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "PATCH", url.template = "/Groups/{id}", otel.name = "PATCH /Groups/{id}", otel.kind = "client",
+        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn patch_group(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimCallError> {
         let call = Call::new(Method::PATCH, "/Groups/{id}");
         self.patch(&call, &["Groups", id], ops).await

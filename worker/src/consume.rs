@@ -27,16 +27,19 @@ use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scimfleet_runtime::broker::{self, PublishError, Publisher, Topology};
+use scimfleet_runtime::ops::Ops;
 use scimfleet_runtime::store::{DesiredAccount, Lease, StoreError};
 use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{AppId, DeadLetterReason, Job, JobAction};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::WorkerError;
 use crate::breaker::{Breaker, Gate};
 use crate::converge::Converger;
 use crate::failure::{self, Failed, Failure, dead_letter, note_success, on_failure, schedule_retry};
+use crate::observe;
 use crate::retry;
 use crate::stats::WorkerStats;
 use crate::verify;
@@ -68,6 +71,12 @@ pub(crate) struct AppWorker {
     pub job_timeout: Duration,
     /// The app's circuit breaker.
     pub breaker: Breaker,
+    /// This worker run's id in the breaker states kept for status reports.
+    pub instance: Arc<str>,
+    /// The process's metrics and health.
+    pub ops: Ops,
+    /// How long journey steps are kept.
+    pub journey_retention: Duration,
     /// Re-check delays after a verified deprovision, ms.
     pub rechecks_ms: Vec<u64>,
     /// Whether a failed verification re-applies the deprovision.
@@ -85,13 +94,23 @@ const LEASE_MARGIN: Duration = Duration::from_secs(10);
 pub(crate) enum Settled {
     Converged {
         changed: bool,
+        /// A deprovision or re-check whose read-back found access gone.
+        verified: bool,
     },
-    Retried,
+    Retried(Note),
     Deferred,
     Stale,
-    DeadLettered,
+    DeadLettered(Note),
     /// Verification found access still there; a remediation was queued.
-    Remediating,
+    Remediating(Note),
+}
+
+/// Why a job was retried, dead-lettered or remediated, for its journey.
+pub(crate) struct Note {
+    /// The error chain or finding (free of personal data).
+    pub(crate) detail: String,
+    /// The last HTTP status, when there was one.
+    pub(crate) status: Option<u16>,
 }
 
 /// The job could not be settled now; it goes back to the queue.
@@ -113,35 +132,39 @@ pub(crate) async fn consume(
 ) -> Result<(), WorkerError> {
     let result = broker::consume(&channel, &queue, worker.concurrency, grace, shutdown, |delivery| {
         WorkerStats::add(&worker.stats.received, 1);
-        handle(worker.clone(), delivery)
+        let span = observe::consumer_span(&worker.app, &queue, &delivery);
+        handle(worker.clone(), delivery, span.clone()).instrument(span)
     })
     .await;
     let _closed = channel.close(200, "consumer stopped".into()).await;
     Ok(result?)
 }
 
-async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {
-    let outcome = process(&worker, &delivery).await;
+async fn handle(worker: Arc<AppWorker>, delivery: Delivery, span: tracing::Span) {
+    let started = Instant::now();
+    let (job, outcome) = process(&worker, &delivery, &span).await;
     let acker = &delivery.acker;
     let stats = &worker.stats;
     let (settled, counter) = match outcome {
         Ok(settled) => {
             let counter = match settled {
-                Settled::Converged { changed } => {
+                Settled::Converged { changed, .. } => {
                     if changed {
                         WorkerStats::add(&stats.changed, 1);
                     }
                     &stats.converged
                 }
                 Settled::Stale => &stats.stale,
-                Settled::Retried => &stats.retried,
+                Settled::Retried(_) => &stats.retried,
                 Settled::Deferred => &stats.deferred,
-                Settled::Remediating => &stats.remediated,
-                Settled::DeadLettered => &stats.dead_lettered,
+                Settled::Remediating(_) => &stats.remediated,
+                Settled::DeadLettered(_) => &stats.dead_lettered,
             };
+            observe::settled(&worker, &span, &delivery, job.as_ref(), &settled, started).await;
             (acker.ack(BasicAckOptions::default()).await, counter)
         }
         Err(error) => {
+            observe::requeued(&worker, &span, job.as_ref(), started);
             tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "job requeued");
             tokio::time::sleep(REQUEUE_PAUSE).await;
             (
@@ -159,7 +182,13 @@ async fn handle(worker: Arc<AppWorker>, delivery: Delivery) {
     }
 }
 
-async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Transient> {
+/// Reads and applies one delivery; the job (when readable) is returned for
+/// the delivery's telemetry.
+async fn process(
+    worker: &AppWorker,
+    delivery: &Delivery,
+    span: &tracing::Span,
+) -> (Option<Job>, Result<Settled, Transient>) {
     let first_attempt_at = Utc::now();
     let job = match Job::parse(&delivery.data) {
         Ok(job) if job.app == worker.app => job,
@@ -167,18 +196,30 @@ async fn process(worker: &AppWorker, delivery: &Delivery) -> Result<Settled, Tra
             let detail = format!("job for app `{}` arrived on the queue of `{}`", job.app, worker.app);
             let failure =
                 Failure { reason: DeadLetterReason::InvalidJob, detail: &detail, last_status: None };
-            return dead_letter(worker, delivery, None, failure, first_attempt_at).await;
+            return (None, dead_letter(worker, delivery, None, failure, first_attempt_at).await);
         }
         Err(error) => {
             let detail = format!("unreadable job: {error}");
             let failure =
                 Failure { reason: DeadLetterReason::InvalidJob, detail: &detail, last_status: None };
-            return dead_letter(worker, delivery, None, failure, first_attempt_at).await;
+            return (None, dead_letter(worker, delivery, None, failure, first_attempt_at).await);
         }
     };
+    observe::job_fields(span, &job, &worker.pseudonyms.person(&job.person));
+    let settled = apply(worker, delivery, &job, first_attempt_at).await;
+    (Some(job), settled)
+}
+
+/// The apply under the in-process lock and the cross-process lease.
+async fn apply(
+    worker: &AppWorker,
+    delivery: &Delivery,
+    job: &Job,
+    first_attempt_at: DateTime<Utc>,
+) -> Result<Settled, Transient> {
     // In-process first (cheap, ordered), then the cross-process lease.
     let _guard = worker.locks.lock(format!("{}/{}", job.app, job.person)).await;
-    let lease = take_lease(worker, &job).await?;
+    let lease = take_lease(worker, job).await?;
     let settled = apply_leased(worker, delivery, job, first_attempt_at).await;
     if let Err(error) = worker.store.release(lease).await {
         // The lease expires by itself; holding it a little longer is harmless.
@@ -207,7 +248,7 @@ async fn take_lease(worker: &AppWorker, job: &Job) -> Result<Lease, Transient> {
 async fn apply_leased(
     worker: &AppWorker,
     delivery: &Delivery,
-    job: Job,
+    job: &Job,
     first_attempt_at: DateTime<Utc>,
 ) -> Result<Settled, Transient> {
     let person = worker.pseudonyms.person(&job.person);
@@ -231,20 +272,20 @@ async fn apply_leased(
         // `max_age_ms` instead of circling through the delay queues for ever.
         let first = failure::first_attempt_at(delivery, first_attempt_at);
         if (Utc::now() - first).to_std().unwrap_or_default() >= worker.max_age {
-            return failure::park_expired(worker, delivery, &job, first).await;
+            return failure::park_expired(worker, delivery, job, first).await;
         }
         let tier = retry::tier_for(remaining, worker.topology.retry_tiers_ms()).unwrap_or(1000);
-        return schedule_retry(worker, delivery, &job, job.attempt, Some(first), tier)
+        return schedule_retry(worker, delivery, job, job.attempt, Some(first), tier)
             .await
-            .map(|_| Settled::Deferred);
+            .map(|()| Settled::Deferred);
     }
     let started = Instant::now();
-    let attempt = AssertUnwindSafe(worker.converger.apply(&job)).catch_unwind();
+    let attempt = AssertUnwindSafe(worker.converger.apply(job)).catch_unwind();
     let applied = tokio::time::timeout(worker.job_timeout, attempt).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     match applied {
         Ok(Ok(Ok(outcome))) => {
-            note_success(worker);
+            note_success(worker).await;
             if is_write {
                 worker.store.record_applied(&job.app, &job.person, job.sequence).await?;
             }
@@ -261,23 +302,23 @@ async fn apply_leased(
                 worker.store.put_desired(&job.app, &job.person, &desired).await?;
             }
             if let Some(read_back) = &outcome.read_back {
-                return verify::settle(worker, delivery, &job, read_back, outcome.changed()).await;
+                return verify::settle(worker, delivery, job, read_back, outcome.changed()).await;
             }
             tracing::debug!(
                 scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
                 scimfleet.action = job.action.name(), changed = outcome.changed(), duration_ms,
                 "job {} converged", job.job_id
             );
-            Ok(Settled::Converged { changed: outcome.changed() })
+            Ok(Settled::Converged { changed: outcome.changed(), verified: false })
         }
         Ok(Ok(Err(error))) => {
-            on_failure(worker, delivery, &job, Failed::Apply(&error), first_attempt_at, duration_ms).await
+            on_failure(worker, delivery, job, Failed::Apply(&error), first_attempt_at, duration_ms).await
         }
         Ok(Err(_panic)) => {
-            on_failure(worker, delivery, &job, Failed::Panicked, first_attempt_at, duration_ms).await
+            on_failure(worker, delivery, job, Failed::Panicked, first_attempt_at, duration_ms).await
         }
         Err(_elapsed) => {
-            on_failure(worker, delivery, &job, Failed::TimedOut, first_attempt_at, duration_ms).await
+            on_failure(worker, delivery, job, Failed::TimedOut, first_attempt_at, duration_ms).await
         }
     }
 }

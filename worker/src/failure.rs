@@ -4,6 +4,8 @@
 //!
 //! Both outcomes are publishes with confirms; the caller acks the delivery
 //! only after they return, so a failure is never lost between the two.
+//! Each failure, once settled, is also noted as the app's last error, and
+//! breaker changes as this process's breaker state (see `notes`).
 
 use std::time::{Duration, Instant};
 
@@ -14,10 +16,12 @@ use scimfleet_runtime::broker::{self, Outgoing, Topology};
 use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_schemas::{DeadLetter, DeadLetterReason, Job, Stage};
 
-use crate::consume::{AppWorker, Settled, Transient};
+use crate::consume::{AppWorker, Note, Settled, Transient};
 use crate::converge::ApplyError;
 use crate::error::Disposition;
+use crate::notes;
 use crate::retry;
+use scimfleet_runtime::metrics::{AppReason, Metrics};
 
 /// Carries a job's first attempt time across retries (RFC 3339).
 const FIRST_ATTEMPT_HEADER: &str = "x-scimfleet-first-attempt-at";
@@ -99,11 +103,11 @@ pub(crate) async fn on_failure(
     match failed {
         // The app answered; it is up, whatever it thought of this job.
         Failed::Apply(_) if !matches!(failed.disposition(), Disposition::Retry { .. }) => {
-            note_success(worker)
+            note_success(worker).await
         }
         // A panic is a bug here, not a sign the app is down.
         Failed::Panicked => {}
-        _ => note_failure(worker),
+        _ => note_failure(worker).await,
     }
     let reason = match failed.disposition() {
         Disposition::Retry { after }
@@ -117,7 +121,10 @@ pub(crate) async fn on_failure(
                 retry_in_ms = tier, error = %detail, duration_ms,
                 "job {} failed (attempt {failures}); retrying in {tier} ms", job.job_id
             );
-            return schedule_retry(worker, delivery, job, failures, Some(first_attempt_at), tier).await;
+            schedule_retry(worker, delivery, job, failures, Some(first_attempt_at), tier).await?;
+            notes::error(worker, "transient", failed.status(), &detail).await;
+            let detail = format!("retry in {tier} ms: {detail}");
+            return Ok(Settled::Retried(Note { detail, status: failed.status() }));
         }
         Disposition::Retry { .. } => failed.exhausted(),
         _ => DeadLetterReason::PermanentError,
@@ -157,18 +164,22 @@ pub(crate) async fn park_expired(
     dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
 }
 
-pub(crate) fn note_success(worker: &AppWorker) {
+pub(crate) async fn note_success(worker: &AppWorker) {
     if worker.breaker.success().is_some() {
         tracing::info!(scimfleet.app = %worker.app, scimfleet.breaker = "closed", "circuit breaker of {} closed", worker.app);
+        worker.ops.metrics.breaker_open.get_or_create(&Metrics::app(worker.app.as_str())).set(0);
+        notes::breaker(worker, false).await;
     }
 }
 
-fn note_failure(worker: &AppWorker) {
+async fn note_failure(worker: &AppWorker) {
     if worker.breaker.failure(Instant::now()).is_some() {
         tracing::warn!(
             scimfleet.app = %worker.app, scimfleet.breaker = "open",
             "circuit breaker of {} open: its jobs wait in delay queues until a probe succeeds", worker.app
         );
+        worker.ops.metrics.breaker_open.get_or_create(&Metrics::app(worker.app.as_str())).set(1);
+        notes::breaker(worker, true).await;
     }
 }
 
@@ -182,7 +193,7 @@ pub(crate) async fn schedule_retry(
     attempt: u32,
     first_attempt_at: Option<DateTime<Utc>>,
     tier_ms: u64,
-) -> Result<Settled, Transient> {
+) -> Result<(), Transient> {
     let mut next = job.clone();
     next.attempt = attempt;
     // Serialising our own type cannot fail.
@@ -205,7 +216,7 @@ pub(crate) async fn schedule_retry(
         mandatory: true,
     };
     worker.publisher.publish(message).await?;
-    Ok(Settled::Retried)
+    Ok(())
 }
 
 pub(crate) async fn dead_letter(
@@ -237,5 +248,11 @@ pub(crate) async fn dead_letter(
             &envelope,
         )
         .await?;
-    Ok(Settled::DeadLettered)
+    // Every dead letter of the app (refused, exhausted, parked too long,
+    // unreadable, verification failed) is its last error for status reports.
+    notes::error(worker, failure.reason.as_str(), failure.last_status, &envelope.detail).await;
+    let labels = AppReason { app: worker.app.to_string(), reason: failure.reason.as_str().to_owned() };
+    worker.ops.metrics.dead_letters.get_or_create(&labels).inc();
+    let detail = format!("{}: {}", failure.reason.as_str(), envelope.detail);
+    Ok(Settled::DeadLettered(Note { detail, status: failure.last_status }))
 }

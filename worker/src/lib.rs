@@ -7,6 +7,8 @@ pub mod converge;
 pub mod error;
 mod failure;
 mod groups;
+mod notes;
+mod observe;
 pub mod pace;
 pub mod retry;
 mod run;

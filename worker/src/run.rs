@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config, ConfigError};
+use scimfleet_runtime::metrics::Metrics;
+use scimfleet_runtime::ops::{ComponentHealth, Ops};
 use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::supervise::{Recoverable, supervise};
 use scimfleet_runtime::telemetry::Pseudonymizer;
@@ -24,6 +26,9 @@ use crate::converge::Converger;
 use crate::error::ScimCallError;
 use crate::pace::Pacer;
 use crate::stats::WorkerStats;
+
+/// How often queue depths are sampled into the metrics.
+const QUEUE_SAMPLING: Duration = Duration::from_secs(5);
 
 /// Why the worker stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -117,9 +122,11 @@ fn converger(
     (index, app): (usize, &AppConfig),
     token: Secret,
     store: &Store,
+    metrics: &Arc<Metrics>,
 ) -> Result<Converger, WorkerError> {
     let client = app_client(config, index, app, token, store)
-        .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?;
+        .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?
+        .with_metrics(metrics.clone());
     Ok(Converger::new(client, app.create_groups))
 }
 
@@ -136,12 +143,32 @@ pub async fn run(
     config: Arc<Config>,
     only: Option<Vec<String>>,
     stats: Arc<WorkerStats>,
+    ops: Ops,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    supervise("worker", shutdown.clone(), || {
-        run_once(config.clone(), only.clone(), stats.clone(), shutdown.clone())
+    // One id for this run's breakers in status reports, across reconnects.
+    let instance = crate::notes::instance_id();
+    let health = ops.health.component("worker");
+    let result = supervise("worker", shutdown.clone(), || {
+        let run = Run {
+            stats: stats.clone(),
+            instance: instance.clone(),
+            ops: ops.clone(),
+            health: health.clone(),
+        };
+        run_once(config.clone(), only.clone(), run, shutdown.clone())
     })
-    .await
+    .await;
+    health.unready();
+    result
+}
+
+/// What one connection's worth of work shares with the process.
+struct Run {
+    stats: Arc<WorkerStats>,
+    instance: Arc<str>,
+    ops: Ops,
+    health: ComponentHealth,
 }
 
 /// One connection's worth of work: resolve tokens, connect, declare, consume.
@@ -149,9 +176,11 @@ pub async fn run(
 async fn run_once(
     config: Arc<Config>,
     only: Option<Vec<String>>,
-    stats: Arc<WorkerStats>,
+    run: Run,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
+    let Run { stats, instance, ops, health } = run;
+    health.unready();
     let selected = select_apps(&config, only.as_deref())?;
     // Tokens first: a missing token fails start-up before any connection.
     let tokens = selected
@@ -167,7 +196,7 @@ async fn run_once(
         .map(|_| tokens.iter().map(|((i, app), token)| (*i, (*app).clone(), token.clone())).collect());
     let convergers = tokens
         .into_iter()
-        .map(|(app, token)| Ok((app.1, converger(&config, app, token, &store)?)))
+        .map(|(app, token)| Ok((app.1, converger(&config, app, token, &store, &ops.metrics)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     let topology = Topology::of(&config);
     let connection =
@@ -179,6 +208,16 @@ async fn run_once(
     let pseudonyms = Pseudonymizer::new(config.pseudonym_key()?.as_ref(), &config.namespace);
     let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
     let stop = shutdown.child_token();
+    let selected_ids: Vec<AppId> = convergers.iter().map(|(app, _)| app.id.clone()).collect();
+    let sampling = connection.create_channel().await.map_err(BrokerError::Connect)?;
+    let sampler = tokio::spawn(broker::depth::sample(
+        sampling,
+        broker::depth::app_queues(&topology, &selected_ids),
+        ops.metrics.clone(),
+        QUEUE_SAMPLING,
+        stop.clone(),
+    ));
+    let journey_retention = Duration::from_millis(config.telemetry.journey_retention);
     let mut consumers = JoinSet::new();
     for (app, converger) in convergers {
         let worker = Arc::new(AppWorker {
@@ -200,6 +239,9 @@ async fn run_once(
                 config.worker.breaker_failures,
                 Duration::from_millis(config.worker.breaker_cooldown_ms),
             ),
+            instance: instance.clone(),
+            ops: ops.clone(),
+            journey_retention,
             rechecks_ms: topology.recheck_delays_ms(&app.id).to_vec(),
             remediate: app.remediate.unwrap_or(config.verification.remediate),
             max_remediations: app.max_remediations.unwrap_or(config.verification.max_remediations),
@@ -227,6 +269,7 @@ async fn run_once(
             stop.clone(),
         ))
     });
+    health.ready(&connection, &store);
     tracing::info!(ready = true, "worker connected and consuming");
     let mut result = Ok(());
     while let Some(joined) = consumers.join_next().await {
@@ -238,9 +281,11 @@ async fn run_once(
             }
         }
     }
+    health.unready();
     if let Some(sweeper) = sweeper {
         sweeper.abort();
     }
+    sampler.abort();
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     let _closed = publisher.channel().close(200, "worker stopping".into()).await;

@@ -18,15 +18,18 @@
 
 use chrono::Utc;
 use lapin::message::Delivery;
-use scimfleet_runtime::broker::{Outgoing, Topology, persistent};
+use scimfleet_runtime::broker::{Outgoing, Topology, persistent, received_at};
+use scimfleet_runtime::metrics::Metrics;
+use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::evidence::EVIDENCE_SCHEMA_VERSION;
 use scimfleet_schemas::{
     Check, DeadLetterReason, EvidenceRecord, Expectation, GroupPlan, Job, JobAction, Lookup,
 };
 
-use crate::consume::{AppWorker, Settled, Transient};
+use crate::consume::{AppWorker, Note, Settled, Transient};
 use crate::converge::ReadBack;
 use crate::failure::{Failure, dead_letter, schedule_retry};
+use crate::notes;
 use crate::retry;
 use crate::stats::WorkerStats;
 
@@ -39,7 +42,7 @@ pub(crate) async fn settle(
     changed: bool,
 ) -> Result<Settled, Transient> {
     let Some((lookup, expect, groups)) = target(job) else {
-        return Ok(Settled::Converged { changed });
+        return Ok(Settled::Converged { changed, verified: false });
     };
     let now = Utc::now();
     let person = worker.pseudonyms.person(&job.person);
@@ -53,6 +56,18 @@ pub(crate) async fn settle(
     }
     record.remediations = record.remediations.max(job.remediation);
     let check = Check { at: now, verified: read_back.verified, found: read_back.found.clone() };
+    worker.ops.metrics.verification(job.app.as_str(), check_name(job), read_back.verified);
+    if read_back.verified && !is_recheck {
+        // Access is gone for the first time: the figure auditors and the SLO ask for.
+        let since = received_at(&delivery.properties).unwrap_or(job.event_time);
+        let seconds = (now - since).num_milliseconds().max(0) as f64 / 1000.0;
+        worker
+            .ops
+            .metrics
+            .deprovision_verified
+            .get_or_create(&Metrics::app(job.app.as_str()))
+            .observe(seconds);
+    }
     if record.first_verification.is_none() {
         record.first_verification = Some(check);
     } else {
@@ -74,11 +89,12 @@ pub(crate) async fn settle(
         if !is_recheck {
             schedule_rechecks(worker, job, lookup, expect, groups).await?;
         }
-        return Ok(Settled::Converged { changed });
+        return Ok(Settled::Converged { changed, verified: true });
     }
 
     record.failures += 1;
     WorkerStats::add(&worker.stats.verification_failed, 1);
+    notes::verification_failure(worker).await;
     let remediate = worker.remediate && job.remediation < worker.max_remediations;
     tracing::error!(
         scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
@@ -92,7 +108,9 @@ pub(crate) async fn settle(
         let again = remediation(job, lookup, expect, groups);
         let tier = retry::tier_for(worker.retry_base, worker.topology.retry_tiers_ms()).unwrap_or(1000);
         schedule_retry(worker, delivery, &again, 0, None, tier).await?;
-        return Ok(Settled::Remediating);
+        let detail =
+            format!("access still there ({}); remediation {} queued", read_back.found, job.remediation + 1);
+        return Ok(Settled::Remediating(Note { detail, status: Some(read_back.status) }));
     }
     record.dead_lettered = true;
     worker.store.put_evidence(&record, worker.evidence_retention).await?;
@@ -159,6 +177,14 @@ fn remediation(job: &Job, lookup: &Lookup, expect: Expectation, groups: &GroupPl
     Job { attempt: 0, remediation: job.remediation + 1, action, ..job.clone() }
 }
 
+/// Routes a re-check to its delay queue and links its trace, when it runs,
+/// to the deprovision's (a new trace: it runs minutes to days later).
+fn recheck_headers(app: &scimfleet_schemas::AppId, delay_ms: u64) -> lapin::types::FieldTable {
+    let mut headers = Topology::retry_route(app, delay_ms);
+    propagation::inject_amqp_link(&tracing::Span::current(), &mut headers);
+    headers
+}
+
 /// Publishes one `verify` job per re-check delay of the app, each to the
 /// delay queue that returns it to the leaver lane when due.
 async fn schedule_rechecks(
@@ -187,7 +213,7 @@ async fn schedule_rechecks(
             exchange: &exchange,
             routing_key: key,
             body,
-            properties: persistent("application/json").with_headers(Topology::retry_route(&job.app, *delay)),
+            properties: persistent("application/json").with_headers(recheck_headers(&job.app, *delay)),
             mandatory: true,
         })
         .collect();

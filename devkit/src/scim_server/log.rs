@@ -50,6 +50,8 @@ pub struct RequestRecord {
     /// down switch or a dropped connection) rather than the handler; such a
     /// request changed nothing.
     pub injected: bool,
+    /// The W3C `traceparent` header the client sent, if any.
+    pub traceparent: Option<String>,
 }
 
 impl RequestRecord {
@@ -152,6 +154,7 @@ mod tests {
             answered_at: Instant::now(),
             body: None,
             injected: false,
+            traceparent: None,
         }
     }
 

@@ -42,6 +42,7 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
+    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (resource, resource_id) = classify(&path);
     let decision = state.faults().decide(&method, resource);
     if let Some(delay) = decision.delay {
@@ -70,8 +71,19 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
         "SCIM test server answered {method} {resource:?} with {status}"
     );
     let answered_at = Instant::now();
-    let record =
-        RequestRecord { method, path, query, status, resource, resource_id, at, answered_at, body, injected };
+    let record = RequestRecord {
+        method,
+        path,
+        query,
+        status,
+        resource,
+        resource_id,
+        at,
+        answered_at,
+        body,
+        injected,
+        traceparent,
+    };
     state.store().log.record(seq, record);
     response
 }

@@ -10,6 +10,7 @@
 use std::io::BufRead;
 
 use super::{Outgoing, PublishError, Publisher, Topology, persistent};
+use crate::telemetry::propagation;
 
 /// Content type of CloudEvents in structured mode.
 pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
@@ -74,11 +75,27 @@ async fn publish_batch(
     bodies: &[Vec<u8>],
 ) -> Result<usize, PublishError> {
     let headers: Vec<(String, Option<String>)> = bodies.iter().map(|b| routing_of(b)).collect();
+    // One producer span per event, open until the batch is confirmed: the
+    // root of the event's trace, carried in its `traceparent` header.
+    let mut spans = Vec::with_capacity(bodies.len());
     let messages: Vec<Outgoing<'_>> = bodies
         .iter()
         .zip(&headers)
         .map(|(body, (routing_key, id))| {
-            let mut properties = persistent(CLOUDEVENTS_JSON);
+            let span = tracing::info_span!(
+                "send",
+                otel.name = %format_args!("send {exchange}"),
+                otel.kind = "producer",
+                messaging.system = "rabbitmq",
+                messaging.operation.type = "send",
+                messaging.destination.name = %exchange,
+                messaging.rabbitmq.destination.routing_key = %routing_key,
+                scimfleet.event_id = id.as_deref().unwrap_or_default(),
+            );
+            let mut trace_headers = lapin::types::FieldTable::default();
+            propagation::inject_amqp(&span, &mut trace_headers);
+            spans.push(span);
+            let mut properties = persistent(CLOUDEVENTS_JSON).with_headers(trace_headers);
             if let Some(id) = id {
                 properties = properties.with_message_id(id.as_str().into());
             }

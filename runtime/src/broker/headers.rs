@@ -46,3 +46,20 @@ pub fn read_dead_letter(properties: &BasicProperties) -> Result<DeadLetter, serd
     });
     DeadLetter::from_headers(values)
 }
+
+/// When the scheduler took the HR event a job came from (milliseconds since
+/// the Unix epoch): the start of a job's end-to-end latency, kept across
+/// retries, dead-letters and replays because their headers are copied.
+pub const RECEIVED_AT_HEADER: &str = "scimfleet-received-at";
+
+/// The [`RECEIVED_AT_HEADER`] time of a message, when present.
+pub fn received_at(properties: &BasicProperties) -> Option<chrono::DateTime<chrono::Utc>> {
+    let value = properties.headers().as_ref()?.inner().get(RECEIVED_AT_HEADER)?;
+    let ms = match value {
+        AMQPValue::LongLongInt(n) => *n,
+        AMQPValue::LongInt(n) => i64::from(*n),
+        AMQPValue::LongUInt(n) => i64::from(*n),
+        _ => return None,
+    };
+    chrono::DateTime::from_timestamp_millis(ms)
+}

@@ -5,6 +5,7 @@
 //! starts against an empty broker just works.
 
 mod consume;
+pub mod depth;
 pub mod events;
 mod headers;
 mod publish;
@@ -13,7 +14,7 @@ mod topology;
 use lapin::{Connection, ConnectionProperties};
 
 pub use consume::{ConsumeError, consume};
-pub use headers::{dead_letter_headers, header_str, read_dead_letter};
+pub use headers::{RECEIVED_AT_HEADER, dead_letter_headers, header_str, read_dead_letter, received_at};
 pub use publish::{Outgoing, PublishError, Publisher, persistent};
 pub use topology::{RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology};
 

@@ -83,6 +83,10 @@ pub struct BrokerConfig {
     /// namespaces (tests, demo): production queues must never expire.
     #[serde(default)]
     pub queue_expires_ms: Option<u64>,
+    /// Base URL of the RabbitMQ management HTTP API, where `scimfleet
+    /// status` reads queue depths; it logs in with the user and password of
+    /// `url`, so this URL holds none.
+    pub management_url: url::Url,
 }
 
 /// `[redis]`.
@@ -211,6 +215,32 @@ pub struct TelemetryConfig {
     /// Environment variable holding the key of the pseudonymous person ids in logs.
     #[serde(default)]
     pub pseudonym_key_env: Option<String>,
+    /// Where `scimfleet scheduler` serves `/metrics`, `/healthz` and `/readyz`
+    /// (`host:port`; port 0 picks a free one; `off` for none).
+    #[serde(deserialize_with = "listen_address")]
+    pub scheduler_listen: Option<std::net::SocketAddr>,
+    /// The same for `scimfleet worker`.
+    #[serde(deserialize_with = "listen_address")]
+    pub worker_listen: Option<std::net::SocketAddr>,
+    /// How long the journey of an event (`scimfleet trace`) is kept in Redis.
+    #[serde(deserialize_with = "duration_ms")]
+    pub journey_retention: u64,
+}
+
+fn listen_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("`{text}` is not `host:port` (e.g. \"0.0.0.0:9465\") or `off`"))
+    })
+}
+
+fn duration_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    some_duration_ms(deserializer).map(|ms| ms.unwrap_or_default())
 }
 
 /// Log output format.
@@ -276,6 +306,7 @@ impl Config {
             ));
         }
         check_url(origin, "broker.url", &self.broker.url, &["amqp", "amqps"])?;
+        check_management_url(origin, &self.broker.management_url)?;
         check_url(origin, "redis.url", &self.redis.url, &["redis", "rediss"])?;
         if self.scheduler.prefetch == 0 {
             return Err(ConfigError::invalid(origin, "scheduler.prefetch", "must be at least 1"));
@@ -367,6 +398,19 @@ fn check_url(origin: &str, field: &str, url: &Secret, schemes: &[&str]) -> Resul
             format!("must be a URL with scheme {}", schemes.join(" or ")),
         )),
     }
+}
+
+fn check_management_url(origin: &str, url: &url::Url) -> Result<(), ConfigError> {
+    let field = "broker.management_url";
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(ConfigError::invalid(origin, field, "must be a URL with scheme http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not echoed: it holds a password.
+        let reason = "must hold no credentials (those of broker.url are used)";
+        return Err(ConfigError::invalid(origin, field, reason));
+    }
+    Ok(())
 }
 
 fn parse_table(text: &str, origin: &str) -> Result<Table, ConfigError> {

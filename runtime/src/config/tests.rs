@@ -141,3 +141,15 @@ fn retry_settings_are_checked() {
     let zero = BASE.replace("token_env = \"GITHUB_TOKEN\"", "token_env = \"GITHUB_TOKEN\"\nmax_attempts = 0");
     assert!(err(&zero).contains("apps[0].max_attempts"));
 }
+
+#[test]
+fn management_url_must_be_http_without_credentials() {
+    let config = load(BASE).expect("valid");
+    assert_eq!(config.broker.management_url.as_str(), "http://127.0.0.1:15672/");
+    let amqp = format!("{BASE}\n[broker]\nmanagement_url = \"amqp://127.0.0.1:5672\"\n");
+    assert!(err(&amqp).contains("broker.management_url"), "{}", err(&amqp));
+    let garbage = format!("{BASE}\n[broker]\nmanagement_url = \"not a url\"\n");
+    assert!(err(&garbage).contains("broker.management_url"), "{}", err(&garbage));
+    let text = err(&format!("{BASE}\n[broker]\nmanagement_url = \"https://ops:hunter2@mq.example.com\"\n"));
+    assert!(text.contains("broker.management_url") && !text.contains("hunter2"), "{text}");
+}

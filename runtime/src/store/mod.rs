@@ -21,14 +21,21 @@
 //!   back to its person, and the **members** of each app
 //!   (`{ns}:members:{app}`, a set kept with the registry): what a sweep
 //!   compares an app's accounts with (see `desired`).
+//! - the **ops state** (`{ns}:ops:{app}`, a hash): per worker process the
+//!   app's breaker, the app's last error and its verification failures,
+//!   what `scimfleet status` cannot learn from RabbitMQ (see `ops`).
 //!
 //! The writes are compare-and-set Lua scripts: two scheduler or worker
 //! replicas racing on one person can never move a version backwards.
 
 mod desired;
 mod evidence;
+mod journey;
+mod ops;
 
 pub use desired::{DesiredAccount, MissingScan, account_keys};
+pub use journey::JourneyStep;
+pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError};
 
 use std::time::Duration;
 
@@ -173,6 +180,10 @@ impl Keys {
 
     fn claim(&self, what: &str) -> String {
         format!("{}:claim:{what}", self.ns)
+    }
+
+    fn ops(&self, app: &AppId) -> String {
+        format!("{}:ops:{app}", self.ns)
     }
 
     fn pattern(&self) -> String {

@@ -1,16 +1,145 @@
-//! Logging set-up and the pseudonymous person id.
+//! Logs, traces and the pseudonymous person id.
 //!
-//! Logs and traces never carry a person's HR id, name or e-mail: they carry
-//! `pseudonym(person)`, a keyed hash that is stable across processes (so one
-//! person's trail can be followed) but cannot be reversed without the key.
+//! [`init`] installs one `tracing` subscriber with two layers, each with its
+//! own filter: log lines (levels from `RUST_LOG`, JSON or compact text, with
+//! trace and span ids), and OpenTelemetry spans of scimfleet's own crates at
+//! `info` whatever `RUST_LOG` says, so quieting logs never breaks a trace.
+//! Spans are always recorded, which keeps trace ids flowing through AMQP
+//! headers and `traceparent` to the apps; they are exported only when the
+//! `OTEL_*` variables ask for it (see [`Traces`]). [`Telemetry::shutdown`]
+//! flushes what is queued, within a deadline.
+//!
+//! Logs and traces never carry a person's HR id, name or e-mail: see
+//! [`Pseudonymizer`].
 
-use hmac::{Hmac, Mac};
-use scimfleet_schemas::PersonId;
-use sha2::Sha256;
+mod logfmt;
+mod otlp;
+pub mod propagation;
+mod pseudonym;
+
+use std::path::Path;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::JsonFields;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
-use crate::Secret;
+pub use otlp::Traces;
+pub use pseudonym::Pseudonymizer;
+
 use crate::config::LogFormat;
+
+/// Crates whose spans make up scimfleet's traces. The SCIM test server
+/// (devkit) stands in for the apps and is left out.
+const TRACED_CRATES: &[&str] = &["scimfleet", "scimfleet_runtime", "scimfleet_scheduler", "scimfleet_worker"];
+
+/// How long shutdown waits for queued spans to reach the collector.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// An `OTEL_*` variable holds something unsupported.
+    #[error("{variable}: {reason}")]
+    Env {
+        /// The variable.
+        variable: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The exporter could not be built (e.g. an invalid endpoint).
+    #[error("the OTLP trace exporter could not be built: {0}")]
+    Exporter(String),
+    /// Export needs a tokio runtime and none is running.
+    #[error("trace export must be set up inside the tokio runtime")]
+    NoRuntime,
+    /// The log file could not be opened.
+    #[error("cannot open the log file")]
+    LogFile(#[source] std::io::Error),
+}
+
+/// What [`init`] sets up.
+#[derive(Debug, Clone)]
+pub struct TelemetryOptions<'a> {
+    /// `service.name` of the spans unless `OTEL_SERVICE_NAME` says otherwise.
+    pub service: &'a str,
+    /// Log line format.
+    pub format: LogFormat,
+    /// Log levels when `RUST_LOG` is unset.
+    pub default_levels: &'a str,
+    /// Span export.
+    pub traces: Traces,
+    /// Append log lines to this file instead of standard error.
+    pub log_file: Option<&'a Path>,
+}
+
+/// The installed telemetry; call [`Telemetry::shutdown`] before exiting.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports every span ended so far (tests; a service flushes at shutdown).
+    pub async fn flush(&self) {
+        let Some(provider) = self.provider.clone() else { return };
+        let _flushed = tokio::task::spawn_blocking(move || provider.force_flush()).await;
+    }
+
+    /// Flushes queued spans (at most a few seconds, even when the collector
+    /// is unreachable) and stops the exporter.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.provider else { return };
+        // The provider's shutdown blocks until its batch thread is done, and
+        // that thread's exports run on this runtime: wait off the runtime.
+        let flushed =
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(FLUSH_DEADLINE)).await;
+        if let Ok(Err(error)) = flushed {
+            tracing::debug!(%error, "spans not flushed at shutdown");
+        }
+    }
+}
+
+/// Installs logging and tracing for the process. A second call in the same
+/// process (tests) keeps the first subscriber and returns a no-op handle.
+pub fn init(options: TelemetryOptions<'_>) -> Result<Telemetry, TelemetryError> {
+    let provider = otlp::provider(options.service, &options.traces)?;
+    let tracer = provider.tracer("scimfleet");
+    let traced = TRACED_CRATES.iter().fold(Targets::new(), |t, name| t.with_target(*name, Level::INFO));
+    let spans = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(traced);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(options.default_levels));
+    let writer = match options.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(TelemetryError::LogFile)?;
+            BoxMakeWriter::new(std::sync::Mutex::new(file))
+        }
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    let lines = tracing_subscriber::fmt::layer::<Registry>()
+        .with_writer(writer)
+        .fmt_fields(JsonFields::new())
+        .event_format(logfmt::LineFormat { json: options.format == LogFormat::Json })
+        .with_filter(filter);
+    match tracing_subscriber::registry().with(lines).with(spans).try_init() {
+        Ok(()) => Ok(Telemetry { provider: Some(provider) }),
+        Err(_already_set) => {
+            let _stopped = provider.shutdown();
+            Ok(Telemetry { provider: None })
+        }
+    }
+}
 
 /// Directives for services: our `info`, the AMQP client's warnings only.
 pub const SERVICE_LOG_LEVELS: &str = "info,lapin=warn,amq_protocol=warn";
@@ -38,58 +167,4 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     text
-}
-
-/// Keyed hashing of person ids for logs, traces and metrics exemplars.
-#[derive(Clone)]
-pub struct Pseudonymizer {
-    mac: Hmac<Sha256>,
-}
-
-impl std::fmt::Debug for Pseudonymizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Pseudonymizer([key redacted])")
-    }
-}
-
-impl Pseudonymizer {
-    /// A pseudonymizer with `key`; without one, a key derived from `namespace`
-    /// (stable, but guessable by anyone who knows the namespace).
-    pub fn new(key: Option<&Secret>, namespace: &str) -> Self {
-        let derived;
-        let key_bytes = match key {
-            Some(key) => key.expose().as_bytes(),
-            None => {
-                derived = format!("scimfleet-pseudonym:{namespace}");
-                derived.as_bytes()
-            }
-        };
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key_bytes).unwrap_or_else(|_| unreachable!());
-        Self { mac }
-    }
-
-    /// `p-` and 16 hex digits (64 bits) of HMAC-SHA256(key, person id).
-    pub fn person(&self, person: &PersonId) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(person.as_str().as_bytes());
-        let digest = mac.finalize().into_bytes();
-        format!("p-{}", hex::encode(&digest[..8]))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pseudonyms_are_stable_keyed_and_opaque() {
-        let id = PersonId::parse("E1001").expect("valid");
-        let a = Pseudonymizer::new(Some(&Secret::new("k1")), "ns");
-        let b = Pseudonymizer::new(Some(&Secret::new("k2")), "ns");
-        assert_eq!(a.person(&id), a.person(&id));
-        assert_ne!(a.person(&id), b.person(&id));
-        assert!(!a.person(&id).contains("1001"));
-        assert_eq!(a.person(&id).len(), 18);
-    }
 }

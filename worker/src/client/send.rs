@@ -19,11 +19,13 @@
 //!   reach the app changes nothing.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{self, HeaderValue};
 use reqwest::{Response, StatusCode};
 use scimfleet_runtime::Secret;
+use scimfleet_runtime::metrics::Metrics;
+use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::scim::SCIM_MEDIA_TYPE;
 use tracing::Span;
 use url::Url;
@@ -127,15 +129,21 @@ impl ScimClient {
         let mut refreshed = false;
         loop {
             if let Some(pacer) = &self.pacer {
+                let waiting = Instant::now();
                 pacer.acquire().await;
+                self.count_wait(waiting.elapsed());
             }
             let (generation, auth) = self.credential.current();
-            let mut request =
-                self.http.request(call.method.clone(), url.clone()).header(header::AUTHORIZATION, auth);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, auth);
+            propagation::inject_http(&Span::current(), &mut headers);
+            let mut request = self.http.request(call.method.clone(), url.clone()).headers(headers);
             if let Some(body) = &body {
                 request = request.header(header::CONTENT_TYPE, SCIM_MEDIA_TYPE).body(body.clone());
             }
+            let sent = Instant::now();
             let outcome = request.send().await;
+            self.count_request(call, &outcome, sent.elapsed());
             let next = match &outcome {
                 Err(error) if error.is_builder() || error.is_redirect() => Next::Done,
                 Err(_) => Next::Retry { wait: self.backoff(tries), paced: false },
@@ -159,6 +167,9 @@ impl ScimClient {
                 return outcome.map_err(|e| call.transport(e));
             }
             tries += 1;
+            if let Some(metrics) = &self.metrics {
+                metrics.scim_request_retries.get_or_create(&Metrics::app(self.app.as_str())).inc();
+            }
             let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
             let reason = match &outcome {
                 Ok(_) => "error status",
@@ -174,6 +185,36 @@ impl ScimClient {
             if !paced {
                 tokio::time::sleep(wait).await;
             }
+        }
+    }
+
+    /// Counts one request's answer, and marks the span when none came or it was an error.
+    fn count_request(&self, call: &Call, outcome: &Result<Response, reqwest::Error>, took: Duration) {
+        let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
+        if let Some(metrics) = &self.metrics {
+            metrics.scim_request(self.app.as_str(), call.name, status, took);
+        }
+        let error_type = match (&outcome, status) {
+            (Err(error), _) if error.is_timeout() => Some("timeout".to_owned()),
+            (Err(_), _) => Some("transport".to_owned()),
+            (Ok(_), Some(status)) if status >= 400 => Some(status.to_string()),
+            _ => None,
+        };
+        if let Some(error_type) = error_type {
+            let span = Span::current();
+            span.record("error.type", error_type.as_str());
+            span.record("otel.status_code", "error");
+        }
+    }
+
+    /// Counts a wait for the shared rate limit or a pause (waits under a millisecond are none).
+    fn count_wait(&self, waited: Duration) {
+        if let Some(metrics) = &self.metrics
+            && waited >= Duration::from_millis(1)
+        {
+            let app = Metrics::app(self.app.as_str());
+            metrics.rate_limit_waits.get_or_create(&app).inc();
+            metrics.rate_limit_wait_seconds.get_or_create(&app).inc_by(waited.as_secs_f64());
         }
     }
 

@@ -1,0 +1,258 @@
+//! `scimfleet status`: one on-call view of every app, from RabbitMQ and Redis.
+//!
+//! Per app it reports its two lanes (`{ns}.jobs.{app}` and
+//! `{ns}.jobs.{app}.leavers`: ready, unacked, consumers), the jobs waiting
+//! in its retry delay queues (the *retry backlog*, every tier summed), the
+//! verification re-checks pending, its dead-letter queue, and what only the
+//! workers know (kept in Redis, see [`crate::store::AppOps`]): how many
+//! worker processes have its breaker open, its last error, and how many
+//! deprovisions verification found undone. The events intake and its
+//! dead-letter queue come first.
+//!
+//! Queue figures come from one paged request to the RabbitMQ management API
+//! (`broker.management_url`, logging in as the user of `broker.url`). Its
+//! figures are sampled by the broker, every 5 s by default
+//! (`collect_statistics_interval`), so they may be that old. When the API
+//! cannot be reached, passive `queue.declare` over AMQP gives ready counts
+//! and consumers, but not unacked (shown as unknown), and the report says
+//! why in [`StatusReport::note`].
+//!
+//! The report holds counts, app ids, times, reason labels and error chains
+//! (which scimfleet keeps free of personal data and secrets): never a person
+//! id, a name, an e-mail address or a token. Its JSON form is versioned
+//! ([`STATUS_SCHEMA_VERSION`]); see [`StatusReport`] for the fields.
+
+mod queues;
+mod render;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use scimfleet_schemas::AppId;
+use serde::Serialize;
+
+pub use queues::QueueFigures;
+pub use render::render_table;
+
+use crate::broker::{BrokerError, Topology};
+use crate::store::{AppOps, LastError, StoreError};
+use crate::{Config, Store};
+
+/// Version of the JSON shape of [`StatusReport`] (its `v` field); bumped
+/// when a field changes meaning or goes away, not when one is added.
+pub const STATUS_SCHEMA_VERSION: u32 = 1;
+
+/// The status could not be gathered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// `--app` named an app that is not configured.
+    #[error("app `{0}` is not in the configuration")]
+    UnknownApp(String),
+    /// Neither the management API nor AMQP answered.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// Redis could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the queue figures came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The RabbitMQ management API: every figure, up to ~5 s old.
+    Management,
+    /// Passive declares over AMQP: current, but unacked counts are unknown.
+    Amqp,
+}
+
+/// One queue consumers take from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Lane {
+    /// Messages waiting to be delivered.
+    pub ready: u64,
+    /// Messages delivered and not yet settled; `null` when unknown (AMQP).
+    pub unacked: Option<u64>,
+    /// Consumers attached.
+    pub consumers: u64,
+}
+
+/// The events intake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EventsStatus {
+    /// `{ns}.events.intake`, consumed by the scheduler.
+    pub intake: Lane,
+    /// Messages in `{ns}.events.dlq` (invalid events).
+    pub dlq: u64,
+}
+
+/// Whether calls to an app flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// No worker process holds the app's calls back.
+    Closed,
+    /// At least one worker process parks the app's jobs.
+    Open,
+}
+
+/// The circuit breakers of an app across worker processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BreakerStatus {
+    /// `open` when any worker process has it open now.
+    pub state: BreakerState,
+    /// How many worker processes have it open.
+    pub open_instances: u32,
+    /// The latest time until which one of them is open.
+    pub open_until: Option<DateTime<Utc>>,
+    /// The latest breaker change any process reported.
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+/// One app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppStatus {
+    /// The app id.
+    pub app: AppId,
+    /// `{ns}.jobs.{app}`: upserts.
+    pub work: Lane,
+    /// `{ns}.jobs.{app}.leavers`: deprovisions and re-checks due.
+    pub leavers: Lane,
+    /// Consumers of both lanes (a worker process consumes each lane once).
+    pub consumers: u64,
+    /// Jobs waiting in `{ns}.jobs.{app}.retry.{ms}`, every tier.
+    pub retry_backlog: u64,
+    /// Re-checks waiting in `{ns}.jobs.{app}.recheck.{ms}`, every delay.
+    pub rechecks_pending: u64,
+    /// Messages in `{ns}.jobs.{app}.dlq`.
+    pub dlq: u64,
+    /// Circuit breakers.
+    pub breaker: BreakerStatus,
+    /// Deprovisions verification found undone (each failed check counts).
+    pub verification_failures: u64,
+    /// The app's latest failure.
+    pub last_error: Option<LastError>,
+}
+
+/// The whole report: `scimfleet status --json` prints it as one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    /// [`STATUS_SCHEMA_VERSION`].
+    pub v: u32,
+    /// The namespace reported on.
+    pub namespace: String,
+    /// When the report was made.
+    pub generated_at: DateTime<Utc>,
+    /// Where the queue figures came from.
+    pub source: Source,
+    /// Why the figures are partial (the management API was unreachable).
+    pub note: Option<String>,
+    /// The events intake.
+    pub events: EventsStatus,
+    /// The apps, in configuration order.
+    pub apps: Vec<AppStatus>,
+    /// Queues of the topology that do not exist (yet): counted as empty.
+    pub missing_queues: Vec<String>,
+}
+
+/// Queue figures, by queue name, and where they came from.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// The queues found.
+    pub queues: HashMap<String, QueueFigures>,
+    /// Their source.
+    pub source: Source,
+    /// Why they are partial, if they are.
+    pub note: Option<String>,
+}
+
+/// Gathers the status of every configured app, or only of `only`.
+pub async fn gather(config: &Config, only: Option<&str>) -> Result<StatusReport, StatusError> {
+    let apps: Vec<AppId> = match only {
+        Some(id) => vec![config.app(id).ok_or_else(|| StatusError::UnknownApp(id.to_owned()))?.id.clone()],
+        None => config.apps.iter().map(|a| a.id.clone()).collect(),
+    };
+    let topology = Topology::of(config);
+    let figures = queues::read(config, &queue_names(&topology, &apps)).await?;
+    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let ops = store.apps_ops(&apps).await?;
+    Ok(assemble(&topology, &apps, &figures, &ops, Utc::now()))
+}
+
+/// Every queue the report reads, for `apps`.
+fn queue_names(topology: &Topology, apps: &[AppId]) -> Vec<String> {
+    let mut names = vec![topology.events_queue(), topology.events_dlq()];
+    for app in apps {
+        names.extend([topology.job_queue(app), topology.leaver_queue(app), topology.app_dlq(app)]);
+        names.extend(topology.retry_tiers_ms().iter().map(|&t| topology.retry_queue(app, t)));
+        names.extend(topology.recheck_delays_ms(app).iter().map(|&d| topology.recheck_queue(app, d)));
+    }
+    names
+}
+
+/// The report from queue figures and ops state (`ops[i]` is `apps[i]`'s).
+pub fn assemble(
+    topology: &Topology,
+    apps: &[AppId],
+    figures: &Figures,
+    ops: &[AppOps],
+    now: DateTime<Utc>,
+) -> StatusReport {
+    let mut missing = Vec::new();
+    let mut queue = |name: String| match figures.queues.get(&name) {
+        Some(found) => *found,
+        None => {
+            missing.push(name);
+            QueueFigures::default()
+        }
+    };
+    let events = EventsStatus {
+        intake: queue(topology.events_queue()).lane(),
+        dlq: queue(topology.events_dlq()).messages(),
+    };
+    let mut statuses = Vec::with_capacity(apps.len());
+    let unknown = AppOps::default();
+    for (app, ops) in apps.iter().zip(ops.iter().chain(std::iter::repeat(&unknown))) {
+        let work = queue(topology.job_queue(app)).lane();
+        let leavers = queue(topology.leaver_queue(app)).lane();
+        let retry_backlog =
+            topology.retry_tiers_ms().iter().map(|&t| queue(topology.retry_queue(app, t)).messages()).sum();
+        let rechecks_pending = topology
+            .recheck_delays_ms(app)
+            .iter()
+            .map(|&d| queue(topology.recheck_queue(app, d)).messages())
+            .sum();
+        let open = ops.breaker.open_instances > 0;
+        statuses.push(AppStatus {
+            app: app.clone(),
+            work,
+            leavers,
+            consumers: work.consumers + leavers.consumers,
+            retry_backlog,
+            rechecks_pending,
+            dlq: queue(topology.app_dlq(app)).messages(),
+            breaker: BreakerStatus {
+                state: if open { BreakerState::Open } else { BreakerState::Closed },
+                open_instances: ops.breaker.open_instances,
+                open_until: ops.breaker.open_until,
+                changed_at: ops.breaker.changed_at,
+            },
+            verification_failures: ops.verification_failures,
+            last_error: ops.last_error.clone(),
+        });
+    }
+    StatusReport {
+        v: STATUS_SCHEMA_VERSION,
+        namespace: topology.namespace().to_owned(),
+        generated_at: now,
+        source: figures.source,
+        note: figures.note.clone(),
+        events,
+        apps: statuses,
+        missing_queues: missing,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! The status report as text: a few summary lines, then one aligned row per
+//! app. Numbers are right-aligned, text left-aligned; an unknown figure is
+//! `-`; the last error is cut so that one row stays one line.
+
+use chrono::{DateTime, Utc};
+
+use super::{AppStatus, BreakerState, Lane, Source, StatusReport};
+
+/// Longest last-error cell, in characters.
+const LAST_ERROR_WIDTH: usize = 80;
+/// Missing queues named before "and N more".
+const MISSING_NAMED: usize = 3;
+
+const HEADERS: [&str; 11] = [
+    "APP",
+    "READY",
+    "UNACKED",
+    "CONSUMERS",
+    "LEAVERS R/U",
+    "RETRY",
+    "RECHECKS",
+    "DLQ",
+    "BREAKER",
+    "VERIFY FAILED",
+    "LAST ERROR",
+];
+/// Columns aligned right (numbers); the others align left.
+const RIGHT: [bool; 11] = [false, true, true, true, true, true, true, true, false, true, false];
+
+/// The report as an aligned text table with a short header.
+pub fn render_table(report: &StatusReport) -> String {
+    let mut out = String::new();
+    let source = match report.source {
+        Source::Management => "the RabbitMQ management API (sampled every few seconds)",
+        Source::Amqp => "AMQP passive declares",
+    };
+    out.push_str(&format!("namespace {}: queue figures from {source}\n", report.namespace));
+    if let Some(note) = &report.note {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    let intake = report.events.intake;
+    out.push_str(&format!(
+        "events: intake ready {}, unacked {}, consumers {}; dead letters {}\n",
+        intake.ready,
+        unknown_or(intake.unacked),
+        intake.consumers,
+        report.events.dlq
+    ));
+    if !report.missing_queues.is_empty() {
+        let named: Vec<&str> = report.missing_queues.iter().take(MISSING_NAMED).map(String::as_str).collect();
+        let more = report.missing_queues.len().saturating_sub(MISSING_NAMED);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        out.push_str(&format!("missing queues (counted as empty): {}{more}\n", named.join(", ")));
+    }
+    out.push('\n');
+    let rows: Vec<[String; 11]> = report.apps.iter().map(row).collect();
+    let mut widths = HEADERS.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    push_line(&mut out, &HEADERS.map(str::to_owned), &widths);
+    for row in &rows {
+        push_line(&mut out, row, &widths);
+    }
+    out
+}
+
+fn row(app: &AppStatus) -> [String; 11] {
+    [
+        app.app.to_string(),
+        app.work.ready.to_string(),
+        unknown_or(app.work.unacked),
+        app.consumers.to_string(),
+        lane_pair(&app.leavers),
+        app.retry_backlog.to_string(),
+        app.rechecks_pending.to_string(),
+        app.dlq.to_string(),
+        breaker(app),
+        app.verification_failures.to_string(),
+        last_error(app),
+    ]
+}
+
+fn push_line(out: &mut String, cells: &[String; 11], widths: &[usize; 11]) {
+    let mut line = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let pad = " ".repeat(widths[i].saturating_sub(cell.chars().count()));
+        if i > 0 {
+            line.push_str("  ");
+        }
+        if RIGHT[i] {
+            line.push_str(&pad);
+            line.push_str(cell);
+        } else {
+            line.push_str(cell);
+            line.push_str(&pad);
+        }
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+fn unknown_or(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn lane_pair(lane: &Lane) -> String {
+    format!("{}/{}", lane.ready, unknown_or(lane.unacked))
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn breaker(app: &AppStatus) -> String {
+    match (app.breaker.state, app.breaker.open_until) {
+        (BreakerState::Closed, _) => "closed".to_owned(),
+        (BreakerState::Open, until) => {
+            let until = until.map(|t| format!(" until {}", time(t))).unwrap_or_default();
+            format!("open ({}){until}", app.breaker.open_instances)
+        }
+    }
+}
+
+fn last_error(app: &AppStatus) -> String {
+    let Some(error) = &app.last_error else { return "-".to_owned() };
+    let status = error.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+    let text = format!("{} {} {status}: {}", time(error.at), error.reason, error.detail);
+    if text.chars().count() <= LAST_ERROR_WIDTH {
+        return text;
+    }
+    let end = text.char_indices().nth(LAST_ERROR_WIDTH - 1).map_or(text.len(), |(end, _)| end);
+    format!("{}…", &text[..end])
+}

@@ -1,0 +1,88 @@
+//! `scimfleet scheduler` and `scimfleet worker`: telemetry, the operations
+//! listener, the service itself, then a flush of what telemetry still holds.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use scimfleet_runtime::Config;
+use scimfleet_runtime::ops::{self, Ops};
+use scimfleet_runtime::telemetry::{self, Telemetry, TelemetryOptions, Traces};
+use tokio_util::sync::CancellationToken;
+
+/// Runs the scheduler until `stop`.
+pub async fn scheduler(config: Arc<Config>, stop: CancellationToken) -> anyhow::Result<()> {
+    let telemetry = start(&config, "scimfleet-scheduler")?;
+    let ops = Ops::default();
+    let listening =
+        listen(config.telemetry.scheduler_listen, "telemetry.scheduler_listen", &ops, &stop).await?;
+    let result = scimfleet_scheduler::run(config, Arc::default(), ops, stop.clone()).await;
+    finish(listening, telemetry, &stop).await;
+    Ok(result?)
+}
+
+/// Runs a worker for `apps` (all when `None`) until `stop`.
+pub async fn worker(
+    config: Arc<Config>,
+    apps: Option<Vec<String>>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let telemetry = start(&config, "scimfleet-worker")?;
+    let ops = Ops::default();
+    let listening = listen(config.telemetry.worker_listen, "telemetry.worker_listen", &ops, &stop).await?;
+    let result = scimfleet_worker::run(config, apps, Arc::default(), ops, stop.clone()).await;
+    finish(listening, telemetry, &stop).await;
+    Ok(result?)
+}
+
+/// Logging and tracing from the configuration and the `OTEL_*` variables.
+pub fn start(config: &Config, service: &str) -> anyhow::Result<Telemetry> {
+    let traces = Traces::from_env(std::env::vars())?;
+    let exporting = traces != Traces::Off;
+    let telemetry = telemetry::init(TelemetryOptions {
+        service,
+        format: config.telemetry.log_format,
+        default_levels: telemetry::SERVICE_LOG_LEVELS,
+        traces,
+        log_file: None,
+    })?;
+    if config.telemetry.pseudonym_key_env.is_none() {
+        tracing::warn!(
+            "telemetry.pseudonym_key_env is not set: person pseudonyms in logs use a key derived from the namespace"
+        );
+    }
+    tracing::info!(otel.exporting = exporting, "{service} starting");
+    Ok(telemetry)
+}
+
+async fn listen(
+    address: Option<SocketAddr>,
+    field: &str,
+    ops: &Ops,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(address) = address else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("{field}: cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(server.address = %bound, "serving /metrics, /healthz and /readyz on http://{bound}");
+    let (ops, stop) = (ops.clone(), stop.clone());
+    Ok(Some(tokio::spawn(async move {
+        if let Err(error) = ops::serve(listener, ops, stop).await {
+            tracing::error!(%error, "the operations listener stopped");
+        }
+    })))
+}
+
+async fn finish(
+    listening: Option<tokio::task::JoinHandle<()>>,
+    telemetry: Telemetry,
+    stop: &CancellationToken,
+) {
+    stop.cancel();
+    if let Some(listening) = listening {
+        let _stopped = listening.await;
+    }
+    telemetry.shutdown().await;
+}

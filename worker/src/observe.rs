@@ -1,0 +1,139 @@
+//! The telemetry of one job delivery, in one place: its consumer span, the
+//! metrics of how it was settled, and its step in the event's journey.
+//!
+//! The span (`process {queue}`) continues the trace in the job's headers:
+//! the scheduler's per-app `send` span, so every attempt, retry, replay and
+//! remediation of a job hangs under the event that caused it. A re-check
+//! carries only a link to the deprovision's trace and starts its own.
+//!
+//! Settling is counted here and nowhere else (`scimfleet_jobs_total` by
+//! outcome, the attempt's duration, and for converged jobs the end-to-end
+//! time since the scheduler took the event), next to the process's exact
+//! counters in `WorkerStats`.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use lapin::message::Delivery;
+use scimfleet_runtime::broker::received_at;
+use scimfleet_runtime::metrics::AppAction;
+use scimfleet_runtime::store::JourneyStep;
+use scimfleet_runtime::telemetry::{error_chain, propagation};
+use scimfleet_schemas::{AppId, Job};
+use tracing::Span;
+
+use crate::consume::{AppWorker, Note, Settled};
+
+/// The consumer span of one job delivery.
+pub(crate) fn consumer_span(app: &AppId, queue: &str, delivery: &Delivery) -> Span {
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format_args!("process {queue}"),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = %queue,
+        messaging.rabbitmq.destination.routing_key = %delivery.routing_key,
+        messaging.message.body.size = delivery.data.len(),
+        messaging.message.id = tracing::field::Empty,
+        scimfleet.app = %app,
+        scimfleet.action = tracing::field::Empty,
+        scimfleet.attempt = tracing::field::Empty,
+        scimfleet.event_id = tracing::field::Empty,
+        scimfleet.job_id = tracing::field::Empty,
+        scimfleet.person = tracing::field::Empty,
+        scimfleet.outcome = tracing::field::Empty,
+    );
+    if let Some(id) = delivery.properties.message_id() {
+        span.record("messaging.message.id", id.as_str());
+    }
+    propagation::adopt_amqp(&span, &delivery.properties);
+    span
+}
+
+/// Fills the span fields known once the job is read.
+pub(crate) fn job_fields(span: &Span, job: &Job, person: &str) {
+    span.record("scimfleet.action", job.action.name());
+    span.record("scimfleet.attempt", job.attempt + 1);
+    span.record("scimfleet.event_id", job.event_id.as_str());
+    span.record("scimfleet.job_id", job.job_id.as_str());
+    span.record("scimfleet.person", person);
+}
+
+/// The `outcome` label of a settled job; `unchanged` is a converged job
+/// that found the app already as wanted.
+fn outcome(settled: &Settled) -> (&'static str, Option<&Note>) {
+    match settled {
+        Settled::Converged { verified: true, .. } => ("verified", None),
+        Settled::Converged { changed: true, .. } => ("converged", None),
+        Settled::Converged { .. } => ("unchanged", None),
+        Settled::Retried(note) => ("retried", Some(note)),
+        Settled::Deferred => ("deferred", None),
+        Settled::Stale => ("stale", None),
+        Settled::DeadLettered(note) => ("dead_lettered", Some(note)),
+        Settled::Remediating(note) => ("remediating", Some(note)),
+    }
+}
+
+/// Counts a settled delivery and records its journey step.
+pub(crate) async fn settled(
+    worker: &AppWorker,
+    span: &Span,
+    delivery: &Delivery,
+    job: Option<&Job>,
+    settled: &Settled,
+    started: Instant,
+) {
+    let (label, note) = outcome(settled);
+    span.record("scimfleet.outcome", label);
+    if matches!(settled, Settled::DeadLettered(_) | Settled::Remediating(_)) {
+        span.record("otel.status_code", "error");
+    }
+    let action = job.map_or("unreadable", |j| j.action.name());
+    // `converged` / `unchanged` / `verified` are one metric outcome: the job's state holds.
+    let metric = match label {
+        "unchanged" | "verified" => "converged",
+        other => other,
+    };
+    let metrics = &worker.ops.metrics;
+    metrics.job_settled(worker.app.as_str(), action, metric, started.elapsed());
+    if metric == "converged"
+        && let Some(since) = received_at(&delivery.properties)
+    {
+        let seconds = (Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0;
+        let labels = AppAction { app: worker.app.to_string(), action: action.to_owned() };
+        metrics.job_end_to_end.get_or_create(&labels).observe(seconds);
+    }
+    let Some(job) = job else { return };
+    let step = JourneyStep {
+        at: Utc::now(),
+        stage: "worker".to_owned(),
+        app: Some(job.app.to_string()),
+        action: job.action.name().to_owned(),
+        job_id: Some(job.job_id.to_string()),
+        attempt: Some(job.attempt + 1),
+        outcome: label.to_owned(),
+        detail: note.map(|n| n.detail.clone()),
+        status: note.and_then(|n| n.status),
+        duration_ms: Some(started.elapsed().as_millis() as u64),
+        trace_id: propagation::trace_id(span),
+        person: Some(worker.pseudonyms.person(&job.person)),
+    };
+    if let Err(error) =
+        worker.store.journey_step(job.event_id.as_str(), &step, worker.journey_retention).await
+    {
+        tracing::warn!(
+            scimfleet.app = %worker.app, error = error_chain(&error),
+            "journey step of job {} not recorded", job.job_id
+        );
+    }
+}
+
+/// Counts a delivery handed back to the queue after an infrastructure error.
+pub(crate) fn requeued(worker: &AppWorker, span: &Span, job: Option<&Job>, started: Instant) {
+    span.record("scimfleet.outcome", "requeued");
+    let action = job.map_or("unreadable", |j| j.action.name());
+    worker.ops.metrics.job_settled(worker.app.as_str(), action, "requeued", started.elapsed());
+}
