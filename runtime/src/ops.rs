@@ -14,6 +14,7 @@
 //! The listener is small and separate from any data path: it holds no lock
 //! the pipeline needs, and a slow scrape never delays a job.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +65,7 @@ impl std::fmt::Debug for Component {
 pub struct ComponentHealth {
     health: Health,
     index: usize,
+    name: &'static str,
 }
 
 impl Health {
@@ -71,7 +73,7 @@ impl Health {
     pub fn component(&self, name: &'static str) -> ComponentHealth {
         let mut components = self.lock();
         components.push(Component { name, connected: None });
-        ComponentHealth { health: self.clone(), index: components.len() - 1 }
+        ComponentHealth { health: self.clone(), index: components.len() - 1, name }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Component>> {
@@ -107,15 +109,67 @@ impl Health {
 impl ComponentHealth {
     /// Connected, topology declared, consuming.
     pub fn ready(&self, connection: &lapin::Connection, store: &Store) {
+        self.set(connection.status().clone(), store.clone());
+    }
+
+    fn set(&self, status: lapin::ConnectionStatus, store: Store) {
         if let Some(c) = self.health.lock().get_mut(self.index) {
-            c.connected = Some((connection.status().clone(), store.clone()));
+            c.connected = Some((status, store));
         }
+    }
+
+    /// Ready once `consumers` consumers all report (through the returned
+    /// latch) that the broker accepted them: declaring the topology is not
+    /// yet consuming, and a queue the broker cannot serve fails later.
+    pub fn ready_when(&self, consumers: usize, connection: &lapin::Connection, store: &Store) -> ReadyLatch {
+        let latch = ReadyLatch {
+            inner: Arc::new(Latch {
+                left: AtomicUsize::new(consumers),
+                health: self.clone(),
+                status: connection.status().clone(),
+                store: store.clone(),
+            }),
+        };
+        if consumers == 0 {
+            latch.inner.health.set(latch.inner.status.clone(), latch.inner.store.clone());
+        }
+        latch
     }
 
     /// Lost a connection (or stopping).
     pub fn unready(&self) {
         if let Some(c) = self.health.lock().get_mut(self.index) {
             c.connected = None;
+        }
+    }
+}
+
+/// Counts consumers in; the last one makes its component ready.
+#[derive(Clone)]
+pub struct ReadyLatch {
+    inner: Arc<Latch>,
+}
+
+struct Latch {
+    left: AtomicUsize,
+    health: ComponentHealth,
+    status: lapin::ConnectionStatus,
+    store: Store,
+}
+
+impl std::fmt::Debug for ReadyLatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyLatch").field("left", &self.inner.left.load(Ordering::Acquire)).finish()
+    }
+}
+
+impl ReadyLatch {
+    /// One consumer is consuming.
+    pub fn arrive(&self) {
+        let before = self.inner.left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.inner.health.set(self.inner.status.clone(), self.inner.store.clone());
+            tracing::info!(ready = true, "{} connected and consuming", self.inner.health.name);
         }
     }
 }

@@ -20,6 +20,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scimfleet_runtime::broker;
 use scimfleet_runtime::metrics::OutcomeLabel;
+use scimfleet_runtime::ops::ReadyLatch;
 use scimfleet_runtime::telemetry::{error_chain, propagation};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,14 +38,23 @@ pub(crate) async fn consume(
     channel: &lapin::Channel,
     shutdown: CancellationToken,
     grace: Duration,
+    ready: ReadyLatch,
 ) -> Result<(), SchedulerError> {
     let queue = ctx.topology.events_queue();
     let prefetch = ctx.config.scheduler.prefetch;
-    broker::consume(channel, &queue, prefetch, grace, shutdown, |delivery| {
-        SchedulerStats::add(&ctx.stats.received, 1);
-        ctx.ops.metrics.events_received.inc();
-        handle(ctx.clone(), delivery)
-    })
+    broker::consume(
+        channel,
+        &queue,
+        prefetch,
+        grace,
+        shutdown,
+        || ready.arrive(),
+        |delivery| {
+            SchedulerStats::add(&ctx.stats.received, 1);
+            ctx.ops.metrics.events_received.inc();
+            handle(ctx.clone(), delivery)
+        },
+    )
     .await?;
     Ok(())
 }
@@ -101,6 +111,8 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
 
 /// The consumer span of one delivery, continuing the publisher's trace.
 fn consumer_span(queue: &str, delivery: &Delivery) -> tracing::Span {
+    // The publisher's key: only an event type is recorded as it is.
+    let routing_key = broker::events::routing_key_field(delivery.routing_key.as_str());
     let span = tracing::info_span!(
         "process",
         otel.name = %format_args!("process {queue}"),
@@ -109,7 +121,7 @@ fn consumer_span(queue: &str, delivery: &Delivery) -> tracing::Span {
         messaging.operation.type = "process",
         messaging.operation.name = "process",
         messaging.destination.name = %queue,
-        messaging.rabbitmq.destination.routing_key = %delivery.routing_key,
+        messaging.rabbitmq.destination.routing_key = routing_key,
         messaging.message.body.size = delivery.data.len(),
         messaging.message.id = tracing::field::Empty,
         scimfleet.event_id = tracing::field::Empty,

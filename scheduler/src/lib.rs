@@ -93,7 +93,7 @@ async fn run_once(
         QUEUE_SAMPLING,
         stop_sampling.clone(),
     ));
-    health.ready(&connection, &store);
+    let ready = health.ready_when(1, &connection, &store);
     let ctx = Arc::new(fanout::Context {
         queue: topology.events_queue(),
         journey_retention: Duration::from_millis(config.telemetry.journey_retention),
@@ -106,8 +106,7 @@ async fn run_once(
         stats,
         ops,
     });
-    tracing::info!(ready = true, "scheduler connected and consuming");
-    let result = intake::consume(ctx, &channel, shutdown, grace).await;
+    let result = intake::consume(ctx, &channel, shutdown, grace, ready).await;
     health.unready();
     stop_sampling.cancel();
     let _sampled = sampler.await;

@@ -89,6 +89,14 @@ impl RabbitNode {
         }
     }
 
+    /// SIGTERM to the node: a clean shutdown (the VM stops its applications
+    /// and syncs its data), waited for.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = child.wait();
+    }
+
     /// SIGKILL to the node: a crash, not a shutdown.
     pub fn kill(&mut self) {
         let Some(mut child) = self.child.take() else { return };

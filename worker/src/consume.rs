@@ -27,7 +27,7 @@ use futures_util::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scimfleet_runtime::broker::{self, PublishError, Publisher, Topology};
-use scimfleet_runtime::ops::Ops;
+use scimfleet_runtime::ops::{Ops, ReadyLatch};
 use scimfleet_runtime::store::{DesiredAccount, Lease, StoreError};
 use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain};
 use scimfleet_runtime::{KeyedLocks, Store};
@@ -129,13 +129,16 @@ pub(crate) async fn consume(
     channel: lapin::Channel,
     shutdown: CancellationToken,
     grace: Duration,
+    ready: ReadyLatch,
 ) -> Result<(), WorkerError> {
-    let result = broker::consume(&channel, &queue, worker.concurrency, grace, shutdown, |delivery| {
-        WorkerStats::add(&worker.stats.received, 1);
-        let span = observe::consumer_span(&worker.app, &queue, &delivery);
-        handle(worker.clone(), delivery, span.clone()).instrument(span)
-    })
-    .await;
+    let consuming = move || ready.arrive();
+    let result =
+        broker::consume(&channel, &queue, worker.concurrency, grace, shutdown, consuming, |delivery| {
+            WorkerStats::add(&worker.stats.received, 1);
+            let span = observe::consumer_span(&worker.app, &queue, &delivery);
+            handle(worker.clone(), delivery, span.clone()).instrument(span)
+        })
+        .await;
     let _closed = channel.close(200, "consumer stopped".into()).await;
     Ok(result?)
 }

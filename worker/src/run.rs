@@ -218,6 +218,8 @@ async fn run_once(
         stop.clone(),
     ));
     let journey_retention = Duration::from_millis(config.telemetry.journey_retention);
+    // Two lanes per app; ready once every one of them is consuming.
+    let ready = health.ready_when(2 * convergers.len(), &connection, &store);
     let mut consumers = JoinSet::new();
     for (app, converger) in convergers {
         let worker = Arc::new(AppWorker {
@@ -254,7 +256,14 @@ async fn run_once(
         // so per-person order holds across lanes.
         for queue in [topology.leaver_queue(&app.id), topology.job_queue(&app.id)] {
             let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
-            consumers.spawn(consume::consume(worker.clone(), queue, channel, stop.clone(), grace));
+            consumers.spawn(consume::consume(
+                worker.clone(),
+                queue,
+                channel,
+                stop.clone(),
+                grace,
+                ready.clone(),
+            ));
         }
     }
     // Not one of the consumers: a failing sweep is logged, never fatal; it
@@ -269,8 +278,7 @@ async fn run_once(
             stop.clone(),
         ))
     });
-    health.ready(&connection, &store);
-    tracing::info!(ready = true, "worker connected and consuming");
+    tracing::info!("worker connected; consumers starting");
     let mut result = Ok(());
     while let Some(joined) = consumers.join_next().await {
         if let Ok(Err(error)) = joined {

@@ -41,16 +41,30 @@ pub enum ConsumeError {
         /// The queue.
         queue: String,
     },
+    /// The broker did not accept the consumer in time.
+    #[error("RabbitMQ did not start a consumer of {queue} within {} s", START_TIMEOUT.as_secs())]
+    StartTimeout {
+        /// The queue.
+        queue: String,
+    },
 }
 
+/// How long the broker may take to accept a consumer. Right after a broker
+/// restart a quorum queue can exist before its replica runs, and a consume
+/// then hangs for a minute before failing; giving up sooner lets the
+/// supervisor reconnect and try again.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Consumes `queue` on `channel`, running `handle` for each delivery, until
-/// `shutdown` is cancelled (`Ok`) or the broker fails (`Err`).
+/// `shutdown` is cancelled (`Ok`) or the broker fails (`Err`). `consuming`
+/// runs once the broker accepted the consumer (readiness).
 pub async fn consume<F, Fut>(
     channel: &Channel,
     queue: &str,
     prefetch: u16,
     grace: Duration,
     shutdown: CancellationToken,
+    consuming: impl FnOnce(),
     mut handle: F,
 ) -> Result<(), ConsumeError>
 where
@@ -58,13 +72,16 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let failed = |source| ConsumeError::Channel { queue: queue.to_owned(), source };
-    channel.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(failed)?;
-    let options = BasicConsumeOptions::default();
-    let mut consumer = channel
-        .basic_consume(queue.into(), "".into(), options, FieldTable::default())
+    let start = async {
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(failed)?;
+        let options = BasicConsumeOptions::default();
+        channel.basic_consume(queue.into(), "".into(), options, FieldTable::default()).await.map_err(failed)
+    };
+    let mut consumer = tokio::time::timeout(START_TIMEOUT, start)
         .await
-        .map_err(failed)?;
+        .map_err(|_| ConsumeError::StartTimeout { queue: queue.to_owned() })??;
     tracing::info!(messaging.system = "rabbitmq", messaging.destination.name = %queue, "consuming {queue}");
+    consuming();
     let mut tasks = JoinSet::new();
     let result = loop {
         tokio::select! {
