@@ -53,20 +53,31 @@ async fn an_event_is_one_trace_from_intake_to_every_scim_request_and_survives_de
     })
     .expect("telemetry");
     let policy = format!(
-        "[worker]\nretry_tiers_ms = [100]\nmax_attempts = 2\nrequest_retries = 0\n{}",
+        "[worker]\nretry_tiers_ms = [100]\nmax_attempts = 2\nrequest_retries = 0\n[verification]\nrecheck = [\"1s\"]\n{}",
         common::POLICY
     );
     let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
 
-    one_event_is_one_trace(&mut fleet, &telemetry, &receiver).await;
+    let trace = one_event_is_one_trace(&mut fleet, &telemetry, &receiver).await;
     a_replayed_job_stays_in_its_trace(&mut fleet, &telemetry, &receiver).await;
+    a_recheck_starts_a_trace_linked_to_the_deprovision(&mut fleet, &telemetry, &receiver).await;
+
+    // Log lines inside a span carry its trace id.
+    let logs = std::fs::read_to_string(&log).expect("log file");
+    let line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["scimfleet.event_id"] == "trace-hire" && l["target"] == "scimfleet_scheduler::fanout")
+        .expect("a log line of the event's fan-out");
+    assert_eq!(line["trace_id"], trace.as_str(), "{line}");
+    assert!(line["span_id"].as_str().is_some_and(|s| s.len() == 16), "{line}");
 
     fleet.stop().await.expect("clean stop");
     telemetry.shutdown().await;
     receiver.stop();
 }
 
-async fn one_event_is_one_trace(fleet: &mut Fleet, telemetry: &Telemetry, receiver: &OtlpReceiver) {
+async fn one_event_is_one_trace(fleet: &mut Fleet, telemetry: &Telemetry, receiver: &OtlpReceiver) -> String {
     let ns = fleet.config.namespace.clone();
     let ada = Person { id: "E8101", department: "Engineering", title: "Dev", location: "Oslo", groups: &[] };
     fleet.publish_json(&[ada.event("trace-hire", "person.hired", 1)]).await.expect("published");
@@ -150,6 +161,31 @@ async fn one_event_is_one_trace(fleet: &mut Fleet, telemetry: &Telemetry, receiv
             assert!(!value.contains('@') && !value.contains("E8101"), "{} {key} = {value}", span.name);
         }
     }
+    trace
+}
+
+async fn a_recheck_starts_a_trace_linked_to_the_deprovision(
+    fleet: &mut Fleet,
+    telemetry: &Telemetry,
+    receiver: &OtlpReceiver,
+) {
+    let ns = fleet.config.namespace.clone();
+    let ada = Person { id: "E8101", department: "Engineering", title: "Dev", location: "Oslo", groups: &[] };
+    fleet.publish_json(&[ada.event("trace-leave", "person.terminated", 2)]).await.expect("published");
+    let lane = format!("process {ns}.jobs.git.leavers");
+    let recheck = |s: &ReceivedSpan| s.name == lane && s.attr("scimfleet.action") == Some("verify");
+    received(telemetry, receiver, |s| recheck(s) && s.attr("scimfleet.outcome").is_some()).await;
+    let spans = receiver.spans();
+    let deprovision = spans
+        .iter()
+        .find(|s| s.name == lane && s.attr("scimfleet.action") == Some("deactivate"))
+        .expect("the deactivation's span");
+    let verify = spans.iter().find(|s| recheck(s)).expect("the re-check's span");
+    assert_eq!(verify.attr("scimfleet.outcome"), Some("verified"));
+    assert_eq!(verify.attr("scimfleet.event_id"), Some("trace-leave"));
+    assert_ne!(verify.trace_id, deprovision.trace_id, "a re-check runs in a trace of its own");
+    assert!(verify.parent_span_id.is_empty(), "it is that trace's root");
+    assert_eq!(verify.links, [deprovision.trace_id.clone()], "linked to the deprovision's trace");
 }
 
 async fn a_replayed_job_stays_in_its_trace(
