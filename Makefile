@@ -19,12 +19,25 @@ build: ## Build every crate (debug)
 demo: services ## Provision a sample organisation into three in-process SCIM apps
 	$(CARGO) run --quiet --bin scimfleet -- demo
 
+# Every test process writes its logs here (see devkit `test_log_dir`). It is
+# emptied first, so the log check reads this run only; under target/, so a
+# clean clone (CI) starts without one. Absolute: tests run in their crate's dir.
+TEST_LOG_DIR := $(CURDIR)/target/test-logs
+# The test that greps those logs for tokens and e-mail addresses: run last.
+LOG_CHECK := suite_logs_hold_no_token_and_no_email
+
 .PHONY: test
-test: services ## Run the whole test suite against the real RabbitMQ and Redis
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --all-targets --profile $${NEXTEST_PROFILE:-default}; \
+test: services ## Run the whole test suite against the real RabbitMQ and Redis, then check its logs
+	@rm -rf '$(TEST_LOG_DIR)' && mkdir -p '$(TEST_LOG_DIR)'
+	@export SCIMFLEET_TEST_LOG_DIR='$(TEST_LOG_DIR)'; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --all-targets --profile $${NEXTEST_PROFILE:-default} \
+			-E 'not test(=$(LOG_CHECK))' && \
+		$(CARGO) nextest run -p scimfleet --test log_hygiene --profile $${NEXTEST_PROFILE:-default} \
+			-E 'test(=$(LOG_CHECK))'; \
 	else \
-		$(CARGO) test --workspace --all-targets; \
+		$(CARGO) test --workspace --all-targets -- --skip $(LOG_CHECK) && \
+		$(CARGO) test -p scimfleet --test log_hygiene -- --exact $(LOG_CHECK); \
 	fi
 
 .PHONY: bench

@@ -27,6 +27,8 @@ pub async fn worker(
     apps: Option<Vec<String>>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    // An unknown app is refused before anything starts listening.
+    scimfleet_worker::select_apps(&config, apps.as_deref())?;
     let telemetry = start(&config, "scimfleet-worker")?;
     let ops = Ops::default();
     let listening = listen(config.telemetry.worker_listen, "telemetry.worker_listen", &ops, &stop).await?;

@@ -1,6 +1,8 @@
 //! The binary's start-up behaviour: bad configuration fails at once, naming
 //! the file, the field and the reason, without leaking secrets.
 
+mod common;
+
 use std::process::Command;
 
 fn scimfleet() -> Command {
@@ -21,7 +23,12 @@ fn invalid_config_fails_naming_file_field_and_reason() {
         "bad.toml",
         "[broker]\nurl = \"amqp://user:hunter2@rabbit/%2f\"\n[[apps]]\nid = \"crm\"\nbase_url = \"http://crm.example.com/scim\"\ntoken_env = \"X\"\n",
     );
-    let output = scimfleet().args(["config", "check", "--config"]).arg(&path).output().expect("runs");
+    let output = scimfleet()
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .map(common::keep_log)
+        .expect("runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("bad.toml"), "{stderr}");
@@ -36,7 +43,12 @@ fn missing_token_is_reported_by_config_check() {
         "notoken.toml",
         "[[apps]]\nid = \"crm\"\nbase_url = \"https://crm.example.com/scim\"\ntoken_env = \"SCIMFLEET_TEST_SURELY_UNSET\"\n",
     );
-    let output = scimfleet().args(["config", "check", "--config"]).arg(&path).output().expect("runs");
+    let output = scimfleet()
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .map(common::keep_log)
+        .expect("runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -54,6 +66,7 @@ fn example_config_is_valid() {
         .env("SCIMFLEET_TOKEN_GITHUB", "t1")
         .env("SCIMFLEET_TOKEN_SLACK", "t2")
         .output()
+        .map(common::keep_log)
         .expect("runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
@@ -69,6 +82,7 @@ fn worker_refuses_an_unknown_app_before_connecting() {
         .arg(&path)
         .env("SCIMFLEET_TEST_CRM_TOKEN", "t")
         .output()
+        .map(common::keep_log)
         .expect("runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());

@@ -24,6 +24,7 @@ fn dlq(fleet: &Fleet, args: &[&str]) -> String {
         .arg("--config")
         .arg(fleet.config_path())
         .output()
+        .map(common::keep_log)
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));

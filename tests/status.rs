@@ -44,7 +44,7 @@ fn status(fleet: &Fleet, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (name, value) in env {
         command.env(name, value);
     }
-    command.output().expect("runs")
+    command.output().map(common::keep_log).expect("runs")
 }
 
 fn stdout(output: &Output) -> String {

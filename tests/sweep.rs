@@ -42,6 +42,7 @@ fn scimfleet(fleet: &Fleet, args: &[&str]) -> Output {
         .arg("--config")
         .arg(fleet.config_path())
         .output()
+        .map(common::keep_log)
         .expect("runs")
 }
 

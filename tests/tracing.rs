@@ -185,7 +185,11 @@ async fn a_recheck_starts_a_trace_linked_to_the_deprovision(
     assert_eq!(verify.attr("scimfleet.event_id"), Some("trace-leave"));
     assert_ne!(verify.trace_id, deprovision.trace_id, "a re-check runs in a trace of its own");
     assert!(verify.parent_span_id.is_empty(), "it is that trace's root");
-    assert_eq!(verify.links, [deprovision.trace_id.clone()], "linked to the deprovision's trace");
+    assert_eq!(
+        verify.links,
+        std::slice::from_ref(&deprovision.trace_id),
+        "linked to the deprovision's trace"
+    );
 }
 
 async fn a_replayed_job_stays_in_its_trace(

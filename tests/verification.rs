@@ -60,6 +60,7 @@ fn scimfleet(fleet: &Fleet, args: &[&str]) -> Output {
         .arg(fleet.config_path())
         .env(KEY_ENV, "test-key-0123456789abcdef")
         .output()
+        .map(common::keep_log)
         .expect("runs")
 }
 

@@ -128,8 +128,12 @@ fn consumer_span(queue: &str, delivery: &Delivery) -> tracing::Span {
         scimfleet.person = tracing::field::Empty,
         scimfleet.outcome = tracing::field::Empty,
     );
-    if let Some(id) = delivery.properties.message_id() {
-        span.record("messaging.message.id", id.as_str());
+    // The publisher's id, recorded only when it looks like an id (not an address).
+    if let Some(id) = delivery.properties.message_id().as_ref().map(|id| id.as_str())
+        && id.len() <= 200
+        && id.chars().all(|c| c.is_ascii_graphic() && c != '@')
+    {
+        span.record("messaging.message.id", id);
     }
     propagation::adopt_amqp(&span, &delivery.properties);
     span

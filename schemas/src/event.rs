@@ -225,7 +225,7 @@ impl Event {
             message: redact_serde_message(&e.to_string()),
         })?;
         let event: Event = serde_path_to_error::deserialize(value).map_err(|e| EventError::Shape {
-            path: e.path().to_string(),
+            path: redacted_path(e.path()),
             message: redact_serde_message(&e.inner().to_string()),
         })?;
         event.check_rules()?;
@@ -277,10 +277,7 @@ impl Event {
             });
         }
         for (name, value) in &data.attributes {
-            let name_ok = !name.is_empty()
-                && name.len() <= MAX_ATTRIBUTE_NAME
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if !name_ok {
+            if !is_attribute_name(name) {
                 return Err(EventError::Rule {
                     field: "data.attributes",
                     reason: format!("attribute names are 1-{MAX_ATTRIBUTE_NAME} letters, digits, _ or -"),
@@ -305,28 +302,86 @@ impl Event {
     }
 }
 
-/// serde_json quotes offending string values in some messages (`invalid type:
-/// string "ada@example.com"`); those values may be personal data, so the quoted
-/// part is replaced before the message travels into logs or dead-letter headers.
+/// 1-64 letters, digits, `_` or `-`: what an attribute (or any field) is called.
+fn is_attribute_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ATTRIBUTE_NAME
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The dotted path of a shape error, as `serde_path_to_error` writes it, but
+/// with every map key that is not a plain name replaced by `…`: keys come
+/// from the publisher (an attribute named `ada@example.com`, an unknown field).
+fn redacted_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        let text = match segment {
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+                continue;
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } if is_attribute_name(key) => key.as_str(),
+            Segment::Map { .. } | Segment::Enum { .. } => "…",
+            Segment::Unknown => "?",
+        };
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(text);
+    }
+    if out.is_empty() { ".".to_owned() } else { out }
+}
+
+/// serde quotes offending values in some messages: strings in double quotes
+/// (`invalid type: string "ada@example.com"`), other values and unknown
+/// names in backquotes (``unknown variant `ada@example.com`, expected one of
+/// …``, ``invalid type: integer `4711`, …``). Those values may be personal
+/// data, so they are replaced by `…` before the message travels into logs or
+/// dead-letter headers; what was expected, which is ours, is kept.
 fn redact_serde_message(message: &str) -> String {
+    let message = redact_backquoted_value(message);
     let mut out = String::with_capacity(message.len());
-    let mut in_quotes = false;
+    let (mut in_quotes, mut escaped) = (false, false);
     for c in message.chars() {
         match (c, in_quotes) {
             ('"', false) => {
                 in_quotes = true;
                 out.push_str("\"…");
             }
-            ('"', true) => {
+            // serde writes the string with `{:?}`: `\"` inside does not end it.
+            ('"', true) if !escaped => {
                 in_quotes = false;
                 out.push('"');
             }
-            (_, true) => {}
+            (c, true) => escaped = !escaped && c == '\\',
             (c, false) => out.push(c),
         }
     }
     // A message ending inside quotes (cut by serde) is still redacted.
     out.split(" at line ").next().unwrap_or(&out).to_owned()
+}
+
+/// In a message that quotes the input (``unknown variant `X`, expected …``,
+/// ``invalid type: integer `7`, expected …``), everything from the first to
+/// the last backquote before what was expected becomes `` `…` ``: the value
+/// may hold backquotes itself, what was expected is ours and comes last.
+/// `missing field` and `duplicate field` name our fields and are kept.
+fn redact_backquoted_value(message: &str) -> String {
+    let quotes_input = ["unknown variant `", "unknown field `", "invalid type: ", "invalid value: "];
+    if !quotes_input.iter().any(|lead| message.contains(lead)) {
+        return message.to_owned();
+    }
+    let expected = [", expected ", ", there are no "].iter().filter_map(|m| message.rfind(m)).max();
+    let (head, tail) = message.split_at(expected.unwrap_or(message.len()));
+    match (head.find('`'), head.rfind('`')) {
+        (Some(first), Some(last)) if first < last => {
+            format!("{}`…`{}{tail}", &head[..first], &head[last + 1..])
+        }
+        // One backquote: the value was cut short.
+        (Some(first), _) => format!("{}`…{tail}", &head[..first]),
+        _ => message.to_owned(),
+    }
 }
 
 #[cfg(test)]

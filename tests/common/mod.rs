@@ -5,7 +5,7 @@
 pub mod rabbit;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
@@ -99,6 +99,19 @@ pub fn hires(first: usize, count: usize, department: &str) -> Vec<Value> {
 /// lines for that app, e.g. `"concurrency = 1"`.
 pub fn chat_only(extra: &str) -> String {
     format!("[[apps]]\nid = \"chat\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n{extra}\n")
+}
+
+/// Appends the standard error of a `scimfleet` command run by a test (its
+/// log) to `cli-<pid>.log` in the test log directory, which `make test`
+/// checks for tokens and e-mail addresses; returns the output unchanged.
+pub fn keep_log(output: Output) -> Output {
+    use std::io::Write as _;
+    let dir = scimfleet_devkit::fleet::test_log_dir();
+    std::fs::create_dir_all(&dir).expect("test log directory");
+    let path = dir.join(format!("cli-{}.log", std::process::id()));
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("CLI log file");
+    file.write_all(&output.stderr).expect("CLI log written");
+    output
 }
 
 /// A `scimfleet worker` child process, killed on drop so a failed assertion

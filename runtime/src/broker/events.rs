@@ -89,7 +89,7 @@ async fn publish_batch(
                 messaging.system = "rabbitmq",
                 messaging.operation.type = "send",
                 messaging.destination.name = %exchange,
-                messaging.rabbitmq.destination.routing_key = %routing_key,
+                messaging.rabbitmq.destination.routing_key = routing_key_field(routing_key),
                 scimfleet.event_id = id.as_deref().unwrap_or_default(),
             );
             let mut trace_headers = lapin::types::FieldTable::default();
@@ -103,6 +103,15 @@ async fn publish_batch(
         })
         .collect();
     publisher.publish_all(messages).await
+}
+
+/// An event's routing key as a span or log field: the key when it is an
+/// event type, else `other`. The publisher picks the key (it should be the
+/// `type`), so it may hold anything, personal data included: an invalid
+/// event whose `type` is an e-mail address is routed by that address.
+pub fn routing_key_field(routing_key: &str) -> &str {
+    let value = serde_json::Value::from(routing_key);
+    if serde_json::from_value::<scimfleet_schemas::EventType>(value).is_ok() { routing_key } else { "other" }
 }
 
 /// Routing key (`type`) and message id (`id`) of an event, when readable.
@@ -128,5 +137,12 @@ mod tests {
         assert_eq!((key.as_str(), id.as_deref()), ("person.hired", Some("evt-1")));
         assert_eq!(routing_of(b"not json"), ("unknown".to_owned(), None));
         assert_eq!(routing_of(br#"{"type":"has space"}"#).0, "unknown");
+    }
+
+    #[test]
+    fn only_event_types_are_routing_key_fields() {
+        assert_eq!(routing_key_field("person.hired"), "person.hired");
+        assert_eq!(routing_key_field("ada@example.com"), "other");
+        assert_eq!(routing_key_field("unknown"), "other");
     }
 }

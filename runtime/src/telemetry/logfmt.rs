@@ -43,7 +43,8 @@ where
             if let Some(stored) = span.extensions().get::<FormattedFields<JsonFields>>()
                 && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(stored)
             {
-                span_fields = map;
+                // `otel.*` fields steer the exporter (span name, kind); they say nothing new here.
+                span_fields = map.into_iter().filter(|(key, _)| !key.starts_with("otel.")).collect();
             }
             ids = trace_ids(&span.id());
         }

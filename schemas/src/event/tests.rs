@@ -52,6 +52,28 @@ fn attribute_of_wrong_type_is_refused_without_echo() {
 }
 
 #[test]
+fn unknown_names_odd_keys_and_quoted_values_are_refused_without_echo() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(Edit, &str, &str); 6] = [
+        (|v| v["type"] = "ada@example.com".into(), "type", "expected one of `person.hired`"),
+        (|v| v["data"]["status"] = "ada@example.com".into(), "data.status", "expected one of `active`"),
+        (|v| v["data"]["ada@example.com"] = true.into(), "data.…", "expected one of `person_id`"),
+        (|v| v["data"]["attributes"]["ada@example.com"] = 7.into(), "data.attributes.…", "expected a string"),
+        (|v| v["data"]["attributes"]["phone"] = 4_471_234.into(), "data.attributes.phone", "integer `…`"),
+        (|v| v["data"]["sequence"] = "x\"ada@example.com\"".into(), "data.sequence", "string \"…\""),
+    ];
+    for (edit, path, expected) in cases {
+        let text = Event::parse(&with(edit)).expect_err("invalid").to_string();
+        assert!(text.contains(&format!("field `{path}`")) && text.contains(expected), "{text}");
+        assert!(!text.contains("ada@example.com") && !text.contains("4471234"), "{text}");
+    }
+    let odd = "unknown field `a`, expected `b`, x`, expected `c`";
+    assert_eq!(redact_serde_message(odd), "unknown field `…`, expected `c`");
+    assert_eq!(redact_serde_message("unknown variant `cut"), "unknown variant `…");
+    assert_eq!(redact_serde_message("missing field `person_id`"), "missing field `person_id`");
+}
+
+#[test]
 fn null_attributes_are_absent() {
     let body = with(|v| v["data"]["attributes"]["manager"] = serde_json::Value::Null);
     let event = Event::parse(&body).expect("valid");
