@@ -14,10 +14,8 @@
 //! not followed: a SCIM endpoint has no reason to redirect, and following one
 //! would re-send the token and turn a POST into a GET.
 //!
-//! Each call is an OpenTelemetry client span (`GET /Users/{id}`) with the
-//! HTTP semantic-convention attributes (`http.request.method`,
-//! `url.template`, `server.address`, `server.port`, and late
-//! `http.response.status_code` / `error.type`), and each request carries
+//! Each HTTP request is an OpenTelemetry client span (`GET /Users/{id}`,
+//! see `send`) with the HTTP semantic-convention attributes, and carries
 //! that span's `traceparent`, so the app's own logs can be joined to the
 //! trace. Span fields and errors use path templates (`/Users/{id}`), never
 //! the filter values or ids in the real URL, and bodies are never logged.
@@ -173,8 +171,6 @@ impl ScimClient {
     }
 
     /// The user whose `attribute` equals `value`, if any; several is an error.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Users", otel.name = "GET /Users", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn find_user(&self, attribute: &str, value: &str) -> Result<Option<ScimUser>, ScimCallError> {
         let call = Call::new(Method::GET, "/Users");
         let url = self.query_url("Users", attribute, value);
@@ -188,8 +184,6 @@ impl ScimClient {
 
     /// One page of every user: `count` users from 1-based `start_index`
     /// (RFC 7644 §3.4.2.4), for sweeps. The app may return fewer than asked.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Users", otel.name = "GET /Users", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn list_users(
         &self,
         start_index: u64,
@@ -204,32 +198,24 @@ impl ScimClient {
     }
 
     /// The user with SCIM id `id`; `None` when the app answers 404.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Users/{id}", otel.name = "GET /Users/{id}", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn get_user(&self, id: &str) -> Result<Option<ScimUser>, ScimCallError> {
         let call = Call::new(Method::GET, "/Users/{id}");
         self.get_by_id(&call, &["Users", id], |u: &ScimUser| &u.id).await
     }
 
     /// Creates a user.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "POST", url.template = "/Users", otel.name = "POST /Users", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn create_user(&self, user: &ScimUser) -> Result<Created<ScimUser>, ScimCallError> {
         let call = Call::new(Method::POST, "/Users");
         self.create(&call, "Users", user, |u: &ScimUser| &u.id).await
     }
 
     /// Applies PATCH operations to a user (200 and 204 both succeed).
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "PATCH", url.template = "/Users/{id}", otel.name = "PATCH /Users/{id}", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn patch_user(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimCallError> {
         let call = Call::new(Method::PATCH, "/Users/{id}");
         self.patch(&call, &["Users", id], ops).await
     }
 
     /// Deletes a user; 404 counts as done (already gone).
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "DELETE", url.template = "/Users/{id}", otel.name = "DELETE /Users/{id}", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn delete_user(&self, id: &str) -> Result<(), ScimCallError> {
         let call = Call::new(Method::DELETE, "/Users/{id}");
         let response = self.send(&call, self.url(&["Users", id]), None).await?;
@@ -241,8 +227,6 @@ impl ScimClient {
     }
 
     /// The group whose `displayName` is `display_name`, if any; several is an error.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Groups", otel.name = "GET /Groups", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn find_group(&self, display_name: &str) -> Result<Option<ScimGroup>, ScimCallError> {
         let call = Call::new(Method::GET, "/Groups");
         let url = self.query_url("Groups", "displayName", display_name);
@@ -254,24 +238,18 @@ impl ScimClient {
     }
 
     /// The group with SCIM id `id`, members included; `None` when the app answers 404.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "GET", url.template = "/Groups/{id}", otel.name = "GET /Groups/{id}", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn get_group(&self, id: &str) -> Result<Option<ScimGroup>, ScimCallError> {
         let call = Call::new(Method::GET, "/Groups/{id}");
         self.get_by_id(&call, &["Groups", id], |g: &ScimGroup| &g.id).await
     }
 
     /// Creates a group.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "POST", url.template = "/Groups", otel.name = "POST /Groups", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn create_group(&self, group: &ScimGroup) -> Result<Created<ScimGroup>, ScimCallError> {
         let call = Call::new(Method::POST, "/Groups");
         self.create(&call, "Groups", group, |g: &ScimGroup| &g.id).await
     }
 
     /// Applies PATCH operations to a group (200 and 204 both succeed).
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %self.app, http.request.method = "PATCH", url.template = "/Groups/{id}", otel.name = "PATCH /Groups/{id}", otel.kind = "client",
-        server.address = %self.server.0, server.port = self.server.1, error.type = tracing::field::Empty, otel.status_code = tracing::field::Empty, http.response.status_code = tracing::field::Empty))]
     pub async fn patch_group(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimCallError> {
         let call = Call::new(Method::PATCH, "/Groups/{id}");
         self.patch(&call, &["Groups", id], ops).await

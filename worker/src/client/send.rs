@@ -27,7 +27,7 @@ use scimfleet_runtime::Secret;
 use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::scim::SCIM_MEDIA_TYPE;
-use tracing::Span;
+use tracing::{Instrument, Span};
 use url::Url;
 
 use super::{Call, ScimClient};
@@ -127,32 +127,16 @@ impl ScimClient {
     ) -> Result<Response, ScimCallError> {
         let mut tries = 0;
         let mut refreshed = false;
+        let mut resends = 0;
         loop {
             if let Some(pacer) = &self.pacer {
                 let waiting = Instant::now();
                 pacer.acquire().await;
                 self.count_wait(waiting.elapsed());
             }
-            let (generation, auth) = self.credential.current();
-            let mut headers = reqwest::header::HeaderMap::new();
-            headers.insert(header::AUTHORIZATION, auth);
-            propagation::inject_http(&Span::current(), &mut headers);
-            let mut request = self.http.request(call.method.clone(), url.clone()).headers(headers);
-            if let Some(body) = &body {
-                request = request.header(header::CONTENT_TYPE, SCIM_MEDIA_TYPE).body(body.clone());
-            }
-            let sent = Instant::now();
-            let outcome = request.send().await;
-            self.count_request(call, &outcome, sent.elapsed());
-            let next = match &outcome {
-                Err(error) if error.is_builder() || error.is_redirect() => Next::Done,
-                Err(_) => Next::Retry { wait: self.backoff(tries), paced: false },
-                Ok(response) => {
-                    let status = response.status();
-                    Span::current().record("http.response.status_code", status.as_u16());
-                    self.judge(response, tries, generation, &mut refreshed).await
-                }
-            };
+            let (outcome, next) =
+                self.try_once(call, &url, body.as_ref(), tries, resends, &mut refreshed).await;
+            resends += 1;
             let (wait, paced) = match next {
                 Next::Done => return outcome.map_err(|e| call.transport(e)),
                 Next::Refreshed => {
@@ -186,6 +170,61 @@ impl ScimClient {
                 tokio::time::sleep(wait).await;
             }
         }
+    }
+
+    /// One HTTP request in a client span of its own (a resend is a span of
+    /// its own too, as the HTTP conventions ask), with that span's
+    /// `traceparent`; then what to do next.
+    async fn try_once(
+        &self,
+        call: &Call,
+        url: &Url,
+        body: Option<&Vec<u8>>,
+        tries: u32,
+        resends: u32,
+        refreshed: &mut bool,
+    ) -> (Result<Response, reqwest::Error>, Next) {
+        let span = tracing::info_span!(
+            "scim_request",
+            otel.name = %format_args!("{} {}", call.name, call.path_template),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            scimfleet.app = %self.app,
+            http.request.method = call.name,
+            url.template = call.path_template,
+            server.address = %self.server.0,
+            server.port = self.server.1,
+            http.request.resend_count = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        if resends > 0 {
+            span.record("http.request.resend_count", resends);
+        }
+        let (generation, auth) = self.credential.current();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, auth);
+        propagation::inject_http(&span, &mut headers);
+        let mut request = self.http.request(call.method.clone(), url.clone()).headers(headers);
+        if let Some(body) = body {
+            request = request.header(header::CONTENT_TYPE, SCIM_MEDIA_TYPE).body(body.clone());
+        }
+        async {
+            let sent = Instant::now();
+            let outcome = request.send().await;
+            self.count_request(call, &outcome, sent.elapsed());
+            let next = match &outcome {
+                Err(error) if error.is_builder() || error.is_redirect() => Next::Done,
+                Err(_) => Next::Retry { wait: self.backoff(tries), paced: false },
+                Ok(response) => {
+                    Span::current().record("http.response.status_code", response.status().as_u16());
+                    self.judge(response, tries, generation, refreshed).await
+                }
+            };
+            (outcome, next)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Counts one request's answer, and marks the span when none came or it was an error.
