@@ -25,7 +25,7 @@ use scimfleet_runtime::config::Config;
 use scimfleet_runtime::metrics::{AppAction, ReasonLabel};
 use scimfleet_runtime::ops::Ops;
 use scimfleet_runtime::store::{JourneyStep, PersonRecord, StoreError};
-use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain, propagation};
+use scimfleet_runtime::telemetry::{self, Pseudonymizer, error_chain, propagation};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{DeadLetter, DeadLetterReason, Event, Stage};
 use tracing::Span;
@@ -191,20 +191,11 @@ async fn publish_jobs(ctx: &Context, plan: &policy::Plan, started: Instant) -> R
         .iter()
         .map(|job| {
             let routing_key = Topology::route(job);
-            let span = tracing::info_span!(
-                "send",
-                otel.name = %format_args!("send {exchange}"),
-                otel.kind = "producer",
-                messaging.system = "rabbitmq",
-                messaging.operation.type = "send",
-                messaging.destination.name = %exchange,
-                messaging.rabbitmq.destination.routing_key = %routing_key,
-                messaging.message.id = %job.job_id,
-                scimfleet.app = %job.app,
-                scimfleet.action = job.action.name(),
-                scimfleet.job_id = %job.job_id,
-                otel.status_code = tracing::field::Empty,
-            );
+            let span = telemetry::producer_span(&exchange, &routing_key);
+            span.record("messaging.message.id", job.job_id.as_str());
+            span.record("scimfleet.app", job.app.as_str());
+            span.record("scimfleet.action", job.action.name());
+            span.record("scimfleet.job_id", job.job_id.as_str());
             let mut headers = FieldTable::default();
             propagation::inject_amqp(&span, &mut headers);
             headers.insert(RECEIVED_AT_HEADER.into(), AMQPValue::LongLongInt(received_at));

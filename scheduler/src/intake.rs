@@ -21,7 +21,7 @@ use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scimfleet_runtime::broker;
 use scimfleet_runtime::metrics::OutcomeLabel;
 use scimfleet_runtime::ops::ReadyLatch;
-use scimfleet_runtime::telemetry::{error_chain, propagation};
+use scimfleet_runtime::telemetry::{self, error_chain};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -113,30 +113,7 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
 fn consumer_span(queue: &str, delivery: &Delivery) -> tracing::Span {
     // The publisher's key: only an event type is recorded as it is.
     let routing_key = broker::events::routing_key_field(delivery.routing_key.as_str());
-    let span = tracing::info_span!(
-        "process",
-        otel.name = %format_args!("process {queue}"),
-        otel.kind = "consumer",
-        messaging.system = "rabbitmq",
-        messaging.operation.type = "process",
-        messaging.operation.name = "process",
-        messaging.destination.name = %queue,
-        messaging.rabbitmq.destination.routing_key = routing_key,
-        messaging.message.body.size = delivery.data.len(),
-        messaging.message.id = tracing::field::Empty,
-        scimfleet.event_id = tracing::field::Empty,
-        scimfleet.person = tracing::field::Empty,
-        scimfleet.outcome = tracing::field::Empty,
-    );
-    // The publisher's id, recorded only when it looks like an id (not an address).
-    if let Some(id) = delivery.properties.message_id().as_ref().map(|id| id.as_str())
-        && id.len() <= 200
-        && id.chars().all(|c| c.is_ascii_graphic() && c != '@')
-    {
-        span.record("messaging.message.id", id);
-    }
-    propagation::adopt_amqp(&span, &delivery.properties);
-    span
+    telemetry::consumer_span(queue, delivery, routing_key)
 }
 
 /// Counts a settled event: the one place its outcome reaches metrics and span.

@@ -18,7 +18,7 @@ use lapin::message::Delivery;
 use scimfleet_runtime::broker::received_at;
 use scimfleet_runtime::metrics::AppAction;
 use scimfleet_runtime::store::JourneyStep;
-use scimfleet_runtime::telemetry::{error_chain, propagation};
+use scimfleet_runtime::telemetry::{self, error_chain, propagation};
 use scimfleet_schemas::{AppId, Job};
 use tracing::Span;
 
@@ -26,30 +26,9 @@ use crate::consume::{AppWorker, Note, Settled};
 
 /// The consumer span of one job delivery.
 pub(crate) fn consumer_span(app: &AppId, queue: &str, delivery: &Delivery) -> Span {
-    let span = tracing::info_span!(
-        "process",
-        otel.name = %format_args!("process {queue}"),
-        otel.kind = "consumer",
-        otel.status_code = tracing::field::Empty,
-        messaging.system = "rabbitmq",
-        messaging.operation.type = "process",
-        messaging.operation.name = "process",
-        messaging.destination.name = %queue,
-        messaging.rabbitmq.destination.routing_key = %delivery.routing_key,
-        messaging.message.body.size = delivery.data.len(),
-        messaging.message.id = tracing::field::Empty,
-        scimfleet.app = %app,
-        scimfleet.action = tracing::field::Empty,
-        scimfleet.attempt = tracing::field::Empty,
-        scimfleet.event_id = tracing::field::Empty,
-        scimfleet.job_id = tracing::field::Empty,
-        scimfleet.person = tracing::field::Empty,
-        scimfleet.outcome = tracing::field::Empty,
-    );
-    if let Some(id) = delivery.properties.message_id() {
-        span.record("messaging.message.id", id.as_str());
-    }
-    propagation::adopt_amqp(&span, &delivery.properties);
+    // Job routing keys are ours (`{app}.{shard}[.leaver]`).
+    let span = telemetry::consumer_span(queue, delivery, delivery.routing_key.as_str());
+    span.record("scimfleet.app", app.as_str());
     span
 }
 

@@ -10,7 +10,7 @@
 use std::io::BufRead;
 
 use super::{Outgoing, PublishError, Publisher, Topology, persistent};
-use crate::telemetry::propagation;
+use crate::telemetry::{self, propagation};
 
 /// Content type of CloudEvents in structured mode.
 pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
@@ -82,16 +82,10 @@ async fn publish_batch(
         .iter()
         .zip(&headers)
         .map(|(body, (routing_key, id))| {
-            let span = tracing::info_span!(
-                "send",
-                otel.name = %format_args!("send {exchange}"),
-                otel.kind = "producer",
-                messaging.system = "rabbitmq",
-                messaging.operation.type = "send",
-                messaging.destination.name = %exchange,
-                messaging.rabbitmq.destination.routing_key = routing_key_field(routing_key),
-                scimfleet.event_id = id.as_deref().unwrap_or_default(),
-            );
+            let span = telemetry::producer_span(exchange, routing_key_field(routing_key));
+            if let Some(id) = id {
+                span.record("scimfleet.event_id", id.as_str());
+            }
             let mut trace_headers = lapin::types::FieldTable::default();
             propagation::inject_amqp(&span, &mut trace_headers);
             spans.push(span);

@@ -16,6 +16,7 @@ mod logfmt;
 mod otlp;
 pub mod propagation;
 mod pseudonym;
+mod spans;
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +34,7 @@ use tracing_subscriber::{Layer, Registry};
 
 pub use otlp::Traces;
 pub use pseudonym::Pseudonymizer;
+pub use spans::{consumer_span, producer_span};
 
 use crate::config::LogFormat;
 
