@@ -131,6 +131,25 @@ async fn upsert_creates_the_user_and_joins_its_groups() {
 }
 
 #[tokio::test]
+async fn a_user_in_no_group_leaves_groups_without_looking_them_up() {
+    let h = Harness::start(true).await;
+    // Created in no group; the groups to stay out of are never resolved.
+    h.apply(&upsert("Engineer", &[], &["sales", "finance", "legal"])).await;
+    assert_eq!(h.server.count("GET", Resource::Groups), 0, "{:?}", h.server.requests());
+    // Found again, still in no group (the server reports `groups`): the same.
+    h.server.clear_requests();
+    h.apply(&upsert("Engineer", &[], &["sales", "finance", "legal"])).await;
+    assert_eq!(h.server.count("GET", Resource::Groups), 0);
+    // In one group now: leaving the others must look them up, and does.
+    h.apply(&upsert("Engineer", &["engineering"], &["sales"])).await;
+    h.server.clear_requests();
+    let outcome = h.apply(&upsert("Engineer", &["sales"], &["engineering"])).await;
+    assert_eq!(outcome, Outcome { groups_added: 1, groups_removed: 1, ..Outcome::default() });
+    assert!(h.is_member("sales") && !h.is_member("engineering"));
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
 async fn reapplying_an_upsert_writes_nothing() {
     let h = Harness::start(true).await;
     let job = upsert("Engineer", &["engineering"], &["sales"]);

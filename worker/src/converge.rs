@@ -181,7 +181,13 @@ impl Converger {
                 self.client.patch_user(id, ops).await?;
             }
         }
-        let held = actual.groups.as_deref();
+        // A new account is in no group unless the app says otherwise (some add
+        // new users to a default group, and say so in the answer): no group
+        // needs reading to know it is not a member.
+        let held = match (&actual.groups, outcome.created) {
+            (None, true) => Some(&[][..]),
+            (groups, _) => groups.as_deref(),
+        };
         for name in &plan.member_of {
             let wrote = self.ensure(name, id, held, Membership::Member).await?;
             outcome.groups_added += usize::from(wrote);

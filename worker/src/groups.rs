@@ -14,6 +14,8 @@
 //! Membership is read from the user's `groups` attribute when the app returns
 //! it (free: the user was just read), else from the group's `members`. A
 //! write is sent only when membership differs, so re-applying is read-only.
+//! A user in no group at all needs no look-up to leave one: most managed
+//! groups of a new hire are never resolved.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -120,6 +122,10 @@ impl GroupDirectory {
         want: Membership,
         create: bool,
     ) -> Result<bool, ApplyError> {
+        if want == Membership::NotMember && held.is_some_and(<[GroupRef]>::is_empty) {
+            // In no group at all, so not in this one: nothing to look up.
+            return Ok(false);
+        }
         // A second round only after a cached id turned out stale.
         for _round in 0..2 {
             let Some(group_id) = self.resolve(client, name, create && want == Membership::Member).await?
