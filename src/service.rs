@@ -40,7 +40,7 @@ pub async fn worker(
 /// Logging and tracing from the configuration and the `OTEL_*` variables.
 pub fn start(config: &Config, service: &str) -> anyhow::Result<Telemetry> {
     let traces = Traces::from_env(std::env::vars())?;
-    let exporting = traces != Traces::Off;
+    let exporting = matches!(traces, Traces::Otlp { .. });
     let telemetry = telemetry::init(TelemetryOptions {
         service,
         format: config.telemetry.log_format,

@@ -25,9 +25,6 @@ use crate::report::Results;
 const DEFAULT_BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 fn main() -> ExitCode {
-    // Errors only: the dead-neighbour scenario dead-letters hundreds of jobs
-    // on purpose, each logged as a warning. `RUST_LOG` overrides.
-    telemetry::init_logging(LogFormat::Pretty, "error");
     let params = match Params::from_env() {
         Ok(params) => params,
         Err(error) => {
@@ -46,12 +43,33 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        // Telemetry as a service has it: spans recorded (and exported when
+        // OTEL_EXPORTER_OTLP_ENDPOINT says so), so their cost is measured.
+        // Logs: errors only, as the dead-neighbour scenario dead-letters
+        // hundreds of jobs on purpose, each a warning. `RUST_LOG` overrides.
+        let telemetry =
+            telemetry::Traces::from_env(std::env::vars()).map_err(anyhow::Error::from).and_then(|traces| {
+                let options = telemetry::TelemetryOptions {
+                    service: "scimfleet-bench",
+                    format: LogFormat::Pretty,
+                    default_levels: "error",
+                    traces,
+                    log_file: None,
+                };
+                telemetry::init(options).map_err(anyhow::Error::from)
+            });
+        let telemetry = match telemetry {
+            Ok(telemetry) => telemetry,
+            Err(error) => return Err(error),
+        };
         // On Ctrl-C or SIGTERM the run is dropped, and with it the fleet in
         // use, whose `Drop` deletes its namespace's queues and keys.
-        tokio::select! {
+        let outcome = tokio::select! {
             outcome = run(params) => outcome,
             signal = interrupted() => Err(anyhow::anyhow!("stopped by {signal}")),
-        }
+        };
+        telemetry.shutdown().await;
+        outcome
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,10 +113,14 @@ impl Telemetry {
 /// Installs logging and tracing for the process. A second call in the same
 /// process (tests) keeps the first subscriber and returns a no-op handle.
 pub fn init(options: TelemetryOptions<'_>) -> Result<Telemetry, TelemetryError> {
-    let provider = otlp::provider(options.service, &options.traces)?;
-    let tracer = provider.tracer("scimfleet");
-    let traced = TRACED_CRATES.iter().fold(Targets::new(), |t, name| t.with_target(*name, Level::INFO));
-    let spans = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(traced);
+    let provider = match options.traces {
+        Traces::Disabled => None,
+        ref traces => Some(otlp::provider(options.service, traces)?),
+    };
+    let spans = provider.as_ref().map(|provider| {
+        let traced = TRACED_CRATES.iter().fold(Targets::new(), |t, name| t.with_target(*name, Level::INFO));
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("scimfleet")).with_filter(traced)
+    });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(options.default_levels));
     let writer = match options.log_file {
         Some(path) => {
@@ -135,9 +139,11 @@ pub fn init(options: TelemetryOptions<'_>) -> Result<Telemetry, TelemetryError> 
         .event_format(logfmt::LineFormat { json: options.format == LogFormat::Json })
         .with_filter(filter);
     match tracing_subscriber::registry().with(lines).with(spans).try_init() {
-        Ok(()) => Ok(Telemetry { provider: Some(provider) }),
+        Ok(()) => Ok(Telemetry { provider }),
         Err(_already_set) => {
-            let _stopped = provider.shutdown();
+            if let Some(provider) = provider {
+                let _stopped = provider.shutdown();
+            }
             Ok(Telemetry { provider: None })
         }
     }
