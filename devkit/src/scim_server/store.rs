@@ -137,9 +137,7 @@ impl Store {
             None => self.users.rows().collect(),
             Some((attr, value)) => match attr.as_str() {
                 "username" => self.users.named(&value).collect(),
-                "externalid" => {
-                    self.users.rows().filter(|r| r.resource.external_id.as_ref() == Some(&value)).collect()
-                }
+                "externalid" => self.users.with_external_id(&value).collect(),
                 "id" => self.users.get(&value).into_iter().collect(),
                 _ => return Err(unsupported_filter("userName, externalId and id")),
             },
@@ -161,7 +159,7 @@ impl Store {
 
     /// The first user whose `externalId` is `external_id`.
     pub(crate) fn user_by_external_id(&self, external_id: &str) -> Option<ScimUser> {
-        let row = self.users.rows().find(|r| r.resource.external_id.as_deref() == Some(external_id))?;
+        let row = self.users.with_external_id(external_id).next()?;
         Some(self.render_user(row.resource.clone()))
     }
 

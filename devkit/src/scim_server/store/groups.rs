@@ -53,9 +53,7 @@ impl Store {
             None => self.groups.rows().collect(),
             Some((attr, value)) => match attr.as_str() {
                 "displayname" => self.groups.named(&value).collect(),
-                "externalid" => {
-                    self.groups.rows().filter(|r| r.resource.external_id.as_ref() == Some(&value)).collect()
-                }
+                "externalid" => self.groups.with_external_id(&value).collect(),
                 "id" => self.groups.get(&value).into_iter().collect(),
                 _ => return Err(unsupported_filter("displayName, externalId and id")),
             },
