@@ -36,7 +36,7 @@ pub struct Backlog {
     pub upserts: usize,
     /// Seconds to publish and schedule the backlog (no worker running).
     pub schedule_seconds: f64,
-    /// Leaver probes: publish → deactivated in every app.
+    /// Leaver probes: publish → deactivated and verified in every app.
     pub leavers: Percentiles,
     /// Upserts not yet applied when the first and the last probe finished.
     pub queued_at_first: usize,
@@ -53,7 +53,7 @@ impl Backlog {
             "backlog_hires": self.hires, "backlog_upsert_jobs": self.upserts,
             "schedule_seconds": round(self.schedule_seconds * 1000.0) / 1000.0,
             "scheduler_events_per_s": round(self.hires as f64 / self.schedule_seconds),
-            "leaver_publish_to_deactivated_all_apps": self.leavers.to_json(),
+            "leaver_publish_to_verified_all_apps": self.leavers.to_json(),
             "upserts_still_queued_at_first_probe": self.queued_at_first,
             "upserts_still_queued_at_last_probe": self.queued_at_last,
             "cost": self.cost.to_json(),

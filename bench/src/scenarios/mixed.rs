@@ -3,24 +3,24 @@
 //! fleet has settled. Throughput is measured from the first publish to the
 //! last SCIM answer; every account is then checked against its person's
 //! last event (nothing lost; see `crate::verify`). Afterwards, on the now idle fleet, leavers are
-//! probed one at a time: publish → deactivated in every app.
+//! probed one at a time: publish → deactivated and verified in every app.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use scimfleet_devkit::fleet::{Fleet, FleetError};
-use scimfleet_devkit::scim_server::ScimServerHandle;
+use scimfleet_schemas::{AppId, PersonId};
 use serde_json::{Value, json};
 
 use super::{clear_logs, inject_latency, publish};
-use crate::measure::{JobLatencies, Percentiles, Requests, calls_json, job_latencies, last_writes, round};
+use crate::measure::{JobLatencies, Percentiles, Requests, calls_json, job_latencies, round};
 use crate::params::Params;
 use crate::sys::{Cost, Meter};
 use crate::workload::{self, Kind, Planned};
 
 /// How long the whole workload may take to settle before the run fails.
 const SETTLE_WITHIN: Duration = Duration::from_secs(3600);
-/// How often a leaver probe looks whether every app has deactivated the account.
+/// How often a leaver probe looks whether every app has verified the deprovision.
 const PROBE_POLL: Duration = Duration::from_millis(20);
 /// How long one leaver probe may take before the run fails.
 const PROBE_WITHIN: Duration = Duration::from_secs(60);
@@ -50,7 +50,7 @@ pub struct Mixed {
     pub cost: Cost,
     /// Average event body, bytes (the broker limit sends messages of this size).
     pub event_bytes: usize,
-    /// Leaver probes on the idle fleet: publish → deactivated in every app.
+    /// Leaver probes on the idle fleet: publish → deactivated and verified in every app.
     pub idle_leavers: Percentiles,
 }
 
@@ -89,7 +89,7 @@ impl Mixed {
             "mismatched_accounts": self.mismatches.len(),
             "mismatch_examples": self.mismatches.iter().take(5).collect::<Vec<_>>(),
             "event_bytes_avg": self.event_bytes,
-            "idle_leaver_publish_to_deactivated_all_apps": self.idle_leavers.to_json(),
+            "idle_leaver_publish_to_verified_all_apps": self.idle_leavers.to_json(),
             "cost": self.cost.to_json(),
         })
     }
@@ -184,35 +184,36 @@ async fn probe_idle_leavers(
 }
 
 /// Publishes one leaver and waits until every app has deactivated the
-/// account; returns publish → the last app's answer to the deactivation.
+/// account *and* read it back as gone (issue 5's verification); returns
+/// publish → the last app's verified read-back, from the evidence records.
 pub async fn probe_leaver(fleet: &mut Fleet, probe: &Planned) -> Result<Duration, FleetError> {
     let started = Instant::now();
+    let published_at = chrono::Utc::now();
     fleet.publish_json(std::slice::from_ref(&probe.event)).await?;
     let deadline = started + PROBE_WITHIN;
-    // By userName: the test server indexes it (an externalId look-up scans
-    // every account). The poll only notices completion; the latency comes
-    // from the request log, so polling rarely costs no precision and keeps
-    // the probe's CPU use out of the fleet's way.
-    let user_name = format!("{}@example.com", probe.person.to_lowercase());
-    let deactivated =
-        |s: &ScimServerHandle| s.user_by_user_name(&user_name).and_then(|u| u.active) == Some(false);
-    while !fleet.servers().values().all(deactivated) {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "leaver {} not deactivated everywhere within {PROBE_WITHIN:?}",
-                probe.person
-            )
-            .into());
+    let person = PersonId::parse(&probe.person)?;
+    let sequence = probe.event["data"]["sequence"].as_u64().ok_or("the probe has no sequence")?;
+    let apps: Vec<AppId> = fleet.servers().keys().cloned().collect();
+    let mut verified_at = Vec::with_capacity(apps.len());
+    for app in &apps {
+        // One Redis read per app and poll: the poll only notices completion,
+        // the figure is the time the worker recorded in the evidence.
+        loop {
+            let record = fleet.store().evidence(app, &person, sequence).await?;
+            if let Some(check) = record.and_then(|r| r.first_verification).filter(|c| c.verified) {
+                verified_at.push(check.at);
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "leaver {} not verified gone from {app} within {PROBE_WITHIN:?}",
+                    probe.person
+                )
+                .into());
+            }
+            tokio::time::sleep(PROBE_POLL).await;
         }
-        tokio::time::sleep(PROBE_POLL).await;
     }
-    let mut slowest = Duration::ZERO;
-    for server in fleet.servers().values() {
-        let person_of: HashMap<String, String> =
-            server.users().into_iter().filter_map(|u| Some((u.id?, u.external_id?))).collect();
-        let done = last_writes(&server.requests(), &person_of).get(&probe.person).copied();
-        let done = done.ok_or_else(|| format!("no write for leaver {} in an app", probe.person))?;
-        slowest = slowest.max(done.saturating_duration_since(started));
-    }
-    Ok(slowest)
+    let last = verified_at.into_iter().max().unwrap_or(published_at);
+    Ok((last - published_at).to_std().unwrap_or_default())
 }
