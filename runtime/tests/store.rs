@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use scimfleet_runtime::store::PersonRecord;
+use scimfleet_runtime::store::{DesiredAccount, PersonRecord, account_keys};
 use scimfleet_runtime::{Secret, Store};
 use scimfleet_schemas::{AppId, PersonId};
 
@@ -49,6 +49,31 @@ async fn versions_never_move_backwards() {
     assert!(!store.record_person(&person, &record(2)).await.expect("redis"), "equal is not newer");
     assert!(!store.record_person(&person, &record(1)).await.expect("redis"));
     assert_eq!(store.person(&person).await.expect("redis").map(|r| r.sequence), Some(2));
+    store.delete_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_converged_upsert_records_version_desired_state_and_account_index_at_once() {
+    let store = store("converged").await;
+    let (app, person) = ids();
+    let desired = |sequence, title: &str| {
+        let mut user = scimfleet_schemas::scim::ScimUser::new("ada@example.com");
+        user.external_id = Some("E1".into());
+        user.title = Some(title.into());
+        DesiredAccount { sequence, user, managed: Vec::new(), groups: Default::default() }
+    };
+    store.record_converged(&app, &person, 4, Some(&desired(4, "Dev"))).await.expect("redis");
+    assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(4));
+    let kept = store.desired_accounts(&app, std::slice::from_ref(&person)).await.expect("redis");
+    assert_eq!(kept[0].as_ref().and_then(|d| d.user.title.as_deref()), Some("Dev"));
+    let owners =
+        store.account_owners(&app, &[account_keys(Some("E1"), "ADA@example.com")]).await.expect("redis");
+    assert_eq!(owners, [Some(person.clone())], "found by externalId and by userName");
+    // An older version never lowers the applied one; a deprovision records the version only.
+    store.record_converged(&app, &person, 3, Some(&desired(3, "Old"))).await.expect("redis");
+    assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(4));
+    store.record_converged(&app, &person, 6, None).await.expect("redis");
+    assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(6));
     store.delete_namespace().await.expect("cleanup");
 }
 

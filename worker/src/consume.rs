@@ -289,20 +289,21 @@ async fn apply_leased(
     match applied {
         Ok(Ok(Ok(outcome))) => {
             note_success(worker).await;
-            if is_write {
-                worker.store.record_applied(&job.app, &job.person, job.sequence).await?;
-            }
-            // What the account should look like now, and how to map it back to
-            // the person: what a sweep compares the app's accounts with.
-            // Written under the lease, after the apply, so it is the newest.
-            if let JobAction::Upsert { user, managed, groups } = &job.action {
-                let desired = DesiredAccount {
+            // The applied version, and for an upsert what the account should
+            // look like now and how to map it back to the person (what a
+            // sweep compares the app's accounts with): one round trip, under
+            // the lease, after the apply, so it is the newest.
+            let desired = match &job.action {
+                JobAction::Upsert { user, managed, groups } => Some(DesiredAccount {
                     sequence: job.sequence,
                     user: user.clone(),
                     managed: managed.clone(),
                     groups: groups.clone(),
-                };
-                worker.store.put_desired(&job.app, &job.person, &desired).await?;
+                }),
+                _ => None,
+            };
+            if is_write {
+                worker.store.record_converged(&job.app, &job.person, job.sequence, desired.as_ref()).await?;
             }
             if let Some(read_back) = &outcome.read_back {
                 return verify::settle(worker, delivery, job, read_back, outcome.changed()).await;

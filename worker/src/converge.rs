@@ -98,9 +98,8 @@ impl Converger {
         Self { client, groups: GroupDirectory::default(), create_groups }
     }
 
-    /// Converges the app to `job`.
-    #[tracing::instrument(skip_all, fields(scimfleet.app = %job.app, job_id = %job.job_id,
-        scimfleet.action = job.action.name()))]
+    /// Converges the app to `job`. No span of its own: the worker's span of
+    /// the delivery already names the job, and spans cost CPU per job.
     pub async fn apply(&self, job: &Job) -> Result<Outcome, ApplyError> {
         let outcome = match &job.action {
             JobAction::Upsert { user, managed, groups } => self.upsert(user, managed, groups).await?,

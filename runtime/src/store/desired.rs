@@ -69,23 +69,32 @@ fn ttl_ms() -> u64 {
 }
 
 impl Store {
-    /// Records what a converged upsert of `person` in `app` desired, and
-    /// indexes the account's keys to the person.
-    pub async fn put_desired(
+    /// What a converged write leaves behind, in one round trip: the applied
+    /// version of `person` in `app` raised to `sequence` (never lowered),
+    /// and for an upsert its desired state and the account index that maps
+    /// the account back to the person (`account_keys`).
+    pub async fn record_converged(
         &self,
         app: &AppId,
         person: &PersonId,
-        desired: &DesiredAccount,
+        sequence: u64,
+        desired: Option<&DesiredAccount>,
     ) -> Result<(), StoreError> {
+        let Some(desired) = desired else { return self.record_applied(app, person, sequence).await };
         let mut conn = self.conn.clone();
         // Serialising our own type cannot fail.
         let json = serde_json::to_string(desired).unwrap_or_default();
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("SET").arg(self.keys.desired(app, person)).arg(json).ignore();
+        let mut invocation = self.record_converged.prepare_invoke();
+        invocation.key(self.keys.applied(app, person)).key(self.keys.desired(app, person));
         for key in account_keys(desired.user.external_id.as_deref(), &desired.user.user_name) {
-            pipe.cmd("SET").arg(self.keys.account(app, &key)).arg(person.as_str()).ignore();
+            invocation.key(self.keys.account(app, &key));
         }
-        pipe.query_async::<()>(&mut conn).await.map_err(command("record desired state"))
+        invocation.arg(sequence).arg(json).arg(person.as_str());
+        invocation
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(command("record a converged upsert"))
     }
 
     /// The desired state of each of `persons` in `app` (one MGET).

@@ -218,6 +218,16 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
 return current";
 
+// RECORD_APPLIED, then the desired state and account index of an upsert.
+// KEYS: applied, desired, account index keys. ARGV: sequence, desired JSON,
+// person id.
+const RECORD_CONVERGED: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('SET', KEYS[2], ARGV[2])
+for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[3]) end
+return 1";
+
 // Deletes the lease only if it is still ours (a lease that expired and was
 // taken by another worker must not be released by us).
 const RELEASE_LEASE: &str = r"
@@ -266,6 +276,7 @@ pub struct Store {
     keys: Keys,
     record_person: std::sync::Arc<Script>,
     record_applied: std::sync::Arc<Script>,
+    record_converged: std::sync::Arc<Script>,
     release_lease: std::sync::Arc<Script>,
     pace: std::sync::Arc<Script>,
     pause: std::sync::Arc<Script>,
@@ -281,6 +292,7 @@ impl Store {
             keys: Keys { ns: namespace.to_owned() },
             record_person: std::sync::Arc::new(Script::new(RECORD_PERSON)),
             record_applied: std::sync::Arc::new(Script::new(RECORD_APPLIED)),
+            record_converged: std::sync::Arc::new(Script::new(RECORD_CONVERGED)),
             release_lease: std::sync::Arc::new(Script::new(RELEASE_LEASE)),
             pace: std::sync::Arc::new(Script::new(PACE)),
             pause: std::sync::Arc::new(Script::new(PAUSE)),
