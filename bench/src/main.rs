@@ -18,6 +18,10 @@ use scimfleet_runtime::config::LogFormat;
 use scimfleet_runtime::telemetry;
 
 use crate::params::Params;
+
+/// The allocator of the `scimfleet` binary, so the bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::report::Results;
 
 /// Where the broker limit connects when `SCIMFLEET_BROKER__URL` is unset
