@@ -210,6 +210,18 @@ async fn an_account_reactivated_after_the_deactivation_is_caught_by_a_recheck() 
     let chat_record = records.iter().find(|r| r.app.as_str() == "chat").expect("evidence");
     assert!(chat_record.first_verification.as_ref().is_some_and(|c| c.verified), "{chat_record:#?}");
     assert!(chat_record.last_recheck.is_some());
+    // Access went once: the remediation after the failed re-check is not a
+    // second "time to verified deprovision".
+    let metrics = fleet.metrics().render();
+    assert!(
+        metrics.contains(r#"scimfleet_deprovision_verified_seconds_count{app="chat"} 1"#),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("deprovision_verified_seconds_count"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert!(fleet.take_dead_letters("chat").await.expect("read DLQ").is_empty());
     fleet.stop().await.expect("clean stop");
 }

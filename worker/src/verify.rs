@@ -57,8 +57,12 @@ pub(crate) async fn settle(
     record.remediations = record.remediations.max(job.remediation);
     let check = Check { at: now, verified: read_back.verified, found: read_back.found.clone() };
     worker.ops.metrics.verification(job.app.as_str(), check_name(job), read_back.verified);
-    if read_back.verified && !is_recheck {
-        // Access is gone for the first time: the figure auditors and the SLO ask for.
+    let verified_before = [&record.first_verification, &record.last_recheck]
+        .iter()
+        .any(|c| c.as_ref().is_some_and(|c| c.verified));
+    if read_back.verified && !is_recheck && !verified_before {
+        // Access is gone for the first time: the figure auditors and the SLO
+        // ask for (a remediation after a failed re-check is not a new one).
         let since = received_at(&delivery.properties).unwrap_or(job.event_time);
         let seconds = (now - since).num_milliseconds().max(0) as f64 / 1000.0;
         worker
