@@ -99,7 +99,8 @@ pub(crate) fn summarise(steps: &[JourneyStep]) -> Vec<AppSummary> {
         if step.action != "verify" {
             summary.action.clone_from(&step.action);
         }
-        summary.elapsed_ms = start.map(|start| (step.at - start).num_milliseconds());
+        let ended = step.at + chrono::TimeDelta::milliseconds(step.duration_ms.unwrap_or(0) as i64);
+        summary.elapsed_ms = start.map(|start| (ended - start).num_milliseconds());
     }
     apps.into_values().collect()
 }
@@ -190,13 +191,13 @@ mod tests {
         );
         assert_eq!(
             (apps[1].action.as_str(), apps[1].steps, apps[1].elapsed_ms),
-            ("deactivate", 3, Some(5000))
+            ("deactivate", 3, Some(5003))
         );
         assert_eq!(trace_ids(&steps), vec!["t1"]);
         let journey = Journey { event_id: "e1", trace_ids: vec!["t1"], apps, steps: &steps };
         let text = render(&journey);
         assert!(
-            text.contains("trace t1") && text.contains("git            deactivate  verified after 5000 ms"),
+            text.contains("trace t1") && text.contains("git            deactivate  verified after 5003 ms"),
             "{text}"
         );
     }

@@ -158,7 +158,7 @@ pub(crate) async fn process(
 /// One journey step of the scheduler.
 fn step(event: &Event, outcome: &str, detail: Option<String>, person: &str, started: Instant) -> JourneyStep {
     JourneyStep {
-        at: Utc::now(),
+        at: began(started),
         stage: "scheduler".to_owned(),
         app: None,
         action: event.kind.as_str().to_owned(),
@@ -171,6 +171,11 @@ fn step(event: &Event, outcome: &str, detail: Option<String>, person: &str, star
         trace_id: propagation::trace_id(&Span::current()),
         person: Some(person.to_owned()),
     }
+}
+
+/// When a step that has run for `started.elapsed()` began.
+fn began(started: Instant) -> chrono::DateTime<Utc> {
+    Utc::now() - chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default()
 }
 
 /// Records a journey step; a failure costs the step, never the event.

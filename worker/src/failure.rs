@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, LongString};
 use scimfleet_runtime::broker::{self, Outgoing, Topology};
+use scimfleet_runtime::metrics::{AppReason, Metrics};
 use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_schemas::{DeadLetter, DeadLetterReason, Job, Stage};
 
@@ -21,7 +22,6 @@ use crate::converge::ApplyError;
 use crate::error::Disposition;
 use crate::notes;
 use crate::retry;
-use scimfleet_runtime::metrics::{AppReason, Metrics};
 
 /// Carries a job's first attempt time across retries (RFC 3339).
 const FIRST_ATTEMPT_HEADER: &str = "x-scimfleet-first-attempt-at";

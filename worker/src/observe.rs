@@ -87,7 +87,7 @@ pub(crate) async fn settled(
     }
     let Some(job) = job else { return };
     let step = JourneyStep {
-        at: Utc::now(),
+        at: Utc::now() - chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default(),
         stage: "worker".to_owned(),
         app: Some(job.app.to_string()),
         action: job.action.name().to_owned(),

@@ -153,3 +153,20 @@ fn management_url_must_be_http_without_credentials() {
     let text = err(&format!("{BASE}\n[broker]\nmanagement_url = \"https://ops:hunter2@mq.example.com\"\n"));
     assert!(text.contains("broker.management_url") && !text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn telemetry_listeners_and_journey_retention_are_validated() {
+    let config = load(BASE).expect("valid");
+    assert_eq!(config.telemetry.scheduler_listen, "127.0.0.1:9464".parse().ok());
+    assert_eq!(config.telemetry.worker_listen, "127.0.0.1:9465".parse().ok());
+    assert_eq!(config.telemetry.journey_retention, 7 * 86_400_000);
+    let text = format!(
+        "{BASE}\n[telemetry]\nlog_format = \"json\"\nworker_listen = \"off\"\njourney_retention = \"2h\"\n"
+    );
+    let config = load(&text).expect("valid");
+    assert_eq!((config.telemetry.worker_listen, config.telemetry.journey_retention), (None, 7_200_000));
+    let bad = err(&format!("{BASE}\n[telemetry]\nlog_format = \"json\"\nscheduler_listen = \"localhost\"\n"));
+    assert!(bad.contains("telemetry.scheduler_listen") && bad.contains("host:port"), "{bad}");
+    let bad = err(&format!("{BASE}\n[telemetry]\nlog_format = \"json\"\njourney_retention = \"soon\"\n"));
+    assert!(bad.contains("telemetry.journey_retention"), "{bad}");
+}

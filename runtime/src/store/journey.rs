@@ -24,7 +24,8 @@ const MAX_STEPS: isize = 1000;
 /// One step of an event's journey.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JourneyStep {
-    /// When the step ended.
+    /// When the step began (steps are listed in this order: the scheduler's
+    /// decision before the attempts it caused, whichever was written first).
     pub at: DateTime<Utc>,
     /// `scheduler` or `worker`.
     pub stage: String,
@@ -98,7 +99,7 @@ impl Store {
             .map_err(command("record a journey step"))
     }
 
-    /// The journey of `event_id`, oldest step first (empty when unknown or expired).
+    /// The journey of `event_id`, by when each step began (empty when unknown or expired).
     pub async fn journey(&self, event_id: &str) -> Result<Vec<JourneyStep>, StoreError> {
         let mut conn = self.conn.clone();
         let raw: Vec<String> = redis::cmd("LRANGE")
@@ -108,8 +109,13 @@ impl Store {
             .query_async(&mut conn)
             .await
             .map_err(command("read a journey"))?;
-        raw.iter()
+        let mut steps = raw
+            .iter()
             .map(|line| serde_json::from_str(line).map_err(|_| StoreError::Corrupt { what: "journey step" }))
-            .collect()
+            .collect::<Result<Vec<JourneyStep>, _>>()?;
+        // Written when each step ended, so a quick job can land before the
+        // scheduler's step that caused it; stable, so equal times keep order.
+        steps.sort_by_key(|step| step.at);
+        Ok(steps)
     }
 }
