@@ -91,7 +91,9 @@ async fn metrics_count_a_known_workload() {
         let (status, text) = get(fleet.ops_addr(), "/metrics").await;
         assert_eq!(status, 200);
         let m = samples(&text);
-        if sum(&m, "scimfleet_queue_messages", &[("app", "ldap"), ("queue", "dlq")]) == f64::from(ldap_dead) {
+        // The worker's and the scheduler's samplers run apart: wait for both.
+        let sampled = |app, queue| sum(&m, "scimfleet_queue_messages", &[("app", app), ("queue", queue)]);
+        if sampled("ldap", "dlq") == f64::from(ldap_dead) && sampled("events", "dlq") == 1.0 {
             break m;
         }
         assert!(tokio::time::Instant::now() < deadline, "queue gauges never caught up:\n{text}");

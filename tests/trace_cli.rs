@@ -43,7 +43,7 @@ fn apps(journey: &Value) -> Vec<(String, String, String, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_prints_the_journey_of_an_event_through_every_app() {
-    let policy = format!("[worker]\nretry_tiers_ms = [200]\nrequest_retries = 0\n{}", common::POLICY);
+    let policy = format!("[worker]\nretry_tiers_ms = [1000]\nrequest_retries = 0\n{}", common::POLICY);
     let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
     // chat refuses the first create, so its job is retried once.
     fleet.server("chat").set_faults(Faults {
