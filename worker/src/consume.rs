@@ -163,11 +163,12 @@ async fn handle(worker: Arc<AppWorker>, delivery: Delivery, span: tracing::Span)
                 Settled::Remediating(_) => &stats.remediated,
                 Settled::DeadLettered(_) => &stats.dead_lettered,
             };
-            observe::settled(&worker, &span, &delivery, job.as_ref(), &settled, started).await;
+            let read = job.as_ref().map(|(job, person)| (job, person.as_str()));
+            observe::settled(&worker, &span, &delivery, read, &settled, started).await;
             (acker.ack(BasicAckOptions::default()).await, counter)
         }
         Err(error) => {
-            observe::requeued(&worker, &span, job.as_ref(), started);
+            observe::requeued(&worker, &span, job.as_ref().map(|(job, _)| job), started);
             tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "job requeued");
             tokio::time::sleep(REQUEUE_PAUSE).await;
             (
@@ -185,13 +186,14 @@ async fn handle(worker: Arc<AppWorker>, delivery: Delivery, span: tracing::Span)
     }
 }
 
-/// Reads and applies one delivery; the job (when readable) is returned for
-/// the delivery's telemetry.
+/// Reads and applies one delivery; the job (when readable) and its
+/// person's pseudonym (computed once per delivery) are returned for the
+/// delivery's telemetry.
 async fn process(
     worker: &AppWorker,
     delivery: &Delivery,
     span: &tracing::Span,
-) -> (Option<Job>, Result<Settled, Transient>) {
+) -> (Option<(Job, String)>, Result<Settled, Transient>) {
     let first_attempt_at = Utc::now();
     let job = match Job::parse(&delivery.data) {
         Ok(job) if job.app == worker.app => job,
@@ -208,9 +210,10 @@ async fn process(
             return (None, dead_letter(worker, delivery, None, failure, first_attempt_at).await);
         }
     };
-    observe::job_fields(span, &job, &worker.pseudonyms.person(&job.person));
-    let settled = apply(worker, delivery, &job, first_attempt_at).await;
-    (Some(job), settled)
+    let person = worker.pseudonyms.person(&job.person);
+    observe::job_fields(span, &job, &person);
+    let settled = apply(worker, delivery, &job, &person, first_attempt_at).await;
+    (Some((job, person)), settled)
 }
 
 /// The apply under the in-process lock and the cross-process lease.
@@ -218,12 +221,13 @@ async fn apply(
     worker: &AppWorker,
     delivery: &Delivery,
     job: &Job,
+    person: &str,
     first_attempt_at: DateTime<Utc>,
 ) -> Result<Settled, Transient> {
     // In-process first (cheap, ordered), then the cross-process lease.
     let _guard = worker.locks.lock(format!("{}/{}", job.app, job.person)).await;
     let lease = take_lease(worker, job).await?;
-    let settled = apply_leased(worker, delivery, job, first_attempt_at).await;
+    let settled = apply_leased(worker, delivery, job, person, first_attempt_at).await;
     if let Err(error) = worker.store.release(lease).await {
         // The lease expires by itself; holding it a little longer is harmless.
         tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "could not release a lease");
@@ -252,9 +256,9 @@ async fn apply_leased(
     worker: &AppWorker,
     delivery: &Delivery,
     job: &Job,
+    person: &str,
     first_attempt_at: DateTime<Utc>,
 ) -> Result<Settled, Transient> {
-    let person = worker.pseudonyms.person(&job.person);
     let is_write = !matches!(job.action, JobAction::Verify { .. });
     // A re-check of an older version is stale too: the person was rehired
     // or changed since, and an active account is then what is wanted.

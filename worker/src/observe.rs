@@ -61,7 +61,7 @@ pub(crate) async fn settled(
     worker: &AppWorker,
     span: &Span,
     delivery: &Delivery,
-    job: Option<&Job>,
+    job: Option<(&Job, &str)>,
     settled: &Settled,
     started: Instant,
 ) {
@@ -70,7 +70,7 @@ pub(crate) async fn settled(
     if matches!(settled, Settled::DeadLettered(_) | Settled::Remediating(_)) {
         span.record("otel.status_code", "error");
     }
-    let action = job.map_or("unreadable", |j| j.action.name());
+    let action = job.map_or("unreadable", |(j, _)| j.action.name());
     // `converged` / `unchanged` / `verified` are one metric outcome: the job's state holds.
     let metric = match label {
         "unchanged" | "verified" => "converged",
@@ -85,7 +85,7 @@ pub(crate) async fn settled(
         let labels = AppAction { app: worker.app.to_string(), action: action.to_owned() };
         metrics.job_end_to_end.get_or_create(&labels).observe(seconds);
     }
-    let Some(job) = job else { return };
+    let Some((job, person)) = job else { return };
     let step = JourneyStep {
         at: Utc::now() - chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default(),
         stage: "worker".to_owned(),
@@ -98,7 +98,7 @@ pub(crate) async fn settled(
         status: note.and_then(|n| n.status),
         duration_ms: Some(started.elapsed().as_millis() as u64),
         trace_id: propagation::trace_id(span),
-        person: Some(worker.pseudonyms.person(&job.person)),
+        person: Some(person.to_owned()),
     };
     if let Err(error) =
         worker.store.journey_step(job.event_id.as_str(), &step, worker.journey_retention).await
