@@ -34,7 +34,7 @@ use serde::Serialize;
 pub use queues::QueueFigures;
 pub use render::render_table;
 
-use crate::broker::{BrokerError, Topology};
+use crate::broker::{BrokerError, Topology, depth};
 use crate::store::{AppOps, LastError, StoreError};
 use crate::{Config, Store};
 
@@ -180,15 +180,11 @@ pub async fn gather(config: &Config, only: Option<&str>) -> Result<StatusReport,
     Ok(assemble(&topology, &apps, &figures, &ops, Utc::now()))
 }
 
-/// Every queue the report reads, for `apps`.
+/// Every queue the report reads, for `apps`: the same queues the processes
+/// sample into their metrics.
 fn queue_names(topology: &Topology, apps: &[AppId]) -> Vec<String> {
-    let mut names = vec![topology.events_queue(), topology.events_dlq()];
-    for app in apps {
-        names.extend([topology.job_queue(app), topology.leaver_queue(app), topology.app_dlq(app)]);
-        names.extend(topology.retry_tiers_ms().iter().map(|&t| topology.retry_queue(app, t)));
-        names.extend(topology.recheck_delays_ms(app).iter().map(|&d| topology.recheck_queue(app, d)));
-    }
-    names
+    let events = depth::event_queues(topology);
+    events.into_iter().chain(depth::app_queues(topology, apps)).flat_map(|sampled| sampled.names).collect()
 }
 
 /// The report from queue figures and ops state (`ops[i]` is `apps[i]`'s).
