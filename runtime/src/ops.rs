@@ -107,11 +107,6 @@ impl Health {
 }
 
 impl ComponentHealth {
-    /// Connected, topology declared, consuming.
-    pub fn ready(&self, connection: &lapin::Connection, store: &Store) {
-        self.set(connection.status().clone(), store.clone());
-    }
-
     fn set(&self, status: lapin::ConnectionStatus, store: Store) {
         if let Some(c) = self.health.lock().get_mut(self.index) {
             c.connected = Some((status, store));
@@ -131,7 +126,7 @@ impl ComponentHealth {
             }),
         };
         if consumers == 0 {
-            latch.inner.health.set(latch.inner.status.clone(), latch.inner.store.clone());
+            self.set(connection.status().clone(), store.clone());
         }
         latch
     }
