@@ -152,15 +152,19 @@ pub fn init(options: TelemetryOptions<'_>) -> Result<Telemetry, TelemetryError> 
 /// Directives for services: our `info`, the AMQP client's warnings only.
 pub const SERVICE_LOG_LEVELS: &str = "info,lapin=warn,amq_protocol=warn";
 
-/// Installs the global tracing subscriber; `RUST_LOG` selects levels, else
+/// Logging only, for command-line tools (no spans): the services' line
+/// format on standard error; `RUST_LOG` selects levels, else
 /// `default_levels`. Calling it twice is harmless (the second call does nothing).
 pub fn init_logging(format: LogFormat, default_levels: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_levels));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _already_set = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+    let options = TelemetryOptions {
+        service: "scimfleet",
+        format,
+        default_levels,
+        traces: Traces::Disabled,
+        log_file: None,
     };
+    // Without spans or a log file nothing can fail.
+    let _telemetry = init(options);
 }
 
 /// An error with its causes, `outer: cause: root cause`, for logs and
