@@ -19,9 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use stats::{SchedulerSnapshot, SchedulerStats};
 
-/// How often queue depths are sampled into the metrics.
-const QUEUE_SAMPLING: Duration = Duration::from_secs(5);
-
 /// Why the scheduler stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -86,13 +83,8 @@ async fn run_once(
     let stop_sampling = shutdown.child_token();
     let sampling = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let queues = broker::depth::event_queues(&topology);
-    let sampler = tokio::spawn(broker::depth::sample(
-        sampling,
-        queues,
-        ops.metrics.clone(),
-        QUEUE_SAMPLING,
-        stop_sampling.clone(),
-    ));
+    let sampler =
+        tokio::spawn(broker::depth::sample(sampling, queues, ops.metrics.clone(), stop_sampling.clone()));
     let ready = health.ready_when(1, &connection, &store);
     let ctx = Arc::new(fanout::Context {
         queue: topology.events_queue(),

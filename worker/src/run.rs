@@ -27,9 +27,6 @@ use crate::error::ScimCallError;
 use crate::pace::Pacer;
 use crate::stats::WorkerStats;
 
-/// How often queue depths are sampled into the metrics.
-const QUEUE_SAMPLING: Duration = Duration::from_secs(5);
-
 /// Why the worker stopped or could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -214,7 +211,6 @@ async fn run_once(
         sampling,
         broker::depth::app_queues(&topology, &selected_ids),
         ops.metrics.clone(),
-        QUEUE_SAMPLING,
         stop.clone(),
     ));
     let journey_retention = Duration::from_millis(config.telemetry.journey_retention);

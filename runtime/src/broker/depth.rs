@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
+/// How often every process samples its queues (the README and dashboards
+/// say "every 5 s").
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
 /// One gauge pair: an app (or `events`), a queue kind, and the queues summed into it.
 #[derive(Debug, Clone)]
 pub struct Sampled {
@@ -27,13 +31,12 @@ pub struct Sampled {
 }
 
 /// Samples `queues` on `channel` (its own: a failed passive declare closes
-/// it) every `every` until `shutdown` or a channel failure (the process's
+/// it) every [`SAMPLE_EVERY`] until `shutdown` or a channel failure (the process's
 /// supervisor reconnects; sampling resumes with it).
 pub async fn sample(
     channel: lapin::Channel,
     queues: Vec<Sampled>,
     metrics: std::sync::Arc<Metrics>,
-    every: Duration,
     shutdown: CancellationToken,
 ) {
     let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
@@ -54,7 +57,7 @@ pub async fn sample(
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(SAMPLE_EVERY) => {}
         }
     }
     let _closed = channel.close(200, "sampling stopped".into()).await;
