@@ -4,6 +4,7 @@ mod limits;
 mod measure;
 mod params;
 mod report;
+mod scale;
 mod scenarios;
 mod sys;
 mod verify;
@@ -28,12 +29,47 @@ use crate::report::Results;
 /// (the fleet's built-in default).
 const DEFAULT_BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// What this invocation runs: `make bench` (no argument), `make
+/// bench-scale` (`scale`), or the scale run's SCIM apps (`targets`, started
+/// by `scale` itself).
+enum Mode {
+    Bench(Params),
+    Scale(scale::ScaleParams),
+    Targets { apps: usize, people: usize, token: String },
+}
+
+fn mode() -> Result<Mode, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => Params::from_env().map(Mode::Bench).map_err(|e| e.to_string()),
+        Some("scale") => scale::ScaleParams::from_env().map(Mode::Scale).map_err(|e| e.to_string()),
+        Some("targets") => {
+            let value = |flag: &str| -> Result<usize, String> {
+                let at = args.iter().position(|a| a == flag).ok_or(format!("targets: {flag} is required"))?;
+                let raw = args.get(at + 1).ok_or(format!("targets: {flag} needs a value"))?;
+                raw.parse().map_err(|_| format!("targets: {flag} {raw:?} is not a whole number"))
+            };
+            let token = std::env::var(scale::TOKEN_ENV)
+                .map_err(|_| format!("targets: set {} to the apps' bearer token", scale::TOKEN_ENV))?;
+            Ok(Mode::Targets { apps: value("--apps")?, people: value("--people")?, token })
+        }
+        Some(other) => Err(format!("unknown argument {other:?}: expected nothing, `scale` or `targets`")),
+    }
+}
+
 fn main() -> ExitCode {
-    let params = match Params::from_env() {
-        Ok(params) => params,
+    let mode = match mode() {
+        Ok(mode) => mode,
         Err(error) => {
             eprintln!("scimfleet-bench: {error}");
             return ExitCode::from(2);
+        }
+    };
+    let params = match mode {
+        Mode::Bench(params) => params,
+        Mode::Scale(params) => return run_other(scale::run(params)),
+        Mode::Targets { apps, people, token } => {
+            return run_other(scale::targets::serve(apps, people, token));
         }
     };
     // One runtime worker per core (tokio's default): the fleet, the test
@@ -84,6 +120,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `task` on a multi-threaded runtime, with warnings and errors logged.
+fn run_other(task: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("scimfleet-bench: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        telemetry::init_logging(LogFormat::Pretty, "warn");
+        match task.await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("scimfleet-bench: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
 /// Resolves on SIGINT or SIGTERM, with the signal's name.
 async fn interrupted() -> &'static str {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
@@ -125,7 +182,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
         measure::Call::GetGroup,
         measure::Call::PatchGroup,
     ];
-    let mix = replayed
+    let mix: Vec<(measure::Call, f64)> = replayed
         .iter()
         .map(|call| {
             let count = mixed.requests.calls.get(call).copied().unwrap_or(0);
@@ -133,16 +190,33 @@ async fn run(params: Params) -> anyhow::Result<()> {
         })
         .collect();
     eprintln!("bench: HTTP limit, {people} people per app...");
-    let http =
-        limits::http::run(params.apps, people, mix, params.concurrency, params.latency_ms, params.teams)
-            .await
-            .context("HTTP limit")?;
+    let http = limits::http::run(
+        params.apps,
+        people,
+        mix.clone(),
+        params.concurrency,
+        params.latency_ms,
+        params.teams,
+    )
+    .await
+    .context("HTTP limit")?;
     let messages = mixed.events + usize::try_from(mixed.jobs).unwrap_or(usize::MAX);
     eprintln!("bench: broker limit, {messages} messages...");
     let url = std::env::var("SCIMFLEET_BROKER__URL").unwrap_or_else(|_| DEFAULT_BROKER_URL.to_owned());
     let prefetch = params.concurrency.saturating_mul(u16::try_from(params.apps).unwrap_or(u16::MAX));
     let broker =
         limits::broker::run(&url, messages, mixed.event_bytes, prefetch).await.context("broker limit")?;
+    eprintln!("bench: both limits at once...");
+    let both = Instant::now();
+    let (http_both, broker_both) = tokio::join!(
+        limits::http::run(params.apps, people, mix, params.concurrency, params.latency_ms, params.teams),
+        limits::broker::run(&url, messages, mixed.event_bytes, prefetch),
+    );
+    let combined = limits::Combined {
+        http: http_both.context("HTTP limit, combined")?,
+        broker: broker_both.context("broker limit, combined")?,
+        seconds: both.elapsed().as_secs_f64(),
+    };
 
     let results = Results {
         params,
@@ -151,6 +225,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
         isolation,
         http,
         broker,
+        combined,
         load_at_start,
         load_at_end: sys::load_average(),
         total_seconds: started.elapsed().as_secs_f64(),

@@ -99,7 +99,7 @@ fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<
 }
 
 /// A whole number in `min..=max`, or `default` when absent or empty.
-fn number(
+pub(crate) fn number(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: usize,

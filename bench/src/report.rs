@@ -9,6 +9,7 @@
 
 use serde_json::{Value, json};
 
+use crate::limits::Combined;
 use crate::limits::broker::BrokerLimit;
 use crate::limits::http::HttpLimit;
 use crate::measure::{Percentiles, round};
@@ -45,6 +46,8 @@ pub struct Results {
     pub http: HttpLimit,
     /// Limit (b).
     pub broker: BrokerLimit,
+    /// Limit (c): (a) and (b) at once.
+    pub combined: Combined,
     /// Machine load average when the run started.
     pub load_at_start: Option<f64>,
     /// And when it ended (other people's builds and tests share the machine).
@@ -60,6 +63,9 @@ struct Ratios {
     http_events_per_s: f64,
     broker_events_per_s: f64,
     events_vs_smaller_limit: f64,
+    /// Events/s the two loops reached together, and the fleet's share of it.
+    combined_events_per_s: f64,
+    events_vs_combined: f64,
 }
 
 impl Results {
@@ -70,12 +76,19 @@ impl Results {
         let messages_per_event = (events + m.jobs as f64) / events;
         let http_events_per_s = self.http.ops_per_s() / requests_per_event;
         let broker_events_per_s = self.broker.messages_per_s() / messages_per_event;
+        // The slower of the two loops sets how many events' I/O was done together.
+        let c = &self.combined;
+        let combined_events =
+            (c.http.requests as f64 / requests_per_event).min(c.broker.messages as f64 / messages_per_event);
+        let combined_events_per_s = combined_events / c.seconds;
         Ratios {
             ops_vs_http: m.ops_per_s() / self.http.ops_per_s(),
             messages_vs_broker: m.broker_messages_per_s() / self.broker.messages_per_s(),
             http_events_per_s,
             broker_events_per_s,
             events_vs_smaller_limit: m.events_per_s() / http_events_per_s.min(broker_events_per_s),
+            combined_events_per_s,
+            events_vs_combined: m.events_per_s() / combined_events_per_s,
         }
     }
 
@@ -147,13 +160,23 @@ impl Results {
             "mixed": self.mixed.to_json(),
             "leavers_behind_backlog": self.backlog.as_ref().map(Backlog::to_json),
             "dead_neighbour": self.isolation.to_json(),
-            "limits": { "http": self.http.to_json(), "broker": self.broker.to_json() },
+            "limits": {
+                "http": self.http.to_json(),
+                "broker": self.broker.to_json(),
+                "combined": {
+                    "http": self.combined.http.to_json(),
+                    "broker": self.combined.broker.to_json(),
+                    "seconds": round(self.combined.seconds * 1000.0) / 1000.0,
+                },
+            },
             "ratios": {
                 "fleet_ops_per_s_over_http_limit": round(r.ops_vs_http * 1000.0) / 1000.0,
                 "fleet_broker_messages_per_s_over_broker_limit": round(r.messages_vs_broker * 1000.0) / 1000.0,
                 "http_limit_as_events_per_s": round(r.http_events_per_s),
                 "broker_limit_as_events_per_s": round(r.broker_events_per_s),
                 "fleet_events_per_s_over_smaller_limit": round(r.events_vs_smaller_limit * 1000.0) / 1000.0,
+                "combined_limit_as_events_per_s": round(r.combined_events_per_s),
+                "fleet_events_per_s_over_combined_limit": round(r.events_vs_combined * 1000.0) / 1000.0,
             },
             "targets": targets,
             "total_seconds": round(self.total_seconds),
@@ -161,8 +184,9 @@ impl Results {
                 "scim_ops": "every request the test servers answered (reads and writes, any status), from their request logs",
                 "throughput_window": "from the start of the first publish to the last SCIM answer",
                 "job_latency": "per (app, person): answer time of the last successful write naming the person's account, minus the start of the confirmed publish batch holding the person's last event",
-                "leaver_latency": "publish start to the answer of the deactivating PATCH in the slowest app (read-back verification does not exist yet)",
+                "leaver_latency": "publish start to the first verified read-back in the slowest app, from the evidence records",
                 "limit_as_events_per_s": "limit rate divided by this run's requests (or messages) per event",
+                "combined_limit": "limits (a) and (b) run at once, each with its whole workload; events/s = the events whose requests and messages both loops had done, over the time until both finished",
                 "bench_process": "the fleet, the SCIM test servers (with request logs) and the bench itself share this process",
             },
         })
@@ -283,6 +307,16 @@ impl Results {
             ),
         );
         t.row(
+            "(c) (a) and (b) at once, as events/s",
+            format!("{:.0}", r.combined_events_per_s),
+            format!(
+                "{:.0} ops/s and {:.0} messages/s while sharing the machine; fleet/limit {:.2}",
+                self.combined.http.ops_per_s(),
+                self.combined.broker.messages_per_s(),
+                r.events_vs_combined
+            ),
+        );
+        t.row(
             "fleet events/s / smaller limit",
             format!("{:.0}%", r.events_vs_smaller_limit * 100.0),
             String::new(),
@@ -334,7 +368,7 @@ impl Table {
 }
 
 /// The trimmed output of a read-only git command in the repository, if any.
-fn git(args: &[&str]) -> Option<String> {
+pub(crate) fn git(args: &[&str]) -> Option<String> {
     let output = std::process::Command::new("git")
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))

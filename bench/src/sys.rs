@@ -52,22 +52,26 @@ impl Watched {
 
     /// The `/proc` directory of the process, if found.
     fn proc_dir(self) -> Option<String> {
-        let comm = match self {
-            Self::Bench => return Some("/proc/self".into()),
-            Self::RabbitMq => "beam.smp",
-            Self::Redis => "redis-server",
-        };
-        let entries = std::fs::read_dir("/proc").ok()?;
-        entries.filter_map(Result::ok).find_map(|entry| {
-            let dir = entry.path();
-            let name = std::fs::read_to_string(dir.join("comm")).ok()?;
-            (name.trim() == comm).then(|| dir.to_string_lossy().into_owned())
-        })
+        match self {
+            Self::Bench => Some("/proc/self".into()),
+            Self::RabbitMq => proc_dir_named("beam.smp"),
+            Self::Redis => proc_dir_named("redis-server"),
+        }
     }
 }
 
+/// The `/proc` directory of the first process whose command is `comm`.
+pub(crate) fn proc_dir_named(comm: &str) -> Option<String> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.filter_map(Result::ok).find_map(|entry| {
+        let dir = entry.path();
+        let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+        (name.trim() == comm).then(|| dir.to_string_lossy().into_owned())
+    })
+}
+
 /// User + system CPU seconds of the process at `dir`.
-fn cpu_seconds(dir: &str) -> Option<f64> {
+pub(crate) fn cpu_seconds(dir: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields are counted after its `)`.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -78,7 +82,7 @@ fn cpu_seconds(dir: &str) -> Option<f64> {
 }
 
 /// A `kB` line of `/proc/PID/status`, e.g. `VmHWM`, in kB.
-fn status_kb(dir: &str, key: &str) -> Option<u64> {
+pub(crate) fn status_kb(dir: &str, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?;
     line[key.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()

@@ -132,6 +132,11 @@ impl RequestLog {
         self.entries.iter().filter(|(_, r)| pred(r)).count()
     }
 
+    /// Every recorded request, in arrival order, forgetting them.
+    pub(crate) fn take(&mut self) -> Vec<RequestRecord> {
+        std::mem::take(&mut self.entries).into_iter().map(|(_, r)| r).collect()
+    }
+
     /// Forgets every recorded request.
     pub(crate) fn clear(&mut self) {
         self.entries.clear();

@@ -218,6 +218,12 @@ impl ScimServerHandle {
         self.store().log.count(|r| r.resource == resource && r.method.eq_ignore_ascii_case(method))
     }
 
+    /// The answered requests, in arrival order, removed from the log: a
+    /// long run tallies them as it goes instead of keeping millions.
+    pub fn take_requests(&self) -> Vec<RequestRecord> {
+        self.store().log.take()
+    }
+
     /// Forgets the recorded requests (state is kept).
     pub fn clear_requests(&self) {
         self.store().log.clear();
