@@ -35,3 +35,32 @@ async fn a_429_holds_back_other_jobs_for_the_same_app_until_retry_after() {
     assert_eq!(fleet.server("chat").users().len(), 2, "both converge after the pause");
     fleet.stop().await.expect("clean stop");
 }
+
+/// A pause another replica recorded in Redis holds this one back too, though
+/// it never saw the 429, once its last look at the pause is older than
+/// `SHARED_PAUSE_REFRESH` (100 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_set_by_another_replica_holds_this_one_back() {
+    let mut fleet = Fleet::start(&common::chat_only("")).await.expect("fleet starts");
+    // A first hire, so the worker has looked at the pause before.
+    fleet.publish_json(&common::hires(9950, 1, "Ops")).await.expect("published");
+    fleet.wait_settled(Duration::from_secs(30)).await.expect("settled");
+    fleet.server("chat").clear_requests();
+    // Past the worker's refresh interval, so its last look is stale and the
+    // next request must read the pause.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let app = scimfleet_schemas::AppId::parse("chat").expect("app id");
+    let paused_at = tokio::time::Instant::now();
+    fleet.store().pause(&app, Duration::from_secs(1)).await.expect("pause recorded");
+    fleet.publish_json(&common::hires(9951, 1, "Ops")).await.expect("published");
+    fleet.wait_settled(Duration::from_secs(30)).await.expect("settled");
+
+    let log = fleet.server("chat").requests();
+    let first = log.first().expect("the second hire reached the app");
+    let after = first.at - paused_at.into_std();
+    println!("first request {after:?} after the pause was recorded");
+    assert!(after >= Duration::from_millis(900), "the app was called {after:?} into a 1 s pause");
+    assert_eq!(fleet.server("chat").users().len(), 2);
+    fleet.stop().await.expect("clean stop");
+}

@@ -20,14 +20,18 @@ fn ids() -> (AppId, PersonId) {
 async fn a_lease_excludes_others_until_released_or_expired() {
     let store = store("lease").await;
     let (app, person) = ids();
-    let held = store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").expect("free");
+    let (held, applied) =
+        store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").expect("free");
+    assert_eq!(applied, None, "nothing applied yet");
     assert!(
         store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none(),
         "exclusive"
     );
     store.release(held).await.expect("redis");
-    let again =
+    store.record_applied(&app, &person, 7).await.expect("redis");
+    let (again, applied) =
         store.try_lease(&app, &person, Duration::from_millis(100)).await.expect("redis").expect("released");
+    assert_eq!(applied, Some(7), "the applied version comes with the lease");
     tokio::time::sleep(Duration::from_millis(250)).await;
     let taken_over = store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis");
     assert!(taken_over.is_some(), "an expired lease is free");

@@ -226,8 +226,8 @@ async fn apply(
 ) -> Result<Settled, Transient> {
     // In-process first (cheap, ordered), then the cross-process lease.
     let _guard = worker.locks.lock(format!("{}/{}", job.app, job.person)).await;
-    let lease = take_lease(worker, job).await?;
-    let settled = apply_leased(worker, delivery, job, person, first_attempt_at).await;
+    let (lease, applied) = take_lease(worker, job).await?;
+    let settled = apply_leased(worker, delivery, job, person, applied, first_attempt_at).await;
     if let Err(error) = worker.store.release(lease).await {
         // The lease expires by itself; holding it a little longer is harmless.
         tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "could not release a lease");
@@ -237,13 +237,14 @@ async fn apply(
 
 /// Waits for the (app, person) lease. Its TTL outlives any attempt
 /// (`job_timeout_ms` plus a margin), so a holder that died frees it in time
-/// and the wait is bounded.
-async fn take_lease(worker: &AppWorker, job: &Job) -> Result<Lease, Transient> {
+/// and the wait is bounded. Returns the lease with the person's applied
+/// version in the app, read in the same round trip.
+async fn take_lease(worker: &AppWorker, job: &Job) -> Result<(Lease, Option<u64>), Transient> {
     let ttl = worker.job_timeout + LEASE_MARGIN;
     let mut pause = Duration::from_millis(5);
     loop {
-        if let Some(lease) = worker.store.try_lease(&job.app, &job.person, ttl).await? {
-            return Ok(lease);
+        if let Some(taken) = worker.store.try_lease(&job.app, &job.person, ttl).await? {
+            return Ok(taken);
         }
         WorkerStats::add(&worker.stats.lease_waits, 1);
         tokio::time::sleep(pause).await;
@@ -251,18 +252,20 @@ async fn take_lease(worker: &AppWorker, job: &Job) -> Result<Lease, Transient> {
     }
 }
 
-/// The version check and the apply, under the person's lease.
+/// The version check and the apply, under the person's lease; `applied` is
+/// the person's applied version in the app, read when the lease was taken.
 async fn apply_leased(
     worker: &AppWorker,
     delivery: &Delivery,
     job: &Job,
     person: &str,
+    applied: Option<u64>,
     first_attempt_at: DateTime<Utc>,
 ) -> Result<Settled, Transient> {
     let is_write = !matches!(job.action, JobAction::Verify { .. });
     // A re-check of an older version is stale too: the person was rehired
     // or changed since, and an active account is then what is wanted.
-    if let Some(applied) = worker.store.applied(&job.app, &job.person).await?
+    if let Some(applied) = applied
         && job.sequence < applied
     {
         tracing::info!(

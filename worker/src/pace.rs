@@ -13,6 +13,13 @@
 //! burst of requests to an app that has just asked us to wait. Each request
 //! checks the local pause again after Redis let it go.
 //!
+//! An app without rate limits has only the pause to ask about, and asking
+//! before every request doubled the Redis round trips of a job. So its
+//! answer is kept for [`SHARED_PAUSE_REFRESH`]: a pause set by another
+//! replica is honoured here at most that much later (this process's own
+//! 429s still pause it at once). Rate buckets are asked every time, as a
+//! shared schedule must be.
+//!
 //! If Redis cannot be asked, the request goes unpaced: the lease and version
 //! checks around every job already fail while Redis is down, so this only
 //! matters for a blip, and blocking every request on it would be worse.
@@ -25,6 +32,18 @@ use tokio::time::Instant;
 use scimfleet_runtime::Store;
 use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_schemas::AppId;
+
+/// How long an app without rate limits trusts its last look at the shared
+/// pause.
+const SHARED_PAUSE_REFRESH: Duration = Duration::from_millis(100);
+
+/// This process's last look at an app's shared pause.
+#[derive(Debug, Clone, Copy)]
+struct PauseView {
+    checked_at: Instant,
+    /// Until when Redis said the app is paused; `None`: not paused.
+    until: Option<Instant>,
+}
 
 /// One rate bucket.
 #[derive(Debug, Clone)]
@@ -42,6 +61,8 @@ pub struct Pacer {
     buckets: Vec<Bucket>,
     /// Until when this process holds back after a 429 it received itself.
     local_pause: Arc<Mutex<Option<Instant>>>,
+    /// The shared pause as last read, for apps without buckets.
+    shared_pause: Arc<Mutex<Option<PauseView>>>,
 }
 
 impl std::fmt::Debug for Pacer {
@@ -61,7 +82,7 @@ impl Pacer {
                 burst: (*burst).max(1),
             })
             .collect();
-        Self { store, app, buckets, local_pause: Arc::default() }
+        Self { store, app, buckets, local_pause: Arc::default(), shared_pause: Arc::default() }
     }
 
     /// Waits until a request to the app may go.
@@ -69,7 +90,7 @@ impl Pacer {
         loop {
             self.wait_local_pause().await;
             if self.buckets.is_empty() {
-                self.wait_for(None, Duration::ZERO, 1).await;
+                self.wait_shared_pause().await;
             }
             for bucket in &self.buckets {
                 self.wait_for(Some(&bucket.name), bucket.interval, bucket.burst).await;
@@ -90,6 +111,35 @@ impl Pacer {
     async fn wait_local_pause(&self) {
         while let Some(left) = self.local_pause_left() {
             tokio::time::sleep(left).await;
+        }
+    }
+
+    /// Waits out the app's shared pause, reading it from Redis when the
+    /// last look is older than [`SHARED_PAUSE_REFRESH`].
+    async fn wait_shared_pause(&self) {
+        loop {
+            let now = Instant::now();
+            let view = *self.shared_pause.lock().unwrap_or_else(PoisonError::into_inner);
+            let until = match view {
+                Some(view) if now < view.checked_at + SHARED_PAUSE_REFRESH => view.until,
+                _ => match self.store.pace(&self.app, None, Duration::ZERO, 1).await {
+                    Ok(wait) => {
+                        let now = Instant::now();
+                        let until = (!wait.is_zero()).then(|| now + wait);
+                        let fresh = PauseView { checked_at: now, until };
+                        *self.shared_pause.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+                        until
+                    }
+                    Err(error) => {
+                        tracing::warn!(scimfleet.app = %self.app, error = error_chain(&error), "pacing unavailable; request sent unpaced");
+                        return;
+                    }
+                },
+            };
+            match until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                _ => return,
+            }
         }
     }
 

@@ -380,25 +380,33 @@ impl Store {
     /// Takes the lease on `person` in `app` for `ttl` if nobody holds it: the
     /// cross-process guarantee that two workers never apply one person in one
     /// app at once. The TTL frees the lease of a worker that died holding it.
+    ///
+    /// With the lease comes the person's applied version in the app
+    /// ([`Store::applied`]), read in the same round trip: the read runs after
+    /// the lease was set, and that version is only written under the lease,
+    /// so it is current. `None` when someone else holds the lease.
     pub async fn try_lease(
         &self,
         app: &AppId,
         person: &PersonId,
         ttl: Duration,
-    ) -> Result<Option<Lease>, StoreError> {
+    ) -> Result<Option<(Lease, Option<u64>)>, StoreError> {
         let mut conn = self.conn.clone();
         let key = self.keys.lease(app, person);
         let token = format!("{:016x}{:016x}", rand_u64(), rand_u64());
-        let taken: Option<String> = redis::cmd("SET")
+        let (taken, applied): (Option<String>, Option<u64>) = redis::pipe()
+            .cmd("SET")
             .arg(&key)
             .arg(&token)
             .arg("NX")
             .arg("PX")
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .cmd("GET")
+            .arg(self.keys.applied(app, person))
             .query_async(&mut conn)
             .await
             .map_err(command("take lease"))?;
-        Ok(taken.map(|_| Lease { key, token }))
+        Ok(taken.map(|_| (Lease { key, token }, applied)))
     }
 
     /// Releases a lease (a no-op if it expired and someone else holds it now).
