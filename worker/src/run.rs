@@ -104,7 +104,10 @@ pub fn app_client(
         token,
         timeout: Duration::from_millis(config.worker.request_timeout_ms),
         connect_timeout: Duration::from_millis(config.worker.connect_timeout_ms),
-        max_idle_per_host: usize::from(app.concurrency_or(config.worker.concurrency)),
+        // Both lanes share the client, each with `concurrency` jobs in
+        // flight: a pool that kept fewer idle connections closed one after
+        // nearly every request and opened another (thousands a second).
+        max_idle_per_host: 2 * usize::from(app.concurrency_or(config.worker.concurrency)),
         retry: RequestRetry {
             retries: config.worker.request_retries,
             max_wait: Duration::from_millis(config.worker.request_retry_max_wait_ms),
