@@ -122,6 +122,33 @@ async fn a_leaver_in_three_apps_leaves_three_verified_records_in_a_signed_export
     fleet.stop().await.expect("clean stop");
 }
 
+/// A leaver an app never had: the look-up that found no account is the
+/// read-back (nothing was written, so asking again would ask the same
+/// question), and the evidence says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaver_without_an_account_is_verified_absent_by_its_one_look_up() {
+    let mut fleet = Fleet::start(&policy("recheck = []", "")).await.expect("fleet starts");
+    let mut leave = leaver().event("leave", "person.terminated", 2);
+    leave["time"] = chrono::Utc::now().to_rfc3339().into();
+    fleet.publish_json(&[leave]).await.expect("published");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+
+    let records = evidence(&fleet).await;
+    assert_eq!(records.len(), 3, "{records:#?}");
+    for record in &records {
+        assert_eq!(record.status(), EvidenceStatus::Verified, "{record:#?}");
+        let check = record.first_verification.as_ref().expect("checked");
+        assert_eq!(check.found, "absent", "{record:#?}");
+    }
+    for (app, server) in fleet.servers() {
+        let queries: Vec<String> =
+            server.requests().iter().map(|r| r.query.clone().unwrap_or_default()).collect();
+        assert_eq!(queries.len(), 2, "{app}: one look-up by externalId, one by userName: {queries:?}");
+        assert!(queries[0].contains("externalId") && queries[1].contains("userName"), "{app}: {queries:?}");
+    }
+    fleet.stop().await.expect("clean stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deactivation_the_app_ignores_is_caught_remediated_then_dead_lettered() {
     let verification = "recheck = []\nmax_remediations = 2";

@@ -105,12 +105,14 @@ impl Converger {
             JobAction::Upsert { user, managed, groups } => self.upsert(user, managed, groups).await?,
             JobAction::Deactivate { lookup, groups } => {
                 let mut outcome = self.deprovision(lookup, groups, false).await?;
-                outcome.read_back = Some(self.read_back(lookup, Expectation::Inactive, groups).await?);
+                outcome.read_back =
+                    Some(self.read_back_after(&outcome, lookup, Expectation::Inactive, groups).await?);
                 outcome
             }
             JobAction::Delete { lookup, groups } => {
                 let mut outcome = self.deprovision(lookup, groups, true).await?;
-                outcome.read_back = Some(self.read_back(lookup, Expectation::Absent, groups).await?);
+                outcome.read_back =
+                    Some(self.read_back_after(&outcome, lookup, Expectation::Absent, groups).await?);
                 outcome
             }
             JobAction::Verify { lookup, expect, groups, .. } => {
@@ -232,6 +234,22 @@ impl Converger {
             outcome.deactivated = true;
         }
         Ok(outcome)
+    }
+
+    /// The read-back of a deprovision that gave `outcome`. One that found no
+    /// account wrote nothing, and its look-up (by externalId, then userName)
+    /// was the read-back: doing it again would ask the same question twice.
+    async fn read_back_after(
+        &self,
+        outcome: &Outcome,
+        lookup: &Lookup,
+        expect: Expectation,
+        plan: &GroupPlan,
+    ) -> Result<ReadBack, ApplyError> {
+        if outcome.not_found {
+            return Ok(ReadBack::absent());
+        }
+        self.read_back(lookup, expect, plan).await
     }
 
     /// Reads the account back: found by look-up, then read by id (the
