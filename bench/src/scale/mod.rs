@@ -666,3 +666,33 @@ impl Results {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_is_a_valid_configuration_with_rechecks_off() {
+        let params = ScaleParams { people: 10, apps: 3, concurrency: 8, timeout_s: 60 };
+        let urls: Vec<String> = (0..3).map(|n| format!("http://127.0.0.1:{}/scim/v2", 9000 + n)).collect();
+        let text = policy("scale-test", &params, &urls, 9100, 9101);
+        let config = Config::from_toml(&text, "scale", PathBuf::from("."), Vec::new()).expect("valid");
+        assert_eq!(config.apps.len(), 3);
+        assert_eq!(config.namespace, "scale-test");
+        assert!(config.verification.recheck.is_empty(), "no deferred re-checks");
+        assert_eq!(config.apps[2].base_url.as_str(), "http://127.0.0.1:9002/scim/v2");
+    }
+
+    #[test]
+    fn metric_sums_add_the_matching_labelled_samples_only() {
+        let text = "\
+# TYPE scimfleet_jobs counter
+scimfleet_jobs_total{app=\"app1\",action=\"deactivate\",outcome=\"converged\"} 7
+scimfleet_jobs_total{app=\"app2\",action=\"deactivate\",outcome=\"converged\"} 5
+scimfleet_jobs_total{app=\"app2\",action=\"deactivate\",outcome=\"retried\"} 2
+scimfleet_jobs_totally_else{outcome=\"converged\"} 100
+";
+        assert_eq!(sum(text, "scimfleet_jobs_total", "outcome=\"converged\""), 12);
+        assert_eq!(sum(text, "scimfleet_jobs_total", "outcome=\"dead_lettered\""), 0);
+    }
+}

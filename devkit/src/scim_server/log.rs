@@ -200,6 +200,10 @@ mod tests {
         let methods: Vec<String> = log.all().into_iter().map(|r| r.method).collect();
         assert_eq!(methods, ["GET", "PATCH", "DELETE"]);
         assert_eq!(log.count(RequestRecord::is_write), 2);
+        let taken: Vec<String> = log.take().into_iter().map(|r| r.method).collect();
+        assert_eq!(taken, ["GET", "PATCH", "DELETE"], "taken in arrival order");
+        assert!(log.all().is_empty(), "and forgotten");
+        log.record(4, record("GET"));
         log.clear();
         assert!(log.all().is_empty());
     }
