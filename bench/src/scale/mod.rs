@@ -116,6 +116,7 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
 
     let outcome = async {
+        // Dropped on Ctrl-C or SIGTERM (below), which kills the fleet's processes.
         let mut fleet = Vec::new();
         for role in ["scheduler", "worker"] {
             fleet.push(FleetProcess::spawn(&scimfleet, role, &config_path, &token, &work_dir)?);
@@ -139,8 +140,11 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
         let _closed = queue_channel.close(200, "scale done".into()).await;
         let run = run?;
         Ok::<_, anyhow::Error>((run, cost, report, dead))
-    }
-    .await;
+    };
+    let outcome = tokio::select! {
+        outcome = outcome => outcome,
+        signal = crate::interrupted() => Err(anyhow::anyhow!("stopped by {signal}")),
+    };
 
     // Clean-up whatever happened: the namespace's queues and keys, the children.
     targets.stop().await;
