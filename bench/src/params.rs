@@ -30,6 +30,9 @@ pub struct Params {
     /// `worker.concurrency` (jobs in flight per app and lane); the HTTP
     /// limit uses the same number of concurrent requests per app.
     pub concurrency: u16,
+    /// Worker replicas of the mixed workload (tasks of this process, each
+    /// with its own connections, consumers and HTTP pools).
+    pub workers: usize,
 }
 
 /// A `BENCH_*` variable with a value that cannot be used.
@@ -69,6 +72,7 @@ impl Params {
             teams: number(&lookup, "BENCH_TEAMS", 100, 1, 10_000)?,
             concurrency: u16::try_from(number(&lookup, "BENCH_CONCURRENCY", 16, 1, 1_000)?)
                 .unwrap_or(u16::MAX),
+            workers: number(&lookup, "BENCH_WORKERS", 1, 1, 16)?,
         })
     }
 
@@ -84,6 +88,7 @@ impl Params {
             "isolation_people": self.isolation_people,
             "team_groups_per_app": self.teams,
             "concurrency_per_app": self.concurrency,
+            "worker_replicas": self.workers,
         })
     }
 }
@@ -131,7 +136,9 @@ mod tests {
     #[test]
     fn quick_changes_defaults_and_explicit_values_win() {
         let full = with(&[]).expect("defaults");
-        assert_eq!((full.events, full.apps, full.quick), (20_000, 5, false));
+        assert_eq!((full.events, full.apps, full.quick, full.workers), (20_000, 5, false, 1));
+        assert_eq!(with(&[("BENCH_WORKERS", "3")]).expect("replicas").workers, 3);
+        assert!(with(&[("BENCH_WORKERS", "0")]).is_err(), "at least one worker");
         let quick = with(&[("BENCH_QUICK", "1"), ("BENCH_APPS", "3")]).expect("quick");
         assert_eq!((quick.events, quick.apps, quick.quick), (1_000, 3, true));
         assert_eq!(with(&[("BENCH_EVENTS", "2_000")]).expect("underscores").events, 2_000);

@@ -201,9 +201,10 @@ impl Results {
         let (m, p) = (&self.mixed, &self.params);
         let mut t = Table::default();
         t.title(&format!(
-            "scimfleet bench: {} events, {} apps, concurrency {} per app, injected latency {} ms, {} cores, load {}",
+            "scimfleet bench: {} events, {} apps, {} worker replica(s), concurrency {} per app, injected latency {} ms, {} cores, load {}",
             m.events,
             p.apps,
+            p.workers,
             p.concurrency,
             p.latency_ms,
             std::thread::available_parallelism().map(usize::from).unwrap_or(0),

@@ -100,6 +100,11 @@ pub async fn run(params: &Params) -> Result<Mixed, FleetError> {
     let policy =
         workload::policy(params.apps, params.teams, &format!("concurrency = {}", params.concurrency), None);
     let mut fleet = Fleet::start(&policy).await?;
+    // Further replicas compete for the same queues, as extra worker
+    // processes would; leases keep each person's jobs one at a time.
+    for _ in 1..params.workers {
+        fleet.spawn_worker(None);
+    }
     inject_latency(&fleet, params.latency_ms);
     let planned = workload::mixed(params.events, "B", params.teams);
     let bodies: Vec<Vec<u8>> =
