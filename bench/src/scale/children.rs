@@ -62,24 +62,35 @@ impl Targets {
     pub async fn stop(&mut self) {
         // End of stdin stops it; kill if it lingers.
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !exited_within(&mut self.child, Duration::from_secs(10)).await {
+            kill(&mut self.child);
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 impl Drop for Targets {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        kill(&mut self.child);
+    }
+}
+
+/// Whether `child` exited within `within` (polled, without blocking the runtime).
+async fn exited_within(child: &mut Child, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Kills `child` and reaps it, unless it has exited already.
+fn kill(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -129,24 +140,15 @@ impl FleetProcess {
     /// SIGTERM (a graceful drain), then SIGKILL after the shutdown grace.
     pub async fn stop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !exited_within(&mut self.child, Duration::from_secs(40)).await {
+            eprintln!("scale: {} did not stop on SIGTERM; killing it", self.role);
+            kill(&mut self.child);
         }
-        eprintln!("scale: {} did not stop on SIGTERM; killing it", self.role);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
 impl Drop for FleetProcess {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        kill(&mut self.child);
     }
 }
