@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn scimfleet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scimfleet"))
@@ -17,18 +18,23 @@ fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// `scimfleet config check --config PATH` with `env` set.
+fn config_check(path: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = scimfleet();
+    command.args(["config", "check", "--config"]).arg(path);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().map(common::keep_log).expect("runs")
+}
+
 #[test]
 fn invalid_config_fails_naming_file_field_and_reason() {
     let path = write_config(
         "bad.toml",
         "[broker]\nurl = \"amqp://user:hunter2@rabbit/%2f\"\n[[apps]]\nid = \"crm\"\nbase_url = \"http://crm.example.com/scim\"\ntoken_env = \"X\"\n",
     );
-    let output = scimfleet()
-        .args(["config", "check", "--config"])
-        .arg(&path)
-        .output()
-        .map(common::keep_log)
-        .expect("runs");
+    let output = config_check(&path, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("bad.toml"), "{stderr}");
@@ -43,12 +49,7 @@ fn missing_token_is_reported_by_config_check() {
         "notoken.toml",
         "[[apps]]\nid = \"crm\"\nbase_url = \"https://crm.example.com/scim\"\ntoken_env = \"SCIMFLEET_TEST_SURELY_UNSET\"\n",
     );
-    let output = scimfleet()
-        .args(["config", "check", "--config"])
-        .arg(&path)
-        .output()
-        .map(common::keep_log)
-        .expect("runs");
+    let output = config_check(&path, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -60,14 +61,8 @@ fn missing_token_is_reported_by_config_check() {
 #[test]
 fn example_config_is_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = scimfleet()
-        .args(["config", "check", "--config"])
-        .arg(root.join("deploy/examples/scimfleet.toml"))
-        .env("SCIMFLEET_TOKEN_GITHUB", "t1")
-        .env("SCIMFLEET_TOKEN_SLACK", "t2")
-        .output()
-        .map(common::keep_log)
-        .expect("runs");
+    let example = root.join("deploy/examples/scimfleet.toml");
+    let output = config_check(&example, &[("SCIMFLEET_TOKEN_GITHUB", "t1"), ("SCIMFLEET_TOKEN_SLACK", "t2")]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
