@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use scimfleet_runtime::Config;
 use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent};
+use scimfleet_runtime::{Config, dlq};
 
 use super::{PROGRESS_EVERY, PUBLISH_BATCH, READY_WITHIN, ScaleParams, targets};
 use crate::workload::{self, Kind};
@@ -116,13 +116,13 @@ async fn queued_jobs(
 
 /// Messages in every dead-letter queue of the namespace.
 pub async fn dead_letters(
-    channel: &lapin::Channel,
+    connection: &lapin::Connection,
     topology: &Topology,
     apps: &[scimfleet_schemas::AppId],
 ) -> anyhow::Result<u64> {
-    let mut total = u64::from(passive_count(channel, &topology.events_dlq()).await?);
+    let mut total = u64::from(dlq::count(connection, topology, &dlq::Target::Events).await?);
     for app in apps {
-        total += u64::from(passive_count(channel, &topology.app_dlq(app)).await?);
+        total += u64::from(dlq::count(connection, topology, &dlq::Target::App(app.clone())).await?);
     }
     Ok(total)
 }

@@ -136,7 +136,7 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
             process.stop().await;
         }
         let report = targets.report()?;
-        let dead = drive::dead_letters(&queue_channel, &topology, &apps).await?;
+        let dead = drive::dead_letters(&connection, &topology, &apps).await?;
         let _closed = queue_channel.close(200, "scale done".into()).await;
         let run = run?;
         Ok::<_, anyhow::Error>((run, cost, report, dead))
