@@ -77,9 +77,15 @@ where
         let options = BasicConsumeOptions::default();
         channel.basic_consume(queue.into(), "".into(), options, FieldTable::default()).await.map_err(failed)
     };
-    let mut consumer = tokio::time::timeout(START_TIMEOUT, start)
-        .await
-        .map_err(|_| ConsumeError::StartTimeout { queue: queue.to_owned() })??;
+    // A stop asked for while the broker has not accepted the consumer yet
+    // ends the wait: nothing was delivered, so nothing is in flight, and a
+    // stop must not sit out the start timeout and then fail on it.
+    let mut consumer = tokio::select! {
+        () = shutdown.cancelled() => return Ok(()),
+        started = tokio::time::timeout(START_TIMEOUT, start) => {
+            started.map_err(|_| ConsumeError::StartTimeout { queue: queue.to_owned() })??
+        }
+    };
     tracing::info!(messaging.system = "rabbitmq", messaging.destination.name = %queue, "consuming {queue}");
     consuming();
     let mut tasks = JoinSet::new();
