@@ -169,26 +169,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
     eprintln!("bench: dead neighbour, {} people, twice...", params.isolation_people);
     let isolation =
         scenarios::isolation::run(&params).await.map_err(fleet_err).context("dead-neighbour scenario")?;
-    // The fleet's request mix, per person it created, replayed by as many
-    // people per app as it created.
-    let created = mixed.requests.calls.get(&measure::Call::CreateUser).copied().unwrap_or(0);
-    let people = (created / params.apps).max(50);
-    let replayed = [
-        measure::Call::FindUser,
-        measure::Call::GetUser,
-        measure::Call::PatchUser,
-        measure::Call::DeleteUser,
-        measure::Call::FindGroup,
-        measure::Call::GetGroup,
-        measure::Call::PatchGroup,
-    ];
-    let mix: Vec<(measure::Call, f64)> = replayed
-        .iter()
-        .map(|call| {
-            let count = mixed.requests.calls.get(call).copied().unwrap_or(0);
-            (*call, count as f64 / (people * params.apps) as f64)
-        })
-        .collect();
+    let (people, mix) = request_mix(&mixed, params.apps);
     eprintln!("bench: HTTP limit, {people} people per app...");
     let http = limits::http::run(
         params.apps,
@@ -230,6 +211,35 @@ async fn run(params: Params) -> anyhow::Result<()> {
         load_at_end: sys::load_average(),
         total_seconds: started.elapsed().as_secs_f64(),
     };
+    write_results(&results)
+}
+
+/// The fleet's request mix, per person it created, replayed by as many
+/// people per app as it created: (people per app, requests per person).
+fn request_mix(mixed: &scenarios::mixed::Mixed, apps: usize) -> (usize, Vec<(measure::Call, f64)>) {
+    let created = mixed.requests.calls.get(&measure::Call::CreateUser).copied().unwrap_or(0);
+    let people = (created / apps).max(50);
+    let replayed = [
+        measure::Call::FindUser,
+        measure::Call::GetUser,
+        measure::Call::PatchUser,
+        measure::Call::DeleteUser,
+        measure::Call::FindGroup,
+        measure::Call::GetGroup,
+        measure::Call::PatchGroup,
+    ];
+    let mix = replayed
+        .iter()
+        .map(|call| {
+            let count = mixed.requests.calls.get(call).copied().unwrap_or(0);
+            (*call, count as f64 / (people * apps) as f64)
+        })
+        .collect();
+    (people, mix)
+}
+
+/// Prints the table and writes the JSON results.
+fn write_results(results: &Results) -> anyhow::Result<()> {
     println!("{}", results.table());
     let path = output_path();
     if let Some(dir) = path.parent() {

@@ -210,6 +210,19 @@ impl Results {
             std::thread::available_parallelism().map(usize::from).unwrap_or(0),
             self.load_at_start.map_or("?".into(), |l| format!("{l:.2}")) + " -> " + &self.load_at_end.map_or("?".into(), |l| format!("{l:.2}")),
         ));
+        self.mixed_rows(&mut t);
+        self.backlog_rows(&mut t);
+        self.isolation_rows(&mut t);
+        self.limit_rows(&mut t, &r);
+        t.section("performance targets");
+        for (name, measured, verdict) in self.targets(&r) {
+            t.row(&name, measured, verdict.to_owned());
+        }
+        t.finish()
+    }
+
+    fn mixed_rows(&self, t: &mut Table) {
+        let m = &self.mixed;
         t.section("mixed workload (60% hires, 20% movers, 20% leavers)");
         t.row(
             "SCIM operations/s",
@@ -255,6 +268,10 @@ impl Results {
             &m.idle_leavers,
             "one at a time on the settled fleet",
         );
+    }
+
+    fn backlog_rows(&self, t: &mut Table) {
+        let p = &self.params;
         if let Some(b) = &self.backlog {
             t.section(&format!(
                 "leavers behind a backlog of {} upserts ({} hires x {} apps)",
@@ -275,7 +292,10 @@ impl Results {
             );
             t.cost(&b.cost);
         }
-        let iso = &self.isolation;
+    }
+
+    fn isolation_rows(&self, t: &mut Table) {
+        let (iso, p) = (&self.isolation, &self.params);
         t.section(&format!("dead neighbour ({} down; {} people)", iso.dead_app, p.isolation_people));
         for (app, (base, dead)) in &iso.p99_ms {
             t.row(
@@ -293,6 +313,9 @@ impl Results {
                 iso.dead_lettered
             ),
         );
+    }
+
+    fn limit_rows(&self, t: &mut Table, r: &Ratios) {
         t.section("in-run limits");
         t.row(
             "(a) bare HTTP loop ops/s",
@@ -325,11 +348,6 @@ impl Results {
             format!("{:.0}%", r.events_vs_smaller_limit * 100.0),
             String::new(),
         );
-        t.section("issue 7 targets");
-        for (name, measured, verdict) in self.targets(&r) {
-            t.row(&name, measured, verdict.to_owned());
-        }
-        t.finish()
     }
 }
 

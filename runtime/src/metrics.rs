@@ -221,9 +221,16 @@ impl Metrics {
         m
     }
 
+    /// Registers every family; counters get `_total` appended by the encoder.
     fn register_all(&mut self) {
+        self.register_pipeline();
+        self.register_scim();
+        self.register_verification_and_health();
+    }
+
+    /// The scheduler's events and the jobs they become.
+    fn register_pipeline(&mut self) {
         let r = &mut self.registry;
-        // Counters get `_total` appended by the encoder.
         r.register(
             "scimfleet_events_received",
             "Deliveries taken from the events intake queue",
@@ -256,6 +263,11 @@ impl Metrics {
             "From the event reaching the scheduler to the job converged in its app",
             self.job_end_to_end.clone(),
         );
+    }
+
+    /// The requests to the apps: counts, latency, retries, pacing, breaker.
+    fn register_scim(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "scimfleet_scim_requests",
             "SCIM requests, by app, method and status",
@@ -291,6 +303,11 @@ impl Metrics {
             "1 while this process's circuit breaker of the app is open",
             self.breaker_open.clone(),
         );
+    }
+
+    /// Deprovision verification, queue samples, readiness and the build.
+    fn register_verification_and_health(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "scimfleet_verifications",
             "Read-backs of deprovisions, by app, check and outcome",

@@ -92,14 +92,7 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
     let work_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
     std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
     let token = format!("tok-{:016x}", rand_u64());
-    let exe = std::env::current_exe().context("locating this binary")?;
-    let scimfleet = exe.with_file_name("scimfleet");
-    if !scimfleet.exists() {
-        bail!(
-            "{} is missing: `cargo build --release --bin scimfleet` (make bench-scale does)",
-            scimfleet.display()
-        );
-    }
+    let (exe, scimfleet) = binaries()?;
 
     eprintln!("scale: seeding {} people into {} apps...", params.people, params.apps);
     let mut targets = Targets::spawn(&exe, &params, &token, &work_dir)?;
@@ -163,6 +156,12 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
         seed_seconds,
         total_seconds: started.elapsed().as_secs_f64(),
     };
+    publish_results(&results, &work_dir)
+}
+
+/// Prints and writes the results; removes the work folder of a run that
+/// passed, and keeps it (with the process logs) for one that failed.
+fn publish_results(results: &Results, work_dir: &std::path::Path) -> anyhow::Result<()> {
     println!("{}", results.table());
     let path = std::env::var_os("BENCH_SCALE_OUT")
         .map(PathBuf::from)
@@ -174,11 +173,24 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
     println!("results written to {}", path.display());
     let failures = results.failures();
     if failures.is_empty() {
-        let _removed = std::fs::remove_dir_all(&work_dir);
+        let _removed = std::fs::remove_dir_all(work_dir);
         Ok(())
     } else {
         bail!("the scale run failed: {}; process logs in {}", failures.join("; "), work_dir.display())
     }
+}
+
+/// This benchmark's binary and the `scimfleet` binary built beside it.
+fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let scimfleet = exe.with_file_name("scimfleet");
+    if !scimfleet.exists() {
+        bail!(
+            "{} is missing: `cargo build --release --bin scimfleet` (make bench-scale does)",
+            scimfleet.display()
+        );
+    }
+    Ok((exe, scimfleet))
 }
 
 /// The scale run's configuration: shipped defaults, `apps` apps deactivating

@@ -9,24 +9,27 @@
 //! with [`AppConfig::token`].
 
 mod app;
+mod de;
 mod error;
+mod layers;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use toml::{Table, Value};
+use toml::Value;
 
 pub use app::{AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TokenSource};
+pub(crate) use de::durations_ms;
+pub use de::parse_duration_ms;
+use de::{duration_ms, listen_address, secret, some_duration_ms};
 pub use error::ConfigError;
+use layers::{env_table, merge, parse_table};
 
 use crate::Secret;
 
 const DEFAULTS: &str = include_str!("defaults.toml");
 /// Environment variable naming the config file when `--config` is absent.
 pub const CONFIG_ENV: &str = "SCIMFLEET_CONFIG";
-const ENV_PREFIX: &str = "SCIMFLEET_";
-const TOP_LEVEL: &[&str] =
-    &["namespace", "broker", "redis", "scheduler", "worker", "verification", "telemetry"];
 
 /// The whole configuration of a scimfleet deployment.
 #[derive(Debug, Clone, Deserialize)]
@@ -166,46 +169,6 @@ pub struct VerificationConfig {
     pub sweep_remediate: bool,
 }
 
-fn some_duration_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_duration_ms(&text).map(Some).ok_or_else(|| {
-        serde::de::Error::custom(format!("`{text}` is not a duration such as \"90s\", \"15m\" or \"24h\""))
-    })
-}
-
-/// Parses `"500ms"`, `"30s"`, `"15m"`, `"24h"` or `"7d"` into milliseconds.
-pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let factor = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    number.parse::<u64>().ok()?.checked_mul(factor).filter(|&ms| ms > 0)
-}
-
-pub(crate) fn durations_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D::Error> {
-    let texts = Vec::<String>::deserialize(deserializer)?;
-    let mut delays = texts
-        .iter()
-        .map(|t| {
-            parse_duration_ms(t).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "`{t}` is not a duration such as \"90s\", \"15m\" or \"24h\""
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    delays.sort_unstable();
-    delays.dedup();
-    Ok(delays)
-}
-
 /// `[telemetry]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,22 +190,6 @@ pub struct TelemetryConfig {
     pub journey_retention: u64,
 }
 
-fn listen_address<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<std::net::SocketAddr>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    if text == "off" {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
-        serde::de::Error::custom(format!("`{text}` is not `host:port` (e.g. \"0.0.0.0:9465\") or `off`"))
-    })
-}
-
-fn duration_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    some_duration_ms(deserializer).map(|ms| ms.unwrap_or_default())
-}
-
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -251,10 +198,6 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
-}
-
-fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
-    String::deserialize(deserializer).map(Secret::new)
 }
 
 impl Config {
@@ -411,57 +354,6 @@ fn check_management_url(origin: &str, url: &url::Url) -> Result<(), ConfigError>
         return Err(ConfigError::invalid(origin, field, reason));
     }
     Ok(())
-}
-
-fn parse_table(text: &str, origin: &str) -> Result<Table, ConfigError> {
-    text.parse::<Table>()
-        .map_err(|e| ConfigError::Syntax { origin: origin.to_owned(), message: e.to_string() })
-}
-
-/// Deep-merges tables; any other value (arrays included) replaces what was there.
-fn merge(base: &mut Table, over: Table) {
-    for (key, value) in over {
-        match (base.get_mut(&key), value) {
-            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
-            (_, value) => {
-                base.insert(key, value);
-            }
-        }
-    }
-}
-
-/// `SCIMFLEET_BROKER__URL=...` sets `broker.url`: `__` separates levels because
-/// keys themselves contain `_`. Only known top-level keys are taken, so other
-/// `SCIMFLEET_*` variables (the service scripts' ports, say) do not collide.
-fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<Table, ConfigError> {
-    let mut table = Table::new();
-    for (name, raw) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        if !TOP_LEVEL.contains(&path[0].as_str()) || path.iter().any(String::is_empty) {
-            continue;
-        }
-        // A value that parses as a TOML scalar keeps its type (numbers, booleans).
-        let value = format!("v = {raw}")
-            .parse::<Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .filter(|v| !v.is_table())
-            .unwrap_or(Value::String(raw));
-        let mut node = &mut table;
-        for key in &path[..path.len() - 1] {
-            let entry = node.entry(key.clone()).or_insert_with(|| Value::Table(Table::new()));
-            let Value::Table(next) = entry else {
-                return Err(ConfigError::Syntax {
-                    origin: "environment".into(),
-                    message: format!("{name} conflicts with another variable"),
-                });
-            };
-            node = next;
-        }
-        node.insert(path[path.len() - 1].clone(), value);
-    }
-    Ok(table)
 }
 
 #[cfg(test)]
