@@ -54,6 +54,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+.PHONY: doc
+doc: ## Build the API docs of every crate with warnings (broken links included) as errors
+	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --no-deps --workspace
+
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -15,7 +15,7 @@
 //!
 //! An app without rate limits has only the pause to ask about, and asking
 //! before every request doubled the Redis round trips of a job. So its
-//! answer is kept for [`SHARED_PAUSE_REFRESH`]: a pause set by another
+//! answer is kept for `SHARED_PAUSE_REFRESH`: a pause set by another
 //! replica is honoured here at most that much later (this process's own
 //! 429s still pause it at once). Rate buckets are asked every time, as a
 //! shared schedule must be.

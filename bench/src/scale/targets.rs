@@ -4,7 +4,7 @@
 //! Protocol with the parent, one JSON object per line:
 //! - once every app holds its seeded people, one line to stdout:
 //!   `{"urls": ["http://127.0.0.1:PORT/scim/v2", ...], "seed_seconds": S}`;
-//! - each `report` line on stdin is answered with [`Report`] as JSON;
+//! - each `report` line on stdin is answered with the tallies (see `report`) as JSON;
 //! - end of stdin stops the servers and the process.
 //!
 //! The request logs are tallied every second and emptied, so millions of
