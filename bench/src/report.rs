@@ -5,7 +5,7 @@
 //! their own units (SCIM requests/s against the bare HTTP loop, messages/s
 //! against the bare broker loop), and both limits are converted to events/s
 //! with this run's own ratios (requests per event, messages per event), so
-//! "≥ 50% of the smaller limit" (issue 7, target 1) compares like with like.
+//! "≥ 50% of the smaller limit" (target 1) compares like with like.
 
 use serde_json::{Value, json};
 
@@ -19,16 +19,16 @@ use crate::scenarios::isolation::Isolation;
 use crate::scenarios::mixed::Mixed;
 use crate::sys::Cost;
 
-/// Issue 7, target 1: SCIM operations/s end to end.
+/// Target 1: SCIM operations/s end to end.
 const TARGET_OPS_PER_S: f64 = 3_000.0;
-/// Issue 7, target 1: share of the smaller in-run limit.
+/// Target 1: share of the smaller in-run limit.
 const TARGET_SHARE_OF_LIMIT: f64 = 0.5;
-/// Issue 7, target 2: leaver p99 when idle and behind a backlog, ms.
+/// Target 2: leaver p99 when idle and behind a backlog, ms.
 const TARGET_IDLE_LEAVER_P99_MS: f64 = 250.0;
 const TARGET_BACKLOG_LEAVER_P99_MS: f64 = 2_000.0;
 /// The backlog target 2 speaks of.
 const TARGET_BACKLOG_UPSERTS: usize = 100_000;
-/// Issue 7, target 3: peak RSS per process, MiB.
+/// Target 3: peak RSS per process, MiB.
 const TARGET_RSS_MB: f64 = 150.0;
 
 /// Everything one run measured.
@@ -92,7 +92,7 @@ impl Results {
         }
     }
 
-    /// Issue 7's targets: (name, measured, verdict).
+    /// The performance targets: (name, measured, verdict).
     fn targets(&self, r: &Ratios) -> Vec<(String, String, &'static str)> {
         let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
         let m = &self.mixed;
@@ -137,7 +137,7 @@ impl Results {
             rss,
         ));
         out.push((
-            "issue 4: healthy p99 with a dead app <= 2x all healthy".into(),
+            "dead neighbour: healthy p99 with a dead app <= 2x all healthy".into(),
             format!("{:.2}x", self.isolation.worst_ratio()),
             verdict(self.isolation.passed()),
         ));

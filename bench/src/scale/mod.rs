@@ -1,4 +1,4 @@
-//! `make bench-scale` (issue 7, target 4): `BENCH_SCALE_PEOPLE` people
+//! `make bench-scale` (the scale target): `BENCH_SCALE_PEOPLE` people
 //! (100,000) offboarded across `BENCH_SCALE_APPS` apps (10), i.e. a million
 //! deactivations, each looked up, applied and read back, with nothing lost.
 //!

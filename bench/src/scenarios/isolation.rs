@@ -1,4 +1,4 @@
-//! The dead neighbour (issue 4, done-when 2; guarantee 4): the healthy
+//! The dead neighbour (guarantee 4): the healthy
 //! apps' p99 job latency with one app fully down, against the same run with
 //! every app healthy.
 //!

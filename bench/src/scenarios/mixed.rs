@@ -189,7 +189,7 @@ async fn probe_idle_leavers(
 }
 
 /// Publishes one leaver and waits until every app has deactivated the
-/// account *and* read it back as gone (issue 5's verification); returns
+/// account *and* read it back as gone (verification); returns
 /// publish → the last app's verified read-back, from the evidence records.
 pub async fn probe_leaver(fleet: &mut Fleet, probe: &Planned) -> Result<Duration, FleetError> {
     let started = Instant::now();

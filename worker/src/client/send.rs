@@ -7,7 +7,7 @@
 //!   under us (a new `token_file` written by a secret manager). The token is
 //!   read again once; when it changed, the request is sent again with it.
 //!   When it did not change, or the second answer is `401`/`403` too, the
-//!   job fails permanently (issue 4: "401/403 after one credential refresh").
+//!   job fails permanently ("401/403 after one credential refresh" is the contract).
 //! - **Short retries.** A transport error, `408`, `429` or `5xx` is tried
 //!   again up to `retries` times after a jittered backoff (or the
 //!   `Retry-After` asked for), as long as the wait is at most `max_wait`.
