@@ -135,7 +135,7 @@ pub(crate) async fn process(
     publish_jobs(ctx, &plan, started).await?;
     let record = PersonRecord {
         sequence: event.data.sequence,
-        status: event.data.status.as_str().to_owned(),
+        status: event.data.status,
         apps: plan.active_in,
     };
     ctx.store.record_person(&event.data.person_id, &record).await?;
