@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::{Table, Value};
 
-pub use app::{AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TokenSource};
+pub use app::{
+    AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TemplatePart,
+    TokenSource,
+};
 pub use error::ConfigError;
 
 use crate::Secret;
