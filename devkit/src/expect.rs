@@ -1,16 +1,17 @@
 //! What every app should look like, given people's final desired state, and
 //! what does not match.
 //!
-//! The expectation is computed with the scheduler's own policy functions, so
+//! The expectation is computed with the fleet's own policy functions, so
 //! it tests the pipeline (queues, workers, SCIM calls) and not a second copy
 //! of the rules. Used by the demo's "converged" verdict and by tests that
 //! assert exact convergence instead of spot values.
 
 use std::collections::BTreeMap;
 
+use scimfleet_policy::deprovision::deprovision_mode;
+use scimfleet_policy::{groups, map_user, scope};
 use scimfleet_runtime::Config;
-use scimfleet_runtime::config::Deprovision;
-use scimfleet_scheduler::policy::map_user;
+use scimfleet_runtime::config::{AppConfig, Deprovision};
 use scimfleet_schemas::scim::ScimUser;
 use scimfleet_schemas::{AppId, PersonState, PersonStatus};
 
@@ -45,11 +46,11 @@ pub fn mismatches(
                 continue;
             }
             let actual = matching.first().copied();
-            let should_hold = person.status == PersonStatus::Active && app.scope.matches(person);
+            let should_hold = person.status == PersonStatus::Active && scope::in_scope(app, person);
             if should_hold {
                 check_active(app, person, &desired, actual, server, &who, &mut found);
             } else {
-                check_removed(app.deprovision, person.status, actual, &who, &mut found);
+                check_removed(app, person.status, actual, &who, &mut found);
             }
         }
     }
@@ -57,7 +58,7 @@ pub fn mismatches(
 }
 
 fn check_active(
-    app: &scimfleet_runtime::config::AppConfig,
+    app: &AppConfig,
     person: &PersonState,
     desired: &ScimUser,
     actual: Option<&ScimUser>,
@@ -86,7 +87,7 @@ fn check_active(
     let id = actual.id.clone().unwrap_or_default();
     for rule in &app.groups {
         let member = server.group_by_name(&rule.name).is_some_and(|g| g.has_member(&id));
-        match (rule.applies(person), member) {
+        match (groups::applies(rule, person), member) {
             (true, false) => found.push(format!("{who}: not in group `{}`", rule.name)),
             (false, true) => found.push(format!("{who}: still in group `{}`", rule.name)),
             _ => {}
@@ -95,14 +96,14 @@ fn check_active(
 }
 
 fn check_removed(
-    mode: Deprovision,
+    app: &AppConfig,
     status: PersonStatus,
     actual: Option<&ScimUser>,
     who: &str,
     found: &mut Vec<String>,
 ) {
     let Some(actual) = actual else { return };
-    let must_be_gone = mode == Deprovision::Delete && status != PersonStatus::Suspended;
+    let must_be_gone = deprovision_mode(status, app) == Deprovision::Delete;
     if must_be_gone {
         found.push(format!("{who}: account should be deleted"));
     } else if actual.is_active() {

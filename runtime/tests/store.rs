@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use scimfleet_runtime::store::{DesiredAccount, PersonRecord, account_keys};
 use scimfleet_runtime::{Secret, Store};
-use scimfleet_schemas::{AppId, PersonId};
+use scimfleet_schemas::{AppId, PersonId, PersonStatus};
 
 async fn store(test: &str) -> Store {
     let url = std::env::var("SCIMFLEET_REDIS__URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
@@ -48,11 +48,11 @@ async fn versions_never_move_backwards() {
     store.record_applied(&app, &person, 5).await.expect("redis");
     store.record_applied(&app, &person, 3).await.expect("redis");
     assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(5));
-    let record = |sequence| PersonRecord { sequence, status: "active".into(), apps: vec![app.clone()] };
+    let record = |sequence| PersonRecord { sequence, status: PersonStatus::Active, apps: vec![app.clone()] };
     assert!(store.record_person(&person, &record(2)).await.expect("redis"));
     assert!(!store.record_person(&person, &record(2)).await.expect("redis"), "equal is not newer");
     assert!(!store.record_person(&person, &record(1)).await.expect("redis"));
-    assert_eq!(store.person(&person).await.expect("redis").map(|r| r.sequence), Some(2));
+    assert_eq!(store.person(&person).await.expect("redis"), Some(record(2)), "the status reads back typed");
     store.delete_namespace().await.expect("cleanup");
 }
 

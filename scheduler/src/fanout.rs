@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
+use scimfleet_policy as policy;
 use scimfleet_runtime::broker::{
     Outgoing, PublishError, Publisher, RECEIVED_AT_HEADER, Topology, persistent,
 };
@@ -30,7 +31,6 @@ use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{DeadLetter, DeadLetterReason, Event, Stage};
 use tracing::Span;
 
-use crate::policy;
 use crate::stats::SchedulerStats;
 
 /// What the scheduler needs to handle an event.
@@ -133,11 +133,8 @@ pub(crate) async fn process(
         }
     };
     publish_jobs(ctx, &plan, started).await?;
-    let record = PersonRecord {
-        sequence: event.data.sequence,
-        status: event.data.status.as_str().to_owned(),
-        apps: plan.active_in,
-    };
+    let record =
+        PersonRecord { sequence: event.data.sequence, status: event.data.status, apps: plan.active_in };
     ctx.store.record_person(&event.data.person_id, &record).await?;
     SchedulerStats::add(&ctx.stats.jobs_published, plan.jobs.len() as u64);
     for job in &plan.jobs {

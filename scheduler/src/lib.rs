@@ -2,7 +2,6 @@
 
 mod fanout;
 mod intake;
-pub mod policy;
 mod stats;
 
 use std::sync::Arc;

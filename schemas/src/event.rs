@@ -105,6 +105,11 @@ impl PersonStatus {
             Self::Terminated => "terminated",
         }
     }
+
+    /// The status named by its wire name; `None` for any other text.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Active, Self::Suspended, Self::Terminated].into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 /// The person's full desired state (`data` of the event).

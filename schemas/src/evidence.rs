@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, EventId, JobId, PersonId};
-use crate::job::Expectation;
+use crate::job::{Expectation, Job};
 
 /// Version of the evidence record schema.
 pub const EVIDENCE_SCHEMA_VERSION: u32 = 1;
@@ -70,6 +70,31 @@ pub struct Check {
 pub const MAX_STATUSES: usize = 32;
 
 impl EvidenceRecord {
+    /// The record of `job`'s deprovision before anything was applied or read
+    /// back: the original job's ids, what the account must look like.
+    pub fn pending(job: &Job, expect: Expectation) -> Self {
+        Self {
+            v: EVIDENCE_SCHEMA_VERSION,
+            person: job.person.clone(),
+            app: job.app.clone(),
+            sequence: job.sequence,
+            job_id: job.job_id.clone(),
+            event_id: job.event_id.clone(),
+            expect,
+            event_time: job.event_time,
+            // Jobs carry no effective time yet (future-dated events are applied
+            // at once), so access was due to be gone at the event.
+            effective_at: job.event_time,
+            applied_at: None,
+            first_verification: None,
+            last_recheck: None,
+            failures: 0,
+            remediations: 0,
+            dead_lettered: false,
+            statuses: Vec::new(),
+        }
+    }
+
     /// Where the case stands.
     pub fn status(&self) -> EvidenceStatus {
         let latest = self.last_recheck.as_ref().or(self.first_verification.as_ref());
@@ -125,24 +150,26 @@ mod tests {
 
     fn record() -> EvidenceRecord {
         let t = DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z").expect("time").with_timezone(&Utc);
-        EvidenceRecord {
-            v: EVIDENCE_SCHEMA_VERSION,
-            person: PersonId::parse("E1").expect("id"),
-            app: AppId::parse("crm").expect("id"),
-            sequence: 2,
-            job_id: JobId::derive(&EventId::parse("evt-1").expect("id"), &AppId::parse("crm").expect("id")),
-            event_id: EventId::parse("evt-1").expect("id"),
-            expect: Expectation::Inactive,
-            event_time: t,
-            effective_at: t,
-            applied_at: None,
-            first_verification: None,
-            last_recheck: None,
-            failures: 0,
-            remediations: 0,
-            dead_lettered: false,
-            statuses: Vec::new(),
-        }
+        let lookup = crate::Lookup { external_id: Some("E1".into()), user_name: "e1@example.com".into() };
+        let job = Job::new(
+            EventId::parse("evt-1").expect("id"),
+            AppId::parse("crm").expect("id"),
+            PersonId::parse("E1").expect("id"),
+            2,
+            t,
+            crate::JobAction::Deactivate { lookup, groups: crate::GroupPlan::default() },
+        );
+        EvidenceRecord::pending(&job, Expectation::Inactive)
+    }
+
+    #[test]
+    fn a_pending_record_carries_the_original_job() {
+        let r = record();
+        let event_id = EventId::parse("evt-1").expect("id");
+        assert_eq!(r.job_id, JobId::derive(&event_id, &AppId::parse("crm").expect("id")));
+        assert_eq!((r.event_id, r.sequence, r.v), (event_id, 2, EVIDENCE_SCHEMA_VERSION));
+        assert_eq!(r.effective_at, r.event_time);
+        assert_eq!((r.applied_at, r.failures, r.remediations, r.dead_lettered), (None, 0, 0, false));
     }
 
     #[test]

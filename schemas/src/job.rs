@@ -164,6 +164,31 @@ impl Expectation {
 }
 
 impl Job {
+    /// A first-delivery job (attempt 0, no remediation) of the current schema
+    /// version, its id derived from `event_id` and `app` so that a redelivered
+    /// event or a replayed sweep plans the same job again.
+    pub fn new(
+        event_id: EventId,
+        app: AppId,
+        person: PersonId,
+        sequence: u64,
+        event_time: DateTime<Utc>,
+        action: JobAction,
+    ) -> Self {
+        Self {
+            v: JOB_SCHEMA_VERSION,
+            job_id: JobId::derive(&event_id, &app),
+            event_id,
+            app,
+            person,
+            sequence,
+            event_time,
+            attempt: 0,
+            remediation: 0,
+            action,
+        }
+    }
+
     /// Parses a job body.
     pub fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(body)

@@ -21,7 +21,6 @@ use lapin::message::Delivery;
 use scimfleet_runtime::broker::{Outgoing, Topology, persistent, received_at};
 use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::telemetry::propagation;
-use scimfleet_schemas::evidence::EVIDENCE_SCHEMA_VERSION;
 use scimfleet_schemas::{
     Check, DeadLetterReason, EvidenceRecord, Expectation, GroupPlan, Job, JobAction, Lookup,
 };
@@ -49,7 +48,7 @@ pub(crate) async fn settle(
     let is_recheck = matches!(job.action, JobAction::Verify { .. });
     let mut record = match worker.store.evidence(&job.app, &job.person, job.sequence).await? {
         Some(record) => record,
-        None => new_record(job, expect),
+        None => EvidenceRecord::pending(job, expect),
     };
     if !is_recheck && job.remediation == 0 && record.applied_at.is_none() {
         record.applied_at = Some(now);
@@ -145,29 +144,6 @@ fn check_name(job: &Job) -> &'static str {
         (JobAction::Verify { .. }, _) => "recheck",
         (_, 0) => "read_back",
         _ => "remediation",
-    }
-}
-
-fn new_record(job: &Job, expect: Expectation) -> EvidenceRecord {
-    EvidenceRecord {
-        v: EVIDENCE_SCHEMA_VERSION,
-        person: job.person.clone(),
-        app: job.app.clone(),
-        sequence: job.sequence,
-        job_id: job.job_id.clone(),
-        event_id: job.event_id.clone(),
-        expect,
-        event_time: job.event_time,
-        // Jobs carry no effective time yet (future-dated events are applied
-        // at once), so access was due to be gone at the event.
-        effective_at: job.event_time,
-        applied_at: None,
-        first_verification: None,
-        last_recheck: None,
-        failures: 0,
-        remediations: 0,
-        dead_lettered: false,
-        statuses: Vec::new(),
     }
 }
 

@@ -2,15 +2,15 @@
 //! scope, how HR attributes map to SCIM attributes, and which groups a person
 //! belongs to there.
 //!
-//! Scope, mapping and group rules are data here; the scheduler evaluates them.
+//! Scope, mapping and group rules are data here; `scimfleet-policy` evaluates them.
 //! They are validated at start-up so that a typo in a mapping path fails the
 //! deployment, not a provisioning job at 3 a.m.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use scimfleet_schemas::AppId;
 use scimfleet_schemas::scim::UserAttr;
-use scimfleet_schemas::{AppId, PersonState};
 use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
@@ -105,12 +105,6 @@ pub enum Deprovision {
 /// `status` and `person_id` may be named too.
 pub type Condition = BTreeMap<String, Vec<String>>;
 
-fn condition_matches(condition: &Condition, person: &PersonState) -> bool {
-    condition
-        .iter()
-        .all(|(name, values)| person.attribute(name).is_some_and(|v| values.iter().any(|w| w == v)))
-}
-
 /// Who is in an app's scope.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,14 +115,6 @@ pub struct ScopeRule {
     /// Must not match, when given.
     #[serde(default)]
     pub exclude: Option<Condition>,
-}
-
-impl ScopeRule {
-    /// Whether `person`'s attributes put it in scope (status is judged separately).
-    pub fn matches(&self, person: &PersonState) -> bool {
-        condition_matches(&self.include, person)
-            && !self.exclude.as_ref().is_some_and(|ex| condition_matches(ex, person))
-    }
 }
 
 /// A group the person is a member of in the app when the rule holds.
@@ -143,14 +129,6 @@ pub struct GroupRule {
     /// HR groups, any of which the person must hold, when given.
     #[serde(default)]
     pub hr_groups: Vec<String>,
-}
-
-impl GroupRule {
-    /// Whether `person` belongs in this group.
-    pub fn applies(&self, person: &PersonState) -> bool {
-        self.when.as_ref().is_none_or(|c| condition_matches(c, person))
-            && (self.hr_groups.is_empty() || self.hr_groups.iter().any(|g| person.groups.contains(g)))
-    }
 }
 
 /// Where a SCIM attribute's value comes from.
@@ -197,25 +175,6 @@ impl MappingSource {
             parts.push(TemplatePart::Text(rest.to_owned()));
         }
         Ok(Self::Template(parts))
-    }
-
-    /// The value for `person`: `None` when the attribute is absent or the
-    /// rendered template is blank.
-    pub fn render(&self, person: &PersonState) -> Option<String> {
-        match self {
-            Self::Attribute(name) => person.attribute(name).map(str::to_owned),
-            Self::Template(parts) => {
-                let text: String = parts
-                    .iter()
-                    .map(|p| match p {
-                        TemplatePart::Text(t) => t.as_str(),
-                        TemplatePart::Attribute(a) => person.attribute(a).unwrap_or(""),
-                    })
-                    .collect();
-                let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-                (!text.is_empty()).then_some(text)
-            }
-        }
     }
 }
 

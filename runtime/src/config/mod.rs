@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Value;
 
-pub use app::{AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TokenSource};
+pub use app::{
+    AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TemplatePart,
+    TokenSource,
+};
 pub(crate) use de::durations_ms;
 pub use de::parse_duration_ms;
 use de::{duration_ms, listen_address, secret, some_duration_ms};

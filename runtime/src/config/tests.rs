@@ -114,24 +114,6 @@ fn tokens_resolve_from_files_relative_to_the_config() {
 }
 
 #[test]
-fn scope_and_group_rules_evaluate() {
-    let config = load(BASE).expect("valid");
-    let app = &config.apps[0];
-    let person: scimfleet_schemas::PersonState = serde_json::from_value(serde_json::json!({
-        "person_id": "E1", "sequence": 1, "status": "active",
-        "attributes": {"department": "Engineering", "givenName": "Ada", "familyName": "Lovelace"},
-        "groups": ["engineering"], "actor": {"id": "hr"}
-    }))
-    .expect("person");
-    assert!(app.scope.matches(&person));
-    assert!(app.groups[0].applies(&person));
-    let display = MappingSource::parse("{givenName} {familyName}").expect("template");
-    assert_eq!(display.render(&person).as_deref(), Some("Ada Lovelace"));
-    let missing = MappingSource::parse("{nickname} {familyName}").expect("template");
-    assert_eq!(missing.render(&person).as_deref(), Some("Lovelace"));
-}
-
-#[test]
 fn retry_settings_are_checked() {
     let config = load(BASE).expect("valid");
     assert_eq!(config.worker.retry_tiers_ms[0], 1000);

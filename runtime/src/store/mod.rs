@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
-use scimfleet_schemas::{AppId, PersonId};
+use scimfleet_schemas::{AppId, PersonId, PersonStatus};
 
 use crate::Secret;
 
@@ -89,8 +89,8 @@ fn command(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreEr
 pub struct PersonRecord {
     /// The last fanned-out `sequence`.
     pub sequence: u64,
-    /// The status then, as on the wire (`active`, `suspended`, `terminated`).
-    pub status: String,
+    /// The status then (stored by its wire name).
+    pub status: PersonStatus,
     /// Apps in which the person should hold an active account.
     pub apps: Vec<AppId>,
 }
@@ -109,7 +109,11 @@ fn person_record(
         .map(AppId::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| StoreError::Corrupt { what: "person registry apps" })?;
-    Ok(Some(PersonRecord { sequence, status: status.unwrap_or_default(), apps }))
+    let status = status
+        .as_deref()
+        .and_then(PersonStatus::parse)
+        .ok_or(StoreError::Corrupt { what: "person registry status" })?;
+    Ok(Some(PersonRecord { sequence, status, apps }))
 }
 
 /// Typed key constructors, one per key kind, always under the namespace.
@@ -327,7 +331,7 @@ impl Store {
             .record_person
             .key(self.keys.person(person))
             .arg(record.sequence)
-            .arg(&record.status)
+            .arg(record.status.as_str())
             .arg(apps.join(","))
             .arg(self.keys.members_prefix())
             .arg(person.as_str())
@@ -501,5 +505,19 @@ impl Store {
             }
             cursor = next;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_status_reads_back_typed_and_an_unknown_one_is_corrupt() {
+        let read = |status: &str| person_record(Some(2), Some(status.to_owned()), Some("crm".to_owned()));
+        let record = read("suspended").expect("valid").expect("present");
+        assert_eq!(record.status, PersonStatus::Suspended);
+        assert!(matches!(read("retired"), Err(StoreError::Corrupt { what: "person registry status" })));
+        assert!(matches!(read(""), Err(StoreError::Corrupt { .. })));
     }
 }

@@ -1,7 +1,8 @@
 //! Policy: from one person's desired state to one job per app in play.
 //!
 //! Pure and synchronous, so every rule is unit-tested without a broker.
-//! The decision per app:
+//! The decision per app (the deactivate-or-delete choice is
+//! [`deprovision_mode`]'s):
 //!
 //! | status      | in scope | held an account (registry) | job                         |
 //! |-------------|----------|----------------------------|-----------------------------|
@@ -14,10 +15,11 @@
 //! registry: removing access must not depend on scimfleet having created it.
 //! A deprovision carries only lookup keys and the groups to leave.
 
-use chrono::{DateTime, Utc};
-use scimfleet_runtime::config::{AppConfig, Deprovision};
-use scimfleet_schemas::scim::ScimUser;
-use scimfleet_schemas::{AppId, Event, GroupPlan, Job, JobAction, JobId, Lookup, PersonState, PersonStatus};
+use scimfleet_runtime::config::AppConfig;
+use scimfleet_schemas::{AppId, Event, Job, JobAction, Lookup, PersonState, PersonStatus};
+
+use crate::deprovision::{deprovision_action, deprovision_mode};
+use crate::{groups, map_user, scope};
 
 /// The jobs for an event and the apps the person holds an active account in afterwards.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,82 +49,47 @@ pub fn plan(event: &Event, apps: &[AppConfig], held: &[AppId]) -> Result<Plan, P
     let mut jobs = Vec::new();
     let mut active_in = Vec::new();
     for app in apps {
-        let in_scope = app.scope.matches(person);
+        let in_scope = scope::in_scope(app, person);
         let had = held.contains(&app.id);
         let action = match person.status {
             PersonStatus::Active if in_scope => {
                 active_in.push(app.id.clone());
                 Some(upsert(app, person)?)
             }
-            PersonStatus::Active if had => Some(deprovision(app, person, app.deprovision)?),
+            PersonStatus::Active if had => Some(deprovision(app, person)?),
             PersonStatus::Active => None,
-            PersonStatus::Suspended if had || in_scope => {
-                Some(deprovision(app, person, Deprovision::Deactivate)?)
+            PersonStatus::Suspended | PersonStatus::Terminated if had || in_scope => {
+                Some(deprovision(app, person)?)
             }
-            PersonStatus::Terminated if had || in_scope => Some(deprovision(app, person, app.deprovision)?),
             PersonStatus::Suspended | PersonStatus::Terminated => None,
         };
         if let Some(action) = action {
-            jobs.push(job(event, &app.id, action, event.time));
+            let data = &event.data;
+            jobs.push(Job::new(
+                event.id.clone(),
+                app.id.clone(),
+                data.person_id.clone(),
+                data.sequence,
+                event.time,
+                action,
+            ));
         }
     }
     Ok(Plan { jobs, active_in })
-}
-
-fn job(event: &Event, app: &AppId, action: JobAction, event_time: DateTime<Utc>) -> Job {
-    Job {
-        v: scimfleet_schemas::job::JOB_SCHEMA_VERSION,
-        job_id: JobId::derive(&event.id, app),
-        event_id: event.id.clone(),
-        app: app.clone(),
-        person: event.data.person_id.clone(),
-        sequence: event.data.sequence,
-        event_time,
-        attempt: 0,
-        remediation: 0,
-        action,
-    }
-}
-
-/// The account as the app should see it: only mapped attributes, active.
-pub fn map_user(app: &AppConfig, person: &PersonState) -> Result<ScimUser, PlanError> {
-    let mut user = ScimUser::new(String::new());
-    for (attr, source) in &app.mapping.0 {
-        attr.set(&mut user, source.render(person));
-    }
-    if user.user_name.trim().is_empty() {
-        return Err(PlanError::NoUserName { app: app.id.clone() });
-    }
-    user.active = Some(true);
-    user.fix_schemas();
-    Ok(user)
-}
-
-fn groups(app: &AppConfig, person: Option<&PersonState>) -> GroupPlan {
-    let (member_of, not_member_of) =
-        app.groups.iter().partition::<Vec<_>, _>(|rule| person.is_some_and(|p| rule.applies(p)));
-    let names = |rules: Vec<&scimfleet_runtime::config::GroupRule>| {
-        rules.into_iter().map(|r| r.name.clone()).collect()
-    };
-    GroupPlan { member_of: names(member_of), not_member_of: names(not_member_of) }
 }
 
 fn upsert(app: &AppConfig, person: &PersonState) -> Result<JobAction, PlanError> {
     Ok(JobAction::Upsert {
         user: map_user(app, person)?,
         managed: app.mapping.attributes(),
-        groups: groups(app, Some(person)),
+        groups: groups::plan(app, person),
     })
 }
 
-fn deprovision(app: &AppConfig, person: &PersonState, mode: Deprovision) -> Result<JobAction, PlanError> {
+/// A deprovision carries only the mapped lookup keys and the groups to leave.
+fn deprovision(app: &AppConfig, person: &PersonState) -> Result<JobAction, PlanError> {
     let lookup = Lookup::of(&map_user(app, person)?);
-    // Leaving every managed group; the worker also leaves any other group the app reports.
-    let groups = groups(app, None);
-    Ok(match mode {
-        Deprovision::Deactivate => JobAction::Deactivate { lookup, groups },
-        Deprovision::Delete => JobAction::Delete { lookup, groups },
-    })
+    Ok(deprovision_action(app, lookup, deprovision_mode(person.status, app)))
 }
 
 #[cfg(test)]

@@ -1,0 +1,161 @@
+//! Sweeps: page through every account of an app and compare each with what
+//! the fleet knows, to find what no event-driven job would ever notice.
+//!
+//! Per account, [`classify`] decides: `ok`, `orphan` (active, but its person
+//! is gone or out of scope), `unknown` (active, no person maps to it),
+//! `drift` (the person should hold it, but it is inactive or differs from
+//! the last converged upsert on managed attributes or groups). After paging,
+//! `missing` is every member of the app (the registry's per-app set) no
+//! account mapped to.
+//!
+//! Memory stays bounded whatever the app's size: one page is held at a time,
+//! its look-ups are batched (one MGET or pipeline each), the persons seen go
+//! to a Redis set and `missing` is a set difference computed in Redis and
+//! scanned in chunks. Findings are handed to the caller one by one (the CLI
+//! writes them out as they come).
+//!
+//! Remediation jobs are kept in a Redis list until paging is over and only
+//! then published: a deletion while paging would shift the pages of the
+//! app and make the sweep skip accounts. Unknown accounts are never touched:
+//! nothing says whose they are.
+
+//!
+//! The stages live in their own files: [`classify`] judges one account,
+//! `run` pages through the app and the missing members, `fixes` builds the
+//! remediation jobs (orphans through `scimfleet_policy::remediation`, as the
+//! scheduler's plan would) and `publish` sends them once paging is over.
+
+use scimfleet_runtime::Store;
+use scimfleet_runtime::broker::{PublishError, Publisher, Topology};
+use scimfleet_runtime::config::AppConfig;
+use scimfleet_runtime::store::StoreError;
+use scimfleet_schemas::{AppId, PersonId};
+use serde::Serialize;
+
+use crate::client::ScimClient;
+use crate::error::ScimCallError;
+
+mod classify;
+mod fixes;
+mod publish;
+mod run;
+
+pub use classify::{Class, classify};
+
+/// Accounts asked for per page.
+pub const PAGE_SIZE: u64 = 100;
+
+/// One non-ok account or member.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// The app.
+    pub app: AppId,
+    /// What was found.
+    pub class: Class,
+    /// The account's SCIM id (`None` for a missing account).
+    pub account_id: Option<String>,
+    /// The person it maps to (`None` for an unknown account).
+    pub person: Option<PersonId>,
+    /// With `--remediate`: `queued`, or why no job could be built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<&'static str>,
+}
+
+/// Counts of one app's sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SweepSummary {
+    /// Accounts read from the app.
+    pub seen: u64,
+    /// Accounts as they should be.
+    pub ok: u64,
+    /// Orphaned accounts.
+    pub orphan: u64,
+    /// Accounts no person maps to.
+    pub unknown: u64,
+    /// Drifted accounts.
+    pub drift: u64,
+    /// Members without an account.
+    pub missing: u64,
+    /// Remediation jobs published.
+    pub remediations: u64,
+}
+
+impl SweepSummary {
+    fn count(&mut self, class: Class) {
+        let counter = match class {
+            Class::Ok => &mut self.ok,
+            Class::Orphan => &mut self.orphan,
+            Class::Unknown => &mut self.unknown,
+            Class::Drift => &mut self.drift,
+            Class::Missing => &mut self.missing,
+        };
+        *counter += 1;
+    }
+
+    /// Whether nothing but ok accounts was found.
+    pub fn is_clean(&self) -> bool {
+        self.orphan + self.unknown + self.drift + self.missing == 0
+    }
+}
+
+/// A sweep failed part-way.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SweepError {
+    /// Reading the app's accounts failed.
+    #[error("listing the accounts of `{app}` failed")]
+    Scim {
+        /// The app.
+        app: AppId,
+        /// The call's error.
+        #[source]
+        source: ScimCallError,
+    },
+    /// Redis failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Publishing remediation jobs failed.
+    #[error("publishing remediation jobs failed")]
+    Publish(#[from] PublishError),
+    /// Handing a finding to the caller failed (writing the report, say).
+    #[error("writing a finding failed")]
+    Report(#[from] std::io::Error),
+}
+
+/// What one app's sweep needs.
+pub struct Sweep<'a> {
+    /// The app's SCIM client (paced like the worker's).
+    pub client: &'a ScimClient,
+    /// The fleet's Redis.
+    pub store: &'a Store,
+    /// The app's configuration (deprovision mode and managed groups).
+    pub app: &'a AppConfig,
+    /// A run id, unique per sweep, naming its Redis keys and remediation jobs.
+    pub run_id: &'a str,
+    /// Where to publish remediation jobs; `None`: report only.
+    pub remediate: Option<(&'a Publisher, &'a Topology)>,
+}
+
+impl std::fmt::Debug for Sweep<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sweep")
+            .field("app", &self.app.id)
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sweeps one app: pages through its accounts, hands every non-ok finding
+/// to `on_finding` as it is found, then the missing members; with
+/// `remediate`, publishes the fixing jobs at the end. Returns the counts.
+pub async fn sweep_app(
+    sweep: &Sweep<'_>,
+    on_finding: &mut (dyn FnMut(&Finding) -> std::io::Result<()> + Send),
+) -> Result<SweepSummary, SweepError> {
+    let result = run::run(sweep, on_finding).await;
+    // The per-run keys expire anyway; removing them now is tidiness.
+    if let Err(error) = sweep.store.end_sweep(&sweep.app.id, sweep.run_id).await {
+        tracing::warn!(scimfleet.app = %sweep.app.id, %error, "could not remove a sweep's keys");
+    }
+    result
+}
