@@ -57,3 +57,17 @@ macro_rules! from_infra_errors {
         )+
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infrastructure_errors_are_recoverable_and_transparent() {
+        let closed = ConsumeError::Closed { queue: "acme.jobs.github".to_owned() };
+        let text = closed.to_string();
+        let error = InfraError::from(closed);
+        assert!(error.recoverable());
+        assert_eq!(error.to_string(), text);
+    }
+}
