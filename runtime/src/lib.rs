@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod config;
 pub mod dlq;
+pub mod error;
 pub mod evidence;
 pub mod locks;
 pub mod metrics;
@@ -15,6 +16,7 @@ pub mod supervise;
 pub mod telemetry;
 
 pub use config::Config;
+pub use error::InfraError;
 pub use locks::KeyedLocks;
 pub use secret::Secret;
 pub use store::Store;

@@ -9,7 +9,8 @@
 //! Events about one person are serialised by a keyed lock inside `fanout`.
 //! A panic in one event's handling is caught, and that event is requeued
 //! (the queue's delivery limit dead-letters it if it keeps failing); every
-//! other event carries on. Infrastructure errors requeue after a pause.
+//! other event carries on. Infrastructure errors requeue after a pause
+//! (`runtime::broker::settle`, the same step the worker settles jobs with).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -17,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
-use scimfleet_runtime::broker;
+use scimfleet_runtime::broker::{self, Verdict};
 use scimfleet_runtime::metrics::OutcomeLabel;
 use scimfleet_runtime::ops::ReadyLatch;
 use scimfleet_runtime::telemetry::{self, error_chain};
@@ -28,10 +28,6 @@ use tracing::Instrument;
 use crate::SchedulerError;
 use crate::fanout::{self, Context, Settled};
 use crate::stats::SchedulerStats;
-
-/// Pause before requeueing an event that hit an infrastructure error, so a
-/// Redis or broker outage does not become a hot redelivery loop.
-const REQUEUE_PAUSE: Duration = Duration::from_millis(500);
 
 pub(crate) async fn consume(
     ctx: Arc<Context>,
@@ -66,9 +62,8 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
         .catch_unwind()
         .instrument(span.clone())
         .await;
-    let acker = &delivery.acker;
     let stats = &ctx.stats;
-    let (settled, counter) = match outcome {
+    let (verdict, counter) = match outcome {
         Ok(Ok(settled)) => {
             let counter = match settled {
                 Settled::Accepted => &stats.accepted,
@@ -76,16 +71,12 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
                 Settled::DeadLettered => &stats.dead_lettered,
             };
             count(&ctx, &span, settled.as_str(), started);
-            (acker.ack(BasicAckOptions::default()).await, counter)
+            (Verdict::Ack, counter)
         }
         Ok(Err(error)) => {
             count(&ctx, &span, "requeued", started);
             tracing::warn!(parent: &span, error = error_chain(&error), "event requeued");
-            tokio::time::sleep(REQUEUE_PAUSE).await;
-            (
-                acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
-                &stats.requeued,
-            )
+            (Verdict::Requeue, &stats.requeued)
         }
         Err(_panic) => {
             count(&ctx, &span, "requeued", started);
@@ -93,19 +84,12 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
                 parent: &span,
                 "event handling panicked; requeued (the delivery limit dead-letters repeat offenders)"
             );
-            (
-                acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
-                &stats.requeued,
-            )
+            (Verdict::RequeueNow, &stats.requeued)
         }
     };
-    match settled {
-        Ok(_) => SchedulerStats::add(counter, 1),
-        Err(error) => {
-            SchedulerStats::add(&stats.abandoned, 1);
-            // The channel is gone: the broker redelivers the event, which is safe.
-            tracing::warn!(%error, "could not settle an event; it will be redelivered");
-        }
+    if let Err(error) = broker::settle(&delivery.acker, verdict, counter, &stats.abandoned).await {
+        // The channel is gone: the broker redelivers the event, which is safe.
+        tracing::warn!(%error, "could not settle an event; it will be redelivered");
     }
 }
 

@@ -10,10 +10,9 @@ use std::time::Duration;
 use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::Config;
 use scimfleet_runtime::ops::{ComponentHealth, Ops};
-use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::supervise::{Recoverable, supervise};
 use scimfleet_runtime::telemetry::Pseudonymizer;
-use scimfleet_runtime::{KeyedLocks, Store};
+use scimfleet_runtime::{InfraError, KeyedLocks, Store};
 use tokio_util::sync::CancellationToken;
 
 pub use stats::{SchedulerSnapshot, SchedulerStats};
@@ -22,23 +21,22 @@ pub use stats::{SchedulerSnapshot, SchedulerStats};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SchedulerError {
-    /// RabbitMQ could not be reached or set up.
+    /// RabbitMQ or Redis failed; the scheduler reconnects.
     #[error(transparent)]
-    Broker(#[from] BrokerError),
-    /// Redis could not be reached.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Consuming stopped because of the broker.
-    #[error(transparent)]
-    Consume(#[from] scimfleet_runtime::broker::ConsumeError),
+    Infra(#[from] InfraError),
     /// The pseudonym key is misconfigured.
     #[error(transparent)]
     Config(#[from] scimfleet_runtime::config::ConfigError),
 }
 
+scimfleet_runtime::from_infra_errors!(SchedulerError);
+
 impl Recoverable for SchedulerError {
     fn recoverable(&self) -> bool {
-        !matches!(self, Self::Config(_))
+        match self {
+            Self::Infra(error) => error.recoverable(),
+            Self::Config(_) => false,
+        }
     }
 }
 

@@ -1,37 +1,27 @@
-//! The failure path of a job: classify the failed attempt, then either
-//! park it in a delay queue (transient, within budget) or dead-letter it
-//! with its reason; and keep the app's circuit breaker informed.
+//! The failure path of a job: classify the failed attempt into a
+//! [`Decision`] (a delay queue when transient and within budget, the
+//! dead-letter queue with its reason otherwise) and keep the app's circuit
+//! breaker informed.
 //!
-//! Both outcomes are publishes with confirms; the caller acks the delivery
-//! only after they return, so a failure is never lost between the two.
-//! Each failure, once settled, is also noted as the app's last error, and
-//! breaker changes as this process's breaker state (see `notes`).
+//! Nothing here publishes or touches the delivery: `settle` carries the
+//! decision out (publish confirmed, then ack), so a failure is never lost
+//! between the two. The choice itself ([`choose`]) is pure and unit-tested;
+//! the breaker's transitions are noted here, as the attempt ends, and each
+//! failure is noted as the app's last error once settled (see `notes`).
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lapin::message::Delivery;
-use lapin::types::{AMQPValue, LongString};
-use scimfleet_runtime::broker::{self, Outgoing, Topology};
-use scimfleet_runtime::metrics::{AppReason, Metrics};
+use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::telemetry::error_chain;
-use scimfleet_schemas::{DeadLetter, DeadLetterReason, Job, Stage};
+use scimfleet_schemas::{DeadLetterReason, Job};
 
-use crate::consume::{AppWorker, Note, Settled, Transient};
+use crate::app::AppWorker;
 use crate::converge::ApplyError;
+use crate::decision::{Decision, Failure, Retry, RetryCause};
 use crate::error::Disposition;
 use crate::notes;
 use crate::retry;
-
-/// Carries a job's first attempt time across retries (RFC 3339).
-const FIRST_ATTEMPT_HEADER: &str = "x-scimfleet-first-attempt-at";
-
-/// What went wrong, for the dead-letter envelope.
-pub(crate) struct Failure<'a> {
-    pub(crate) reason: DeadLetterReason,
-    pub(crate) detail: &'a str,
-    pub(crate) last_status: Option<u16>,
-}
 
 /// How an attempt failed.
 #[derive(Clone, Copy)]
@@ -76,27 +66,63 @@ impl Failed<'_> {
     }
 }
 
-/// When the job was first handled. The time rides in a header across
-/// retries and parkings (the body's `attempt` counts attempts only); a job
-/// without it is handled for the first time, `now`.
-pub(crate) fn first_attempt_at(delivery: &Delivery, now: DateTime<Utc>) -> DateTime<Utc> {
-    broker::header_str(&delivery.properties, FIRST_ATTEMPT_HEADER)
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map_or(now, |t| t.with_timezone(&Utc))
+/// A job's retry budget and the delay tiers it may wait in.
+#[derive(Debug, Clone, Copy)]
+struct Budget<'a> {
+    max_attempts: u32,
+    max_age: Duration,
+    base: Duration,
+    cap: Duration,
+    tiers_ms: &'a [u64],
 }
 
-/// A failed attempt: a transient failure within budget waits in a delay
-/// queue; anything else goes to the app's dead-letter queue with its reason.
+impl<'a> Budget<'a> {
+    fn of(worker: &'a AppWorker) -> Self {
+        Budget {
+            max_attempts: worker.max_attempts,
+            max_age: worker.max_age,
+            base: worker.retry_base,
+            cap: worker.retry_cap,
+            tiers_ms: worker.topology.retry_tiers_ms(),
+        }
+    }
+}
+
+/// What a failed attempt leads to, after `failures` attempts and `age`
+/// since the first: the delay tier to wait in (`Ok`), or why it is
+/// dead-lettered. `exhausted` is the reason once a retryable failure ran
+/// out of budget; `jitter` is a random number in `[0, 1)`.
+fn choose(
+    disposition: Disposition,
+    exhausted: DeadLetterReason,
+    failures: u32,
+    age: Duration,
+    budget: Budget<'_>,
+    jitter: f64,
+) -> Result<u64, DeadLetterReason> {
+    match disposition {
+        Disposition::Retry { after }
+            if retry::may_retry(failures, age, budget.max_attempts, budget.max_age) =>
+        {
+            let delay = retry::backoff(failures, budget.base, budget.cap, after, jitter);
+            Ok(retry::tier_for(delay, budget.tiers_ms).unwrap_or(1000))
+        }
+        Disposition::Retry { .. } => Err(exhausted),
+        _ => Err(DeadLetterReason::PermanentError),
+    }
+}
+
+/// A failed attempt, first handled at `first_attempt_at` and judged at
+/// `now`: a transient failure within budget waits in a delay queue;
+/// anything else goes to the app's dead-letter queue with its reason.
 pub(crate) async fn on_failure(
     worker: &AppWorker,
-    delivery: &Delivery,
     job: &Job,
     failed: Failed<'_>,
-    now: DateTime<Utc>,
+    (first_attempt_at, now): (DateTime<Utc>, DateTime<Utc>),
     duration_ms: u64,
-) -> Result<Settled, Transient> {
+) -> Decision {
     let failures = job.attempt + 1;
-    let first_attempt_at = first_attempt_at(delivery, now);
     let age = (now - first_attempt_at).to_std().unwrap_or_default();
     let person = worker.pseudonyms.person(&job.person);
     let detail = failed.detail(worker.job_timeout);
@@ -109,25 +135,26 @@ pub(crate) async fn on_failure(
         Failed::Panicked => {}
         _ => note_failure(worker).await,
     }
-    let reason = match failed.disposition() {
-        Disposition::Retry { after }
-            if retry::may_retry(failures, age, worker.max_attempts, worker.max_age) =>
-        {
-            let delay = retry::backoff(failures, worker.retry_base, worker.retry_cap, after, rand::random());
-            let tier = retry::tier_for(delay, worker.topology.retry_tiers_ms()).unwrap_or(1000);
+    let chosen =
+        choose(failed.disposition(), failed.exhausted(), failures, age, Budget::of(worker), rand::random());
+    let reason = match chosen {
+        Ok(tier) => {
             tracing::info!(
                 scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
                 scimfleet.attempt = failures, http.response.status_code = failed.status(),
                 retry_in_ms = tier, error = %detail, duration_ms,
                 "job {} failed (attempt {failures}); retrying in {tier} ms", job.job_id
             );
-            schedule_retry(worker, delivery, job, failures, Some(first_attempt_at), tier).await?;
-            notes::error(worker, "transient", failed.status(), &detail).await;
-            let detail = format!("retry in {tier} ms: {detail}");
-            return Ok(Settled::Retried(Note { detail, status: failed.status() }));
+            let job = Box::new(Job { attempt: failures, ..job.clone() });
+            let cause = RetryCause::Failed { error: detail, status: failed.status() };
+            return Decision::Retry(Retry {
+                job,
+                first_attempt_at: Some(first_attempt_at),
+                tier_ms: tier,
+                cause,
+            });
         }
-        Disposition::Retry { .. } => failed.exhausted(),
-        _ => DeadLetterReason::PermanentError,
+        Err(reason) => reason,
     };
     tracing::warn!(
         scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
@@ -136,18 +163,12 @@ pub(crate) async fn on_failure(
         error = %detail, duration_ms,
         "job {} dead-lettered ({})", job.job_id, reason.as_str()
     );
-    let failure = Failure { reason, detail: &detail, last_status: failed.status() };
-    dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
+    Decision::DeadLetter(Failure { reason, detail, last_status: failed.status(), first_attempt_at })
 }
 
 /// A job parked by an open breaker until it outlived `max_age_ms`: its
 /// budget is spent without a single attempt reaching the app.
-pub(crate) async fn park_expired(
-    worker: &AppWorker,
-    delivery: &Delivery,
-    job: &Job,
-    first_attempt_at: DateTime<Utc>,
-) -> Result<Settled, Transient> {
+pub(crate) fn park_expired(worker: &AppWorker, job: &Job, first_attempt_at: DateTime<Utc>) -> Decision {
     let reason = DeadLetterReason::RetriesExhausted;
     let detail = format!(
         "the circuit breaker of {} stayed open until the job was older than max_age_ms ({} ms)",
@@ -160,8 +181,7 @@ pub(crate) async fn park_expired(
         reason = reason.as_str(), error = %detail,
         "job {} dead-lettered ({})", job.job_id, reason.as_str()
     );
-    let failure = Failure { reason, detail: &detail, last_status: None };
-    dead_letter(worker, delivery, Some(job), failure, first_attempt_at).await
+    Decision::DeadLetter(Failure { reason, detail, last_status: None, first_attempt_at })
 }
 
 pub(crate) async fn note_success(worker: &AppWorker) {
@@ -183,76 +203,41 @@ async fn note_failure(worker: &AppWorker) {
     }
 }
 
-/// Publishes the job with `attempt` set to the delay queue of `tier_ms`
-/// (confirmed); the caller then acks the delivery. It keeps its routing key,
-/// so the broker returns it to the same queue when the delay expires.
-pub(crate) async fn schedule_retry(
-    worker: &AppWorker,
-    delivery: &Delivery,
-    job: &Job,
-    attempt: u32,
-    first_attempt_at: Option<DateTime<Utc>>,
-    tier_ms: u64,
-) -> Result<(), Transient> {
-    let mut next = job.clone();
-    next.attempt = attempt;
-    // Serialising our own type cannot fail.
-    let body = serde_json::to_vec(&next).unwrap_or_default();
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    for (name, value) in Topology::retry_route(&job.app, tier_ms).inner() {
-        headers.insert(name.clone(), value.clone());
-    }
-    if let Some(first_attempt_at) = first_attempt_at {
-        let first = LongString::from(first_attempt_at.to_rfc3339().into_bytes());
-        headers.insert(FIRST_ATTEMPT_HEADER.into(), AMQPValue::LongString(first));
-    }
-    let properties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
-    let exchange = worker.topology.retry_exchange();
-    let message = Outgoing {
-        exchange: &exchange,
-        routing_key: delivery.routing_key.as_str(),
-        body: &body,
-        properties,
-        mandatory: true,
-    };
-    worker.publisher.publish(message).await?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub(crate) async fn dead_letter(
-    worker: &AppWorker,
-    delivery: &Delivery,
-    job: Option<&Job>,
-    failure: Failure<'_>,
-    first_attempt_at: chrono::DateTime<Utc>,
-) -> Result<Settled, Transient> {
-    let envelope = DeadLetter {
-        reason: failure.reason,
-        detail: DeadLetter::truncate_detail(failure.detail),
-        stage: Stage::Worker,
-        app: Some(worker.app.clone()),
-        job_id: job.map(|j| j.job_id.clone()),
-        event_id: job.map(|j| j.event_id.to_string()),
-        last_status: failure.last_status,
-        attempts: job.map_or(1, |j| j.attempt + 1),
-        first_attempt_at,
-        last_attempt_at: Utc::now(),
-    };
-    worker
-        .publisher
-        .dead_letter(
-            &worker.topology.jobs_dlx(),
-            worker.app.as_str(),
-            &delivery.data,
-            &delivery.properties,
-            &envelope,
-        )
-        .await?;
-    // Every dead letter of the app (refused, exhausted, parked too long,
-    // unreadable, verification failed) is its last error for status reports.
-    notes::error(worker, failure.reason.as_str(), failure.last_status, &envelope.detail).await;
-    let labels = AppReason { app: worker.app.to_string(), reason: failure.reason.as_str().to_owned() };
-    worker.ops.metrics.dead_letters.get_or_create(&labels).inc();
-    let detail = format!("{}: {}", failure.reason.as_str(), envelope.detail);
-    Ok(Settled::DeadLettered(Note { detail, status: failure.last_status }))
+    const S: Duration = Duration::from_secs(1);
+    const TIERS: [u64; 3] = [1000, 5000, 30_000];
+
+    fn budget() -> Budget<'static> {
+        Budget { max_attempts: 3, max_age: 60 * S, base: S, cap: 30 * S, tiers_ms: &TIERS }
+    }
+
+    const RETRY: Disposition = Disposition::Retry { after: None };
+
+    #[test]
+    fn transient_failures_within_budget_wait_in_a_tier() {
+        assert_eq!(choose(RETRY, DeadLetterReason::Poison, 1, S, budget(), 1.0), Ok(1000));
+        assert_eq!(choose(RETRY, DeadLetterReason::Poison, 2, S, budget(), 1.0), Ok(5000));
+        let after = Disposition::Retry { after: Some(20 * S) };
+        assert_eq!(choose(after, DeadLetterReason::Poison, 1, S, budget(), 0.0), Ok(30_000));
+    }
+
+    #[test]
+    fn spent_budgets_dead_letter_with_the_exhausted_reason() {
+        let exhausted = DeadLetterReason::RetriesExhausted;
+        assert_eq!(choose(RETRY, exhausted, 3, S, budget(), 1.0), Err(exhausted));
+        assert_eq!(
+            choose(RETRY, DeadLetterReason::Poison, 1, 60 * S, budget(), 1.0),
+            Err(DeadLetterReason::Poison)
+        );
+    }
+
+    #[test]
+    fn permanent_failures_dead_letter_at_once() {
+        let refused = Disposition::DeadLetter { reason: "refused" };
+        let chosen = choose(refused, DeadLetterReason::RetriesExhausted, 1, S, budget(), 1.0);
+        assert_eq!(chosen, Err(DeadLetterReason::PermanentError));
+    }
 }

@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+mod app;
 pub mod breaker;
 pub mod client;
 mod consume;
 pub mod converge;
+mod decision;
 pub mod error;
 mod failure;
 mod groups;
@@ -13,6 +15,7 @@ pub mod pace;
 pub mod retry;
 mod run;
 mod schedule;
+mod settle;
 mod stats;
 pub mod sweep;
 mod verify;

@@ -18,7 +18,7 @@ use chrono::{TimeDelta, Utc};
 use scimfleet_runtime::store::{LastError, StoreError};
 use scimfleet_runtime::telemetry::error_chain;
 
-use crate::consume::AppWorker;
+use crate::app::AppWorker;
 
 /// Longest host name part of an instance id.
 const HOST_CHARS: usize = 48;

@@ -22,7 +22,8 @@ use scimfleet_runtime::telemetry::{self, error_chain, propagation};
 use scimfleet_schemas::{AppId, Job};
 use tracing::Span;
 
-use crate::consume::{AppWorker, Note, Settled};
+use crate::app::AppWorker;
+use crate::decision::{Note, Settled};
 
 /// The consumer span of one job delivery.
 pub(crate) fn consumer_span(app: &AppId, queue: &str, delivery: &Delivery) -> Span {

@@ -11,17 +11,17 @@ use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config, ConfigError};
 use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::ops::{ComponentHealth, Ops};
-use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::supervise::{Recoverable, supervise};
 use scimfleet_runtime::telemetry::Pseudonymizer;
-use scimfleet_runtime::{KeyedLocks, Secret, Store};
+use scimfleet_runtime::{InfraError, KeyedLocks, Secret, Store};
 use scimfleet_schemas::AppId;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::AppWorker;
 use crate::breaker::Breaker;
 use crate::client::{RequestRetry, ScimClient, ScimClientConfig, TokenSource};
-use crate::consume::{self, AppWorker};
+use crate::consume;
 use crate::converge::Converger;
 use crate::error::ScimCallError;
 use crate::pace::Pacer;
@@ -46,16 +46,12 @@ pub enum WorkerError {
         #[source]
         source: ScimCallError,
     },
-    /// RabbitMQ could not be reached or set up.
+    /// RabbitMQ or Redis failed; the worker reconnects.
     #[error(transparent)]
-    Broker(#[from] BrokerError),
-    /// Redis could not be reached.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Consuming stopped because of the broker.
-    #[error(transparent)]
-    Consume(#[from] scimfleet_runtime::broker::ConsumeError),
+    Infra(#[from] InfraError),
 }
+
+scimfleet_runtime::from_infra_errors!(WorkerError);
 
 /// The configured apps named in `only` (all apps when `None`).
 pub fn select_apps<'a>(
@@ -132,7 +128,10 @@ fn converger(
 
 impl Recoverable for WorkerError {
     fn recoverable(&self) -> bool {
-        matches!(self, Self::Broker(_) | Self::Store(_) | Self::Consume(_))
+        match self {
+            Self::Infra(error) => error.recoverable(),
+            _ => false,
+        }
     }
 }
 

@@ -15,36 +15,41 @@
 //!
 //! The caller holds the (app, person) lease, so the evidence record's
 //! read-modify-write is never raced by another worker.
+//!
+//! The evidence is written here, and re-checks are published here (before
+//! the job is acked); the job itself is not settled here: the outcome is a
+//! [`Decision`] (ack, the remediation to a delay queue, or the dead-letter
+//! queue) that `settle` carries out once the evidence is durable.
 
-use chrono::Utc;
-use lapin::message::Delivery;
-use scimfleet_runtime::broker::{Outgoing, Topology, persistent, received_at};
+use chrono::{DateTime, Utc};
+use scimfleet_runtime::broker::{Outgoing, Topology, persistent};
 use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::{
     Check, DeadLetterReason, EvidenceRecord, Expectation, GroupPlan, Job, JobAction, Lookup,
 };
 
-use crate::consume::{AppWorker, Note, Settled, Transient};
+use crate::app::AppWorker;
 use crate::converge::ReadBack;
-use crate::failure::{Failure, dead_letter, schedule_retry};
+use crate::decision::{Decision, Failure, Note, Retry, RetryCause, Transient};
 use crate::notes;
 use crate::retry;
 use crate::stats::WorkerStats;
 
-/// Settles a job whose read-back is `read_back`.
-pub(crate) async fn settle(
+/// Judges a job whose read-back is `read_back`: records the check as
+/// evidence and decides what the job needs. `received_at` is when the
+/// scheduler took the job's event, when known.
+pub(crate) async fn judge(
     worker: &AppWorker,
-    delivery: &Delivery,
     job: &Job,
     read_back: &ReadBack,
     changed: bool,
-) -> Result<Settled, Transient> {
+    received_at: Option<DateTime<Utc>>,
+) -> Result<Decision, Transient> {
     let Some((lookup, expect, groups)) = target(job) else {
-        return Ok(Settled::Converged { changed, verified: false });
+        return Ok(Decision::Converged { changed, verified: false });
     };
     let now = Utc::now();
-    let person = worker.pseudonyms.person(&job.person);
     let is_recheck = matches!(job.action, JobAction::Verify { .. });
     let mut record = match worker.store.evidence(&job.app, &job.person, job.sequence).await? {
         Some(record) => record,
@@ -62,7 +67,7 @@ pub(crate) async fn settle(
     if read_back.verified && !is_recheck && !verified_before {
         // Access is gone for the first time: the figure auditors and the SLO
         // ask for (a remediation after a failed re-check is not a new one).
-        let since = received_at(&delivery.properties).unwrap_or(job.event_time);
+        let since = received_at.unwrap_or(job.event_time);
         let seconds = (now - since).num_milliseconds().max(0) as f64 / 1000.0;
         worker
             .ops
@@ -77,24 +82,53 @@ pub(crate) async fn settle(
         record.last_recheck = Some(check);
     }
     record.push_status(read_back.status);
-
+    let target = (lookup, expect, groups);
     if read_back.verified {
-        // A case dead-lettered earlier and replayed is settled now; its
-        // failures and remediations keep the history.
-        record.dead_lettered = false;
-        worker.store.put_evidence(&record, worker.evidence_retention).await?;
-        WorkerStats::add(&worker.stats.verified, 1);
-        tracing::info!(
-            scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
-            scimfleet.check = check_name(job), found = %read_back.found,
-            "access of {person} to {} verified gone ({})", job.app, read_back.found
-        );
-        if !is_recheck {
-            schedule_rechecks(worker, job, lookup, expect, groups).await?;
-        }
-        return Ok(Settled::Converged { changed, verified: true });
+        verified(worker, job, read_back, record, target).await?;
+        return Ok(Decision::Converged { changed, verified: true });
     }
+    not_verified(worker, job, read_back, record, target).await
+}
 
+/// Access is gone: the check is evidence, and after the deprovision itself
+/// (not after a re-check) the re-checks are scheduled.
+async fn verified(
+    worker: &AppWorker,
+    job: &Job,
+    read_back: &ReadBack,
+    mut record: EvidenceRecord,
+    (lookup, expect, groups): (&Lookup, Expectation, &GroupPlan),
+) -> Result<(), Transient> {
+    let person = worker.pseudonyms.person(&job.person);
+    let is_recheck = matches!(job.action, JobAction::Verify { .. });
+    // A case dead-lettered earlier and replayed is settled now; its
+    // failures and remediations keep the history.
+    record.dead_lettered = false;
+    worker.store.put_evidence(&record, worker.evidence_retention).await?;
+    WorkerStats::add(&worker.stats.verified, 1);
+    tracing::info!(
+        scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+        scimfleet.check = check_name(job), found = %read_back.found,
+        "access of {person} to {} verified gone ({})", job.app, read_back.found
+    );
+    if !is_recheck {
+        schedule_rechecks(worker, job, lookup, expect, groups).await?;
+    }
+    Ok(())
+}
+
+/// Access is still there: the failure is evidence, and the job is either
+/// remediated (the deprovision again, after the first retry tier) or
+/// dead-lettered as `verification_failed`.
+async fn not_verified(
+    worker: &AppWorker,
+    job: &Job,
+    read_back: &ReadBack,
+    mut record: EvidenceRecord,
+    (lookup, expect, groups): (&Lookup, Expectation, &GroupPlan),
+) -> Result<Decision, Transient> {
+    let now = Utc::now();
+    let person = worker.pseudonyms.person(&job.person);
     record.failures += 1;
     WorkerStats::add(&worker.stats.verification_failed, 1);
     notes::verification_failure(worker).await;
@@ -108,12 +142,12 @@ pub(crate) async fn settle(
     if remediate {
         record.remediations = job.remediation + 1;
         worker.store.put_evidence(&record, worker.evidence_retention).await?;
-        let again = remediation(job, lookup, expect, groups);
+        let again = Box::new(remediation(job, lookup, expect, groups));
         let tier = retry::tier_for(worker.retry_base, worker.topology.retry_tiers_ms()).unwrap_or(1000);
-        schedule_retry(worker, delivery, &again, 0, None, tier).await?;
         let detail =
             format!("access still there ({}); remediation {} queued", read_back.found, job.remediation + 1);
-        return Ok(Settled::Remediating(Note { detail, status: Some(read_back.status) }));
+        let cause = RetryCause::Remediation(Note { detail, status: Some(read_back.status) });
+        return Ok(Decision::Retry(Retry { job: again, first_attempt_at: None, tier_ms: tier, cause }));
     }
     record.dead_lettered = true;
     worker.store.put_evidence(&record, worker.evidence_retention).await?;
@@ -121,12 +155,12 @@ pub(crate) async fn settle(
         "access still there after {} remediation(s): the account is {}",
         job.remediation, read_back.found
     );
-    let failure = Failure {
+    Ok(Decision::DeadLetter(Failure {
         reason: DeadLetterReason::VerificationFailed,
-        detail: &detail,
+        detail,
         last_status: Some(read_back.status),
-    };
-    dead_letter(worker, delivery, Some(job), failure, now).await
+        first_attempt_at: now,
+    }))
 }
 
 /// What a job deprovisioned (or re-checks): its look-up, expectation and groups.

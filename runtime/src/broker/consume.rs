@@ -5,7 +5,7 @@
 //! prefetch: the broker never hands over more unacked deliveries than
 //! `prefetch`, so the handler set cannot grow past it. Each delivery runs in
 //! its own task, so one slow or panicking handler never stops the loop; the
-//! handler owns the delivery and must settle it (ack, nack or dead-letter).
+//! handler owns the delivery and must settle it exactly once (see [`settle`]).
 //!
 //! On shutdown the consumer is cancelled first (no new deliveries), in-flight
 //! handlers get `grace` to settle on the still-open channel, and what does not

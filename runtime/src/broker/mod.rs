@@ -1,4 +1,5 @@
-//! RabbitMQ: connection, topology, confirmed publishing and dead-lettering.
+//! RabbitMQ: connection, topology, confirmed publishing, dead-lettering and
+//! settling deliveries.
 //!
 //! Every process declares the whole topology at start-up (declarations are
 //! idempotent), so no deployment step has to run first and a process that
@@ -9,6 +10,7 @@ pub mod depth;
 pub mod events;
 mod headers;
 mod publish;
+mod settle;
 mod topology;
 
 use lapin::{Connection, ConnectionProperties};
@@ -16,6 +18,7 @@ use lapin::{Connection, ConnectionProperties};
 pub use consume::{ConsumeError, consume};
 pub use headers::{RECEIVED_AT_HEADER, dead_letter_headers, header_str, read_dead_letter, received_at};
 pub use publish::{Outgoing, PublishError, Publisher, persistent};
+pub use settle::{REQUEUE_PAUSE, Verdict, settle};
 pub use topology::{RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology};
 
 /// A broker operation failed.
