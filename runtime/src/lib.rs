@@ -2,14 +2,11 @@
 
 pub mod broker;
 pub mod config;
-pub mod dlq;
-pub mod evidence;
 pub mod locks;
 pub mod metrics;
 pub mod ops;
 pub mod secret;
 pub mod shutdown;
-pub mod status;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;
