@@ -1,9 +1,18 @@
 //! `scimfleet evidence export|verify` and `scimfleet report leavers`: what
 //! auditors get from the evidence records the workers keep in Redis.
 //!
-//! Exports are signed ([`signing`] describes the format) so that an edited,
-//! cut or reordered file is caught by [`verify`]; the leaver report
-//! ([`leavers`]) is for reading, not for proof.
+//! Exports are signed so that an edited, cut or reordered file is caught by
+//! [`verify`]; the leaver report ([`render_leaver_report`]) is for reading,
+//! not for proof.
+//!
+//! An export is JSON Lines: one line per [`EvidenceRecord`](scimfleet_schemas::EvidenceRecord),
+//! `{"record":{...},"hmac":"<hex>"}`, where the HMAC-SHA256 covers the exact
+//! bytes of the `record` value as written; then one trailer line,
+//! `{"trailer":{"records":N,"sha256":"<hex>"},"hmac":"<hex>"}`, whose digest
+//! covers every record line in order. A changed byte breaks a line's HMAC;
+//! a removed, added or reordered line breaks the trailer; a forged trailer
+//! needs the key. The key comes from the environment variable named by
+//! `verification.evidence_key_env` and never appears in output or errors.
 
 mod leavers;
 mod signing;

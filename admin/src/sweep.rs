@@ -180,6 +180,17 @@ mod tests {
     }
 
     #[test]
+    fn the_header_keeps_its_widths() {
+        let mut out = Vec::new();
+        render(&[], false, &mut out).expect("rendered");
+        let header = format!(
+            "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+            "app", "seen", "ok", "orphan", "unknown", "drift", "missing"
+        );
+        assert_eq!(String::from_utf8(out).expect("utf-8"), header);
+    }
+
+    #[test]
     fn peak_rss_is_readable_here() {
         assert!(peak_rss_kb().is_some_and(|kb| kb > 0));
     }

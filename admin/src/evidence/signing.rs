@@ -1,13 +1,5 @@
-//! Signed evidence exports.
-//!
-//! An export is JSON Lines: one line per [`EvidenceRecord`],
-//! `{"record":{...},"hmac":"<hex>"}`, where the HMAC-SHA256 covers the exact
-//! bytes of the `record` value as written; then one trailer line,
-//! `{"trailer":{"records":N,"sha256":"<hex>"},"hmac":"<hex>"}`, whose digest
-//! covers every record line in order. A changed byte breaks a line's HMAC;
-//! a removed, added or reordered line breaks the trailer; a forged trailer
-//! needs the key. The key comes from the environment variable named by
-//! `verification.evidence_key_env` and never appears in output or errors.
+//! Signed evidence exports: writing them and checking them; the format is
+//! described in the `evidence` module.
 
 use std::io::Write;
 
