@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::Person;
 use common::rabbit::RabbitNode;
+use scimfleet_admin::dlq;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_runtime::broker::{self, Topology};
-use scimfleet_runtime::dlq;
 use scimfleet_schemas::AppId;
 
 const SETTLE: Duration = Duration::from_secs(90);

@@ -11,12 +11,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::Person;
+use scimfleet_admin::dlq;
 use scimfleet_devkit::fleet::{Fleet, TEST_LOG_LEVELS, test_log_dir};
 use scimfleet_devkit::otlp::{OtlpReceiver, ReceivedSpan};
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, Route};
 use scimfleet_runtime::broker::{self, Publisher, Topology};
 use scimfleet_runtime::config::LogFormat;
-use scimfleet_runtime::dlq;
 use scimfleet_runtime::telemetry::{self, Telemetry, TelemetryOptions, Traces};
 
 const SETTLE: Duration = Duration::from_secs(60);

@@ -2,15 +2,12 @@
 
 pub mod broker;
 pub mod config;
-pub mod dlq;
 pub mod error;
-pub mod evidence;
 pub mod locks;
 pub mod metrics;
 pub mod ops;
 pub mod secret;
 pub mod shutdown;
-pub mod status;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;

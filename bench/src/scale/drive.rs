@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
+use scimfleet_admin::dlq;
+use scimfleet_runtime::Config;
 use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent};
-use scimfleet_runtime::{Config, dlq};
 
 use super::{PROGRESS_EVERY, PUBLISH_BATCH, READY_WITHIN, ScaleParams, targets};
 use crate::workload::{self, Kind};

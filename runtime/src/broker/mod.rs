@@ -40,7 +40,9 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
-    pub(crate) fn channel(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> Self {
+    /// Maps a client error of `operation` to [`BrokerError::Channel`], for
+    /// `map_err` (crates that drive their own channels use it too).
+    pub fn channel(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> Self {
         let operation = operation.into();
         move |source| Self::Channel { operation, source }
     }

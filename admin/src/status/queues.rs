@@ -23,10 +23,11 @@ use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use serde::{Deserialize, Serialize};
 
+use scimfleet_runtime::Config;
+use scimfleet_runtime::broker::{self, BrokerError};
+use scimfleet_runtime::telemetry::error_chain;
+
 use super::{Figures, Lane, Source};
-use crate::Config;
-use crate::broker::{self, BrokerError};
-use crate::telemetry::error_chain;
 
 /// Queues per management API page (the API's largest page).
 const PAGE_SIZE: u32 = 500;

@@ -1,25 +1,14 @@
-//! Signed evidence exports and the leaver report.
-//!
-//! An export is JSON Lines: one line per [`EvidenceRecord`],
-//! `{"record":{...},"hmac":"<hex>"}`, where the HMAC-SHA256 covers the exact
-//! bytes of the `record` value as written; then one trailer line,
-//! `{"trailer":{"records":N,"sha256":"<hex>"},"hmac":"<hex>"}`, whose digest
-//! covers every record line in order. A changed byte breaks a line's HMAC;
-//! a removed, added or reordered line breaks the trailer; a forged trailer
-//! needs the key. The key comes from the environment variable named by
-//! `verification.evidence_key_env` and never appears in output or errors.
+//! Signed evidence exports: writing them and checking them; the format is
+//! described in the `evidence` module.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
-use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use scimfleet_schemas::{AppId, EvidenceRecord, EvidenceStatus, PersonId};
+use scimfleet_runtime::config::VerificationConfig;
+use scimfleet_schemas::EvidenceRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-
-use crate::config::VerificationConfig;
 
 /// Shortest key accepted, in bytes.
 const MIN_KEY_BYTES: usize = 16;
@@ -174,104 +163,3 @@ pub fn verify_export(text: &[u8], key: &EvidenceKey) -> Result<u64, EvidenceErro
     }
     Err(invalid(records as usize + 1, "the trailer is missing (the export was cut short)"))
 }
-
-/// One leaver in the report: per app, where the deprovision stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaverLine {
-    /// The person.
-    pub person: PersonId,
-    /// The earliest event time among the person's records.
-    pub event_time: DateTime<Utc>,
-    /// Per app: status and milliseconds from the event to verified.
-    pub apps: BTreeMap<AppId, (EvidenceStatus, Option<i64>)>,
-}
-
-/// Builds the leaver report from evidence records (latest sequence per
-/// person and app wins).
-pub fn leaver_lines(records: Vec<EvidenceRecord>) -> Vec<LeaverLine> {
-    let mut latest: BTreeMap<(PersonId, AppId), EvidenceRecord> = BTreeMap::new();
-    for record in records {
-        let key = (record.person.clone(), record.app.clone());
-        if latest.get(&key).is_none_or(|kept| kept.sequence <= record.sequence) {
-            latest.insert(key, record);
-        }
-    }
-    let mut people: BTreeMap<PersonId, LeaverLine> = BTreeMap::new();
-    for ((person, app), record) in latest {
-        let took = record.verified_at().map(|at| (at - record.event_time).num_milliseconds());
-        let line = people.entry(person.clone()).or_insert_with(|| LeaverLine {
-            person,
-            event_time: record.event_time,
-            apps: BTreeMap::new(),
-        });
-        line.event_time = line.event_time.min(record.event_time);
-        line.apps.insert(app, (record.status(), took));
-    }
-    let mut lines: Vec<LeaverLine> = people.into_values().collect();
-    lines.sort_by(|a, b| (a.event_time, &a.person).cmp(&(b.event_time, &b.person)));
-    lines
-}
-
-/// Renders the report: one line per leaver, then per-app percentiles of the
-/// time from event to verified.
-pub fn render_leaver_report(lines: &[LeaverLine], out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(out, "{:<16} {:<20} apps (status, event to verified)", "person", "event time")?;
-    let mut per_app: BTreeMap<&AppId, (Vec<i64>, [usize; 3])> = BTreeMap::new();
-    for line in lines {
-        let apps: Vec<String> = line
-            .apps
-            .iter()
-            .map(|(app, (status, took))| {
-                let entry = per_app.entry(app).or_default();
-                entry.1[*status as usize] += 1;
-                if let Some(ms) = took {
-                    entry.0.push(*ms);
-                }
-                match took {
-                    Some(ms) if *status == EvidenceStatus::Verified => {
-                        format!("{app}: verified in {}", human(*ms))
-                    }
-                    _ => format!("{app}: {}", status.as_str()),
-                }
-            })
-            .collect();
-        let when = line.event_time.format("%Y-%m-%d %H:%M:%S");
-        writeln!(out, "{:<16} {:<20} {}", line.person.as_str(), when, apps.join(", "))?;
-    }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:<16} {:>8} {:>8} {:>6} {:>10} {:>10} {:>10}",
-        "app", "verified", "pending", "failed", "p50", "p95", "p99"
-    )?;
-    for (app, (mut took, counts)) in per_app {
-        took.sort_unstable();
-        let p = |q: usize| {
-            took.get((took.len() * q).div_ceil(100).saturating_sub(1)).map_or("-".to_owned(), |ms| human(*ms))
-        };
-        writeln!(
-            out,
-            "{:<16} {:>8} {:>8} {:>6} {:>10} {:>10} {:>10}",
-            app.as_str(),
-            counts[EvidenceStatus::Verified as usize],
-            counts[EvidenceStatus::Pending as usize],
-            counts[EvidenceStatus::Failed as usize],
-            p(50),
-            p(95),
-            p(99)
-        )?;
-    }
-    Ok(())
-}
-
-fn human(ms: i64) -> String {
-    match ms {
-        ..1_000 => format!("{ms} ms"),
-        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{:.1} min", ms as f64 / 60_000.0),
-        _ => format!("{:.1} h", ms as f64 / 3_600_000.0),
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -4,29 +4,18 @@
 //! ids to open in a tracing backend.
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
+use std::io::Write;
 
-use clap::Args;
 use scimfleet_runtime::store::JourneyStep;
-use scimfleet_runtime::{Store, telemetry};
+use scimfleet_runtime::{Config, Store};
 use serde::Serialize;
 
-use crate::ConfigArg;
-
-#[derive(Debug, Args)]
-pub(crate) struct TraceArgs {
-    #[command(flatten)]
-    config: ConfigArg,
-    /// The CloudEvents `id` of the HR event.
-    event_id: String,
-    /// Print one JSON document instead of the table.
-    #[arg(long)]
-    json: bool,
-}
+use crate::AdminError;
+use crate::render::{self, Column, Table};
 
 /// Where one app's job for the event stands: its latest step.
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub(crate) struct AppSummary {
+struct AppSummary {
     app: String,
     action: String,
     /// Worker steps recorded (attempts, re-checks, remediations).
@@ -44,30 +33,28 @@ struct Journey<'a> {
     steps: &'a [JourneyStep],
 }
 
-pub(crate) async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
-    let config = args.config.load()?;
-    telemetry::init_logging(config.telemetry.log_format, "warn");
+/// Writes the journey of `event_id` to `out`, as a table or, with `json`,
+/// one document. Returns `false`, writing nothing, when no journey is
+/// recorded (an unknown event, or one older than
+/// `telemetry.journey_retention`).
+pub async fn run(
+    config: &Config,
+    event_id: &str,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<bool, AdminError> {
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
-    let steps = store.journey(&args.event_id).await?;
+    let steps = store.journey(event_id).await?;
     if steps.is_empty() {
-        eprintln!(
-            "no journey recorded for event {} (unknown, or older than telemetry.journey_retention)",
-            args.event_id
-        );
-        return Ok(ExitCode::from(1));
+        return Ok(false);
     }
-    let journey = Journey {
-        event_id: &args.event_id,
-        trace_ids: trace_ids(&steps),
-        apps: summarise(&steps),
-        steps: &steps,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&journey)?);
+    let journey = Journey { event_id, trace_ids: trace_ids(&steps), apps: summarise(&steps), steps: &steps };
+    if json {
+        render::json(&journey, out)?;
     } else {
-        print!("{}", render(&journey));
+        write!(out, "{}", render(&journey))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(true)
 }
 
 /// Distinct trace ids in order of appearance (re-checks run in traces of their own).
@@ -81,7 +68,7 @@ fn trace_ids(steps: &[JourneyStep]) -> Vec<&str> {
     ids
 }
 
-pub(crate) fn summarise(steps: &[JourneyStep]) -> Vec<AppSummary> {
+fn summarise(steps: &[JourneyStep]) -> Vec<AppSummary> {
     let start = steps.iter().find(|s| s.stage == "scheduler").map(|s| s.at);
     let mut apps: BTreeMap<&str, AppSummary> = BTreeMap::new();
     for step in steps.iter().filter(|s| s.stage == "worker") {
@@ -105,52 +92,66 @@ pub(crate) fn summarise(steps: &[JourneyStep]) -> Vec<AppSummary> {
     apps.into_values().collect()
 }
 
+const STEPS: [Column; 9] = [
+    Column::left("time", 24).after(""),
+    Column::right("+ms", 9),
+    Column::left("stage", 9).after("  "),
+    Column::left("app", 14).after("  "),
+    Column::left("action", 17),
+    Column::right("try", 3),
+    Column::left("outcome", 19).after("  "),
+    Column::right("took ms", 8),
+    Column::left("detail", 0).after("  "),
+];
+
+/// Per app, without a header: `  app action outcome after N ms (N steps)`.
+const APPS: [Column; 3] = [Column::left("", 14).after("  "), Column::left("", 11), Column::left("", 0)];
+
 fn render(journey: &Journey<'_>) -> String {
     let mut out = format!("event {}\n", journey.event_id);
     if !journey.trace_ids.is_empty() {
         out.push_str(&format!("trace {}\n", journey.trace_ids.join(", ")));
     }
+    out.push('\n');
     let start = journey.steps.first().map(|s| s.at);
-    out.push_str(&format!(
-        "\n{:<24} {:>9}  {:<9}  {:<14} {:<17} {:>3}  {:<19} {:>8}  {}\n",
-        "time", "+ms", "stage", "app", "action", "try", "outcome", "took ms", "detail"
-    ));
-    for step in journey.steps {
-        let offset = start.map_or(0, |start| (step.at - start).num_milliseconds());
-        let detail = match (step.status, step.detail.as_deref()) {
-            (Some(status), Some(detail)) => format!("HTTP {status}; {detail}"),
-            (Some(status), None) => format!("HTTP {status}"),
-            (None, Some(detail)) => detail.to_owned(),
-            (None, None) => String::new(),
-        };
-        out.push_str(&format!(
-            "{:<24} {:>9}  {:<9}  {:<14} {:<17} {:>3}  {:<19} {:>8}  {}\n",
-            step.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            offset,
-            step.stage,
-            step.app.as_deref().unwrap_or("-"),
-            step.action,
-            step.attempt.map_or_else(|| "-".to_owned(), |a| a.to_string()),
-            step.outcome,
-            step.duration_ms.map_or_else(|| "-".to_owned(), |d| d.to_string()),
-            detail
-        ));
-    }
+    let rows: Vec<Vec<String>> = journey.steps.iter().map(|step| step_row(step, start)).collect();
+    out.push_str(&Table::new(STEPS).render(&rows));
     if !journey.apps.is_empty() {
         out.push_str("\nper app:\n");
-        for app in &journey.apps {
-            let elapsed = app.elapsed_ms.map_or_else(String::new, |ms| format!(" after {ms} ms"));
-            out.push_str(&format!(
-                "  {:<14} {:<11} {}{elapsed} ({} step{})\n",
-                app.app,
-                app.action,
-                app.outcome,
-                app.steps,
-                if app.steps == 1 { "" } else { "s" }
-            ));
-        }
+        let rows: Vec<Vec<String>> = journey.apps.iter().map(app_row).collect();
+        let mut text = Vec::new();
+        // Writing to a Vec cannot fail.
+        let _written = Table::new(APPS).write_rows(&rows, &mut text);
+        out.push_str(&String::from_utf8_lossy(&text));
     }
     out
+}
+
+fn step_row(step: &JourneyStep, start: Option<chrono::DateTime<chrono::Utc>>) -> Vec<String> {
+    let offset = start.map_or(0, |start| (step.at - start).num_milliseconds());
+    let detail = match (step.status, step.detail.as_deref()) {
+        (Some(status), Some(detail)) => format!("HTTP {status}; {detail}"),
+        (Some(status), None) => format!("HTTP {status}"),
+        (None, Some(detail)) => detail.to_owned(),
+        (None, None) => String::new(),
+    };
+    vec![
+        step.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        offset.to_string(),
+        step.stage.clone(),
+        step.app.as_deref().unwrap_or("-").to_owned(),
+        step.action.clone(),
+        step.attempt.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+        step.outcome.clone(),
+        step.duration_ms.map_or_else(|| "-".to_owned(), |d| d.to_string()),
+        detail,
+    ]
+}
+
+fn app_row(app: &AppSummary) -> Vec<String> {
+    let elapsed = app.elapsed_ms.map_or_else(String::new, |ms| format!(" after {ms} ms"));
+    let steps = format!("({} step{})", app.steps, if app.steps == 1 { "" } else { "s" });
+    vec![app.app.clone(), app.action.clone(), format!("{}{elapsed} {steps}", app.outcome)]
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 use scimfleet_schemas::evidence::EVIDENCE_SCHEMA_VERSION;
 use scimfleet_schemas::{Check, EventId, Expectation, JobId};
 
+use scimfleet_schemas::{AppId, EvidenceRecord, EvidenceStatus};
+
 use super::*;
 
 fn key(byte: u8) -> EvidenceKey {
@@ -98,4 +100,12 @@ fn the_leaver_report_has_per_app_status_and_latency() {
     assert!(text.contains("git: verified in 1.5 s"), "{text}");
     assert!(text.contains("crm: pending"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("git") && l.contains("1.5 s")), "{text}");
+}
+
+#[test]
+fn since_takes_a_time_or_a_date() {
+    let date = parse_since("2026-10-01").expect("a date");
+    assert_eq!(date.to_rfc3339(), "2026-10-01T00:00:00+00:00");
+    assert!(parse_since("2026-10-01T12:00:00+02:00").is_ok());
+    assert!(parse_since("last week").is_err());
 }

@@ -4,7 +4,7 @@
 //! `{ns}.jobs.{app}.leavers`: ready, unacked, consumers), the jobs waiting
 //! in its retry delay queues (the *retry backlog*, every tier summed), the
 //! verification re-checks pending, its dead-letter queue, and what only the
-//! workers know (kept in Redis, see [`crate::store::AppOps`]): how many
+//! workers know (kept in Redis, see [`AppOps`]): how many
 //! worker processes have its breaker open, its last error, and how many
 //! deprovisions verification found undone. The events intake and its
 //! dead-letter queue come first.
@@ -26,17 +26,19 @@ mod queues;
 mod render;
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use chrono::{DateTime, Utc};
+use scimfleet_runtime::broker::{BrokerError, Topology, depth};
+use scimfleet_runtime::store::{AppOps, LastError, StoreError};
+use scimfleet_runtime::{Config, Store};
 use scimfleet_schemas::AppId;
 use serde::Serialize;
 
 pub use queues::QueueFigures;
 pub use render::render_table;
 
-use crate::broker::{BrokerError, Topology, depth};
-use crate::store::{AppOps, LastError, StoreError};
-use crate::{Config, Store};
+use crate::{AdminError, render as output};
 
 /// Version of the JSON shape of [`StatusReport`] (its `v` field); bumped
 /// when a field changes meaning or goes away, not when one is added.
@@ -165,6 +167,23 @@ pub struct Figures {
     pub source: Source,
     /// Why they are partial, if they are.
     pub note: Option<String>,
+}
+
+/// `scimfleet status`: gathers the status of every configured app, or only
+/// of `only`, and writes it to `out` as a table or, with `json`, one document.
+pub async fn run(
+    config: &Config,
+    only: Option<&str>,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let report = gather(config, only).await?;
+    if json {
+        output::json(&report, out)?;
+    } else {
+        write!(out, "{}", render_table(&report))?;
+    }
+    Ok(())
 }
 
 /// Gathers the status of every configured app, or only of `only`.

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::store::BreakerOps;
+use scimfleet_runtime::store::BreakerOps;
 
 const POLICY: &str = r#"
 namespace = "acme"

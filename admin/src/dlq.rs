@@ -9,6 +9,9 @@
 //! confirms, and only then acks the dead letter; the worker's convergent
 //! apply makes a replayed job that already took effect a no-op, so replaying
 //! twice changes nothing. A replayed event goes back to the events exchange.
+//!
+//! The commands ([`list`], [`show`], [`replay`], [`purge`]) each open one
+//! connection, do their work on it and close it.
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -16,11 +19,17 @@ use lapin::{BasicProperties, Channel, Connection};
 use scimfleet_schemas::deadletter::HEADER_PREFIX;
 use scimfleet_schemas::{AppId, DeadLetter, Job};
 
-use crate::broker::events::routing_of;
-use crate::broker::{
+use scimfleet_runtime::broker::events::routing_of;
+use scimfleet_runtime::broker::{
     BrokerError, Outgoing, PublishError, Publisher, RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology,
     persistent, read_dead_letter,
 };
+
+use crate::render::{Column, Table};
+
+mod commands;
+
+pub use commands::{Selection, list, purge, replay, show};
 
 /// Which dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,30 +245,28 @@ fn clean_properties(properties: &BasicProperties) -> BasicProperties {
 
 /// One line per message: id, reason, status, attempts, last attempt, detail.
 pub fn render(messages: &[DeadMessage]) -> String {
-    let mut out = format!(
-        "{:<34} {:<20} {:>6} {:>8}  {:<20}  {}\n",
-        "id", "reason", "status", "attempts", "last attempt", "detail"
-    );
-    for m in messages {
-        let (reason, status, attempts, at, detail) = match &m.envelope {
-            Some(e) => (
-                e.reason.as_str().to_owned(),
-                e.last_status.map_or("-".to_owned(), |s| s.to_string()),
-                e.attempts.to_string(),
-                e.last_attempt_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                e.detail.chars().take(80).collect::<String>(),
-            ),
-            None => ("(no envelope)".into(), "-".into(), "-".into(), "-".into(), String::new()),
-        };
-        out.push_str(&format!(
-            "{:<34} {:<20} {:>6} {:>8}  {:<20}  {}\n",
-            m.id(),
-            reason,
-            status,
-            attempts,
-            at,
-            detail
-        ));
-    }
-    out
+    let table = Table::new([
+        Column::left("id", 34).after(""),
+        Column::left("reason", 20),
+        Column::right("status", 6),
+        Column::right("attempts", 8),
+        Column::left("last attempt", 20).after("  "),
+        Column::left("detail", 0).after("  "),
+    ]);
+    let rows: Vec<Vec<String>> = messages.iter().map(row).collect();
+    table.render(&rows)
+}
+
+fn row(m: &DeadMessage) -> Vec<String> {
+    let (reason, status, attempts, at, detail) = match &m.envelope {
+        Some(e) => (
+            e.reason.as_str().to_owned(),
+            e.last_status.map_or("-".to_owned(), |s| s.to_string()),
+            e.attempts.to_string(),
+            e.last_attempt_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            e.detail.chars().take(80).collect::<String>(),
+        ),
+        None => ("(no envelope)".into(), "-".into(), "-".into(), "-".into(), String::new()),
+    };
+    vec![m.id(), reason, status, attempts, at, detail]
 }

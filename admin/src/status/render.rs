@@ -5,27 +5,28 @@
 use chrono::{DateTime, Utc};
 
 use super::{AppStatus, BreakerState, Lane, Source, StatusReport};
+use crate::render::{Column, Table};
 
 /// Longest last-error cell, in characters.
 const LAST_ERROR_WIDTH: usize = 80;
 /// Missing queues named before "and N more".
 const MISSING_NAMED: usize = 3;
 
-const HEADERS: [&str; 11] = [
-    "APP",
-    "READY",
-    "UNACKED",
-    "CONSUMERS",
-    "LEAVERS R/U",
-    "RETRY",
-    "RECHECKS",
-    "DLQ",
-    "BREAKER",
-    "VERIFY FAILED",
-    "LAST ERROR",
+/// The table's columns: numbers right-aligned, text left, two spaces apart.
+const COLUMNS: [Column; 11] = [
+    Column::left("APP", 0).after(""),
+    Column::right("READY", 0).after(GAP),
+    Column::right("UNACKED", 0).after(GAP),
+    Column::right("CONSUMERS", 0).after(GAP),
+    Column::right("LEAVERS R/U", 0).after(GAP),
+    Column::right("RETRY", 0).after(GAP),
+    Column::right("RECHECKS", 0).after(GAP),
+    Column::right("DLQ", 0).after(GAP),
+    Column::left("BREAKER", 0).after(GAP),
+    Column::right("VERIFY FAILED", 0).after(GAP),
+    Column::left("LAST ERROR", 0).after(GAP),
 ];
-/// Columns aligned right (numbers); the others align left.
-const RIGHT: [bool; 11] = [false, true, true, true, true, true, true, true, false, true, false];
+const GAP: &str = "  ";
 
 /// The report as an aligned text table with a short header.
 pub fn render_table(report: &StatusReport) -> String {
@@ -53,22 +54,13 @@ pub fn render_table(report: &StatusReport) -> String {
         out.push_str(&format!("missing queues (counted as empty): {}{more}\n", named.join(", ")));
     }
     out.push('\n');
-    let rows: Vec<[String; 11]> = report.apps.iter().map(row).collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    push_line(&mut out, &HEADERS.map(str::to_owned), &widths);
-    for row in &rows {
-        push_line(&mut out, row, &widths);
-    }
+    let rows: Vec<Vec<String>> = report.apps.iter().map(row).collect();
+    out.push_str(&Table::new(COLUMNS).fit().render(&rows));
     out
 }
 
-fn row(app: &AppStatus) -> [String; 11] {
-    [
+fn row(app: &AppStatus) -> Vec<String> {
+    vec![
         app.app.to_string(),
         app.work.ready.to_string(),
         unknown_or(app.work.unacked),
@@ -81,25 +73,6 @@ fn row(app: &AppStatus) -> [String; 11] {
         app.verification_failures.to_string(),
         last_error(app),
     ]
-}
-
-fn push_line(out: &mut String, cells: &[String; 11], widths: &[usize; 11]) {
-    let mut line = String::new();
-    for (i, cell) in cells.iter().enumerate() {
-        let pad = " ".repeat(widths[i].saturating_sub(cell.chars().count()));
-        if i > 0 {
-            line.push_str("  ");
-        }
-        if RIGHT[i] {
-            line.push_str(&pad);
-            line.push_str(cell);
-        } else {
-            line.push_str(cell);
-            line.push_str(&pad);
-        }
-    }
-    out.push_str(line.trim_end());
-    out.push('\n');
 }
 
 fn unknown_or(value: Option<u64>) -> String {

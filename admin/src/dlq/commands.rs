@@ -1,0 +1,192 @@
+//! `scimfleet dlq list|show|replay|purge`: one connection per command,
+//! closed whatever the outcome; an app id is checked against the
+//! configuration once connected.
+
+use std::io::Write;
+
+use lapin::Connection;
+use scimfleet_runtime::Config;
+use scimfleet_runtime::broker::{self, Publisher, Topology};
+
+use super::{DeadMessage, Target, count, peek};
+use crate::AdminError;
+use crate::render::{self, Column, Table};
+
+/// Which dead letters `replay` and `purge` take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every message read.
+    All,
+    /// Those with these job ids or event ids.
+    Ids(Vec<String>),
+}
+
+impl Selection {
+    fn selects(&self, message: &DeadMessage) -> bool {
+        match self {
+            Self::All => true,
+            Self::Ids(ids) => message.matches(ids),
+        }
+    }
+}
+
+/// With `app` (an app id or `events`), lists up to `limit` of its dead
+/// letters; without, the count of every dead-letter queue.
+pub async fn list(
+    config: &Config,
+    app: Option<&str>,
+    limit: usize,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let session = Session::open(config).await?;
+    let result = session.list(config, app, limit, out).await;
+    session.close().await;
+    result
+}
+
+/// Writes the dead letter of `app` with job or event id `id` (among the
+/// first `limit`): its envelope, then its original body.
+pub async fn show(
+    config: &Config,
+    app: &str,
+    id: &str,
+    limit: usize,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let session = Session::open(config).await?;
+    let result = session.show(config, app, id, limit, out).await;
+    session.close().await;
+    result
+}
+
+/// Republishes the selected dead letters of `app` (among the first `limit`).
+pub async fn replay(
+    config: &Config,
+    app: &str,
+    selection: &Selection,
+    limit: usize,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let session = Session::open(config).await?;
+    let result = session.replay(config, app, selection, limit, out).await;
+    session.close().await;
+    result
+}
+
+/// Deletes the selected dead letters of `app` (among the first `limit`).
+pub async fn purge(
+    config: &Config,
+    app: &str,
+    selection: &Selection,
+    limit: usize,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let session = Session::open(config).await?;
+    let result = session.purge(config, app, selection, limit, out).await;
+    session.close().await;
+    result
+}
+
+/// `events`, or a configured app.
+fn target(config: &Config, app: &str) -> Result<Target, AdminError> {
+    if app == "events" {
+        return Ok(Target::Events);
+    }
+    let app = config.app(app).ok_or_else(|| AdminError::UnknownApp(app.to_owned()))?;
+    Ok(Target::App(app.id.clone()))
+}
+
+struct Session {
+    connection: Connection,
+    topology: Topology,
+}
+
+impl Session {
+    async fn open(config: &Config) -> Result<Self, AdminError> {
+        let connection = broker::connect(&config.broker.url, "scimfleet-dlq").await?;
+        Ok(Self { connection, topology: Topology::of(config) })
+    }
+
+    async fn close(self) {
+        let _closed = self.connection.close(200, "dlq done".into()).await;
+    }
+
+    async fn list(
+        &self,
+        config: &Config,
+        app: Option<&str>,
+        limit: usize,
+        out: &mut impl Write,
+    ) -> Result<(), AdminError> {
+        let Some(app) = app else { return self.counts(config, out).await };
+        let peek = peek(&self.connection, &self.topology, &target(config, app)?, limit).await?;
+        let written = write!(out, "{}", super::render(&peek.messages)).and_then(|()| match peek.remaining {
+            0 => Ok(()),
+            more => writeln!(out, "… and {more} more (raise --limit)"),
+        });
+        peek.release().await;
+        Ok(written?)
+    }
+
+    /// One line per queue, written as it is counted.
+    async fn counts(&self, config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
+        let table = Table::new([Column::left("queue", 24).after(""), Column::right("messages", 8)]);
+        let mut targets = vec![("events".to_owned(), Target::Events)];
+        targets.extend(config.apps.iter().map(|a| (a.id.to_string(), Target::App(a.id.clone()))));
+        for (name, target) in targets {
+            let messages = count(&self.connection, &self.topology, &target).await?;
+            table.write_rows(&[vec![name, messages.to_string()]], out)?;
+        }
+        Ok(())
+    }
+
+    async fn show(
+        &self,
+        config: &Config,
+        app: &str,
+        id: &str,
+        limit: usize,
+        out: &mut impl Write,
+    ) -> Result<(), AdminError> {
+        let peek = peek(&self.connection, &self.topology, &target(config, app)?, limit).await?;
+        let ids = [id.to_owned()];
+        let written = match peek.messages.iter().find(|m| m.matches(&ids)) {
+            Some(message) => render::json(&message.envelope, out)
+                .and_then(|()| writeln!(out, "{}", String::from_utf8_lossy(&message.body))),
+            None => {
+                writeln!(out, "no dead letter with id {id} among the first {} messages", peek.messages.len())
+            }
+        };
+        peek.release().await;
+        Ok(written?)
+    }
+
+    async fn replay(
+        &self,
+        config: &Config,
+        app: &str,
+        selection: &Selection,
+        limit: usize,
+        out: &mut impl Write,
+    ) -> Result<(), AdminError> {
+        let peek = peek(&self.connection, &self.topology, &target(config, app)?, limit).await?;
+        let publisher = Publisher::open(&self.connection).await?;
+        let settled = peek.replay(&publisher, &self.topology, |m| selection.selects(m)).await?;
+        writeln!(out, "{} replayed, {} kept (unreadable)", settled.done, settled.kept)?;
+        Ok(())
+    }
+
+    async fn purge(
+        &self,
+        config: &Config,
+        app: &str,
+        selection: &Selection,
+        limit: usize,
+        out: &mut impl Write,
+    ) -> Result<(), AdminError> {
+        let peek = peek(&self.connection, &self.topology, &target(config, app)?, limit).await?;
+        let settled = peek.purge(|m| selection.selects(m)).await?;
+        writeln!(out, "{} purged", settled.done)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+mod config_check;
+pub mod dlq;
+mod error;
+pub mod evidence;
+mod publish;
+pub mod render;
+pub mod status;
+pub mod sweep;
+pub mod trace;
+
+pub use config_check::config_check;
+pub use error::AdminError;
+pub use publish::publish;

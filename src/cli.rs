@@ -1,0 +1,263 @@
+//! The command line: every subcommand, flag and help text of `scimfleet`.
+//! Parsing only; `main` hands the values to the library crates.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use scimfleet_admin::evidence::parse_since;
+use scimfleet_runtime::Config;
+use scimfleet_runtime::config::CONFIG_ENV;
+
+/// Event-driven SCIM provisioning: HR events in, converged and verified accounts out.
+#[derive(Debug, Parser)]
+#[command(name = "scimfleet", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Consume HR events, plan per-app jobs and publish them.
+    Scheduler(ConfigArg),
+    /// Apply jobs to SCIM apps.
+    Worker {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only these apps (comma-separated ids); all configured apps by default.
+        #[arg(long, value_delimiter = ',')]
+        apps: Option<Vec<String>>,
+    },
+    /// Publish events from a JSON Lines file (`-` for stdin) with confirms.
+    Publish {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The events, one CloudEvents JSON document per line.
+        file: PathBuf,
+    },
+    /// Provision a sample organisation into three in-process SCIM apps.
+    #[cfg(feature = "dev")]
+    Demo {
+        /// Policy of the demo apps (URLs and tokens are replaced).
+        #[arg(long, default_value = "deploy/examples/scimfleet.toml")]
+        config: PathBuf,
+        /// The sample events.
+        #[arg(long, default_value = "deploy/examples/events.jsonl")]
+        events: PathBuf,
+    },
+    /// Inspect, replay or purge dead-lettered jobs and events.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Export or check signed deprovisioning evidence.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// Check the apps' accounts against the person registry.
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+    /// Per app: queue depths, consumers, retry backlog, dead letters,
+    /// breaker, last error and verification failures.
+    Status(StatusArgs),
+    /// The journey of one HR event: apps, actions, attempts, outcomes, timings, trace ids.
+    Trace(TraceArgs),
+    /// Reports for auditors.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Development tools.
+    #[cfg(feature = "dev")]
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// Count dead letters per queue, or list one queue's messages.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// List this queue's messages (an app id, or `events`); all counts otherwise.
+        #[arg(long)]
+        app: Option<String>,
+        /// Most messages to list.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Print one dead letter: its envelope and original body.
+    Show {
+        #[command(flatten)]
+        target: DlqTarget,
+        /// Job id or event id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Republish dead letters (jobs keep their id and get a fresh retry budget).
+    Replay {
+        #[command(flatten)]
+        target: DlqTarget,
+        #[command(flatten)]
+        select: DlqSelect,
+    },
+    /// Delete dead letters for good.
+    Purge {
+        #[command(flatten)]
+        target: DlqTarget,
+        #[command(flatten)]
+        select: DlqSelect,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqTarget {
+    #[command(flatten)]
+    pub(crate) config: ConfigArg,
+    /// An app id, or `events` for the events dead-letter queue.
+    #[arg(long)]
+    pub(crate) app: String,
+    /// Most messages to read from the queue in one run.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) limit: usize,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct DlqSelect {
+    /// Job ids or event ids (repeatable).
+    #[arg(long = "id")]
+    pub(crate) ids: Vec<String>,
+    /// Every message in the queue.
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EvidenceCommand {
+    /// Write deprovisioning evidence as signed JSON Lines.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only events at or after this time (RFC 3339, or a date: 2026-10-01).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<DateTime<Utc>>,
+        /// Only this person (HR id).
+        #[arg(long)]
+        person: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Check an export's signatures, count and order; exits non-zero on any edit.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The export file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Per leaver and app: verified, pending or failed, and the time from the
+    /// HR event to verified; then percentiles per app.
+    Leavers {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only events at or after this time (RFC 3339, or a date: 2026-10-01).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<DateTime<Utc>>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VerifyCommand {
+    /// Page through every account of each app and classify it against the
+    /// person registry: orphan, unknown, drift; then members with no account
+    /// (missing).
+    Sweep {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this app; every configured app by default.
+        #[arg(long)]
+        app: Option<String>,
+        /// Queue the jobs that fix orphans, drift and missing accounts
+        /// (unknown accounts are only reported).
+        #[arg(long)]
+        remediate: bool,
+        /// Also write the findings as JSON Lines, one per line, then a summary line.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArg,
+    /// Only this app; every configured app by default.
+    #[arg(long)]
+    pub(crate) app: Option<String>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TraceArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArg,
+    /// The CloudEvents `id` of the HR event.
+    pub(crate) event_id: String,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate a configuration file and the tokens it refers to.
+    Check(ConfigArg),
+}
+
+#[cfg(feature = "dev")]
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevCommand {
+    /// Run the in-memory SCIM 2.0 test server.
+    ScimServer {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Environment variable holding the bearer token clients must send.
+        #[arg(long, default_value = "SCIMFLEET_DEV_TOKEN")]
+        token_env: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, env = CONFIG_ENV)]
+    pub(crate) config: PathBuf,
+}
+
+impl ConfigArg {
+    /// The configuration, validated.
+    pub(crate) fn load(&self) -> anyhow::Result<Arc<Config>> {
+        Ok(Arc::new(Config::load(&self.config)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
