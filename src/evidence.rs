@@ -79,7 +79,8 @@ pub(crate) async fn evidence(command: EvidenceCommand) -> anyhow::Result<std::pr
             let mut writer = ExportWriter::new(out, key);
             let mut failed = None;
             store
-                .scan_evidence(since, |record| {
+                .evidence()
+                .scan(since, |record| {
                     if failed.is_none() && person.as_ref().is_none_or(|p| *p == record.person) {
                         failed = writer.write(&record).err();
                     }
@@ -113,7 +114,7 @@ pub(crate) async fn report(command: ReportCommand) -> anyhow::Result<()> {
     telemetry::init_logging(config.telemetry.log_format, "warn");
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
     let mut records = Vec::new();
-    store.scan_evidence(since, |record| records.push(record)).await?;
+    store.evidence().scan(since, |record| records.push(record)).await?;
     let lines = evidence::leaver_lines(records);
     let mut out = std::io::stdout().lock();
     evidence::render_leaver_report(&lines, &mut out)?;

@@ -48,7 +48,7 @@ pub(crate) async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
     telemetry::init_logging(config.telemetry.log_format, "warn");
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
-    let steps = store.journey(&args.event_id).await?;
+    let steps = store.journeys().read(&args.event_id).await?;
     if steps.is_empty() {
         eprintln!(
             "no journey recorded for event {} (unknown, or older than telemetry.journey_retention)",

@@ -220,7 +220,7 @@ pub async fn sweep_app(
 ) -> Result<SweepSummary, SweepError> {
     let result = run(sweep, on_finding).await;
     // The per-run keys expire anyway; removing them now is tidiness.
-    if let Err(error) = sweep.store.end_sweep(&sweep.app.id, sweep.run_id).await {
+    if let Err(error) = sweep.store.desired().end_sweep(&sweep.app.id, sweep.run_id).await {
         tracing::warn!(scimfleet.app = %sweep.app.id, %error, "could not remove a sweep's keys");
     }
     result
@@ -244,13 +244,13 @@ async fn run(
         let got = page.resources.len() as u64;
         let keys: Vec<Vec<String>> =
             page.resources.iter().map(|u| account_keys(u.external_id.as_deref(), &u.user_name)).collect();
-        let owners = store.account_owners(app, &keys).await?;
+        let owners = store.desired().account_owners(app, &keys).await?;
         let mut persons: Vec<PersonId> = owners.iter().flatten().cloned().collect();
         persons.sort();
         persons.dedup();
-        let records = store.people(&persons).await?;
-        let desired = store.desired_accounts(app, &persons).await?;
-        store.note_seen(app, sweep.run_id, &persons).await?;
+        let records = store.registry().get_many(&persons).await?;
+        let desired = store.desired().get_many(app, &persons).await?;
+        store.desired().note_seen(app, sweep.run_id, &persons).await?;
         let mut bodies = Vec::new();
         for (account, owner) in page.resources.iter().zip(&owners) {
             summary.seen += 1;
@@ -280,17 +280,17 @@ async fn run(
             };
             on_finding(&finding)?;
         }
-        store.push_fixes(app, sweep.run_id, &bodies).await?;
+        store.desired().push_fixes(app, sweep.run_id, &bodies).await?;
         // RFC 7644 §3.4.2.4: the last page is short, or reaches totalResults.
         if got < PAGE_SIZE || start + got > page.total_results {
             break;
         }
         start += got;
     }
-    let mut scan = store.start_missing(app, sweep.run_id).await?;
-    while let Some(chunk) = store.next_missing(&mut scan).await? {
-        let records = store.people(&chunk).await?;
-        let desired = store.desired_accounts(app, &chunk).await?;
+    let mut scan = store.desired().start_missing(app, sweep.run_id).await?;
+    while let Some(chunk) = store.desired().next_missing(&mut scan).await? {
+        let records = store.registry().get_many(&chunk).await?;
+        let desired = store.desired().get_many(app, &chunk).await?;
         let mut bodies = Vec::new();
         for ((person, record), wanted) in chunk.iter().zip(&records).zip(&desired) {
             // The members set is kept with the registry; the registry decides.
@@ -309,7 +309,7 @@ async fn run(
             };
             on_finding(&finding)?;
         }
-        store.push_fixes(app, sweep.run_id, &bodies).await?;
+        store.desired().push_fixes(app, sweep.run_id, &bodies).await?;
     }
     if let Some((publisher, topology)) = sweep.remediate {
         summary.remediations = publish_fixes(sweep, publisher, topology).await?;
@@ -399,7 +399,7 @@ async fn publish_fixes(
     let exchange = topology.jobs_exchange();
     let mut published = 0;
     loop {
-        let bodies = sweep.store.pop_fixes(&sweep.app.id, sweep.run_id, PUBLISH_BATCH).await?;
+        let bodies = sweep.store.desired().pop_fixes(&sweep.app.id, sweep.run_id, PUBLISH_BATCH).await?;
         if bodies.is_empty() {
             return Ok(published);
         }

@@ -47,7 +47,7 @@ pub(crate) async fn settle(
     let now = Utc::now();
     let person = worker.pseudonyms.person(&job.person);
     let is_recheck = matches!(job.action, JobAction::Verify { .. });
-    let mut record = match worker.store.evidence(&job.app, &job.person, job.sequence).await? {
+    let mut record = match worker.store.evidence().get(&job.app, &job.person, job.sequence).await? {
         Some(record) => record,
         None => new_record(job, expect),
     };
@@ -83,7 +83,7 @@ pub(crate) async fn settle(
         // A case dead-lettered earlier and replayed is settled now; its
         // failures and remediations keep the history.
         record.dead_lettered = false;
-        worker.store.put_evidence(&record, worker.evidence_retention).await?;
+        worker.store.evidence().put(&record, worker.evidence_retention).await?;
         WorkerStats::add(&worker.stats.verified, 1);
         tracing::info!(
             scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
@@ -108,7 +108,7 @@ pub(crate) async fn settle(
     );
     if remediate {
         record.remediations = job.remediation + 1;
-        worker.store.put_evidence(&record, worker.evidence_retention).await?;
+        worker.store.evidence().put(&record, worker.evidence_retention).await?;
         let again = remediation(job, lookup, expect, groups);
         let tier = retry::tier_for(worker.retry_base, worker.topology.retry_tiers_ms()).unwrap_or(1000);
         schedule_retry(worker, delivery, &again, 0, None, tier).await?;
@@ -117,7 +117,7 @@ pub(crate) async fn settle(
         return Ok(Settled::Remediating(Note { detail, status: Some(read_back.status) }));
     }
     record.dead_lettered = true;
-    worker.store.put_evidence(&record, worker.evidence_retention).await?;
+    worker.store.evidence().put(&record, worker.evidence_retention).await?;
     let detail = format!(
         "access still there after {} remediation(s): the account is {}",
         job.remediation, read_back.found
