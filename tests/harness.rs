@@ -21,12 +21,12 @@ async fn a_dropped_fleet_removes_its_queues_and_keys() {
     let config = fleet.config.clone();
     let store = fleet.store().clone();
     let person = PersonId::parse("E1").expect("valid");
-    let known: Option<PersonRecord> = store.person(&person).await.expect("redis");
+    let known: Option<PersonRecord> = store.registry().get(&person).await.expect("redis");
     assert!(known.is_some(), "the registry holds the person while the fleet runs");
 
     drop(fleet);
 
-    assert_eq!(store.person(&person).await.expect("redis"), None, "keys removed");
+    assert_eq!(store.registry().get(&person).await.expect("redis"), None, "keys removed");
     let connection = broker::connect(&config.broker.url, "harness-test").await.expect("broker");
     let channel = connection.create_channel().await.expect("channel");
     let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };

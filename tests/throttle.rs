@@ -52,7 +52,7 @@ async fn a_pause_set_by_another_replica_holds_this_one_back() {
 
     let app = scimfleet_schemas::AppId::parse("chat").expect("app id");
     let paused_at = tokio::time::Instant::now();
-    fleet.store().pause(&app, Duration::from_secs(1)).await.expect("pause recorded");
+    fleet.store().pacing().pause(&app, Duration::from_secs(1)).await.expect("pause recorded");
     fleet.publish_json(&common::hires(9951, 1, "Ops")).await.expect("published");
     fleet.wait_settled(Duration::from_secs(30)).await.expect("settled");
 

@@ -39,7 +39,7 @@ fn leaver() -> Person<'static> {
 
 async fn evidence(fleet: &Fleet) -> Vec<EvidenceRecord> {
     let mut records = Vec::new();
-    fleet.store().scan_evidence(None, |r| records.push(r)).await.expect("evidence readable");
+    fleet.store().evidence().scan(None, |r| records.push(r)).await.expect("evidence readable");
     records
 }
 

@@ -63,7 +63,8 @@ pub async fn export(
     let mut writer = ExportWriter::new(out, key);
     let mut failed = None;
     store
-        .scan_evidence(since, |record| {
+        .evidence()
+        .scan(since, |record| {
             if failed.is_none() && person.as_ref().is_none_or(|p| *p == record.person) {
                 failed = writer.write(&record).err();
             }
@@ -101,7 +102,7 @@ pub async fn report_leavers(
 ) -> Result<(), AdminError> {
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
     let mut records = Vec::new();
-    store.scan_evidence(since, |record| records.push(record)).await?;
+    store.evidence().scan(since, |record| records.push(record)).await?;
     render_leaver_report(&leaver_lines(records), out)?;
     out.flush()?;
     Ok(())

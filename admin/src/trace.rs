@@ -44,7 +44,7 @@ pub async fn run(
     out: &mut impl Write,
 ) -> Result<bool, AdminError> {
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
-    let steps = store.journey(event_id).await?;
+    let steps = store.journeys().read(event_id).await?;
     if steps.is_empty() {
         return Ok(false);
     }

@@ -21,23 +21,27 @@ async fn a_lease_excludes_others_until_released_or_expired() {
     let store = store("lease").await;
     let (app, person) = ids();
     let (held, applied) =
-        store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").expect("free");
+        store.leases().try_take(&app, &person, Duration::from_secs(30)).await.expect("redis").expect("free");
     assert_eq!(applied, None, "nothing applied yet");
     assert!(
-        store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none(),
+        store.leases().try_take(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none(),
         "exclusive"
     );
-    store.release(held).await.expect("redis");
-    store.record_applied(&app, &person, 7).await.expect("redis");
-    let (again, applied) =
-        store.try_lease(&app, &person, Duration::from_millis(100)).await.expect("redis").expect("released");
+    store.leases().release(held).await.expect("redis");
+    store.applied().raise(&app, &person, 7).await.expect("redis");
+    let (again, applied) = store
+        .leases()
+        .try_take(&app, &person, Duration::from_millis(100))
+        .await
+        .expect("redis")
+        .expect("released");
     assert_eq!(applied, Some(7), "the applied version comes with the lease");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let taken_over = store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis");
+    let taken_over = store.leases().try_take(&app, &person, Duration::from_secs(30)).await.expect("redis");
     assert!(taken_over.is_some(), "an expired lease is free");
     // Releasing the expired lease must not free the new holder's.
-    store.release(again).await.expect("redis");
-    assert!(store.try_lease(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none());
+    store.leases().release(again).await.expect("redis");
+    assert!(store.leases().try_take(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none());
     store.delete_namespace().await.expect("cleanup");
 }
 
@@ -45,14 +49,18 @@ async fn a_lease_excludes_others_until_released_or_expired() {
 async fn versions_never_move_backwards() {
     let store = store("versions").await;
     let (app, person) = ids();
-    store.record_applied(&app, &person, 5).await.expect("redis");
-    store.record_applied(&app, &person, 3).await.expect("redis");
-    assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(5));
+    store.applied().raise(&app, &person, 5).await.expect("redis");
+    store.applied().raise(&app, &person, 3).await.expect("redis");
+    assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(5));
     let record = |sequence| PersonRecord { sequence, status: PersonStatus::Active, apps: vec![app.clone()] };
-    assert!(store.record_person(&person, &record(2)).await.expect("redis"));
-    assert!(!store.record_person(&person, &record(2)).await.expect("redis"), "equal is not newer");
-    assert!(!store.record_person(&person, &record(1)).await.expect("redis"));
-    assert_eq!(store.person(&person).await.expect("redis"), Some(record(2)), "the status reads back typed");
+    assert!(store.registry().record(&person, &record(2)).await.expect("redis"));
+    assert!(!store.registry().record(&person, &record(2)).await.expect("redis"), "equal is not newer");
+    assert!(!store.registry().record(&person, &record(1)).await.expect("redis"));
+    assert_eq!(
+        store.registry().get(&person).await.expect("redis"),
+        Some(record(2)),
+        "the status reads back typed"
+    );
     store.delete_namespace().await.expect("cleanup");
 }
 
@@ -66,18 +74,21 @@ async fn a_converged_upsert_records_version_desired_state_and_account_index_at_o
         user.title = Some(title.into());
         DesiredAccount { sequence, user, managed: Vec::new(), groups: Default::default() }
     };
-    store.record_converged(&app, &person, 4, Some(&desired(4, "Dev"))).await.expect("redis");
-    assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(4));
-    let kept = store.desired_accounts(&app, std::slice::from_ref(&person)).await.expect("redis");
+    store.desired().record_converged(&app, &person, 4, Some(&desired(4, "Dev"))).await.expect("redis");
+    assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(4));
+    let kept = store.desired().get_many(&app, std::slice::from_ref(&person)).await.expect("redis");
     assert_eq!(kept[0].as_ref().and_then(|d| d.user.title.as_deref()), Some("Dev"));
-    let owners =
-        store.account_owners(&app, &[account_keys(Some("E1"), "ADA@example.com")]).await.expect("redis");
+    let owners = store
+        .desired()
+        .account_owners(&app, &[account_keys(Some("E1"), "ADA@example.com")])
+        .await
+        .expect("redis");
     assert_eq!(owners, [Some(person.clone())], "found by externalId and by userName");
     // An older version never lowers the applied one; a deprovision records the version only.
-    store.record_converged(&app, &person, 3, Some(&desired(3, "Old"))).await.expect("redis");
-    assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(4));
-    store.record_converged(&app, &person, 6, None).await.expect("redis");
-    assert_eq!(store.applied(&app, &person).await.expect("redis"), Some(6));
+    store.desired().record_converged(&app, &person, 3, Some(&desired(3, "Old"))).await.expect("redis");
+    assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(4));
+    store.desired().record_converged(&app, &person, 6, None).await.expect("redis");
+    assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(6));
     store.delete_namespace().await.expect("cleanup");
 }
 
@@ -87,18 +98,80 @@ async fn pacing_allows_the_burst_then_spaces_requests_and_honours_pauses() {
     let (app, _) = ids();
     let interval = Duration::from_millis(100);
     for _ in 0..3 {
-        assert_eq!(store.pace(&app, Some("app:crm"), interval, 3).await.expect("redis"), Duration::ZERO);
+        assert_eq!(
+            store.pacing().pace(&app, Some("app:crm"), interval, 3).await.expect("redis"),
+            Duration::ZERO
+        );
     }
-    let wait = store.pace(&app, Some("app:crm"), interval, 3).await.expect("redis");
+    let wait = store.pacing().pace(&app, Some("app:crm"), interval, 3).await.expect("redis");
     assert!(wait > Duration::ZERO && wait <= interval, "{wait:?}");
     assert_eq!(
-        store.pace(&app, None, interval, 3).await.expect("redis"),
+        store.pacing().pace(&app, None, interval, 3).await.expect("redis"),
         Duration::ZERO,
         "no bucket, no pause"
     );
-    store.pause(&app, Duration::from_secs(5)).await.expect("redis");
-    store.pause(&app, Duration::from_secs(1)).await.expect("redis");
-    let paused = store.pace(&app, None, interval, 3).await.expect("redis");
+    store.pacing().pause(&app, Duration::from_secs(5)).await.expect("redis");
+    store.pacing().pause(&app, Duration::from_secs(1)).await.expect("redis");
+    let paused = store.pacing().pace(&app, None, interval, 3).await.expect("redis");
     assert!(paused > Duration::from_secs(4), "a shorter pause never shortens a longer one: {paused:?}");
+    store.delete_namespace().await.expect("cleanup");
+}
+
+/// The persons who should hold an account in `app`, read the way a sweep
+/// reads them (members it saw no account of, having seen none).
+async fn members(store: &Store, app: &AppId, run: &str) -> Vec<PersonId> {
+    let mut scan = store.desired().start_missing(app, run).await.expect("redis");
+    let mut all = Vec::new();
+    while let Some(chunk) = store.desired().next_missing(&mut scan).await.expect("redis") {
+        all.extend(chunk);
+    }
+    store.desired().end_sweep(app, run).await.expect("redis");
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn members_sets_follow_a_persons_apps() {
+    let store = store("members").await;
+    let (crm, person) = ids();
+    let hr = AppId::parse("hr").expect("app");
+    let record = |sequence, apps: Vec<AppId>| PersonRecord { sequence, status: PersonStatus::Active, apps };
+    assert!(store.registry().record(&person, &record(1, vec![crm.clone()])).await.expect("redis"));
+    assert_eq!(members(&store, &crm, "r1").await, std::slice::from_ref(&person));
+    assert!(store.registry().record(&person, &record(2, vec![hr.clone()])).await.expect("redis"));
+    assert_eq!(members(&store, &crm, "r2").await, [], "a mover leaves the old app's members");
+    assert_eq!(members(&store, &hr, "r2").await, std::slice::from_ref(&person));
+    // A refused (older) record moves nobody.
+    assert!(!store.registry().record(&person, &record(1, vec![crm.clone()])).await.expect("redis"));
+    assert_eq!(members(&store, &crm, "r3").await, []);
+    assert!(store.registry().record(&person, &record(3, Vec::new())).await.expect("redis"));
+    assert_eq!(members(&store, &hr, "r4").await, [], "a leaver is in no members set");
+    store.delete_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn concurrent_registry_writes_leave_members_agreeing_with_the_newest_record() {
+    let store = store("members-race").await;
+    let (_, person) = ids();
+    let apps: Vec<AppId> = ["a", "b", "c", "d"].iter().map(|a| AppId::parse(*a).expect("app")).collect();
+    let writes = (1..=40u64).map(|sequence| {
+        let (store, person) = (store.clone(), person.clone());
+        // Each write moves the person to a different pair of apps.
+        let index = usize::try_from(sequence).expect("small") % apps.len();
+        let chosen = vec![apps[index].clone(), apps[(index + 1) % apps.len()].clone()];
+        tokio::spawn(async move {
+            let record = PersonRecord { sequence, status: PersonStatus::Active, apps: chosen };
+            store.registry().record(&person, &record).await.expect("redis");
+        })
+    });
+    for write in writes.collect::<Vec<_>>() {
+        write.await.expect("joined");
+    }
+    let newest = store.registry().get(&person).await.expect("redis").expect("recorded");
+    assert_eq!(newest.sequence, 40);
+    for app in &apps {
+        let expected = if newest.apps.contains(app) { vec![person.clone()] } else { Vec::new() };
+        assert_eq!(members(&store, app, "check").await, expected, "members of {app}");
+    }
     store.delete_namespace().await.expect("cleanup");
 }

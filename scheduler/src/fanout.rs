@@ -113,7 +113,7 @@ pub(crate) async fn process(
     span.record("scimfleet.event_id", event.id.as_str());
     span.record("scimfleet.person", person.as_str());
     let _guard = ctx.locks.lock(event.data.person_id.as_str().to_owned()).await;
-    let known = ctx.store.person(&event.data.person_id).await?;
+    let known = ctx.store.registry().get(&event.data.person_id).await?;
     if let Some(known) = known.as_ref().filter(|k| event.data.sequence <= k.sequence) {
         tracing::info!(
             event_id = %event.id, scimfleet.person = %person, sequence = event.data.sequence,
@@ -135,7 +135,7 @@ pub(crate) async fn process(
     publish_jobs(ctx, &plan, started).await?;
     let record =
         PersonRecord { sequence: event.data.sequence, status: event.data.status, apps: plan.active_in };
-    ctx.store.record_person(&event.data.person_id, &record).await?;
+    ctx.store.registry().record(&event.data.person_id, &record).await?;
     SchedulerStats::add(&ctx.stats.jobs_published, plan.jobs.len() as u64);
     for job in &plan.jobs {
         let labels = AppAction { app: job.app.to_string(), action: job.action.name().to_owned() };
@@ -177,7 +177,7 @@ fn began(started: Instant) -> chrono::DateTime<Utc> {
 
 /// Records a journey step; a failure costs the step, never the event.
 async fn journey(ctx: &Context, event_id: &str, step: &JourneyStep) {
-    if let Err(error) = ctx.store.journey_step(event_id, step, ctx.journey_retention).await {
+    if let Err(error) = ctx.store.journeys().step(event_id, step, ctx.journey_retention).await {
         tracing::warn!(error = error_chain(&error), "journey step of event {event_id} not recorded");
     }
 }

@@ -119,7 +119,7 @@ async fn apply(
     let _guard = worker.locks.lock(format!("{}/{}", job.app, job.person)).await;
     let (lease, applied) = take_lease(worker, job).await?;
     let decided = apply_leased(worker, delivery, job, person, applied, now).await;
-    if let Err(error) = worker.store.release(lease).await {
+    if let Err(error) = worker.store.leases().release(lease).await {
         // The lease expires by itself; holding it a little longer is harmless.
         tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "could not release a lease");
     }
@@ -134,7 +134,7 @@ async fn take_lease(worker: &AppWorker, job: &Job) -> Result<(Lease, Option<u64>
     let ttl = worker.job_timeout + LEASE_MARGIN;
     let mut pause = Duration::from_millis(5);
     loop {
-        if let Some(taken) = worker.store.try_lease(&job.app, &job.person, ttl).await? {
+        if let Some(taken) = worker.store.leases().try_take(&job.app, &job.person, ttl).await? {
             return Ok(taken);
         }
         WorkerStats::add(&worker.stats.lease_waits, 1);
@@ -219,7 +219,11 @@ async fn converged(
         _ => None,
     };
     if !matches!(job.action, JobAction::Verify { .. }) {
-        worker.store.record_converged(&job.app, &job.person, job.sequence, desired.as_ref()).await?;
+        worker
+            .store
+            .desired()
+            .record_converged(&job.app, &job.person, job.sequence, desired.as_ref())
+            .await?;
     }
     if let Some(read_back) = &outcome.read_back {
         let received = received_at(&delivery.properties);

@@ -47,7 +47,7 @@ pub(crate) async fn breaker(worker: &AppWorker, open: bool) {
         let cooldown = TimeDelta::from_std(worker.breaker.cooldown()).unwrap_or(TimeDelta::MAX);
         Utc::now().checked_add_signed(cooldown).unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
     });
-    if let Err(error) = worker.store.note_breaker(&worker.app, &worker.instance, open_until).await {
+    if let Err(error) = worker.store.ops().note_breaker(&worker.app, &worker.instance, open_until).await {
         write_failed(worker, "breaker state", &error);
     }
 }
@@ -57,14 +57,14 @@ pub(crate) async fn breaker(worker: &AppWorker, open: bool) {
 /// personal data.
 pub(crate) async fn error(worker: &AppWorker, reason: &str, status: Option<u16>, detail: &str) {
     let last = LastError { at: Utc::now(), reason: reason.to_owned(), status, detail: detail.to_owned() };
-    if let Err(error) = worker.store.note_error(&worker.app, &last).await {
+    if let Err(error) = worker.store.ops().note_error(&worker.app, &last).await {
         write_failed(worker, "last error", &error);
     }
 }
 
 /// Counts one deprovision that verification found undone.
 pub(crate) async fn verification_failure(worker: &AppWorker) {
-    if let Err(error) = worker.store.count_verification_failure(&worker.app).await {
+    if let Err(error) = worker.store.ops().count_verification_failure(&worker.app).await {
         write_failed(worker, "verification failure count", &error);
     }
 }

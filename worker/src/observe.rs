@@ -102,7 +102,7 @@ pub(crate) async fn settled(
         person: Some(person.to_owned()),
     };
     if let Err(error) =
-        worker.store.journey_step(job.event_id.as_str(), &step, worker.journey_retention).await
+        worker.store.journeys().step(job.event_id.as_str(), &step, worker.journey_retention).await
     {
         tracing::warn!(
             scimfleet.app = %worker.app, error = error_chain(&error),

@@ -122,7 +122,7 @@ impl Pacer {
             let view = *self.shared_pause.lock().unwrap_or_else(PoisonError::into_inner);
             let until = match view {
                 Some(view) if now < view.checked_at + SHARED_PAUSE_REFRESH => view.until,
-                _ => match self.store.pace(&self.app, None, Duration::ZERO, 1).await {
+                _ => match self.store.pacing().pace(&self.app, None, Duration::ZERO, 1).await {
                     Ok(wait) => {
                         let now = Instant::now();
                         let until = (!wait.is_zero()).then(|| now + wait);
@@ -145,7 +145,7 @@ impl Pacer {
 
     async fn wait_for(&self, bucket: Option<&str>, interval: Duration, burst: u32) {
         loop {
-            match self.store.pace(&self.app, bucket, interval, burst).await {
+            match self.store.pacing().pace(&self.app, bucket, interval, burst).await {
                 Ok(wait) if wait.is_zero() => return,
                 Ok(wait) => tokio::time::sleep(wait).await,
                 Err(error) => {
@@ -164,7 +164,7 @@ impl Pacer {
             *local = Some(local.map_or(until, |current| current.max(until)));
         }
         tracing::info!(scimfleet.app = %self.app, pause_ms = duration.as_millis() as u64, "app {} answered 429; paused", self.app);
-        if let Err(error) = self.store.pause(&self.app, duration).await {
+        if let Err(error) = self.store.pacing().pause(&self.app, duration).await {
             tracing::warn!(scimfleet.app = %self.app, error = error_chain(&error), "could not record the pause");
         }
     }

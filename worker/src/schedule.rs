@@ -33,7 +33,7 @@ pub(crate) async fn sweep_periodically(
 ) {
     let poll = period.min(CLAIM_POLL);
     loop {
-        match store.claim_period("sweep", period).await {
+        match store.claims().claim_period("sweep", period).await {
             Ok(true) => sweep_all(&config, &apps, &store, &publisher).await,
             Ok(false) => {}
             Err(error) => {

@@ -51,7 +51,7 @@ pub(crate) async fn judge(
     };
     let now = Utc::now();
     let is_recheck = matches!(job.action, JobAction::Verify { .. });
-    let mut record = match worker.store.evidence(&job.app, &job.person, job.sequence).await? {
+    let mut record = match worker.store.evidence().get(&job.app, &job.person, job.sequence).await? {
         Some(record) => record,
         None => EvidenceRecord::pending(job, expect),
     };
@@ -104,7 +104,7 @@ async fn verified(
     // A case dead-lettered earlier and replayed is settled now; its
     // failures and remediations keep the history.
     record.dead_lettered = false;
-    worker.store.put_evidence(&record, worker.evidence_retention).await?;
+    worker.store.evidence().put(&record, worker.evidence_retention).await?;
     WorkerStats::add(&worker.stats.verified, 1);
     tracing::info!(
         scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
@@ -141,7 +141,7 @@ async fn not_verified(
     );
     if remediate {
         record.remediations = job.remediation + 1;
-        worker.store.put_evidence(&record, worker.evidence_retention).await?;
+        worker.store.evidence().put(&record, worker.evidence_retention).await?;
         let again = Box::new(remediation(job, lookup, expect, groups));
         let tier = retry::tier_for(worker.retry_base, worker.topology.retry_tiers_ms()).unwrap_or(1000);
         let detail =
@@ -150,7 +150,7 @@ async fn not_verified(
         return Ok(Decision::Retry(Retry { job: again, first_attempt_at: None, tier_ms: tier, cause }));
     }
     record.dead_lettered = true;
-    worker.store.put_evidence(&record, worker.evidence_retention).await?;
+    worker.store.evidence().put(&record, worker.evidence_retention).await?;
     let detail = format!(
         "access still there after {} remediation(s): the account is {}",
         job.remediation, read_back.found

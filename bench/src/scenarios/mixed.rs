@@ -204,7 +204,7 @@ pub async fn probe_leaver(fleet: &mut Fleet, probe: &Planned) -> Result<Duration
         // One Redis read per app and poll: the poll only notices completion,
         // the figure is the time the worker recorded in the evidence.
         loop {
-            let record = fleet.store().evidence(app, &person, sequence).await?;
+            let record = fleet.store().evidence().get(app, &person, sequence).await?;
             if let Some(check) = record.and_then(|r| r.first_verification).filter(|c| c.verified) {
                 verified_at.push(check.at);
                 break;

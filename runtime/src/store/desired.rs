@@ -15,14 +15,36 @@
 //!
 //! Every read is batched per page (one MGET or one pipeline), never one round
 //! trip per account.
+//!
+//! Consistency rules: the desired state and account index are written
+//! under the (app, person) lease together with the applied version, in one
+//! script ([`RECORD_CONVERGED`]) that never lowers the version; the per-run
+//! sweep keys belong to the one sweep that claimed the period.
 
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use redis::Script;
 
 use scimfleet_schemas::scim::{ScimUser, UserAttr};
 use scimfleet_schemas::{AppId, GroupPlan, PersonId};
 use serde::{Deserialize, Serialize};
 
-use super::{PersonRecord, Store, StoreError, command, person_record};
+use super::keys::account_keys;
+use super::{Store, StoreError, command};
+
+/// The applied version raised (as in `applied.rs`), then the desired state
+/// and account index of an upsert, at once.
+/// KEYS[1]: the applied key, KEYS[2]: the desired key, KEYS[3..]: the
+/// account-index keys. ARGV: sequence, desired JSON, person id.
+const RECORD_CONVERGED: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('SET', KEYS[2], ARGV[2])
+for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[3]) end
+return 1";
+
+static RECORD_CONVERGED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_CONVERGED));
 
 /// How long the per-run sweep keys outlive a sweep that died.
 const SWEEP_TTL: Duration = Duration::from_secs(3600);
@@ -44,7 +66,7 @@ pub struct DesiredAccount {
 }
 
 /// A scan over the persons who should hold an account but were not seen;
-/// see [`Store::start_missing`].
+/// see [`Desired::start_missing`].
 #[derive(Debug)]
 pub struct MissingScan {
     key: String,
@@ -52,42 +74,40 @@ pub struct MissingScan {
     done: bool,
 }
 
-/// The account-index keys of an account: `ext:` first (when it has an
-/// `externalId`), then `un:` with the `userName` lower-cased, because
-/// `userName` is compared case-insensitively (RFC 7643 §4.1.1).
-pub fn account_keys(external_id: Option<&str>, user_name: &str) -> Vec<String> {
-    let mut keys = Vec::with_capacity(2);
-    if let Some(ext) = external_id.filter(|e| !e.is_empty()) {
-        keys.push(format!("ext:{ext}"));
-    }
-    keys.push(format!("un:{}", user_name.to_lowercase()));
-    keys
-}
-
 fn ttl_ms() -> u64 {
     u64::try_from(SWEEP_TTL.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Store {
+/// The desired state, account index and sweep run sets; from [`Store::desired`].
+#[derive(Clone, Copy)]
+pub struct Desired<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Desired<'s> {
+    pub(super) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
     /// What a converged write leaves behind, in one round trip: the applied
     /// version of `person` in `app` raised to `sequence` (never lowered),
     /// and for an upsert its desired state and the account index that maps
     /// the account back to the person (`account_keys`).
     pub async fn record_converged(
-        &self,
+        self,
         app: &AppId,
         person: &PersonId,
         sequence: u64,
         desired: Option<&DesiredAccount>,
     ) -> Result<(), StoreError> {
-        let Some(desired) = desired else { return self.record_applied(app, person, sequence).await };
-        let mut conn = self.conn.clone();
+        let Some(desired) = desired else { return self.store.applied().raise(app, person, sequence).await };
+        let mut conn = self.store.conn.clone();
         // Serialising our own type cannot fail.
         let json = serde_json::to_string(desired).unwrap_or_default();
-        let mut invocation = self.record_converged.prepare_invoke();
-        invocation.key(self.keys.applied(app, person)).key(self.keys.desired(app, person));
+        let mut invocation = RECORD_CONVERGED_SCRIPT.prepare_invoke();
+        invocation.key(self.store.keys.applied(app, person)).key(self.store.keys.desired(app, person));
         for key in account_keys(desired.user.external_id.as_deref(), &desired.user.user_name) {
-            invocation.key(self.keys.account(app, &key));
+            invocation.key(self.store.keys.account(app, &key));
         }
         invocation.arg(sequence).arg(json).arg(person.as_str());
         invocation
@@ -98,16 +118,16 @@ impl Store {
     }
 
     /// The desired state of each of `persons` in `app` (one MGET).
-    pub async fn desired_accounts(
-        &self,
+    pub async fn get_many(
+        self,
         app: &AppId,
         persons: &[PersonId],
     ) -> Result<Vec<Option<DesiredAccount>>, StoreError> {
         if persons.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn.clone();
-        let keys: Vec<String> = persons.iter().map(|p| self.keys.desired(app, p)).collect();
+        let mut conn = self.store.conn.clone();
+        let keys: Vec<String> = persons.iter().map(|p| self.store.keys.desired(app, p)).collect();
         let raw: Vec<Option<String>> = redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut conn)
@@ -124,15 +144,15 @@ impl Store {
     /// The person each account maps to through the account index (one MGET
     /// for the page); an account is given as its [`account_keys`].
     pub async fn account_owners(
-        &self,
+        self,
         app: &AppId,
         accounts: &[Vec<String>],
     ) -> Result<Vec<Option<PersonId>>, StoreError> {
-        let keys: Vec<String> = accounts.iter().flatten().map(|k| self.keys.account(app, k)).collect();
+        let keys: Vec<String> = accounts.iter().flatten().map(|k| self.store.keys.account(app, k)).collect();
         if keys.is_empty() {
             return Ok(vec![None; accounts.len()]);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.store.conn.clone();
         let raw: Vec<Option<String>> = redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut conn)
@@ -150,27 +170,12 @@ impl Store {
             .collect())
     }
 
-    /// The registry records of `persons` (one pipeline).
-    pub async fn people(&self, persons: &[PersonId]) -> Result<Vec<Option<PersonRecord>>, StoreError> {
-        if persons.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        for person in persons {
-            pipe.cmd("HMGET").arg(self.keys.person(person)).arg("seq").arg("status").arg("apps");
-        }
-        type Fields = (Option<u64>, Option<String>, Option<String>);
-        let rows: Vec<Fields> = pipe.query_async(&mut conn).await.map_err(command("read persons"))?;
-        rows.into_iter().map(|(seq, status, apps)| person_record(seq, status, apps)).collect()
-    }
-
     /// Adds `persons` to the set of persons sweep `run` saw an account of in `app`.
-    pub async fn note_seen(&self, app: &AppId, run: &str, persons: &[PersonId]) -> Result<(), StoreError> {
+    pub async fn note_seen(self, app: &AppId, run: &str, persons: &[PersonId]) -> Result<(), StoreError> {
         if persons.is_empty() {
             return Ok(());
         }
-        let key = self.keys.sweep_seen(app, run);
+        let key = self.store.keys.sweep_seen(app, run);
         let ids: Vec<&str> = persons.iter().map(PersonId::as_str).collect();
         let mut add = redis::cmd("SADD");
         add.arg(&key).arg(&ids);
@@ -181,12 +186,12 @@ impl Store {
     /// round trip: every per-run key of a sweep is gone an hour later even if
     /// the sweep dies before cleaning up.
     async fn write_expiring(
-        &self,
+        self,
         write: redis::Cmd,
         key: &str,
         what: &'static str,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.store.conn.clone();
         redis::pipe()
             .add_command(write)
             .ignore()
@@ -200,22 +205,22 @@ impl Store {
     }
 
     /// Computes, in Redis, the members of `app` sweep `run` saw no account
-    /// of, and returns a scan over them (read with [`Store::next_missing`]).
-    pub async fn start_missing(&self, app: &AppId, run: &str) -> Result<MissingScan, StoreError> {
-        let key = self.keys.sweep_missing(app, run);
+    /// of, and returns a scan over them (read with [`Desired::next_missing`]).
+    pub async fn start_missing(self, app: &AppId, run: &str) -> Result<MissingScan, StoreError> {
+        let key = self.store.keys.sweep_missing(app, run);
         let mut diff = redis::cmd("SDIFFSTORE");
-        diff.arg(&key).arg(self.keys.members(app)).arg(self.keys.sweep_seen(app, run));
+        diff.arg(&key).arg(self.store.keys.members(app)).arg(self.store.keys.sweep_seen(app, run));
         self.write_expiring(diff, &key, "compute missing accounts").await?;
         Ok(MissingScan { key, cursor: 0, done: false })
     }
 
     /// The next chunk of missing persons; `None` when the scan is over. A
     /// chunk may be empty (SSCAN may return nothing on a step).
-    pub async fn next_missing(&self, scan: &mut MissingScan) -> Result<Option<Vec<PersonId>>, StoreError> {
+    pub async fn next_missing(self, scan: &mut MissingScan) -> Result<Option<Vec<PersonId>>, StoreError> {
         if scan.done {
             return Ok(None);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.store.conn.clone();
         let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
             .arg(&scan.key)
             .arg(scan.cursor)
@@ -231,21 +236,21 @@ impl Store {
 
     /// Keeps remediation job bodies of sweep `run` until paging is over
     /// (publishing while paging could shift the pages of an app that deletes).
-    pub async fn push_fixes(&self, app: &AppId, run: &str, bodies: &[String]) -> Result<(), StoreError> {
+    pub async fn push_fixes(self, app: &AppId, run: &str, bodies: &[String]) -> Result<(), StoreError> {
         if bodies.is_empty() {
             return Ok(());
         }
-        let key = self.keys.sweep_fixes(app, run);
+        let key = self.store.keys.sweep_fixes(app, run);
         let mut push = redis::cmd("RPUSH");
         push.arg(&key).arg(bodies);
         self.write_expiring(push, &key, "keep remediation jobs").await
     }
 
     /// Takes up to `count` kept remediation job bodies, oldest first.
-    pub async fn pop_fixes(&self, app: &AppId, run: &str, count: usize) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn.clone();
+    pub async fn pop_fixes(self, app: &AppId, run: &str, count: usize) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.store.conn.clone();
         let popped: Option<Vec<String>> = redis::cmd("LPOP")
-            .arg(self.keys.sweep_fixes(app, run))
+            .arg(self.store.keys.sweep_fixes(app, run))
             .arg(count.max(1))
             .query_async(&mut conn)
             .await
@@ -254,12 +259,12 @@ impl Store {
     }
 
     /// Removes the keys of sweep `run` of `app`.
-    pub async fn end_sweep(&self, app: &AppId, run: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+    pub async fn end_sweep(self, app: &AppId, run: &str) -> Result<(), StoreError> {
+        let mut conn = self.store.conn.clone();
         redis::cmd("UNLINK")
-            .arg(self.keys.sweep_seen(app, run))
-            .arg(self.keys.sweep_missing(app, run))
-            .arg(self.keys.sweep_fixes(app, run))
+            .arg(self.store.keys.sweep_seen(app, run))
+            .arg(self.store.keys.sweep_missing(app, run))
+            .arg(self.store.keys.sweep_fixes(app, run))
             .query_async::<u64>(&mut conn)
             .await
             .map(drop)

@@ -10,21 +10,31 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use scimfleet_schemas::{AppId, EvidenceRecord, PersonId};
 
-use super::{Store, StoreError, command};
+use super::{Store, StoreError, command, px};
 
 /// Index members read per round trip when exporting.
 const PAGE: isize = 500;
 
-impl Store {
+/// The deprovision evidence; from [`Store::evidence`].
+#[derive(Clone, Copy)]
+pub struct Evidence<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Evidence<'s> {
+    pub(super) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
     /// The evidence of one deprovision, if kept.
-    pub async fn evidence(
-        &self,
+    pub async fn get(
+        self,
         app: &AppId,
         person: &PersonId,
         sequence: u64,
     ) -> Result<Option<EvidenceRecord>, StoreError> {
-        let mut conn = self.conn.clone();
-        let key = self.keys.evidence(app, person, sequence);
+        let mut conn = self.store.conn.clone();
+        let key = self.store.keys.evidence(app, person, sequence);
         let raw: Option<String> =
             redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(command("read evidence"))?;
         raw.map(|raw| serde_json::from_str(&raw).map_err(|_| StoreError::Corrupt { what: "evidence record" }))
@@ -33,13 +43,13 @@ impl Store {
 
     /// Stores `record` for `retention` and indexes it by its event time;
     /// index entries older than the retention are pruned on the way.
-    pub async fn put_evidence(&self, record: &EvidenceRecord, retention: Duration) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let key = self.keys.evidence(&record.app, &record.person, record.sequence);
-        let index = self.keys.evidence_index();
+    pub async fn put(self, record: &EvidenceRecord, retention: Duration) -> Result<(), StoreError> {
+        let mut conn = self.store.conn.clone();
+        let key = self.store.keys.evidence(&record.app, &record.person, record.sequence);
+        let index = self.store.keys.evidence_index();
         // Serialising our own type cannot fail.
         let json = serde_json::to_string(record).unwrap_or_default();
-        let ttl_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl_ms = px(retention);
         let cutoff = Utc::now().timestamp_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         redis::pipe()
             .atomic()
@@ -66,13 +76,13 @@ impl Store {
 
     /// Evidence records whose event time is at or after `since`, oldest
     /// first, read page by page; `visit` sees each. Expired records are skipped.
-    pub async fn scan_evidence(
-        &self,
+    pub async fn scan(
+        self,
         since: Option<DateTime<Utc>>,
         mut visit: impl FnMut(EvidenceRecord),
     ) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
-        let index = self.keys.evidence_index();
+        let mut conn = self.store.conn.clone();
+        let index = self.store.keys.evidence_index();
         let min = since.map_or_else(|| "-inf".to_owned(), |t| t.timestamp_millis().to_string());
         let mut offset = 0;
         let mut seen = 0;

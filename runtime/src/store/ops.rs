@@ -63,7 +63,7 @@ pub struct BreakerOps {
     pub changed_at: Option<DateTime<Utc>>,
 }
 
-/// The operational state of one app, read back by [`Store::app_ops`].
+/// The operational state of one app, read back by [`Ops::get`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppOps {
     /// Circuit breakers.
@@ -141,22 +141,32 @@ fn stale_breakers(fields: &HashMap<String, String>, now: DateTime<Utc>) -> Vec<&
         .collect()
 }
 
-impl Store {
+/// The per-app operational state; from [`Store::ops`].
+#[derive(Clone, Copy)]
+pub struct Ops<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Ops<'s> {
+    pub(super) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
     /// Records the breaker of `app` in worker process `instance`: open until
     /// `open_until`, or closed (`None`). One round trip (write, then read
     /// the hash back to find stale entries); a second one only when some
     /// are pruned.
     pub async fn note_breaker(
-        &self,
+        self,
         app: &AppId,
         instance: &str,
         open_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
-        let key = self.keys.ops(app);
+        let key = self.store.keys.ops(app);
         // Serialising our own type cannot fail.
         let entry = serde_json::to_string(&BreakerEntry { at: now, open_until }).unwrap_or_default();
-        let mut conn = self.conn.clone();
+        let mut conn = self.store.conn.clone();
         let (fields,): (HashMap<String, String>,) = redis::pipe()
             .cmd("HSET")
             .arg(&key)
@@ -183,13 +193,13 @@ impl Store {
 
     /// Records `error` as the latest failure of `app` (its detail cut to
     /// [`LAST_ERROR_DETAIL_CHARS`]).
-    pub async fn note_error(&self, app: &AppId, error: &LastError) -> Result<(), StoreError> {
+    pub async fn note_error(self, app: &AppId, error: &LastError) -> Result<(), StoreError> {
         let kept = LastError { detail: bounded(&error.detail, LAST_ERROR_DETAIL_CHARS), ..error.clone() };
         // Serialising our own type cannot fail.
         let json = serde_json::to_string(&kept).unwrap_or_default();
-        let mut conn = self.conn.clone();
+        let mut conn = self.store.conn.clone();
         redis::cmd("HSET")
-            .arg(self.keys.ops(app))
+            .arg(self.store.keys.ops(app))
             .arg(LAST_ERROR)
             .arg(json)
             .query_async::<u64>(&mut conn)
@@ -199,10 +209,10 @@ impl Store {
     }
 
     /// Counts one deprovision of `app` that verification found undone.
-    pub async fn count_verification_failure(&self, app: &AppId) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+    pub async fn count_verification_failure(self, app: &AppId) -> Result<(), StoreError> {
+        let mut conn = self.store.conn.clone();
         redis::cmd("HINCRBY")
-            .arg(self.keys.ops(app))
+            .arg(self.store.keys.ops(app))
             .arg(VERIFICATION_FAILURES)
             .arg(1)
             .query_async::<i64>(&mut conn)
@@ -212,21 +222,21 @@ impl Store {
     }
 
     /// The operational state of `app`.
-    pub async fn app_ops(&self, app: &AppId) -> Result<AppOps, StoreError> {
-        let mut all = self.apps_ops(std::slice::from_ref(app)).await?;
+    pub async fn get(self, app: &AppId) -> Result<AppOps, StoreError> {
+        let mut all = self.get_many(std::slice::from_ref(app)).await?;
         Ok(all.pop().unwrap_or_default())
     }
 
     /// The operational state of each of `apps`, in order (one pipeline).
-    pub async fn apps_ops(&self, apps: &[AppId]) -> Result<Vec<AppOps>, StoreError> {
+    pub async fn get_many(self, apps: &[AppId]) -> Result<Vec<AppOps>, StoreError> {
         if apps.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for app in apps {
-            pipe.cmd("HGETALL").arg(self.keys.ops(app));
+            pipe.cmd("HGETALL").arg(self.store.keys.ops(app));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.store.conn.clone();
         let hashes: Vec<HashMap<String, String>> =
             pipe.query_async(&mut conn).await.map_err(command("read ops state"))?;
         let now = Utc::now();

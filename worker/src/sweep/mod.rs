@@ -154,7 +154,7 @@ pub async fn sweep_app(
 ) -> Result<SweepSummary, SweepError> {
     let result = run::run(sweep, on_finding).await;
     // The per-run keys expire anyway; removing them now is tidiness.
-    if let Err(error) = sweep.store.end_sweep(&sweep.app.id, sweep.run_id).await {
+    if let Err(error) = sweep.store.desired().end_sweep(&sweep.app.id, sweep.run_id).await {
         tracing::warn!(scimfleet.app = %sweep.app.id, %error, "could not remove a sweep's keys");
     }
     result

@@ -18,7 +18,7 @@ pub(super) async fn publish_fixes(
     let exchange = topology.jobs_exchange();
     let mut published = 0;
     loop {
-        let bodies = sweep.store.pop_fixes(&sweep.app.id, sweep.run_id, PUBLISH_BATCH).await?;
+        let bodies = sweep.store.desired().pop_fixes(&sweep.app.id, sweep.run_id, PUBLISH_BATCH).await?;
         if bodies.is_empty() {
             return Ok(published);
         }

@@ -54,13 +54,13 @@ async fn sweep_page(
     let (app, store) = (&sweep.app.id, sweep.store);
     let keys: Vec<Vec<String>> =
         accounts.iter().map(|u| account_keys(u.external_id.as_deref(), &u.user_name)).collect();
-    let owners = store.account_owners(app, &keys).await?;
+    let owners = store.desired().account_owners(app, &keys).await?;
     let mut persons: Vec<PersonId> = owners.iter().flatten().cloned().collect();
     persons.sort();
     persons.dedup();
-    let records = store.people(&persons).await?;
-    let desired = store.desired_accounts(app, &persons).await?;
-    store.note_seen(app, sweep.run_id, &persons).await?;
+    let records = store.registry().get_many(&persons).await?;
+    let desired = store.desired().get_many(app, &persons).await?;
+    store.desired().note_seen(app, sweep.run_id, &persons).await?;
     let mut bodies = Vec::new();
     for (account, owner) in accounts.iter().zip(&owners) {
         summary.seen += 1;
@@ -90,7 +90,7 @@ async fn sweep_page(
         };
         on_finding(&finding)?;
     }
-    store.push_fixes(app, sweep.run_id, &bodies).await?;
+    store.desired().push_fixes(app, sweep.run_id, &bodies).await?;
     Ok(())
 }
 
@@ -103,10 +103,10 @@ async fn sweep_missing(
     on_finding: &mut OnFinding<'_>,
 ) -> Result<(), SweepError> {
     let (app, store) = (&sweep.app.id, sweep.store);
-    let mut scan = store.start_missing(app, sweep.run_id).await?;
-    while let Some(chunk) = store.next_missing(&mut scan).await? {
-        let records = store.people(&chunk).await?;
-        let desired = store.desired_accounts(app, &chunk).await?;
+    let mut scan = store.desired().start_missing(app, sweep.run_id).await?;
+    while let Some(chunk) = store.desired().next_missing(&mut scan).await? {
+        let records = store.registry().get_many(&chunk).await?;
+        let desired = store.desired().get_many(app, &chunk).await?;
         let mut bodies = Vec::new();
         for ((person, record), wanted) in chunk.iter().zip(&records).zip(&desired) {
             // The members set is kept with the registry; the registry decides.
@@ -125,7 +125,7 @@ async fn sweep_missing(
             };
             on_finding(&finding)?;
         }
-        store.push_fixes(app, sweep.run_id, &bodies).await?;
+        store.desired().push_fixes(app, sweep.run_id, &bodies).await?;
     }
     Ok(())
 }

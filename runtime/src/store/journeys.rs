@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Keys, Store, StoreError, command};
+use super::{Store, StoreError, command, px};
 
 /// Most steps kept per event (the newest win).
 const MAX_STEPS: isize = 1000;
@@ -61,25 +61,29 @@ pub struct JourneyStep {
     pub person: Option<String>,
 }
 
-impl Keys {
-    fn journey(&self, event_id: &str) -> String {
-        format!("{}:journey:{event_id}", self.ns)
-    }
+/// The event journeys; from [`Store::journeys`].
+#[derive(Clone, Copy)]
+pub struct Journeys<'s> {
+    store: &'s Store,
 }
 
-impl Store {
+impl<'s> Journeys<'s> {
+    pub(super) fn new(store: &'s Store) -> Self {
+        Self { store }
+    }
+
     /// Appends `step` to the journey of `event_id`, kept for `retention`.
-    pub async fn journey_step(
-        &self,
+    pub async fn step(
+        self,
         event_id: &str,
         step: &JourneyStep,
         retention: Duration,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let key = self.keys.journey(event_id);
+        let mut conn = self.store.conn.clone();
+        let key = self.store.keys.journey(event_id);
         // Serialising our own type cannot fail.
         let json = serde_json::to_string(step).unwrap_or_default();
-        let ttl_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl_ms = px(retention);
         redis::pipe()
             .cmd("RPUSH")
             .arg(&key)
@@ -100,10 +104,10 @@ impl Store {
     }
 
     /// The journey of `event_id`, by when each step began (empty when unknown or expired).
-    pub async fn journey(&self, event_id: &str) -> Result<Vec<JourneyStep>, StoreError> {
-        let mut conn = self.conn.clone();
+    pub async fn read(self, event_id: &str) -> Result<Vec<JourneyStep>, StoreError> {
+        let mut conn = self.store.conn.clone();
         let raw: Vec<String> = redis::cmd("LRANGE")
-            .arg(self.keys.journey(event_id))
+            .arg(self.store.keys.journey(event_id))
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)

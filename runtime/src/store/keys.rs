@@ -1,0 +1,123 @@
+//! Every Redis key scimfleet writes, built here and nowhere else.
+//!
+//! One constructor per key kind, always under the namespace (`{ns}:…`), so
+//! deleting a namespace (`{ns}:*`) removes everything a test or demo left,
+//! and a layout change is one edit. The layouts are documented on the store
+//! module; changing one orphans the data already stored under the old one.
+
+use scimfleet_schemas::{AppId, PersonId};
+
+/// Typed key constructors, one per key kind, always under the namespace.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    ns: String,
+}
+
+impl Keys {
+    /// Keys under `namespace`.
+    pub(super) fn new(namespace: &str) -> Self {
+        Self { ns: namespace.to_owned() }
+    }
+
+    /// The registry hash of a person.
+    pub(super) fn person(&self, person: &PersonId) -> String {
+        format!("{}:person:{person}", self.ns)
+    }
+
+    /// The set of persons who should hold an account in `app`.
+    pub(super) fn members(&self, app: &AppId) -> String {
+        format!("{}:members:{app}", self.ns)
+    }
+
+    /// The highest sequence converged for a person in an app.
+    pub(super) fn applied(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:applied:{app}:{person}", self.ns)
+    }
+
+    /// The lease on a person in an app.
+    pub(super) fn lease(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:lease:{app}:{person}", self.ns)
+    }
+
+    /// A GCRA rate bucket.
+    pub(super) fn rate(&self, bucket: &str) -> String {
+        format!("{}:rate:{bucket}", self.ns)
+    }
+
+    /// The pause of an app.
+    pub(super) fn pause(&self, app: &AppId) -> String {
+        format!("{}:pause:{app}", self.ns)
+    }
+
+    /// A period claim.
+    pub(super) fn claim(&self, what: &str) -> String {
+        format!("{}:claim:{what}", self.ns)
+    }
+
+    /// The evidence of one deprovision.
+    pub(super) fn evidence(&self, app: &AppId, person: &PersonId, sequence: u64) -> String {
+        format!("{}:evidence:{app}:{person}:{sequence}", self.ns)
+    }
+
+    /// Sorted set of evidence keys by event time (ms), for exports by time.
+    pub(super) fn evidence_index(&self) -> String {
+        format!("{}:evidence-index", self.ns)
+    }
+
+    /// The journey list of one HR event.
+    pub(super) fn journey(&self, event_id: &str) -> String {
+        format!("{}:journey:{event_id}", self.ns)
+    }
+
+    /// The desired state of a person's account in an app.
+    pub(super) fn desired(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:desired:{app}:{person}", self.ns)
+    }
+
+    /// An account-index entry; `key` is one of [`account_keys`].
+    pub(super) fn account(&self, app: &AppId, key: &str) -> String {
+        format!("{}:account:{app}:{key}", self.ns)
+    }
+
+    /// The persons sweep `run` of `app` saw an account of.
+    pub(super) fn sweep_seen(&self, app: &AppId, run: &str) -> String {
+        format!("{}:sweep:{app}:{run}", self.ns)
+    }
+
+    /// The members of `app` sweep `run` saw no account of.
+    pub(super) fn sweep_missing(&self, app: &AppId, run: &str) -> String {
+        format!("{}:sweep:{app}:{run}:missing", self.ns)
+    }
+
+    /// The remediation jobs sweep `run` of `app` keeps until paging is over.
+    pub(super) fn sweep_fixes(&self, app: &AppId, run: &str) -> String {
+        format!("{}:sweep:{app}:{run}:fixes", self.ns)
+    }
+
+    /// The per-app ops hash.
+    pub(super) fn ops(&self, app: &AppId) -> String {
+        format!("{}:ops:{app}", self.ns)
+    }
+
+    /// Every key of the namespace, as a SCAN pattern.
+    pub(super) fn pattern(&self) -> String {
+        format!("{}:*", self.ns)
+    }
+}
+
+/// Every key of every namespace starting with `prefix`, as a SCAN pattern.
+pub(super) fn prefix_pattern(prefix: &str) -> String {
+    format!("{prefix}*")
+}
+
+/// The account-index keys of an account: `ext:` first (when it has an
+/// `externalId`), then `un:` with the `userName` lower-cased, because
+/// `userName` is compared case-insensitively (RFC 7643 §4.1.1).
+pub fn account_keys(external_id: Option<&str>, user_name: &str) -> Vec<String> {
+    let mut keys = Vec::with_capacity(2);
+    if let Some(ext) = external_id.filter(|e| !e.is_empty()) {
+        keys.push(format!("ext:{ext}"));
+    }
+    keys.push(format!("un:{}", user_name.to_lowercase()));
+    keys
+}
