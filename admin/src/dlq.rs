@@ -13,7 +13,7 @@
 //! The commands ([`list`], [`show`], [`replay`], [`purge`]) each open one
 //! connection, do their work on it and close it.
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use scimfleet_schemas::deadletter::HEADER_PREFIX;
@@ -109,13 +109,9 @@ pub async fn count(
 ) -> Result<u32, BrokerError> {
     let queue = target.queue(topology);
     let channel = connection.create_channel().await.map_err(BrokerError::channel("open channel"))?;
-    let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-    let declared = channel
-        .queue_declare(queue.as_str().into(), options, FieldTable::default())
-        .await
-        .map_err(BrokerError::channel(format!("inspect {queue}")))?;
+    let depth = scimfleet_runtime::broker::inspect::depth(&channel, &queue).await?;
     let _closed = channel.close(200, "counted".into()).await;
-    Ok(declared.message_count())
+    Ok(depth.messages)
 }
 
 /// Reads up to `limit` messages of `target` without removing them.

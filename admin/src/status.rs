@@ -229,15 +229,11 @@ pub fn assemble(
     let mut statuses = Vec::with_capacity(apps.len());
     let unknown = AppOps::default();
     for (app, ops) in apps.iter().zip(ops.iter().chain(std::iter::repeat(&unknown))) {
-        let work = queue(topology.job_queue(app)).lane();
-        let leavers = queue(topology.leaver_queue(app)).lane();
-        let retry_backlog =
-            topology.retry_tiers_ms().iter().map(|&t| queue(topology.retry_queue(app, t)).messages()).sum();
-        let rechecks_pending = topology
-            .recheck_delays_ms(app)
-            .iter()
-            .map(|&d| queue(topology.recheck_queue(app, d)).messages())
-            .sum();
+        let named = topology.queues(app);
+        let work = queue(named.work.clone()).lane();
+        let leavers = queue(named.leavers.clone()).lane();
+        let retry_backlog = named.retries.iter().map(|q| queue(q.clone()).messages()).sum();
+        let rechecks_pending = named.rechecks.iter().map(|q| queue(q.clone()).messages()).sum();
         let open = ops.breaker.open_instances > 0;
         statuses.push(AppStatus {
             app: app.clone(),
@@ -246,7 +242,7 @@ pub fn assemble(
             consumers: work.consumers + leavers.consumers,
             retry_backlog,
             rechecks_pending,
-            dlq: queue(topology.app_dlq(app)).messages(),
+            dlq: queue(named.dlq.clone()).messages(),
             breaker: BreakerStatus {
                 state: if open { BreakerState::Open } else { BreakerState::Closed },
                 open_instances: ops.breaker.open_instances,

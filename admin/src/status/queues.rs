@@ -18,8 +18,6 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use serde::{Deserialize, Serialize};
 
@@ -186,16 +184,15 @@ async fn declare_passively(
     names: &[String],
 ) -> Result<HashMap<String, QueueFigures>, BrokerError> {
     let open = || async { connection.create_channel().await.map_err(BrokerError::channel("open channel")) };
-    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
     let mut channel = open().await?;
     let mut found = HashMap::new();
     for name in names {
-        match channel.queue_declare(name.as_str().into(), passive, FieldTable::default()).await {
-            Ok(queue) => {
+        match broker::inspect::depth(&channel, name).await {
+            Ok(depth) => {
                 let figures = QueueFigures {
-                    ready: u64::from(queue.message_count()),
+                    ready: u64::from(depth.messages),
                     unacked: None,
-                    consumers: u64::from(queue.consumer_count()),
+                    consumers: u64::from(depth.consumers),
                 };
                 found.insert(name.clone(), figures);
             }

@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
+use anyhow::bail;
 use scimfleet_admin::dlq;
 use scimfleet_runtime::Config;
 use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent};
@@ -108,9 +106,8 @@ async fn queued_jobs(
 ) -> anyhow::Result<u64> {
     let mut total = 0u64;
     for app in apps {
-        for queue in [topology.job_queue(app), topology.leaver_queue(app)] {
-            total += u64::from(passive_count(channel, &queue).await?);
-        }
+        let depth = broker::inspect::total_depth(channel, &topology.queues(app).lanes()).await?;
+        total += u64::from(depth.messages);
     }
     Ok(total)
 }
@@ -126,15 +123,6 @@ pub async fn dead_letters(
         total += u64::from(dlq::count(connection, topology, &dlq::Target::App(app.clone())).await?);
     }
     Ok(total)
-}
-
-async fn passive_count(channel: &lapin::Channel, queue: &str) -> anyhow::Result<u32> {
-    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-    let declared = channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await
-        .with_context(|| format!("reading the depth of {queue}"))?;
-    Ok(declared.message_count())
 }
 
 /// The `/metrics` text of the process listening on `port`.

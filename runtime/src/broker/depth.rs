@@ -1,16 +1,12 @@
 //! Sampling queue depths into the process's metrics.
 //!
-//! A passive `queue.declare` answers with the ready message count and the
-//! consumer count of a queue without changing it
-//! (<https://www.rabbitmq.com/docs/queues#declaration>), over AMQP, so no
-//! management plugin is needed. Every replica samples the queues of its
-//! apps; dashboards take `max by (app, queue)`. Unacknowledged counts need
-//! the management API and are left to `scimfleet status`.
+//! Depths are read by [`super::inspect`] (passive declares over AMQP, no
+//! management plugin). Every replica samples the queues of its apps;
+//! dashboards take `max by (app, queue)`. Unacknowledged counts need the
+//! management API and are left to `scimfleet status`.
 
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -39,21 +35,11 @@ pub async fn sample(
     metrics: std::sync::Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
     loop {
         for sampled in &queues {
-            let (mut messages, mut consumers) = (0u32, 0u32);
-            for name in &sampled.names {
-                match channel.queue_declare(name.as_str().into(), passive, FieldTable::default()).await {
-                    Ok(queue) => {
-                        messages = messages.saturating_add(queue.message_count());
-                        consumers = consumers.saturating_add(queue.consumer_count());
-                    }
-                    // A missing queue closes the channel: stop until the next connection.
-                    Err(_) => return,
-                }
-            }
-            metrics.queue(&sampled.app, sampled.queue, messages, consumers);
+            // A missing queue closes the channel: stop until the next connection.
+            let Ok(depth) = super::inspect::total_depth(&channel, &sampled.names).await else { return };
+            metrics.queue(&sampled.app, sampled.queue, depth.messages, depth.consumers);
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -68,14 +54,12 @@ pub fn app_queues(topology: &super::Topology, apps: &[scimfleet_schemas::AppId])
     let mut queues = Vec::new();
     for app in apps {
         let one = |queue, names| Sampled { app: app.to_string(), queue, names };
-        queues.push(one("work", vec![topology.job_queue(app)]));
-        queues.push(one("leavers", vec![topology.leaver_queue(app)]));
-        queues.push(one("dlq", vec![topology.app_dlq(app)]));
-        let retries = topology.retry_tiers_ms().iter().map(|&t| topology.retry_queue(app, t)).collect();
-        queues.push(one("retry", retries));
-        let rechecks =
-            topology.recheck_delays_ms(app).iter().map(|&d| topology.recheck_queue(app, d)).collect();
-        queues.push(one("recheck", rechecks));
+        let named = topology.queues(app);
+        queues.push(one("work", vec![named.work]));
+        queues.push(one("leavers", vec![named.leavers]));
+        queues.push(one("dlq", vec![named.dlq]));
+        queues.push(one("retry", named.retries));
+        queues.push(one("recheck", named.rechecks));
     }
     queues
 }

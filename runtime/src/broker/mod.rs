@@ -9,6 +9,7 @@ mod consume;
 pub mod depth;
 pub mod events;
 mod headers;
+pub mod inspect;
 mod publish;
 mod settle;
 mod topology;

@@ -267,11 +267,7 @@ impl Topology {
     pub async fn delete(&self, channel: &Channel, apps: &[AppId]) -> Result<(), BrokerError> {
         let mut queues = vec![self.events_queue(), self.events_dlq()];
         for app in apps {
-            queues.push(self.job_queue(app));
-            queues.push(self.leaver_queue(app));
-            queues.push(self.app_dlq(app));
-            queues.extend(self.retry_tiers_ms.iter().map(|&tier| self.retry_queue(app, tier)));
-            queues.extend(self.recheck_delays_ms(app).iter().map(|&delay| self.recheck_queue(app, delay)));
+            queues.extend(self.queues(app).all().cloned());
         }
         for queue in queues {
             channel
