@@ -1,7 +1,7 @@
 //! The leaver-first lane: a leaver published after a large upsert backlog
 //! for the same app is deactivated long before that backlog drains.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! reached, each attempt (a retry included) and its outcome, read-backs of a
 //! leaver, and the trace id the apps saw in `traceparent`.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! `suite_logs_hold_no_token_and_no_email` greps the logs every test process
 //! of the run left in [`test_log_dir`]; `make test` runs it last, on its own.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

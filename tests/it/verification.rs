@@ -1,13 +1,14 @@
 //! Deprovisioning verification: every deactivate or delete is read back,
 //! re-checked later, remediated when undone, and leaves signed evidence.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::Person;
 use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::{Faults, Resource, Route};
 use scimfleet_schemas::scim::PatchOperation;
 use scimfleet_schemas::{DeadLetterReason, EvidenceRecord, EvidenceStatus, Expectation};
@@ -19,18 +20,13 @@ const READ_BACKS_BEFORE_DONE: u64 = 6;
 /// Three apps with everyone in scope: two deactivate, one deletes. Each app
 /// has a group, so the read-back also checks that the leaver left it.
 fn policy(verification: &str, extra: &str) -> String {
-    let app = |id: &str, mode: &str| {
-        format!(
-            "[[apps]]\nid = \"{id}\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n\
-             deprovision = \"{mode}\"\n{extra}\n[[apps.groups]]\nname = \"staff\"\n"
-        )
-    };
-    format!(
-        "[verification]\nevidence_key_env = \"{KEY_ENV}\"\n{verification}\n{}{}{}",
-        app("git", "deactivate"),
-        app("chat", "deactivate"),
-        app("crm", "delete")
-    )
+    let settings = format!("[verification]\nevidence_key_env = \"{KEY_ENV}\"\n{verification}");
+    [("git", "deactivate"), ("chat", "deactivate"), ("crm", "delete")]
+        .iter()
+        .fold(PolicyBuilder::new().settings(&settings), |b, (id, mode)| {
+            b.app(id, &format!("deprovision = \"{mode}\"\n{extra}")).group("staff")
+        })
+        .build()
 }
 
 fn leaver() -> Person<'static> {

@@ -4,7 +4,7 @@
 //!
 //! One test function: the tracing subscriber is global to the process.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! that keeps failing ends in its app's dead-letter queue once its budget
 //! is spent, while the other apps are served as usual.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

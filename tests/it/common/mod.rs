@@ -1,4 +1,5 @@
-//! Shared test fixtures: a three-app policy and an event builder.
+//! Shared test fixtures: the policies of `devkit::policy`, an event builder,
+//! CLI log capture and a `scimfleet worker` child process.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
@@ -9,42 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-/// Three apps: `git` (Engineering, deactivate), `chat` (everyone,
-/// deactivate), `crm` (Sales, delete); each with group rules.
-pub const POLICY: &str = r#"
-[[apps]]
-id = "git"
-base_url = "https://set-by-fleet"
-token_env = "UNUSED"
-deprovision = "deactivate"
-scope = { include = { department = ["Engineering"] } }
-[[apps.groups]]
-name = "engineers"
-hr_groups = ["engineering"]
-[[apps.groups]]
-name = "london"
-when = { location = ["London"] }
-
-[[apps]]
-id = "chat"
-base_url = "https://set-by-fleet"
-token_env = "UNUSED"
-[[apps.groups]]
-name = "all-staff"
-[[apps.groups]]
-name = "eng-chat"
-hr_groups = ["engineering"]
-
-[[apps]]
-id = "crm"
-base_url = "https://set-by-fleet"
-token_env = "UNUSED"
-deprovision = "delete"
-scope = { include = { department = ["Sales"] } }
-[[apps.groups]]
-name = "sales-team"
-when = { department = ["Sales"] }
-"#;
+/// The standard three-app policy (`git`, `chat`, `crm`).
+pub const POLICY: &str = scimfleet_devkit::policy::STANDARD;
 
 /// A person's attributes for the tests' standard person `E<n>`.
 pub struct Person<'a> {
@@ -95,11 +62,7 @@ pub fn hires(first: usize, count: usize, department: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A policy with the single app `chat` (everyone in scope) plus `extra`
-/// lines for that app, e.g. `"concurrency = 1"`.
-pub fn chat_only(extra: &str) -> String {
-    format!("[[apps]]\nid = \"chat\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n{extra}\n")
-}
+pub use scimfleet_devkit::policy::{PolicyBuilder, chat_only};
 
 /// Appends the standard error of a `scimfleet` command run by a test (its
 /// log) to `cli-<pid>.log` in the test log directory, which `make test`

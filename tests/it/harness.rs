@@ -1,7 +1,7 @@
 //! The test harness itself: a fleet cleans up after itself even when a test
 //! fails before `stop`, so broker and Redis do not fill with leftovers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -19,7 +19,6 @@ use std::time::Duration;
 use scimfleet_runtime::metrics::{AppAction, AppReason, Metrics, OutcomeLabel, ReasonLabel};
 use serde_json::Value;
 
-#[path = "deploy_artefacts/promql.rs"]
 mod promql;
 use promql::{Kind, exposition, selectors};
 

@@ -1,7 +1,7 @@
 //! A 429 pauses the whole app, for every job and replica, until its
 //! Retry-After; not just the job that was refused.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

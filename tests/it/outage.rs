@@ -2,7 +2,7 @@
 //! dedicated service instance on a port of its own, so restarting it never
 //! disturbs the tests running beside it.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The circuit breaker: a dead app's jobs are parked without calling it, and
 //! flow again once a probe succeeds.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The binary's start-up behaviour: bad configuration fails at once, naming
 //! the file, the field and the reason, without leaking secrets.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

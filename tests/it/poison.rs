@@ -2,7 +2,7 @@
 //! retried within the budget, then dead-lettered as `poison`; nothing loops
 //! and the other apps carry on.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

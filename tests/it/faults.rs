@@ -3,7 +3,7 @@
 //! still every person ends exactly as desired in every app, with no
 //! duplicate account, and no app is called while a 429 told us to wait.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -4,13 +4,14 @@
 //! circuit breaker opened and parks them untried); the healthy apps converge exactly,
 //! and their job latency is compared with a run where all three are healthy.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::ScimServerHandle;
 use scimfleet_schemas::{DeadLetterReason, Job, Stage};
 
@@ -30,18 +31,17 @@ const SETTLE: Duration = Duration::from_secs(120);
 /// The dead app's jobs spend their attempts until its circuit breaker
 /// opens; after that they are parked untried, and their age ends them.
 fn policy() -> String {
-    let app = |id: &str, extra: &str| {
-        format!(
-            "[[apps]]\nid = \"{id}\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n{extra}\n\
-             [[apps.groups]]\nname = \"staff\"\n"
+    PolicyBuilder::new()
+        .settings(
+            "[worker]\nretry_tiers_ms = [50, 200, 1000]\nbreaker_failures = 5\nbreaker_cooldown_ms = 1000",
         )
-    };
-    format!(
-        "[worker]\nretry_tiers_ms = [50, 200, 1000]\nbreaker_failures = 5\nbreaker_cooldown_ms = 1000\n{}{}{}",
-        app("alpha", ""),
-        app("beta", ""),
-        app(DEAD, &format!("max_attempts = {DEAD_ATTEMPTS}\nmax_age_ms = {DEAD_MAX_AGE_MS}")),
-    )
+        .app("alpha", "")
+        .group("staff")
+        .app("beta", "")
+        .group("staff")
+        .app(DEAD, &format!("max_attempts = {DEAD_ATTEMPTS}\nmax_age_ms = {DEAD_MAX_AGE_MS}"))
+        .group("staff")
+        .build()
 }
 
 /// Per healthy app, each person's job latency: from the publish of the batch

@@ -12,7 +12,7 @@
 //! message and its child processes killed, before nextest's `terminate-after`
 //! (4 x 60 s) cuts it short.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -22,6 +22,7 @@ use common::WorkerProcess;
 use common::rabbit::RabbitNode;
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::{Fleet, test_log_dir};
+use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::Resource;
 use serde_json::Value;
 
@@ -58,13 +59,8 @@ async fn assert_converged_exactly(fleet: &Fleet, events: &[Value], people: usize
 
 /// `apps` apps, everyone in scope of each, `concurrency` jobs at once per app.
 fn everyone_in(apps: &[&str], concurrency: u16) -> String {
-    let mut policy = SHORT_LEASES.to_owned();
-    for app in apps {
-        policy += &format!(
-            "[[apps]]\nid = \"{app}\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\nconcurrency = {concurrency}\n"
-        );
-    }
-    policy
+    let extra = format!("concurrency = {concurrency}");
+    apps.iter().fold(PolicyBuilder::new().settings(SHORT_LEASES), |b, app| b.app(app, &extra)).build()
 }
 
 /// Leases in Redis held by a worker now (or by a dead one, until they expire).

@@ -2,7 +2,7 @@
 //! against the SCIM servers' request logs and the dead-letter queues), and
 //! `/readyz` following a real RabbitMQ node going away and coming back.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::Person;
 use common::rabbit::RabbitNode;
 use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_runtime::broker::{self, Topology};
 use scimfleet_runtime::dlq;
 use scimfleet_schemas::AppId;
@@ -19,11 +20,11 @@ const SETTLE: Duration = Duration::from_secs(90);
 /// git (Engineering), chat (everyone), crm (Sales, paced), and ldap
 /// (everyone), whose server is down: retries, breaker, dead letters.
 fn policy() -> String {
-    format!(
-        "[worker]\nretry_tiers_ms = [50]\nrequest_retries = 0\nbreaker_failures = 2\nbreaker_cooldown_ms = 200\n\
-         {}\n[[apps]]\nid = \"ldap\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\nmax_attempts = 2\n",
-        common::POLICY.replace("deprovision = \"delete\"", "deprovision = \"delete\"\nrate_per_second = 50")
-    )
+    PolicyBuilder::new()
+        .settings("[worker]\nretry_tiers_ms = [50]\nrequest_retries = 0\nbreaker_failures = 2\nbreaker_cooldown_ms = 200")
+        .apps_toml(&common::POLICY.replace("deprovision = \"delete\"", "deprovision = \"delete\"\nrate_per_second = 50"))
+        .app("ldap", "max_attempts = 2")
+        .build()
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

@@ -1,7 +1,7 @@
 //! A per-app rate limit holds across worker replicas: the app never sees more
 //! than its rate (plus one burst) in any second.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //!
 //! One test function: the tracing subscriber is global to the process.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

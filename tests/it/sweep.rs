@@ -2,7 +2,7 @@
 //! Accounts created, reactivated, edited or deleted behind the fleet's back
 //! are found and classified; `--remediate` fixes what can be fixed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Person;
 use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_schemas::scim::{PatchOperation, ScimUser};
 use serde_json::{Value, json};
 
@@ -18,18 +19,12 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// Three apps with everyone in scope and a `staff` group: two deactivate,
 /// one deletes.
 fn policy() -> String {
-    let app = |id: &str, mode: &str| {
-        format!(
-            "[[apps]]\nid = \"{id}\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n\
-             deprovision = \"{mode}\"\n[[apps.groups]]\nname = \"staff\"\n"
-        )
-    };
-    format!(
-        "[verification]\nrecheck = []\n{}{}{}",
-        app("git", "deactivate"),
-        app("chat", "deactivate"),
-        app("crm", "delete")
-    )
+    [("git", "deactivate"), ("chat", "deactivate"), ("crm", "delete")]
+        .iter()
+        .fold(PolicyBuilder::new().settings("[verification]\nrecheck = []"), |b, (id, mode)| {
+            b.app(id, &format!("deprovision = \"{mode}\"")).group("staff")
+        })
+        .build()
 }
 
 fn person(id: &str) -> Person<'_> {

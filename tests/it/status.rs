@@ -4,13 +4,14 @@
 //! 400 (dead letters), and one acknowledging a deactivation it does not
 //! apply (a verification failure).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{Person, hires};
 use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, Route};
 use serde_json::Value;
 
@@ -22,20 +23,17 @@ const HIRES: usize = 3;
 /// parked jobs stay put in `retry.120000`. `leaky` does not remediate, so
 /// one failed read-back dead-letters at once.
 fn policy() -> String {
-    let app = |id: &str, extra: &str| {
-        format!(
-            "[[apps]]\nid = \"{id}\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n{extra}\n"
+    PolicyBuilder::new()
+        .settings(
+            "[worker]\nrequest_retries = 0\nretry_tiers_ms = [200, 120000]\nmax_attempts = 100\n\
+             breaker_failures = 2\nbreaker_cooldown_ms = 120000\n\
+             [verification]\nrecheck = [\"10m\"]",
         )
-    };
-    format!(
-        "[worker]\nrequest_retries = 0\nretry_tiers_ms = [200, 120000]\nmax_attempts = 100\n\
-         breaker_failures = 2\nbreaker_cooldown_ms = 120000\n\
-         [verification]\nrecheck = [\"10m\"]\n{}{}{}{}",
-        app("good", ""),
-        app("down", ""),
-        app("bad", ""),
-        app("leaky", "remediate = false"),
-    )
+        .app("good", "")
+        .app("down", "")
+        .app("bad", "")
+        .app("leaky", "remediate = false")
+        .build()
 }
 
 fn status(fleet: &Fleet, args: &[&str], env: &[(&str, &str)]) -> Output {

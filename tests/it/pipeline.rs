@@ -1,7 +1,7 @@
 //! End to end on real RabbitMQ and Redis: HR events in, SCIM state out.
 //! Each test owns a fleet with its own namespace and test servers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `scimfleet dlq`: list, replay and purge dead letters, driven through the
 //! binary against a running fleet.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! an account a newer deactivation removed; and a job older than the version
 //! already applied is dropped, counted as stale.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
