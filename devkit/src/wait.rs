@@ -15,7 +15,7 @@ use tokio::time::Instant;
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
 /// Longest pause between two polls: a check may cost a broker round trip,
 /// and a late condition is still seen within this much of happening.
-const MAX_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_millis(20);
 
 /// Why [`until`] gave up.
 #[derive(Debug, thiserror::Error)]

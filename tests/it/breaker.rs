@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::POLICY;
 use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::wait;
 
 const JOBS: u64 = 20;
 
@@ -19,15 +20,11 @@ async fn an_open_breaker_parks_jobs_without_calling_the_app_and_closes_after_rec
     let addr = fleet.stop_server("crm").await.expect("crm down");
     fleet.publish_json(&common::hires(6000, JOBS as usize, "Sales")).await.expect("published");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while fleet.worker().deferred < 5 * JOBS {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the breaker never parked jobs: {:?}",
-            fleet.worker()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until("the breaker to park jobs", Duration::from_secs(60), async || {
+        fleet.worker().deferred >= 5 * JOBS
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", fleet.worker()));
     let stats = fleet.worker();
     println!("while crm was down: {stats:?}");
     // One failed attempt per job that was already in flight when the breaker

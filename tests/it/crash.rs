@@ -24,6 +24,7 @@ use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::{Fleet, test_log_dir};
 use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::Resource;
+use scimfleet_devkit::wait;
 use serde_json::Value;
 
 /// Leases of a killed worker live `job_timeout_ms` + 10 s; a short attempt
@@ -98,17 +99,12 @@ async fn a_worker_killed_with_sigkill_mid_run_loses_nothing() {
     fleet.publish_json(&events).await.expect("published");
     let mut worker = WorkerProcess::start(&fleet.config_path(), &log);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while created(&fleet) < KILL_AFTER_CREATES {
+    wait::until("accounts to be created", Duration::from_secs(90), async || {
         worker.assert_running(&log);
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} accounts created in 90 s; see {}",
-            created(&fleet),
-            log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        created(&fleet) >= KILL_AFTER_CREATES
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: only {} accounts created; see {}", created(&fleet), log.display()));
     worker.kill();
     let killed_at = started.elapsed();
     let created_before = created(&fleet);
@@ -163,12 +159,11 @@ async fn a_rabbitmq_restart_mid_run_loses_nothing() {
     let events = common::hires(30_000, PEOPLE, "Ops");
     let started = Instant::now();
     fleet.publish_json(&events).await.expect("published");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while fleet.scheduler().settled() < 250 || fleet.worker().converged < 50 {
-        let progress = (fleet.scheduler(), fleet.worker());
-        assert!(tokio::time::Instant::now() < deadline, "no progress: {progress:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::until("progress", Duration::from_secs(30), async || {
+        fleet.scheduler().settled() >= 250 && fleet.worker().converged >= 50
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", (fleet.scheduler(), fleet.worker())));
     node.kill();
     let (at_kill_s, at_kill_w) = (fleet.scheduler(), fleet.worker());
     let killed_at = started.elapsed();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{POLICY, Person};
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::scim_server::Resource;
+use scimfleet_devkit::wait;
 use scimfleet_runtime::broker::{self, Publisher, Topology, persistent};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -32,11 +33,7 @@ fn dlq(fleet: &Fleet, args: &[&str]) -> String {
 }
 
 async fn wait_for(what: &str, check: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until(what, SETTLE, async || check()).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

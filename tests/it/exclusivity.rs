@@ -12,6 +12,7 @@ use common::{Person, WorkerProcess};
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::scim_server::{RequestRecord, Resource, ScimServerHandle};
+use scimfleet_devkit::wait;
 use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent};
 use scimfleet_schemas::Job;
 use serde_json::{Value, json};
@@ -148,11 +149,11 @@ async fn an_older_job_arriving_late_is_dropped_as_stale() {
         mandatory: true,
     };
     publisher.publish(message).await.expect("published");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while fleet.worker().stale == stale_before {
-        assert!(tokio::time::Instant::now() < deadline, "not dropped: {:?}", fleet.worker());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::until("the stale job to be dropped", Duration::from_secs(30), async || {
+        fleet.worker().stale != stale_before
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", fleet.worker()));
     fleet.wait_settled(Duration::from_secs(30)).await.expect("settled");
     let chat = fleet.server("chat");
     assert_eq!(fleet.worker().stale, stale_before + 1);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use common::Person;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::scim_server::Resource;
+use scimfleet_devkit::wait;
 use scimfleet_schemas::scim::ScimUser;
 
 const BACKLOG: usize = 20_000;
@@ -47,16 +48,13 @@ async fn a_leaver_overtakes_an_upsert_backlog_of_the_same_app() {
     fleet.spawn_worker(None);
     let worker_started = Instant::now();
     let chat = fleet.server("chat");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while chat.user_by_external_id(leaver.id).and_then(|u| u.active) != Some(false) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the leaver was not deactivated within 60 s; {} creates so far, worker {:?}",
-            chat.count("POST", Resource::Users),
-            fleet.worker()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until("the leaver's deactivation", Duration::from_secs(60), async || {
+        chat.user_by_external_id(leaver.id).and_then(|u| u.active) == Some(false)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!("{e}; {} creates so far, worker {:?}", chat.count("POST", Resource::Users), fleet.worker())
+    });
     let log = chat.requests();
     let deactivated_at = log
         .iter()

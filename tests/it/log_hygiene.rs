@@ -18,6 +18,7 @@ use std::time::Duration;
 use common::Person;
 use scimfleet_devkit::fleet::{Fleet, test_log_dir};
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, RetryAfter, Route};
+use scimfleet_devkit::wait;
 use scimfleet_runtime::config::LogFormat;
 use scimfleet_runtime::telemetry::{self, TelemetryOptions, Traces};
 use scimfleet_schemas::DeadLetterReason;
@@ -269,11 +270,11 @@ async fn a_dead_app(fleet: &mut Fleet) -> Vec<Person<'static>> {
     let parked_before = fleet.worker().deferred;
     let hires: Vec<Value> = people.iter().zip(60..).map(|(p, n)| event(p, n, "person.hired", 1)).collect();
     fleet.publish_json(&hires).await.expect("published");
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while fleet.worker().deferred < parked_before + 2 * people.len() as u64 {
-        assert!(tokio::time::Instant::now() < deadline, "the breaker never opened: {:?}", fleet.worker());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until("the breaker to open", SETTLE, async || {
+        fleet.worker().deferred >= parked_before + 2 * people.len() as u64
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", fleet.worker()));
     fleet.restart_server("crm", addr).await.expect("crm back");
     fleet.wait_settled(SETTLE).await.expect("settled");
     assert_eq!(fleet.server("crm").users().len(), people.len());

@@ -11,6 +11,7 @@ use common::Person;
 use common::rabbit::RabbitNode;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
+use scimfleet_devkit::wait;
 use scimfleet_runtime::broker::{self, Topology};
 use scimfleet_runtime::dlq;
 use scimfleet_schemas::AppId;
@@ -87,19 +88,18 @@ async fn metrics_count_a_known_workload() {
     let ldap_dead = dlq::count(&connection, &topology, &ldap).await.expect("count");
     let _closed = connection.close(200, "done".into()).await;
     // Queue gauges are sampled every 5 s: wait for a sample taken after settling.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let m = loop {
-        let (status, text) = get(fleet.ops_addr(), "/metrics").await;
+    let mut text = String::new();
+    let m = wait::until("the queue gauges to catch up", Duration::from_secs(30), async || {
+        let (status, body) = get(fleet.ops_addr(), "/metrics").await;
         assert_eq!(status, 200);
+        text = body;
         let m = samples(&text);
         // The worker's and the scheduler's samplers run apart: wait for both.
         let sampled = |app, queue| sum(&m, "scimfleet_queue_messages", &[("app", app), ("queue", queue)]);
-        if sampled("ldap", "dlq") == f64::from(ldap_dead) && sampled("events", "dlq") == 1.0 {
-            break m;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "queue gauges never caught up:\n{text}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+        (sampled("ldap", "dlq") == f64::from(ldap_dead) && sampled("events", "dlq") == 1.0).then_some(m)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}:\n{text}"));
 
     // Scheduler: 5 hires, 2 leavers, 1 stale update, 1 malformed event.
     assert_eq!(sum(&m, "scimfleet_events_received_total", &[]), 9.0);
@@ -193,15 +193,13 @@ async fn metrics_count_a_known_workload() {
 
 /// Polls `/readyz` until it answers `status`.
 async fn readyz_becomes(fleet: &Fleet, status: u16, within: Duration) -> String {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let (seen, body) = get(fleet.ops_addr(), "/readyz").await;
-        if seen == status {
-            return body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "/readyz stayed {seen} ({body}), not {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut last = (0, String::new());
+    let body = wait::until(&format!("/readyz to answer {status}"), within, async || {
+        last = get(fleet.ops_addr(), "/readyz").await;
+        (last.0 == status).then(|| last.1.clone())
+    })
+    .await;
+    body.unwrap_or_else(|e| panic!("{e}: /readyz stayed {} ({})", last.0, last.1))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

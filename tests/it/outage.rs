@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::wait;
 
 const PEOPLE: usize = 300;
 
@@ -29,11 +30,12 @@ impl Redis {
     }
 
     async fn wait_ready(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "redis on {} did not start", self.port);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("redis on {} to start", self.port);
+        wait::until(&what, Duration::from_secs(20), async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -62,11 +64,9 @@ async fn a_redis_crash_mid_run_loses_nothing() {
     let events = common::hires(9100, PEOPLE, "Ops");
     fleet.publish_json(&events).await.expect("published");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while fleet.worker().converged < 20 {
-        assert!(tokio::time::Instant::now() < deadline, "no progress: {:?}", fleet.worker());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::until("progress", Duration::from_secs(60), async || fleet.worker().converged >= 20)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", fleet.worker()));
     drop(redis); // killed mid-run, with everything it held
     let before_restart = fleet.worker();
     tokio::time::sleep(Duration::from_millis(500)).await; // the outage
@@ -122,11 +122,9 @@ async fn lost_broker_connections_are_restored_and_lose_nothing() {
     let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
     let events = common::hires(9500, PEOPLE, "Ops");
     fleet.publish_json(&events).await.expect("published");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while fleet.worker().converged < 20 {
-        assert!(tokio::time::Instant::now() < deadline, "no progress: {:?}", fleet.worker());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::until("progress", Duration::from_secs(60), async || fleet.worker().converged >= 20)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", fleet.worker()));
     let cut = cut_connections(&fleet.config.namespace);
     let at_cut = fleet.worker();
     assert_eq!(cut, 2, "the scheduler's and the worker's connections");

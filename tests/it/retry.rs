@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{POLICY, Person};
 use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::wait;
 use scimfleet_schemas::DeadLetterReason;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -46,11 +47,9 @@ async fn a_job_waits_in_a_delay_queue_and_converges_once_the_app_is_back() {
     let addr = fleet.stop_server("crm").await.expect("crm down");
     fleet.publish_json(&[SALES.event("evt-1", "person.hired", 1)]).await.expect("published");
 
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while fleet.worker().retried < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no retry seen: {:?}", fleet.worker());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until("two retries", SETTLE, async || fleet.worker().retried >= 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", fleet.worker()));
     fleet.restart_server("crm", addr).await.expect("crm back");
     fleet.wait_settled(SETTLE).await.expect("settled");
 

@@ -13,6 +13,7 @@ use common::{Person, hires};
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, Route};
+use scimfleet_devkit::wait;
 use serde_json::Value;
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -63,11 +64,7 @@ fn app<'a>(report: &'a Value, id: &str) -> &'a Value {
 }
 
 async fn wait_for(what: &str, check: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until(what, SETTLE, async || check()).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The figures the workload must produce once the broker's sampled stats
@@ -133,16 +130,14 @@ async fn status_reports_queues_breakers_dead_letters_and_verification_failures_p
     })
     .await;
 
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    let report = loop {
+    let mut last = (Vec::new(), Value::Null);
+    let report = wait::until("the status report to match", SETTLE, async || {
         let report = status_json(&fleet, &[], &[]);
-        let wrong = expected(&report);
-        if wrong.is_empty() {
-            break report;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "status never matched: {wrong:#?}\n{report:#}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+        last = (expected(&report), report);
+        last.0.is_empty().then(|| last.1.clone())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:#?}\n{:#}", last.0, last.1));
     println!("{report:#}");
     assert_eq!((report["v"].as_u64(), report["source"].as_str()), (Some(1), Some("management")));
     assert_eq!(report["namespace"], fleet.config.namespace.as_str());

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::Person;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
+use scimfleet_devkit::wait;
 use scimfleet_schemas::scim::{PatchOperation, ScimUser};
 use serde_json::{Value, json};
 
@@ -206,11 +207,11 @@ async fn a_periodic_sweep_finds_and_fixes_an_orphan_without_being_asked() {
     let id = git.user_by_external_id("E6100").and_then(|u| u.id).expect("the leaver's account");
     git.patch_user(&id, &[PatchOperation::replace("active", json!(true))]).expect("reactivated by an admin");
 
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while git.user_by_external_id("E6100").and_then(|u| u.active) != Some(false) {
-        assert!(tokio::time::Instant::now() < deadline, "the periodic sweep did not fix the orphan");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::until("the periodic sweep to fix the orphan", SETTLE, async || {
+        git.user_by_external_id("E6100").and_then(|u| u.active) == Some(false)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let listed = git
         .requests()
         .iter()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, RetryAfter, Route};
+use scimfleet_devkit::wait;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_holds_back_other_jobs_for_the_same_app_until_retry_after() {
@@ -17,11 +18,11 @@ async fn a_429_holds_back_other_jobs_for_the_same_app_until_retry_after() {
     fleet.publish_json(&common::hires(9900, 2, "Ops")).await.expect("published");
 
     // Once the first create is refused, the app would accept again; only the pause may hold requests back.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !fleet.server("chat").requests().iter().any(|r| r.status == 429) {
-        assert!(tokio::time::Instant::now() < deadline, "no 429 was served");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait::until("a 429 to be served", Duration::from_secs(30), async || {
+        fleet.server("chat").requests().iter().any(|r| r.status == 429)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     fleet.server("chat").clear_faults();
     fleet.wait_settled(Duration::from_secs(60)).await.expect("settled");
 

@@ -14,6 +14,7 @@ use common::Person;
 use scimfleet_devkit::fleet::{Fleet, TEST_LOG_LEVELS, test_log_dir};
 use scimfleet_devkit::otlp::{OtlpReceiver, ReceivedSpan};
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, Route};
+use scimfleet_devkit::wait;
 use scimfleet_runtime::broker::{self, Publisher, Topology};
 use scimfleet_runtime::config::LogFormat;
 use scimfleet_runtime::dlq;
@@ -28,15 +29,12 @@ fn trace_of(traceparent: &str) -> &str {
 
 /// Flushes, then waits until the receiver holds a span `matching`.
 async fn received(telemetry: &Telemetry, receiver: &OtlpReceiver, matching: impl Fn(&ReceivedSpan) -> bool) {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
+    wait::until("such a span to arrive", SETTLE, async || {
         telemetry.flush().await;
-        if receiver.spans().iter().any(&matching) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no such span arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        receiver.spans().iter().any(&matching)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use common::Person;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::{Faults, Resource, Route};
+use scimfleet_devkit::wait;
 use scimfleet_schemas::scim::PatchOperation;
 use scimfleet_schemas::{DeadLetterReason, EvidenceRecord, EvidenceStatus, Expectation};
 
@@ -198,34 +199,35 @@ async fn an_account_reactivated_after_the_deactivation_is_caught_by_a_recheck() 
     let person = leaver();
     hire_then_terminate(&mut fleet, &person).await;
     let chat = fleet.server("chat").clone();
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    let id = loop {
-        match chat.user_by_external_id(person.id) {
-            Some(user) if user.active == Some(false) => break user.id.expect("id"),
-            _ => assert!(tokio::time::Instant::now() < deadline, "not deactivated"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    // A local admin (or a JIT login) brings the account back a second later.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let id = wait::until("the deactivation", SETTLE, async || {
+        chat.user_by_external_id(person.id).filter(|u| u.active == Some(false)).and_then(|u| u.id)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // A local admin (or a JIT login) brings the account back once the
+    // read-back passed, and before the 2 s re-check: waited on, not slept
+    // for, so a slow machine cannot move the reactivation past the re-check.
+    let read_back = wait::until("chat's first read-back", SETTLE, async || {
+        let records = evidence(&fleet).await;
+        records.into_iter().find(|r| r.app.as_str() == "chat" && r.first_verification.is_some())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(read_back.last_recheck.is_none(), "re-checked before the reactivation: {read_back:#?}");
     chat.patch_user(&id, &[PatchOperation::replace("active", serde_json::json!(true))]).expect("reactivated");
 
     // The 2 s re-check finds it, remediates, and the remediation is verified
     // (and re-checked itself 2 s later).
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
-        let records = evidence(&fleet).await;
-        let record = records.iter().find(|r| r.app.as_str() == "chat");
-        let done = record.is_some_and(|r| r.failures == 1 && r.remediations == 1)
+    let mut record = None;
+    wait::until("the reactivation to be caught", SETTLE, async || {
+        record = evidence(&fleet).await.into_iter().find(|r| r.app.as_str() == "chat");
+        record.as_ref().is_some_and(|r| r.failures == 1 && r.remediations == 1)
             // 3 read-backs, 2 passing re-checks (git, crm), the remediation's read-back.
             && fleet.worker().verified >= READ_BACKS_BEFORE_DONE
-            && chat.user_by_external_id(person.id).and_then(|u| u.active) == Some(false);
-        if done {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not caught: {record:#?} {:?}", fleet.worker());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            && chat.user_by_external_id(person.id).and_then(|u| u.active) == Some(false)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {record:#?} {:?}", fleet.worker()));
     let w = fleet.worker();
     println!("worker: {w:?}");
     assert_eq!((w.verification_failed, w.remediated), (1, 1));

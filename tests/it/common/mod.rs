@@ -62,7 +62,7 @@ pub fn hires(first: usize, count: usize, department: &str) -> Vec<Value> {
         .collect()
 }
 
-pub use scimfleet_devkit::policy::{PolicyBuilder, chat_only};
+pub use scimfleet_devkit::policy::chat_only;
 
 /// Appends the standard error of a `scimfleet` command run by a test (its
 /// log) to `cli-<pid>.log` in the test log directory, which `make test`
