@@ -24,7 +24,6 @@ mod pipeline;
 mod poison;
 mod rate_limit;
 mod retry;
-mod scim_converge;
 mod status;
 mod sweep;
 mod throttle;
