@@ -24,7 +24,14 @@ demo: services ## Provision a sample organisation into three in-process SCIM app
 # clean clone (CI) starts without one. Absolute: tests run in their crate's dir.
 TEST_LOG_DIR := $(CURDIR)/target/test-logs
 # The test that greps those logs for tokens and e-mail addresses: run last.
-LOG_CHECK := suite_logs_hold_no_token_and_no_email
+# Its full path in the integration binary `it` (filters match it exactly).
+LOG_CHECK := log_hygiene::suite_logs_hold_no_token_and_no_email
+# Tests that install the process's telemetry themselves (one subscriber per
+# process): nextest gives every test a process; `cargo test` runs a binary's
+# tests as threads of one process, so without nextest they run one at a time.
+OWN_PROCESS := tracing::an_event_is_one_trace_from_intake_to_every_scim_request_and_survives_dead_letter_and_replay \
+	trace_export_down::a_closed_collector_port_never_slows_or_stops_the_pipeline \
+	log_hygiene::a_noisy_run_logs_no_token_and_no_email
 
 .PHONY: test
 test: services ## Run the whole test suite against the real RabbitMQ and Redis, then check its logs
@@ -33,11 +40,12 @@ test: services ## Run the whole test suite against the real RabbitMQ and Redis, 
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --all-targets --profile $${NEXTEST_PROFILE:-default} \
 			-E 'not test(=$(LOG_CHECK))' && \
-		$(CARGO) nextest run -p scimfleet --test log_hygiene --profile $${NEXTEST_PROFILE:-default} \
+		$(CARGO) nextest run -p scimfleet --test it --profile $${NEXTEST_PROFILE:-default} \
 			-E 'test(=$(LOG_CHECK))'; \
 	else \
-		$(CARGO) test --workspace --all-targets -- --skip $(LOG_CHECK) && \
-		$(CARGO) test -p scimfleet --test log_hygiene -- --exact $(LOG_CHECK); \
+		$(CARGO) test --workspace --all-targets -- --skip $(LOG_CHECK) $(addprefix --skip ,$(OWN_PROCESS)) && \
+		for t in $(OWN_PROCESS); do $(CARGO) test -p scimfleet --test it -- --exact $$t || exit 1; done && \
+		$(CARGO) test -p scimfleet --test it -- --exact $(LOG_CHECK); \
 	fi
 
 .PHONY: bench

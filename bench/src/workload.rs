@@ -6,7 +6,7 @@
 //! join; a mover (Sales → Engineering, a new title, the next team) is a
 //! look-up, a user PATCH, leaving one group and joining another; a leaver is
 //! a look-up, leaving its group and a deactivation. Events carry the
-//! person's full state, like the fixtures of `tests/common`.
+//! person's full state, like the fixtures of `tests/it/common`.
 //!
 //! Why teams and not one group of everyone: the SCIM test server answers a
 //! group PATCH with the whole group, members included, and renders a user's

@@ -1,7 +1,9 @@
-//! Run scimfleet without real SaaS apps: an in-process SCIM test server.
+#![doc = include_str!("../README.md")]
 
 pub mod demo;
 pub mod expect;
 pub mod fleet;
 pub mod otlp;
+pub mod policy;
 pub mod scim_server;
+pub mod wait;

@@ -5,7 +5,7 @@
 //! Both runs use the same policy: the last app has a small retry budget
 //! (`max_attempts = 3`, `max_age_ms = 3000`) and the worker short retry
 //! tiers (50, 200, 1000 ms) and a quick breaker (5 failures, 1 s cool-down),
-//! as in `tests/isolation.rs`. In the second run that app's server is
+//! as in `tests/it/isolation.rs`. In the second run that app's server is
 //! stopped before the publish, so its address refuses connections: the
 //! harshest "down". Each run publishes the hires of `people` people and
 //! waits until settled (the dead app's jobs dead-lettered). The baseline

@@ -288,4 +288,6 @@ fn canonical_fields(attr: &Attr, fields: &Map<String, Value>) -> Result<Map<Stri
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

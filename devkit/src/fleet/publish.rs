@@ -1,0 +1,60 @@
+//! Publishing HR events into a fleet, with confirms, as the HR side would;
+//! the count published is what the waits compare the scheduler against.
+
+use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent};
+
+use super::{Fleet, FleetError};
+
+impl Fleet {
+    /// Publishes raw event bodies to `{ns}.events` with confirms, routing key
+    /// = the event's `type` when readable. Counts them for [`Fleet::wait_settled`].
+    pub async fn publish(&mut self, bodies: &[Vec<u8>]) -> Result<(), FleetError> {
+        self.publish_as(bodies, Some(broker::events::CLOUDEVENTS_JSON)).await
+    }
+
+    /// Like [`Fleet::publish`], with a chosen content type (or none).
+    pub async fn publish_as(
+        &mut self,
+        bodies: &[Vec<u8>],
+        content_type: Option<&str>,
+    ) -> Result<(), FleetError> {
+        let properties = match content_type {
+            Some(content_type) => persistent(content_type),
+            // Persistent, but with no content type at all.
+            None => lapin::BasicProperties::default().with_delivery_mode(2),
+        };
+        let exchange = Topology::of(&self.config).events_exchange();
+        let keys: Vec<String> = bodies.iter().map(|b| broker::events::routing_of(b).0).collect();
+        let messages: Vec<Outgoing<'_>> = bodies
+            .iter()
+            .zip(&keys)
+            .map(|(body, key)| Outgoing {
+                exchange: &exchange,
+                routing_key: key,
+                body,
+                properties: properties.clone(),
+                mandatory: true,
+            })
+            .collect();
+        self.publisher.publish_all(messages).await?;
+        self.published += bodies.len() as u64;
+        Ok(())
+    }
+
+    /// Publishes JSON events.
+    pub async fn publish_json(&mut self, events: &[serde_json::Value]) -> Result<(), FleetError> {
+        let bodies: Vec<Vec<u8>> = events.iter().map(serde_json::to_vec).collect::<Result<_, _>>()?;
+        self.publish(&bodies).await
+    }
+
+    /// Opens the harness's own broker connection afresh. A broker restart
+    /// breaks it (the scheduler and worker reconnect by themselves), and
+    /// [`Fleet::wait_settled`], [`Fleet::take_dead_letters`] and
+    /// [`Fleet::stop`] need it.
+    pub async fn reconnect(&mut self) -> Result<(), FleetError> {
+        let connection = broker::connect(&self.config.broker.url, "scimfleet-fleet").await?;
+        self.publisher = Publisher::open(&connection).await?;
+        self.connection = connection;
+        Ok(())
+    }
+}

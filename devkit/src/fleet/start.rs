@@ -1,0 +1,162 @@
+//! Starting a fleet: the policy completed into a configuration of its own
+//! (namespace, servers' URLs, token file, free ports), the test servers, the
+//! topology, the operations listener, and the test process's log capture.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use scimfleet_runtime::broker::{self, Publisher, Topology};
+use scimfleet_runtime::ops::Ops;
+use scimfleet_runtime::{Config, Store};
+use scimfleet_schemas::AppId;
+use tokio_util::sync::CancellationToken;
+
+use super::{Fleet, FleetError};
+use crate::scim_server::ScimServer;
+
+/// Queues of a test namespace disappear after this long unused.
+const TEST_QUEUE_EXPIRY_MS: u64 = 15 * 60 * 1000;
+
+impl Fleet {
+    pub(super) async fn launch(policy: &str, namespace: &str, with_worker: bool) -> Result<Self, FleetError> {
+        capture_logs(namespace);
+        let token = format!("tok-{}", rand::random::<u64>());
+        let token_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
+        std::fs::create_dir_all(&token_dir)?;
+        std::fs::write(token_dir.join("token"), &token)?;
+        let (text, app_ids) = complete_policy(policy, namespace)?;
+        let mut servers = BTreeMap::new();
+        let mut text = text;
+        for app in &app_ids {
+            let server = ScimServer::start(token.clone()).await?;
+            text = text.replace(&placeholder(app), &server.base_url());
+            servers.insert(AppId::parse(app.as_str())?, server);
+        }
+        // Written out so command-line tools can be pointed at this fleet.
+        std::fs::write(token_dir.join("scimfleet.toml"), &text)?;
+        let config = Arc::new(Config::from_toml(&text, "fleet", token_dir.clone(), service_env())?);
+        let store = Store::connect(&config.redis.url, &config.namespace).await?;
+        sweep_stale_namespaces(&store).await;
+        let connection = broker::connect(&config.broker.url, "scimfleet-fleet").await?;
+        let publisher = Publisher::open(&connection).await?;
+        let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
+        Topology::of(&config).declare(publisher.channel(), &apps).await?;
+        // One operations listener for the fleet's scheduler and workers, as a
+        // process running both would have.
+        let ops = Ops::default();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let ops_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn({
+            let (ops, stop) = (ops.clone(), shutdown.clone());
+            async move { scimfleet_runtime::ops::serve(listener, ops, stop).await.map_err(|e| e.to_string()) }
+        });
+        let mut fleet = Self {
+            config,
+            servers,
+            scheduler_stats: Arc::default(),
+            worker_stats: Arc::default(),
+            ops,
+            ops_addr,
+            shutdown,
+            tasks: vec![serving],
+            connection,
+            publisher,
+            store,
+            published: 0,
+            token_dir,
+            token,
+            stopped: false,
+        };
+        fleet.spawn_scheduler();
+        if with_worker {
+            fleet.spawn_worker(None);
+        }
+        Ok(fleet)
+    }
+}
+
+/// A fresh namespace `{prefix}-{unix seconds}-{random}`; the time lets later
+/// runs recognise and sweep what a crashed run left.
+pub fn unique_namespace(prefix: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    format!("{prefix}-{now}-{:08x}", rand::random::<u32>())
+}
+
+fn placeholder(app: &str) -> String {
+    format!("http://127.0.0.1:1/placeholder/{app}")
+}
+
+/// Fills the namespace, base URLs (placeholders until servers exist), tokens
+/// and the queue expiry into the policy; returns the text and the app ids.
+fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>), FleetError> {
+    let mut table: toml::Table = policy.parse()?;
+    table.insert("namespace".into(), namespace.into());
+    let broker = table.entry("broker").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(broker) = broker {
+        broker.insert("queue_expires_ms".into(), toml::Value::Integer(TEST_QUEUE_EXPIRY_MS as i64));
+    }
+    // Free ports: several fleets and worker processes share one machine.
+    let telemetry = table.entry("telemetry").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(telemetry) = telemetry {
+        for key in ["scheduler_listen", "worker_listen"] {
+            telemetry.entry(key).or_insert_with(|| "127.0.0.1:0".into());
+        }
+    }
+    let mut ids = Vec::new();
+    let apps = table.get_mut("apps").and_then(toml::Value::as_array_mut).ok_or("policy has no [[apps]]")?;
+    for app in apps.iter_mut().filter_map(toml::Value::as_table_mut) {
+        let id = app.get("id").and_then(toml::Value::as_str).ok_or("an app has no id")?.to_owned();
+        app.insert("base_url".into(), placeholder(&id).into());
+        app.insert("allow_insecure_loopback".into(), true.into());
+        app.remove("token_env");
+        app.insert("token_file".into(), "token".into());
+        ids.push(id);
+    }
+    Ok((toml::to_string(&table)?, ids))
+}
+
+/// Where tests write their logs: `SCIMFLEET_TEST_LOG_DIR`, or
+/// `scimfleet-test-logs` in the temporary directory. `make test` empties it
+/// first and checks afterwards that no log holds a token or an e-mail address.
+pub fn test_log_dir() -> PathBuf {
+    std::env::var_os("SCIMFLEET_TEST_LOG_DIR")
+        .map_or_else(|| std::env::temp_dir().join("scimfleet-test-logs"), PathBuf::from)
+}
+
+/// Sends this test process's logs, at debug level unless `RUST_LOG` says
+/// otherwise, to a file in [`test_log_dir`] (once per process; a test that
+/// installed telemetry of its own keeps it).
+fn capture_logs(namespace: &str) {
+    let dir = test_log_dir();
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let file = dir.join(format!("{namespace}.jsonl"));
+    let _installed = scimfleet_runtime::telemetry::init(scimfleet_runtime::telemetry::TelemetryOptions {
+        service: "scimfleet-test",
+        format: scimfleet_runtime::config::LogFormat::Json,
+        default_levels: TEST_LOG_LEVELS,
+        traces: scimfleet_runtime::telemetry::Traces::Off,
+        log_file: Some(&file),
+    });
+}
+
+/// Everything of ours, and what the libraries say at info and above.
+pub const TEST_LOG_LEVELS: &str = "info,scimfleet=debug,scimfleet_runtime=debug,scimfleet_scheduler=debug,\
+scimfleet_worker=debug,scimfleet_devkit=debug";
+
+/// Only the service locations are taken from the environment, so a developer's
+/// other `SCIMFLEET_*` settings cannot change what a test means.
+fn service_env() -> Vec<(String, String)> {
+    std::env::vars().filter(|(k, _)| k == "SCIMFLEET_BROKER__URL" || k == "SCIMFLEET_REDIS__URL").collect()
+}
+
+/// Deletes Redis keys of test namespaces older than an hour (crashed runs).
+async fn sweep_stale_namespaces(store: &Store) {
+    let cutoff = chrono::Utc::now().timestamp() - 3600;
+    if let Err(error) = store.sweep_namespaces("t-", cutoff).await {
+        tracing::warn!(%error, "could not sweep stale test namespaces");
+    }
+}

@@ -1,0 +1,127 @@
+//! Shared test fixtures: the policies of `devkit::policy`, an event builder,
+//! CLI log capture and a `scimfleet worker` child process.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+pub mod rabbit;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+/// The standard three-app policy (`git`, `chat`, `crm`).
+pub const POLICY: &str = scimfleet_devkit::policy::STANDARD;
+
+/// A person's attributes for the tests' standard person `E<n>`.
+pub struct Person<'a> {
+    pub id: &'a str,
+    pub department: &'a str,
+    pub title: &'a str,
+    pub location: &'a str,
+    pub groups: &'a [&'a str],
+}
+
+impl Person<'_> {
+    pub fn user_name(&self) -> String {
+        format!("{}@example.com", self.id.to_lowercase())
+    }
+
+    /// A CloudEvents event carrying this person's full state.
+    pub fn event(&self, event_id: &str, kind: &str, sequence: u64) -> Value {
+        let status = match kind {
+            "person.terminated" => "terminated",
+            "person.suspended" => "suspended",
+            _ => "active",
+        };
+        json!({
+            "specversion": "1.0", "id": event_id, "source": "hr/test", "type": kind,
+            "time": "2026-11-22T10:00:00Z", "subject": self.id, "datacontenttype": "application/json",
+            "data": {
+                "person_id": self.id, "sequence": sequence, "status": status, "effective_at": null,
+                "attributes": {
+                    "userName": self.user_name(), "givenName": "Test", "familyName": self.id,
+                    "email": self.user_name(), "department": self.department, "title": self.title,
+                    "employeeNumber": self.id.trim_start_matches('E'), "location": self.location
+                },
+                "groups": self.groups, "actor": {"id": "hr-sync", "amr": ["pwd", "mfa"]}
+            }
+        })
+    }
+}
+
+/// `person.hired` events for `count` people `E{first}`, `E{first + 1}`, ...
+/// in `department` (ids double as event ids: `hire-E…`).
+pub fn hires(first: usize, count: usize, department: &str) -> Vec<Value> {
+    (first..first + count)
+        .map(|n| {
+            let id = format!("E{n}");
+            let p = Person { id: &id, department, title: "Clerk", location: "Rome", groups: &[] };
+            p.event(&format!("hire-{id}"), "person.hired", 1)
+        })
+        .collect()
+}
+
+pub use scimfleet_devkit::policy::chat_only;
+
+/// Appends the standard error of a `scimfleet` command run by a test (its
+/// log) to `cli-<pid>.log` in the test log directory, which `make test`
+/// checks for tokens and e-mail addresses; returns the output unchanged.
+pub fn keep_log(output: Output) -> Output {
+    use std::io::Write as _;
+    let dir = scimfleet_devkit::fleet::test_log_dir();
+    std::fs::create_dir_all(&dir).expect("test log directory");
+    let path = dir.join(format!("cli-{}.log", std::process::id()));
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("CLI log file");
+    file.write_all(&output.stderr).expect("CLI log written");
+    output
+}
+
+/// A `scimfleet worker` child process, killed on drop so a failed assertion
+/// never leaves it running (and, in the test's process group, killed by
+/// nextest with a test that times out).
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    /// Starts `scimfleet worker` on `config`, its output appended to `log`
+    /// (kept out of the test's output; left behind only when the test fails).
+    pub fn start(config: &Path, log: &Path) -> Self {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).expect("log directory");
+        }
+        let output =
+            std::fs::OpenOptions::new().create(true).append(true).open(log).expect("worker log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+            .args(["worker", "--config"])
+            .arg(config)
+            // As verbose as the in-process tests, for the log check of `make test`.
+            .env("RUST_LOG", scimfleet_devkit::fleet::TEST_LOG_LEVELS)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("worker log file"))
+            .stderr(output)
+            .spawn()
+            .expect("the scimfleet binary starts");
+        Self { child }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Fails the test when the worker stopped by itself.
+    pub fn assert_running(&mut self, log: &Path) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the worker exited ({status}); see {}", log.display());
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

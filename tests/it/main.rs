@@ -1,0 +1,33 @@
+//! The integration tests, one binary: each module is one concern, driven
+//! against the real RabbitMQ and Redis (one namespace per test) or, for the
+//! deploy artefacts and the CLI, against files and the built `scimfleet`.
+//! One binary links the workspace once instead of once per file; nextest
+//! still runs every test in a process of its own.
+
+mod common;
+
+mod breaker;
+mod cli;
+mod crash;
+mod demo;
+mod deploy_artefacts;
+mod dlq;
+mod exclusivity;
+mod faults;
+mod harness;
+mod isolation;
+mod lanes;
+mod log_hygiene;
+mod ops;
+mod outage;
+mod pipeline;
+mod poison;
+mod rate_limit;
+mod retry;
+mod status;
+mod sweep;
+mod throttle;
+mod trace_cli;
+mod trace_export_down;
+mod tracing;
+mod verification;
