@@ -13,111 +13,22 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+mod labels;
+
+use labels::VersionLabel;
+pub use labels::{
+    AppAction, AppLabel, AppMethod, AppReason, JobOutcome, OutcomeLabel, QueueLabel, ReasonLabel,
+    ScimRequest, Verification,
+};
+
 /// Content type of [`Metrics::render`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// `app`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AppLabel {
-    /// The app id.
-    pub app: String,
-}
-
-/// `app`, `action`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AppAction {
-    /// The app id.
-    pub app: String,
-    /// `upsert`, `deactivate`, `delete` or `verify`.
-    pub action: String,
-}
-
-/// `app`, `action`, `outcome`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct JobOutcome {
-    /// The app id.
-    pub app: String,
-    /// The job's action.
-    pub action: String,
-    /// How the delivery was settled (see [`Metrics::jobs`]).
-    pub outcome: String,
-}
-
-/// `app`, `method`, `status`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ScimRequest {
-    /// The app id.
-    pub app: String,
-    /// HTTP method.
-    pub method: String,
-    /// HTTP status code, or `error` when no answer came.
-    pub status: String,
-}
-
-/// `app`, `method`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AppMethod {
-    /// The app id.
-    pub app: String,
-    /// HTTP method.
-    pub method: String,
-}
-
-/// `app`, `reason`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AppReason {
-    /// The app id.
-    pub app: String,
-    /// The dead-letter reason.
-    pub reason: String,
-}
-
-/// `app`, `check`, `outcome`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Verification {
-    /// The app id.
-    pub app: String,
-    /// `read_back`, `recheck` or `remediation`.
-    pub check: String,
-    /// `verified` or `failed`.
-    pub outcome: String,
-}
-
-/// `app`, `queue`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueueLabel {
-    /// The app id, or `events` for the scheduler's queues.
-    pub app: String,
-    /// `work`, `leavers`, `dlq`, `retry`, `recheck` (per app) or `intake`, `dlq` (events).
-    pub queue: String,
-}
-
-/// `reason`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    /// Why.
-    pub reason: String,
-}
-
-/// `outcome`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabel {
-    /// How it ended.
-    pub outcome: String,
-}
-
-/// `version`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VersionLabel {
-    version: String,
-}
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 

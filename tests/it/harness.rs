@@ -5,8 +5,6 @@ use crate::common;
 
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_runtime::broker::{self, Topology};
 use scimfleet_runtime::store::PersonRecord;
@@ -29,9 +27,8 @@ async fn a_dropped_fleet_removes_its_queues_and_keys() {
     assert_eq!(store.registry().get(&person).await.expect("redis"), None, "keys removed");
     let connection = broker::connect(&config.broker.url, "harness-test").await.expect("broker");
     let channel = connection.create_channel().await.expect("channel");
-    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
     let queue = Topology::of(&config).events_queue();
-    let declared = channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await;
+    let declared = broker::inspect::depth(&channel, &queue).await;
     assert!(declared.is_err(), "queue {queue} should be gone");
     let _closed = connection.close(200, "done".into()).await;
 }

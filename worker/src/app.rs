@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scimfleet_runtime::broker::{Publisher, Topology};
+use scimfleet_runtime::config::{AppConfig, Config};
 use scimfleet_runtime::ops::Ops;
 use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{KeyedLocks, Store};
@@ -53,4 +54,48 @@ pub(crate) struct AppWorker {
     pub max_remediations: u32,
     /// How long evidence is kept.
     pub evidence_retention: Duration,
+}
+
+/// What every app's worker of one connection shares.
+pub(crate) struct Shared<'a> {
+    pub topology: &'a Topology,
+    pub store: &'a Store,
+    pub publisher: &'a Publisher,
+    pub pseudonyms: &'a Pseudonymizer,
+    pub stats: &'a Arc<WorkerStats>,
+    pub instance: &'a Arc<str>,
+    pub ops: &'a Ops,
+}
+
+impl AppWorker {
+    /// The worker of `app`, its budgets and verification settings resolved
+    /// from the app's own settings over the fleet's defaults.
+    pub(crate) fn new(config: &Config, app: &AppConfig, converger: Converger, shared: &Shared<'_>) -> Self {
+        let (worker, verification) = (&config.worker, &config.verification);
+        let tier = |tier: Option<&u64>| Duration::from_millis(tier.copied().unwrap_or(1000));
+        Self {
+            app: app.id.clone(),
+            concurrency: app.concurrency_or(worker.concurrency),
+            converger,
+            topology: shared.topology.clone(),
+            store: shared.store.clone(),
+            publisher: shared.publisher.clone(),
+            locks: KeyedLocks::new(),
+            pseudonyms: shared.pseudonyms.clone(),
+            stats: shared.stats.clone(),
+            max_attempts: app.max_attempts.unwrap_or(worker.max_attempts),
+            max_age: Duration::from_millis(app.max_age_ms.unwrap_or(worker.max_age_ms)),
+            retry_base: tier(worker.retry_tiers_ms.first()),
+            retry_cap: tier(worker.retry_tiers_ms.last()),
+            job_timeout: Duration::from_millis(worker.job_timeout_ms),
+            breaker: Breaker::new(worker.breaker_failures, Duration::from_millis(worker.breaker_cooldown_ms)),
+            instance: shared.instance.clone(),
+            ops: shared.ops.clone(),
+            journey_retention: Duration::from_millis(config.telemetry.journey_retention),
+            rechecks_ms: shared.topology.recheck_delays_ms(&app.id).to_vec(),
+            remediate: app.remediate.unwrap_or(verification.remediate),
+            max_remediations: app.max_remediations.unwrap_or(verification.max_remediations),
+            evidence_retention: Duration::from_secs(u64::from(verification.evidence_retention_days) * 86_400),
+        }
+    }
 }

@@ -13,13 +13,12 @@ use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::ops::{ComponentHealth, Ops};
 use scimfleet_runtime::supervise::{Recoverable, supervise};
 use scimfleet_runtime::telemetry::Pseudonymizer;
-use scimfleet_runtime::{InfraError, KeyedLocks, Secret, Store};
+use scimfleet_runtime::{InfraError, Secret, Store};
 use scimfleet_schemas::AppId;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppWorker;
-use crate::breaker::Breaker;
+use crate::app::{AppWorker, Shared};
 use crate::client::{RequestRetry, ScimClient, ScimClientConfig, TokenSource};
 use crate::consume;
 use crate::converge::Converger;
@@ -162,6 +161,24 @@ pub async fn run(
     result
 }
 
+/// Waits for every consumer; the first error stops the others (the
+/// connection is unhealthy) and is returned.
+async fn join_consumers(
+    consumers: &mut JoinSet<Result<(), WorkerError>>,
+    stop: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let mut result = Ok(());
+    while let Some(joined) = consumers.join_next().await {
+        if let Ok(Err(error)) = joined {
+            stop.cancel();
+            if result.is_ok() {
+                result = Err(error);
+            }
+        }
+    }
+    result
+}
+
 /// What one connection's worth of work shares with the process.
 struct Run {
     stats: Arc<WorkerStats>,
@@ -209,46 +226,22 @@ async fn run_once(
     let stop = shutdown.child_token();
     let selected_ids: Vec<AppId> = convergers.iter().map(|(app, _)| app.id.clone()).collect();
     let sampling = connection.create_channel().await.map_err(BrokerError::Connect)?;
-    let sampler = tokio::spawn(broker::depth::sample(
-        sampling,
-        broker::depth::app_queues(&topology, &selected_ids),
-        ops.metrics.clone(),
-        stop.clone(),
-    ));
-    let journey_retention = Duration::from_millis(config.telemetry.journey_retention);
+    let queues = broker::depth::app_queues(&topology, &selected_ids);
+    let sampler = tokio::spawn(broker::depth::sample(sampling, queues, ops.metrics.clone(), stop.clone()));
     // Two lanes per app; ready once every one of them is consuming.
     let ready = health.ready_when(2 * convergers.len(), &connection, &store);
     let mut consumers = JoinSet::new();
     for (app, converger) in convergers {
-        let worker = Arc::new(AppWorker {
-            app: app.id.clone(),
-            concurrency: app.concurrency_or(config.worker.concurrency),
-            converger,
-            topology: topology.clone(),
-            store: store.clone(),
-            publisher: publisher.clone(),
-            locks: KeyedLocks::new(),
-            pseudonyms: pseudonyms.clone(),
-            stats: stats.clone(),
-            max_attempts: app.max_attempts.unwrap_or(config.worker.max_attempts),
-            max_age: Duration::from_millis(app.max_age_ms.unwrap_or(config.worker.max_age_ms)),
-            retry_base: Duration::from_millis(config.worker.retry_tiers_ms.first().copied().unwrap_or(1000)),
-            retry_cap: Duration::from_millis(config.worker.retry_tiers_ms.last().copied().unwrap_or(1000)),
-            job_timeout: Duration::from_millis(config.worker.job_timeout_ms),
-            breaker: Breaker::new(
-                config.worker.breaker_failures,
-                Duration::from_millis(config.worker.breaker_cooldown_ms),
-            ),
-            instance: instance.clone(),
-            ops: ops.clone(),
-            journey_retention,
-            rechecks_ms: topology.recheck_delays_ms(&app.id).to_vec(),
-            remediate: app.remediate.unwrap_or(config.verification.remediate),
-            max_remediations: app.max_remediations.unwrap_or(config.verification.max_remediations),
-            evidence_retention: Duration::from_secs(
-                u64::from(config.verification.evidence_retention_days) * 86_400,
-            ),
-        });
+        let shared = Shared {
+            topology: &topology,
+            store: &store,
+            publisher: &publisher,
+            pseudonyms: &pseudonyms,
+            stats: &stats,
+            instance: &instance,
+            ops: &ops,
+        };
+        let worker = Arc::new(AppWorker::new(&config, app, converger, &shared));
         // Two lanes, each with its own channel and prefetch: leavers never
         // queue behind upserts. They share the app's locks and version check,
         // so per-person order holds across lanes.
@@ -277,16 +270,7 @@ async fn run_once(
         ))
     });
     tracing::info!("worker connected; consumers starting");
-    let mut result = Ok(());
-    while let Some(joined) = consumers.join_next().await {
-        if let Ok(Err(error)) = joined {
-            // One consumer failing means the connection is unhealthy: stop them all.
-            stop.cancel();
-            if result.is_ok() {
-                result = Err(error);
-            }
-        }
-    }
+    let result = join_consumers(&mut consumers, &stop).await;
     health.unready();
     if let Some(sweeper) = sweeper {
         sweeper.abort();
