@@ -134,116 +134,35 @@ impl Metrics {
 
     /// Registers every family; counters get `_total` appended by the encoder.
     fn register_all(&mut self) {
-        self.register_pipeline();
-        self.register_scim();
-        self.register_verification_and_health();
-    }
-
-    /// The scheduler's events and the jobs they become.
-    fn register_pipeline(&mut self) {
         let r = &mut self.registry;
-        r.register(
-            "scimfleet_events_received",
-            "Deliveries taken from the events intake queue",
-            self.events_received.clone(),
-        );
-        r.register("scimfleet_events", "Events settled, by outcome", self.events.clone());
-        r.register(
-            "scimfleet_events_rejected",
-            "Events dead-lettered, by reason",
-            self.events_rejected.clone(),
-        );
-        r.register(
-            "scimfleet_event_duration_seconds",
-            "Scheduler time per event, intake to ack",
-            self.event_duration.clone(),
-        );
-        r.register(
-            "scimfleet_jobs_published",
-            "Jobs published and confirmed, by app and action",
-            self.jobs_published.clone(),
-        );
-        r.register("scimfleet_jobs", "Job deliveries settled, by app, action and outcome", self.jobs.clone());
-        r.register(
-            "scimfleet_job_duration_seconds",
-            "One attempt of a job, lease to settle",
-            self.job_duration.clone(),
-        );
-        r.register(
-            "scimfleet_job_end_to_end_seconds",
-            "From the event reaching the scheduler to the job converged in its app",
-            self.job_end_to_end.clone(),
-        );
-    }
-
-    /// The requests to the apps: counts, latency, retries, pacing, breaker.
-    fn register_scim(&mut self) {
-        let r = &mut self.registry;
-        r.register(
-            "scimfleet_scim_requests",
-            "SCIM requests, by app, method and status",
-            self.scim_requests.clone(),
-        );
-        r.register(
-            "scimfleet_scim_request_duration_seconds",
-            "SCIM request latency, by app and method",
-            self.scim_request_duration.clone(),
-        );
-        r.register(
-            "scimfleet_scim_request_retries",
-            "Further tries of one SCIM request inside a job attempt",
-            self.scim_request_retries.clone(),
-        );
-        r.register(
-            "scimfleet_dead_letters",
-            "Jobs dead-lettered, by app and reason",
-            self.dead_letters.clone(),
-        );
-        r.register(
-            "scimfleet_rate_limit_waits",
-            "SCIM requests that waited for the shared rate limit or a pause",
-            self.rate_limit_waits.clone(),
-        );
-        r.register(
-            "scimfleet_rate_limit_wait_seconds",
-            "Seconds SCIM requests waited for the shared rate limit or a pause",
-            self.rate_limit_wait_seconds.clone(),
-        );
-        r.register(
-            "scimfleet_breaker_open",
-            "1 while this process's circuit breaker of the app is open",
-            self.breaker_open.clone(),
-        );
-    }
-
-    /// Deprovision verification, queue samples, readiness and the build.
-    fn register_verification_and_health(&mut self) {
-        let r = &mut self.registry;
-        r.register(
-            "scimfleet_verifications",
-            "Read-backs of deprovisions, by app, check and outcome",
-            self.verifications.clone(),
-        );
-        r.register(
-            "scimfleet_deprovision_verified_seconds",
-            "From the event reaching the scheduler to the first verified read-back",
-            self.deprovision_verified.clone(),
-        );
-        r.register(
-            "scimfleet_queue_messages",
-            "Messages ready in a queue (sampled)",
-            self.queue_messages.clone(),
-        );
-        r.register(
-            "scimfleet_queue_consumers",
-            "Consumers of a queue (sampled)",
-            self.queue_consumers.clone(),
-        );
-        r.register(
-            "scimfleet_ready",
-            "1 while connected to RabbitMQ and Redis with the topology declared",
-            self.ready.clone(),
-        );
+        // One line per family: name, help, field.
+        macro_rules! register {
+            ($($name:literal, $help:literal => $field:ident;)*) => {
+                $(r.register($name, $help, self.$field.clone());)*
+            };
+        }
+        register! {
+            "scimfleet_events_received", "Deliveries taken from the events intake queue" => events_received;
+            "scimfleet_events", "Events settled, by outcome" => events;
+            "scimfleet_events_rejected", "Events dead-lettered, by reason" => events_rejected;
+            "scimfleet_event_duration_seconds", "Scheduler time per event, intake to ack" => event_duration;
+            "scimfleet_jobs_published", "Jobs published and confirmed, by app and action" => jobs_published;
+            "scimfleet_jobs", "Job deliveries settled, by app, action and outcome" => jobs;
+            "scimfleet_job_duration_seconds", "One attempt of a job, lease to settle" => job_duration;
+            "scimfleet_job_end_to_end_seconds", "From the event reaching the scheduler to the job converged in its app" => job_end_to_end;
+            "scimfleet_scim_requests", "SCIM requests, by app, method and status" => scim_requests;
+            "scimfleet_scim_request_duration_seconds", "SCIM request latency, by app and method" => scim_request_duration;
+            "scimfleet_scim_request_retries", "Further tries of one SCIM request inside a job attempt" => scim_request_retries;
+            "scimfleet_dead_letters", "Jobs dead-lettered, by app and reason" => dead_letters;
+            "scimfleet_rate_limit_waits", "SCIM requests that waited for the shared rate limit or a pause" => rate_limit_waits;
+            "scimfleet_rate_limit_wait_seconds", "Seconds SCIM requests waited for the shared rate limit or a pause" => rate_limit_wait_seconds;
+            "scimfleet_breaker_open", "1 while this process's circuit breaker of the app is open" => breaker_open;
+            "scimfleet_verifications", "Read-backs of deprovisions, by app, check and outcome" => verifications;
+            "scimfleet_deprovision_verified_seconds", "From the event reaching the scheduler to the first verified read-back" => deprovision_verified;
+            "scimfleet_queue_messages", "Messages ready in a queue (sampled)" => queue_messages;
+            "scimfleet_queue_consumers", "Consumers of a queue (sampled)" => queue_consumers;
+            "scimfleet_ready", "1 while connected to RabbitMQ and Redis with the topology declared" => ready;
+        }
         let build = Family::<VersionLabel, Gauge>::default();
         build.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         r.register("scimfleet_build_info", "The running scimfleet version", build);

@@ -1,4 +1,4 @@
-//! Log hygiene (issue 6): no log line of any test holds a bearer token, an
+//! Log hygiene: no log line of any test holds a bearer token, an
 //! e-mail address or the HR id of a test person.
 //!
 //! `a_noisy_run_logs_no_token_and_no_email` makes one process log all it can:

@@ -187,17 +187,14 @@ struct Run {
     health: ComponentHealth,
 }
 
-/// One connection's worth of work: resolve tokens, connect, declare, consume.
-/// When one consumer fails the others are stopped and the error returned.
-async fn run_once(
-    config: Arc<Config>,
-    only: Option<Vec<String>>,
-    run: Run,
-    shutdown: CancellationToken,
-) -> Result<(), WorkerError> {
-    let Run { stats, instance, ops, health } = run;
-    health.unready();
-    let selected = select_apps(&config, only.as_deref())?;
+/// The apps' tokens, the Redis store and one converger per selected app;
+/// with them, what periodic sweeps need (when configured).
+async fn prepare<'c>(
+    config: &'c Config,
+    only: Option<&[String]>,
+    ops: &Ops,
+) -> Result<(Store, Vec<(&'c AppConfig, Converger)>, Option<Vec<(usize, AppConfig, Secret)>>), WorkerError> {
+    let selected = select_apps(config, only)?;
     // Tokens first: a missing token fails start-up before any connection.
     let tokens = selected
         .iter()
@@ -212,8 +209,22 @@ async fn run_once(
         .map(|_| tokens.iter().map(|((i, app), token)| (*i, (*app).clone(), token.clone())).collect());
     let convergers = tokens
         .into_iter()
-        .map(|(app, token)| Ok((app.1, converger(&config, app, token, &store, &ops.metrics)?)))
+        .map(|(app, token)| Ok((app.1, converger(config, app, token, &store, &ops.metrics)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
+    Ok((store, convergers, sweep_apps))
+}
+
+/// One connection's worth of work: resolve tokens, connect, declare, consume.
+/// When one consumer fails the others are stopped and the error returned.
+async fn run_once(
+    config: Arc<Config>,
+    only: Option<Vec<String>>,
+    run: Run,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let Run { stats, instance, ops, health } = run;
+    health.unready();
+    let (store, convergers, sweep_apps) = prepare(&config, only.as_deref(), &ops).await?;
     let topology = Topology::of(&config);
     let connection =
         broker::connect(&config.broker.url, &format!("scimfleet-worker {}", config.namespace)).await?;

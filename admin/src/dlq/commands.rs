@@ -38,10 +38,7 @@ pub async fn list(
     limit: usize,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
-    let session = Session::open(config).await?;
-    let result = session.list(config, app, limit, out).await;
-    session.close().await;
-    result
+    Session::run(config, async |session| session.list(config, app, limit, out).await).await
 }
 
 /// Writes the dead letter of `app` with job or event id `id` (among the
@@ -53,10 +50,7 @@ pub async fn show(
     limit: usize,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
-    let session = Session::open(config).await?;
-    let result = session.show(config, app, id, limit, out).await;
-    session.close().await;
-    result
+    Session::run(config, async |session| session.show(config, app, id, limit, out).await).await
 }
 
 /// Republishes the selected dead letters of `app` (among the first `limit`).
@@ -67,10 +61,7 @@ pub async fn replay(
     limit: usize,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
-    let session = Session::open(config).await?;
-    let result = session.replay(config, app, selection, limit, out).await;
-    session.close().await;
-    result
+    Session::run(config, async |session| session.replay(config, app, selection, limit, out).await).await
 }
 
 /// Deletes the selected dead letters of `app` (among the first `limit`).
@@ -81,10 +72,7 @@ pub async fn purge(
     limit: usize,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
-    let session = Session::open(config).await?;
-    let result = session.purge(config, app, selection, limit, out).await;
-    session.close().await;
-    result
+    Session::run(config, async |session| session.purge(config, app, selection, limit, out).await).await
 }
 
 /// `events`, or a configured app.
@@ -109,6 +97,17 @@ impl Session {
 
     async fn close(self) {
         let _closed = self.connection.close(200, "dlq done".into()).await;
+    }
+
+    /// Opens a session, runs `command` in it, and closes it whatever the outcome.
+    async fn run(
+        config: &Config,
+        command: impl AsyncFnOnce(&Self) -> Result<(), AdminError>,
+    ) -> Result<(), AdminError> {
+        let session = Self::open(config).await?;
+        let result = command(&session).await;
+        session.close().await;
+        result
     }
 
     async fn list(

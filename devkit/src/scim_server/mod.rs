@@ -25,6 +25,7 @@ mod faults;
 mod log;
 mod middleware;
 mod patch;
+mod resources;
 mod routes;
 mod schema;
 mod store;

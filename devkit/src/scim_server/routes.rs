@@ -1,29 +1,24 @@
-//! The axum router: endpoints under `/scim/v2`, the middleware stack and
-//! the Users/Groups handlers.
-//!
-//! Handlers are thin: parse the body (`application/scim+json` is not
-//! something axum's `Json` accepts, so bytes are parsed here), take the store
-//! lock for one synchronous call, and turn the result into a SCIM response.
-//! The lock guard is a temporary of a single statement, so it can never be
-//! held across an `.await`.
+//! The axum router: endpoints under `/scim/v2`, the middleware stack, and
+//! what the Users/Groups handlers (`resources`) share: list paging and the
+//! PATCH body.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use scimfleet_schemas::scim::{PatchRequest, ScimError, ScimGroup, ScimUser};
 use serde::Deserialize;
 
 use super::faults::FaultSwitch;
-use super::middleware::{ApiError, authenticate, bearer, json_body, observe, resource, scim_json};
-use super::store::{Page, Store, bad_request, decode};
+use super::middleware::{ApiError, authenticate, bearer, json_body, observe};
+use super::resources as r;
+use super::store::{Page, Store, bad_request};
 use super::{PREFIX, admin, discovery, lock};
 
 /// What every handler and middleware shares.
@@ -73,10 +68,22 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(&at("/ServiceProviderConfig"), get(discovery::service_provider_config))
         .route(&at("/ResourceTypes"), get(discovery::resource_types))
         .route(&at("/Schemas"), get(discovery::schemas))
-        .route(&at("/Users"), get(list_users).post(create_user))
-        .route(&at("/Users/{id}"), get(get_user).put(put_user).patch(patch_user).delete(delete_user))
-        .route(&at("/Groups"), get(list_groups).post(create_group))
-        .route(&at("/Groups/{id}"), get(get_group).put(put_group).patch(patch_group).delete(delete_group))
+        .route(&at("/Users"), get(r::list::<ScimUser>).post(r::create::<ScimUser>))
+        .route(
+            &at("/Users/{id}"),
+            get(r::get::<ScimUser>)
+                .put(r::put::<ScimUser>)
+                .patch(r::patch::<ScimUser>)
+                .delete(r::delete::<ScimUser>),
+        )
+        .route(&at("/Groups"), get(r::list::<ScimGroup>).post(r::create::<ScimGroup>))
+        .route(
+            &at("/Groups/{id}"),
+            get(r::get::<ScimGroup>)
+                .put(r::put::<ScimGroup>)
+                .patch(r::patch::<ScimGroup>)
+                .delete(r::delete::<ScimGroup>),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), authenticate))
@@ -95,8 +102,8 @@ async fn method_not_allowed() -> ApiError {
 
 /// Query parameters of `GET /Users` and `GET /Groups` (RFC 7644 §3.4.2).
 #[derive(Debug, Deserialize)]
-struct ListParams {
-    filter: Option<String>,
+pub(crate) struct ListParams {
+    pub(crate) filter: Option<String>,
     #[serde(rename = "startIndex")]
     start_index: Option<String>,
     count: Option<String>,
@@ -123,114 +130,18 @@ impl ListParams {
     }
 }
 
-type Params = Result<Query<ListParams>, QueryRejection>;
+pub(crate) type Params = Result<Query<ListParams>, QueryRejection>;
 
-fn params(params: Params) -> Result<(ListParams, Page), ApiError> {
+pub(crate) fn params(params: Params) -> Result<(ListParams, Page), ApiError> {
     let Query(params) = params.map_err(|e| ApiError(bad_request("invalidValue", e.body_text())))?;
     let page = params.page()?;
     Ok((params, page))
 }
 
-fn patch_request(headers: &HeaderMap, body: &Bytes) -> Result<PatchRequest, ApiError> {
+pub(crate) fn patch_request(headers: &HeaderMap, body: &Bytes) -> Result<PatchRequest, ApiError> {
     let value = json_body(headers, body)?;
     // A PATCH body is a protocol message, so any mismatch (unknown `op`
     // included) is a syntax error rather than a resource schema violation.
     serde_json::from_value(value)
         .map_err(|e| ApiError(bad_request("invalidSyntax", format!("bad PatchOp: {e}"))))
-}
-
-async fn list_users(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
-    let (params, page) = params(query)?;
-    let list = state.store().list_users(params.filter.as_deref(), page)?;
-    Ok(scim_json(StatusCode::OK, &list))
-}
-
-async fn create_user(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let user: ScimUser = decode(json_body(&headers, &body)?)?;
-    let user = state.store().create_user(user)?;
-    Ok(resource(StatusCode::CREATED, &user, user.meta.as_ref()))
-}
-
-async fn get_user(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let user = state.store().user(&id)?;
-    Ok(resource(StatusCode::OK, &user, user.meta.as_ref()))
-}
-
-async fn put_user(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let user: ScimUser = decode(json_body(&headers, &body)?)?;
-    let user = state.store().replace_user(&id, user)?;
-    Ok(resource(StatusCode::OK, &user, user.meta.as_ref()))
-}
-
-async fn patch_user(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let request = patch_request(&headers, &body)?;
-    let user = state.store().patch_user(&id, &request.operations)?;
-    Ok(resource(StatusCode::OK, &user, user.meta.as_ref()))
-}
-
-async fn delete_user(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    state.store().delete_user(&id)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn list_groups(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
-    let (params, page) = params(query)?;
-    let list = state.store().list_groups(params.filter.as_deref(), page)?;
-    Ok(scim_json(StatusCode::OK, &list))
-}
-
-async fn create_group(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let group: ScimGroup = decode(json_body(&headers, &body)?)?;
-    let group = state.store().create_group(group)?;
-    Ok(resource(StatusCode::CREATED, &group, group.meta.as_ref()))
-}
-
-async fn get_group(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let group = state.store().group(&id)?;
-    Ok(resource(StatusCode::OK, &group, group.meta.as_ref()))
-}
-
-async fn put_group(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let group: ScimGroup = decode(json_body(&headers, &body)?)?;
-    let group = state.store().replace_group(&id, group)?;
-    Ok(resource(StatusCode::OK, &group, group.meta.as_ref()))
-}
-
-async fn patch_group(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let request = patch_request(&headers, &body)?;
-    let group = state.store().patch_group(&id, &request.operations)?;
-    Ok(resource(StatusCode::OK, &group, group.meta.as_ref()))
-}
-
-async fn delete_group(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    state.store().delete_group(&id)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }

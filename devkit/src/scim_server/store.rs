@@ -133,15 +133,7 @@ impl Store {
 
     /// `GET /Users` with an optional `eq` filter on `userName`, `externalId` or `id`.
     pub(crate) fn list_users(&self, filter: Option<&str>, page: Page) -> Result<ListResponse<ScimUser>> {
-        let rows: Vec<&Row<ScimUser>> = match parse_filter(filter, USER_SCHEMA)? {
-            None => self.users.rows().collect(),
-            Some((attr, value)) => match attr.as_str() {
-                "username" => self.users.named(&value).collect(),
-                "externalid" => self.users.with_external_id(&value).collect(),
-                "id" => self.users.get(&value).into_iter().collect(),
-                _ => return Err(unsupported_filter("userName, externalId and id")),
-            },
-        };
+        let rows = select(&self.users, filter, USER_SCHEMA, "userName")?;
         // Only the page is rendered; the usual lookup (`count=2`) renders one user.
         Ok(paginate(&rows, page, |row| self.render_user(row.resource.clone())))
     }
@@ -302,8 +294,27 @@ fn parse_filter(filter: Option<&str>, core_schema: &str) -> Result<Option<(Strin
     Ok(Some((attr, filter.value)))
 }
 
-fn unsupported_filter(supported: &str) -> ScimError {
-    bad_request("invalidFilter", format!("only `eq` filters on {supported} are supported"))
+/// The rows of `table` an optional `eq` filter selects: on the unique name
+/// (`name_attr`), `externalId` or `id`; every row without a filter.
+fn select<'t, T: Record>(
+    table: &'t Table<T>,
+    filter: Option<&str>,
+    core_schema: &str,
+    name_attr: &str,
+) -> Result<Vec<&'t Row<T>>> {
+    let Some((attr, value)) = parse_filter(filter, core_schema)? else { return Ok(table.rows().collect()) };
+    Ok(match attr.as_str() {
+        "externalid" => table.with_external_id(&value).collect(),
+        "id" => table.get(&value).into_iter().collect(),
+        name if name == name_attr.to_ascii_lowercase() => table.named(&value).collect(),
+        _ => {
+            let supported = format!("{name_attr}, externalId and id");
+            return Err(bad_request(
+                "invalidFilter",
+                format!("only `eq` filters on {supported} are supported"),
+            ));
+        }
+    })
 }
 
 fn paginate<R, T>(rows: &[R], page: Page, render: impl Fn(&R) -> T) -> ListResponse<T> {

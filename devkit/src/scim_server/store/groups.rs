@@ -5,8 +5,7 @@
 use scimfleet_schemas::scim::{GROUP_SCHEMA, GroupMember, ListResponse, PatchOperation, ScimGroup};
 
 use super::{
-    Page, Result, Row, Store, bad_request, conflict, new_id, not_found, paginate, parse_filter, patched,
-    touch, unsupported_filter,
+    Page, Result, Store, bad_request, conflict, new_id, not_found, paginate, patched, select, touch,
 };
 use crate::scim_server::schema;
 
@@ -49,15 +48,7 @@ impl Store {
 
     /// `GET /Groups` with an optional `eq` filter on `displayName`, `externalId` or `id`.
     pub(crate) fn list_groups(&self, filter: Option<&str>, page: Page) -> Result<ListResponse<ScimGroup>> {
-        let rows: Vec<&Row<ScimGroup>> = match parse_filter(filter, GROUP_SCHEMA)? {
-            None => self.groups.rows().collect(),
-            Some((attr, value)) => match attr.as_str() {
-                "displayname" => self.groups.named(&value).collect(),
-                "externalid" => self.groups.with_external_id(&value).collect(),
-                "id" => self.groups.get(&value).into_iter().collect(),
-                _ => return Err(unsupported_filter("displayName, externalId and id")),
-            },
-        };
+        let rows = select(&self.groups, filter, GROUP_SCHEMA, "displayName")?;
         Ok(paginate(&rows, page, |row| self.render_group(row.resource.clone())))
     }
 
