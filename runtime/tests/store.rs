@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use scimfleet_runtime::store::{DesiredAccount, PersonRecord, account_keys};
+use scimfleet_runtime::store::{DesiredAccount, LeaseScope, PersonRecord, account_keys};
 use scimfleet_runtime::{Secret, Store};
 use scimfleet_schemas::{AppId, PersonId, PersonStatus};
 
@@ -20,28 +20,68 @@ fn ids() -> (AppId, PersonId) {
 async fn a_lease_excludes_others_until_released_or_expired() {
     let store = store("lease").await;
     let (app, person) = ids();
-    let (held, applied) =
-        store.leases().try_take(&app, &person, Duration::from_secs(30)).await.expect("redis").expect("free");
+    let (held, applied) = store
+        .leases()
+        .try_take_applying(&app, &person, Duration::from_secs(30))
+        .await
+        .expect("redis")
+        .expect("free");
     assert_eq!(applied, None, "nothing applied yet");
     assert!(
-        store.leases().try_take(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none(),
+        store
+            .leases()
+            .try_take_applying(&app, &person, Duration::from_secs(30))
+            .await
+            .expect("redis")
+            .is_none(),
         "exclusive"
     );
     store.leases().release(held).await.expect("redis");
     store.applied().raise(&app, &person, 7).await.expect("redis");
     let (again, applied) = store
         .leases()
-        .try_take(&app, &person, Duration::from_millis(100))
+        .try_take_applying(&app, &person, Duration::from_millis(100))
         .await
         .expect("redis")
         .expect("released");
     assert_eq!(applied, Some(7), "the applied version comes with the lease");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let taken_over = store.leases().try_take(&app, &person, Duration::from_secs(30)).await.expect("redis");
+    let taken_over =
+        store.leases().try_take_applying(&app, &person, Duration::from_secs(30)).await.expect("redis");
     assert!(taken_over.is_some(), "an expired lease is free");
     // Releasing the expired lease must not free the new holder's.
     store.leases().release(again).await.expect("redis");
-    assert!(store.leases().try_take(&app, &person, Duration::from_secs(30)).await.expect("redis").is_none());
+    assert!(
+        store
+            .leases()
+            .try_take_applying(&app, &person, Duration::from_secs(30))
+            .await
+            .expect("redis")
+            .is_none()
+    );
+    store.delete_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_lease_that_passed_to_another_holder_can_neither_renew_nor_record() {
+    let store = store("fence").await;
+    let (app, person) = ids();
+    let scope = LeaseScope::Apply { app: &app, person: &person };
+    let first =
+        store.leases().try_take(scope, Duration::from_millis(100)).await.expect("redis").expect("free");
+    assert!(
+        store.leases().renew(&first, Duration::from_millis(100)).await.expect("redis"),
+        "the holder renews"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let second =
+        store.leases().try_take(scope, Duration::from_secs(30)).await.expect("redis").expect("expired");
+    assert!(second.fence().token() > first.fence().token(), "tokens only grow");
+    assert!(!store.leases().renew(&first, Duration::from_secs(30)).await.expect("redis"), "lost for good");
+    assert!(store.leases().renew(&second, Duration::from_secs(30)).await.expect("redis"));
+    // A planning lease on the same person is a scope of its own.
+    let plan = LeaseScope::Plan { person: &person };
+    assert!(store.leases().try_take(plan, Duration::from_secs(30)).await.expect("redis").is_some());
     store.delete_namespace().await.expect("cleanup");
 }
 

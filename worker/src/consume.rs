@@ -134,7 +134,7 @@ async fn take_lease(worker: &AppWorker, job: &Job) -> Result<(Lease, Option<u64>
     let ttl = worker.job_timeout + LEASE_MARGIN;
     let mut pause = Duration::from_millis(5);
     loop {
-        if let Some(taken) = worker.store.leases().try_take(&job.app, &job.person, ttl).await? {
+        if let Some(taken) = worker.store.leases().try_take_applying(&job.app, &job.person, ttl).await? {
             return Ok(taken);
         }
         WorkerStats::add(&worker.stats.lease_waits, 1);

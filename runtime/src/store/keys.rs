@@ -7,6 +7,8 @@
 
 use scimfleet_schemas::{AppId, PersonId};
 
+use super::LeaseScope;
+
 /// Typed key constructors, one per key kind, always under the namespace.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
@@ -34,9 +36,23 @@ impl Keys {
         format!("{}:applied:{app}:{person}", self.ns)
     }
 
-    /// The lease on a person in an app.
-    pub(super) fn lease(&self, app: &AppId, person: &PersonId) -> String {
-        format!("{}:lease:{app}:{person}", self.ns)
+    /// The lease on a scope: `{ns}:lease:{app}:{person}` for a worker,
+    /// `{ns}:plan-lease:{person}` for the scheduler (a key kind of its own,
+    /// so no app id can collide with it).
+    pub(super) fn lease(&self, scope: LeaseScope<'_>) -> String {
+        match scope {
+            LeaseScope::Apply { app, person } => format!("{}:lease:{app}:{person}", self.ns),
+            LeaseScope::Plan { person } => format!("{}:plan-lease:{person}", self.ns),
+        }
+    }
+
+    /// The highest fencing token issued for a scope (`{ns}:fence:{app}:{person}`,
+    /// `{ns}:plan-fence:{person}`); never expires.
+    pub(super) fn fence(&self, scope: LeaseScope<'_>) -> String {
+        match scope {
+            LeaseScope::Apply { app, person } => format!("{}:fence:{app}:{person}", self.ns),
+            LeaseScope::Plan { person } => format!("{}:plan-fence:{person}", self.ns),
+        }
     }
 
     /// A GCRA rate bucket.

@@ -9,7 +9,7 @@
 //! | person registry: last fanned-out `sequence`, status, apps | `{ns}:person:{person}` (hash `seq`, `status`, `apps`) | [`Store::registry`] |
 //! | members of an app, kept with the registry | `{ns}:members:{app}` (set of person ids) | [`Store::registry`] (written), [`Store::desired`] (swept) |
 //! | applied version: highest sequence converged | `{ns}:applied:{app}:{person}` | [`Store::applied`] |
-//! | lease on a person in an app | `{ns}:lease:{app}:{person}` (`SET NX PX`, random token) | [`Store::leases`] |
+//! | fenced lease on a person in an app (worker) or a person (scheduler) | `{ns}:lease:{app}:{person}`, `{ns}:plan-lease:{person}` (`PX`, the holder's token); fences `{ns}:fence:{app}:{person}`, `{ns}:plan-fence:{person}` (highest token issued) | [`Store::leases`] |
 //! | GCRA rate bucket | `{ns}:rate:{bucket}` (theoretical arrival time, ms) | [`Store::pacing`] |
 //! | app pause | `{ns}:pause:{app}` (until, ms on Redis's clock) | [`Store::pacing`] |
 //! | period claim | `{ns}:claim:{what}` (`SET NX PX`) | [`Store::claims`] |
@@ -44,7 +44,7 @@ pub use desired::{Desired, DesiredAccount, MissingScan};
 pub use evidence::Evidence;
 pub use journeys::{JourneyStep, Journeys};
 pub use keys::account_keys;
-pub use leases::{Lease, Leases};
+pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Lease, LeaseScope, Leases};
 pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops};
 pub use pacing::Pacing;
 pub use registry::{PersonRecord, Registry};
@@ -121,7 +121,7 @@ impl Store {
         Applied::new(self)
     }
 
-    /// The (app, person) leases.
+    /// The fenced leases (worker and scheduler).
     pub fn leases(&self) -> Leases<'_> {
         Leases::new(self)
     }
