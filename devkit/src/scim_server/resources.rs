@@ -32,53 +32,37 @@ pub(crate) trait Resource: Serialize + DeserializeOwned + Sized {
     fn delete(store: &mut Store, id: &str) -> StoreResult<()>;
 }
 
-impl Resource for ScimUser {
-    fn meta(&self) -> Option<&Meta> {
-        self.meta.as_ref()
-    }
-    fn list(store: &Store, filter: Option<&str>, page: Page) -> StoreResult<ListResponse<Self>> {
-        store.list_users(filter, page)
-    }
-    fn create(store: &mut Store, resource: Self) -> StoreResult<Self> {
-        store.create_user(resource)
-    }
-    fn get(store: &Store, id: &str) -> StoreResult<Self> {
-        store.user(id)
-    }
-    fn replace(store: &mut Store, id: &str, resource: Self) -> StoreResult<Self> {
-        store.replace_user(id, resource)
-    }
-    fn patch(store: &mut Store, id: &str, ops: &[PatchOperation]) -> StoreResult<Self> {
-        store.patch_user(id, ops)
-    }
-    fn delete(store: &mut Store, id: &str) -> StoreResult<()> {
-        store.delete_user(id)
-    }
+/// `Resource` for a type, naming its store calls.
+macro_rules! resource {
+    ($ty:ty, $list:ident, $create:ident, $get:ident, $replace:ident, $patch:ident, $delete:ident) => {
+        impl Resource for $ty {
+            fn meta(&self) -> Option<&Meta> {
+                self.meta.as_ref()
+            }
+            fn list(store: &Store, filter: Option<&str>, page: Page) -> StoreResult<ListResponse<Self>> {
+                store.$list(filter, page)
+            }
+            fn create(store: &mut Store, resource: Self) -> StoreResult<Self> {
+                store.$create(resource)
+            }
+            fn get(store: &Store, id: &str) -> StoreResult<Self> {
+                store.$get(id)
+            }
+            fn replace(store: &mut Store, id: &str, resource: Self) -> StoreResult<Self> {
+                store.$replace(id, resource)
+            }
+            fn patch(store: &mut Store, id: &str, ops: &[PatchOperation]) -> StoreResult<Self> {
+                store.$patch(id, ops)
+            }
+            fn delete(store: &mut Store, id: &str) -> StoreResult<()> {
+                store.$delete(id)
+            }
+        }
+    };
 }
 
-impl Resource for ScimGroup {
-    fn meta(&self) -> Option<&Meta> {
-        self.meta.as_ref()
-    }
-    fn list(store: &Store, filter: Option<&str>, page: Page) -> StoreResult<ListResponse<Self>> {
-        store.list_groups(filter, page)
-    }
-    fn create(store: &mut Store, resource: Self) -> StoreResult<Self> {
-        store.create_group(resource)
-    }
-    fn get(store: &Store, id: &str) -> StoreResult<Self> {
-        store.group(id)
-    }
-    fn replace(store: &mut Store, id: &str, resource: Self) -> StoreResult<Self> {
-        store.replace_group(id, resource)
-    }
-    fn patch(store: &mut Store, id: &str, ops: &[PatchOperation]) -> StoreResult<Self> {
-        store.patch_group(id, ops)
-    }
-    fn delete(store: &mut Store, id: &str) -> StoreResult<()> {
-        store.delete_group(id)
-    }
-}
+resource!(ScimUser, list_users, create_user, user, replace_user, patch_user, delete_user);
+resource!(ScimGroup, list_groups, create_group, group, replace_group, patch_group, delete_group);
 
 /// `GET /{Resources}`: a filtered page.
 pub(crate) async fn list<R: Resource>(

@@ -166,15 +166,8 @@ impl Store {
         Ok(user)
     }
 
-    fn update_user(&mut self, id: &str, mut user: ScimUser) -> Result<ScimUser> {
-        let row = self.users.get(id).ok_or_else(|| not_found("User", id))?;
-        user.id.clone_from(&row.resource.id);
-        user.meta.clone_from(&row.resource.meta);
-        if user != row.resource {
-            let version = row.version + 1;
-            touch(&mut user.meta, version);
-            self.users.replace(id, user.clone(), version);
-        }
+    fn update_user(&mut self, id: &str, user: ScimUser) -> Result<ScimUser> {
+        update(&mut self.users, "User", id, user)?;
         self.user(id)
     }
 
@@ -228,6 +221,19 @@ pub(crate) fn etag(version: u64) -> String {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Stores `resource` over row `id`, keeping its id and `meta`; the version
+/// moves on only when something changed.
+fn update<T: Record + PartialEq>(table: &mut Table<T>, kind: &str, id: &str, mut resource: T) -> Result<()> {
+    let row = table.get(id).ok_or_else(|| not_found(kind, id))?;
+    resource.keep_identity(&row.resource);
+    if resource != row.resource {
+        let version = row.version + 1;
+        touch(resource.meta_mut(), version);
+        table.replace(id, resource, version);
+    }
+    Ok(())
 }
 
 /// Marks `meta` as changed now, at `version`.

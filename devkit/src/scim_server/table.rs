@@ -15,9 +15,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use scimfleet_schemas::scim::{ScimGroup, ScimUser};
+use scimfleet_schemas::scim::{Meta, ScimGroup, ScimUser};
 
-/// A stored resource: its id and unique name.
+/// A stored resource: its id, unique name and `meta`.
 pub(crate) trait Record {
     /// The service-provider id (always set once stored).
     fn id(&self) -> &str;
@@ -25,35 +25,39 @@ pub(crate) trait Record {
     fn unique_name(&self) -> &str;
     /// The client's id of the resource (`caseExact`, not unique).
     fn external_id(&self) -> Option<&str>;
+    /// Takes the id and `meta` of the stored version, which a client's
+    /// replacement may not change.
+    fn keep_identity(&mut self, stored: &Self);
+    /// The resource's `meta`, to mark it changed.
+    fn meta_mut(&mut self) -> &mut Option<Meta>;
 }
 
-impl Record for ScimUser {
-    fn id(&self) -> &str {
-        self.id.as_deref().unwrap_or_default()
-    }
-
-    fn unique_name(&self) -> &str {
-        &self.user_name
-    }
-
-    fn external_id(&self) -> Option<&str> {
-        self.external_id.as_deref()
-    }
+/// `Record` for a SCIM resource type whose unique name is `$name`.
+macro_rules! record {
+    ($ty:ty, $name:ident) => {
+        impl Record for $ty {
+            fn id(&self) -> &str {
+                self.id.as_deref().unwrap_or_default()
+            }
+            fn unique_name(&self) -> &str {
+                &self.$name
+            }
+            fn external_id(&self) -> Option<&str> {
+                self.external_id.as_deref()
+            }
+            fn keep_identity(&mut self, stored: &Self) {
+                self.id.clone_from(&stored.id);
+                self.meta.clone_from(&stored.meta);
+            }
+            fn meta_mut(&mut self) -> &mut Option<Meta> {
+                &mut self.meta
+            }
+        }
+    };
 }
 
-impl Record for ScimGroup {
-    fn id(&self) -> &str {
-        self.id.as_deref().unwrap_or_default()
-    }
-
-    fn unique_name(&self) -> &str {
-        &self.display_name
-    }
-
-    fn external_id(&self) -> Option<&str> {
-        self.external_id.as_deref()
-    }
-}
+record!(ScimUser, user_name);
+record!(ScimGroup, display_name);
 
 /// The folded form names are compared in (`caseExact: false`, RFC 7643 §4.1.1).
 pub(crate) fn fold(name: &str) -> String {

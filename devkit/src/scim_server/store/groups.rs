@@ -5,7 +5,7 @@
 use scimfleet_schemas::scim::{GROUP_SCHEMA, GroupMember, ListResponse, PatchOperation, ScimGroup};
 
 use super::{
-    Page, Result, Store, bad_request, conflict, new_id, not_found, paginate, patched, select, touch,
+    Page, Result, Store, bad_request, conflict, new_id, not_found, paginate, patched, select, update,
 };
 use crate::scim_server::schema;
 
@@ -85,15 +85,8 @@ impl Store {
         Ok(group)
     }
 
-    fn update_group(&mut self, id: &str, mut group: ScimGroup) -> Result<ScimGroup> {
-        let row = self.groups.get(id).ok_or_else(|| not_found("Group", id))?;
-        group.id.clone_from(&row.resource.id);
-        group.meta.clone_from(&row.resource.meta);
-        if group != row.resource {
-            let version = row.version + 1;
-            touch(&mut group.meta, version);
-            self.groups.replace(id, group.clone(), version);
-        }
+    fn update_group(&mut self, id: &str, group: ScimGroup) -> Result<ScimGroup> {
+        update(&mut self.groups, "Group", id, group)?;
         self.group(id)
     }
 
