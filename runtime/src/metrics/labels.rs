@@ -27,7 +27,7 @@ pub struct JobOutcome {
     pub app: String,
     /// The job's action.
     pub action: String,
-    /// How the delivery was settled (see [`Metrics::jobs`]).
+    /// How the delivery was settled (see [`Metrics::jobs`](super::Metrics::jobs)).
     pub outcome: String,
 }
 
