@@ -5,8 +5,9 @@
 //! in its retry delay queues (the *retry backlog*, every tier summed), the
 //! verification re-checks pending, its dead-letter queue, and what only the
 //! workers know (kept in Redis, see [`AppOps`]): how many
-//! worker processes have its breaker open, its last error, and how many
-//! deprovisions verification found undone. The events intake and its
+//! worker processes have its breaker open, its last error, how many
+//! deprovisions verification found undone, and how many jobs were refused
+//! because the account found by login is bound to another person. The events intake and its
 //! dead-letter queue come first.
 //!
 //! Queue figures come from one paged request to the RabbitMQ management API
@@ -133,6 +134,9 @@ pub struct AppStatus {
     pub breaker: BreakerStatus,
     /// Deprovisions verification found undone (each failed check counts).
     pub verification_failures: u64,
+    /// Jobs refused because the account found by login is bound to another
+    /// person (dead-lettered as `identity_conflict`).
+    pub identity_conflicts: u64,
     /// The app's latest failure.
     pub last_error: Option<LastError>,
 }
@@ -250,6 +254,7 @@ pub fn assemble(
                 changed_at: ops.breaker.changed_at,
             },
             verification_failures: ops.verification_failures,
+            identity_conflicts: ops.identity_conflicts,
             last_error: ops.last_error.clone(),
         });
     }

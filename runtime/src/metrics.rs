@@ -84,6 +84,9 @@ pub struct Metrics {
     pub rate_limit_wait_seconds: Family<AppLabel, Counter<f64>>,
     /// 1 while this process's circuit breaker of the app is open.
     pub breaker_open: Family<AppLabel, Gauge>,
+    /// Jobs refused because the account found by login is bound to another
+    /// person (a different `externalId`), by `app`.
+    pub identity_conflicts: Family<AppLabel, Counter>,
     /// Read-backs of deprovisions, by `app`, `check` and `outcome`.
     pub verifications: Family<Verification, Counter>,
     /// From the event reaching the scheduler to the first verified read-back, per app.
@@ -122,6 +125,7 @@ impl Metrics {
             rate_limit_waits: Family::default(),
             rate_limit_wait_seconds: Family::default(),
             breaker_open: Family::default(),
+            identity_conflicts: Family::default(),
             verifications: Family::default(),
             deprovision_verified: Family::new_with_constructor(end_to_end),
             queue_messages: Family::default(),
@@ -157,6 +161,7 @@ impl Metrics {
             "scimfleet_rate_limit_waits", "SCIM requests that waited for the shared rate limit or a pause" => rate_limit_waits;
             "scimfleet_rate_limit_wait_seconds", "Seconds SCIM requests waited for the shared rate limit or a pause" => rate_limit_wait_seconds;
             "scimfleet_breaker_open", "1 while this process's circuit breaker of the app is open" => breaker_open;
+            "scimfleet_identity_conflicts", "Jobs refused because the account found by login is bound to another person, by app" => identity_conflicts;
             "scimfleet_verifications", "Read-backs of deprovisions, by app, check and outcome" => verifications;
             "scimfleet_deprovision_verified_seconds", "From the event reaching the scheduler to the first verified read-back" => deprovision_verified;
             "scimfleet_queue_messages", "Messages ready in a queue (sampled)" => queue_messages;

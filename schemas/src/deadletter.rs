@@ -61,6 +61,9 @@ pub enum DeadLetterReason {
     Poison,
     /// Read-back showed access was not removed.
     VerificationFailed,
+    /// The account the look-up found is bound to another person (a different
+    /// `externalId`): it was left untouched.
+    IdentityConflict,
 }
 
 impl DeadLetterReason {
@@ -73,6 +76,7 @@ impl DeadLetterReason {
             Self::RetriesExhausted => "retries_exhausted",
             Self::Poison => "poison",
             Self::VerificationFailed => "verification_failed",
+            Self::IdentityConflict => "identity_conflict",
         }
     }
 }

@@ -107,6 +107,7 @@ fn exercised_metrics() -> Metrics {
     m.rate_limit_wait_seconds.get_or_create(&Metrics::app("git")).inc_by(0.5);
     m.breaker_open.get_or_create(&Metrics::app("git")).set(0);
     m.verification("git", "read_back", true);
+    m.identity_conflicts.get_or_create(&Metrics::app("git")).inc();
     m.deprovision_verified.get_or_create(&Metrics::app("git")).observe(10.0);
     m.queue("git", "work", 0, 1);
     m.ready.set(1);
@@ -235,6 +236,7 @@ const TOPICS: &[Topic] = &[
         Some("critical"),
         &[r#"reason="verification_failed""#],
     ),
+    Topic("identity conflicts", Some("critical"), &["scimfleet_identity_conflicts_total"]),
     Topic("circuit breaker open", None, &["scimfleet_breaker_open", "== 1"]),
     Topic(
         "leaver p99 above the 300 s SLO",

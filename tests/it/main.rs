@@ -20,6 +20,7 @@ mod dlq;
 mod exclusivity;
 mod faults;
 mod harness;
+mod identity;
 mod isolation;
 mod lanes;
 mod log_hygiene;

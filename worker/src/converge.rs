@@ -3,7 +3,11 @@
 //! (guarantee 2) and a retried job is always safe.
 //!
 //! - Find by `externalId`, then `userName`: apps without externalId support
-//!   (or that refuse the filter with a 400) still match on the login name.
+//!   (or that refuse the filter with a 400) still match on the login name,
+//!   but an account found by login that is bound to another person (another
+//!   `externalId`) is never touched: the job fails as an identity conflict
+//!   before any write, and so does its read-back (see `identity`, which
+//!   also says why unbound accounts are still adopted and deprovisioned).
 //! - Upsert: create when absent (a 409 means someone else created it: find it
 //!   again); otherwise PATCH only the managed attributes that differ, which
 //!   also reactivates an inactive account; then join the wanted groups and
@@ -24,8 +28,8 @@ use serde_json::json;
 
 use crate::client::{Created, ScimClient};
 pub use crate::error::ApplyError;
-use crate::error::ScimCallError;
 use crate::groups::{self, GroupDirectory, Membership};
+use crate::identity;
 
 /// What an apply did; all zero when the app already matched the job.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -136,20 +140,11 @@ impl Converger {
         Ok(outcome)
     }
 
-    /// The account matching `lookup`: by `externalId` first, then `userName`.
-    async fn find(&self, lookup: &Lookup) -> Result<Option<ScimUser>, ScimCallError> {
-        if let Some(external_id) = &lookup.external_id {
-            match self.client.find_user("externalId", external_id).await {
-                Ok(Some(user)) => return Ok(Some(user)),
-                Ok(None) => {}
-                // Some apps refuse to filter on externalId; userName still finds the account.
-                Err(ScimCallError::Status { status: 400, .. }) => {
-                    tracing::debug!(scimfleet.app = %self.client.app(), "externalId filter refused; using userName");
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        self.client.find_user("userName", &lookup.user_name).await
+    /// The account matching `lookup` that this job may touch: by
+    /// `externalId`, then by `userName` unless bound to another person
+    /// ([`ApplyError::IdentityConflict`]); see `identity`.
+    async fn find(&self, lookup: &Lookup) -> Result<Option<ScimUser>, ApplyError> {
+        identity::find(&self.client, lookup).await
     }
 
     async fn upsert(

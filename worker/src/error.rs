@@ -226,6 +226,13 @@ pub enum ApplyError {
         /// `User` or `Group`.
         resource: &'static str,
     },
+    /// The account found by `userName` carries another person's `externalId`
+    /// (a login reused after a leaver): it is never modified for this job.
+    /// No id or name in the message: it goes to logs and dead letters.
+    #[error(
+        "the account found by userName is bound to another person (a different externalId); left untouched"
+    )]
+    IdentityConflict,
 }
 
 impl ApplyError {
@@ -237,6 +244,8 @@ impl ApplyError {
             Self::ConflictNotFound | Self::GroupConflictNotFound { .. } => Disposition::Retry { after: None },
             Self::GroupMissing { .. } => Disposition::DeadLetter { reason: "group missing" },
             Self::MissingId { .. } => Disposition::DeadLetter { reason: "invalid response" },
+            // Retrying finds the same account; an operator must decide whose it is.
+            Self::IdentityConflict => Disposition::DeadLetter { reason: "identity conflict" },
         }
     }
 
@@ -245,7 +254,7 @@ impl ApplyError {
         match self {
             Self::Call(error) => error.status(),
             Self::ConflictNotFound | Self::GroupConflictNotFound { .. } => Some(409),
-            Self::GroupMissing { .. } | Self::MissingId { .. } => None,
+            Self::GroupMissing { .. } | Self::MissingId { .. } | Self::IdentityConflict => None,
         }
     }
 }
@@ -309,6 +318,9 @@ mod tests {
         assert_eq!(ambiguous.status(), None);
         let missing = ApplyError::GroupMissing { name: "eng".into() };
         assert_eq!(missing.disposition(), Disposition::DeadLetter { reason: "group missing" });
+        let conflict = ApplyError::IdentityConflict;
+        assert_eq!(conflict.disposition(), Disposition::DeadLetter { reason: "identity conflict" });
+        assert_eq!(conflict.status(), None);
     }
 
     #[test]

@@ -50,6 +50,15 @@ impl Failed<'_> {
         }
     }
 
+    /// The reason of a permanent failure: an account bound to another person
+    /// has a reason of its own, for the alert and the operator it needs.
+    fn permanent(self) -> DeadLetterReason {
+        match self {
+            Self::Apply(ApplyError::IdentityConflict) => DeadLetterReason::IdentityConflict,
+            _ => DeadLetterReason::PermanentError,
+        }
+    }
+
     fn status(self) -> Option<u16> {
         match self {
             Self::Apply(error) => error.status(),
@@ -154,6 +163,7 @@ pub(crate) async fn on_failure(
                 cause,
             });
         }
+        Err(DeadLetterReason::PermanentError) => failed.permanent(),
         Err(reason) => reason,
     };
     tracing::warn!(

@@ -9,6 +9,7 @@ mod decision;
 pub mod error;
 mod failure;
 mod groups;
+mod identity;
 mod notes;
 mod observe;
 pub mod pace;

@@ -1,6 +1,6 @@
 //! What a worker records for `scimfleet status` beyond what RabbitMQ shows:
-//! its breaker state per app, each app's last error, and verification
-//! failures (kept in Redis, see `scimfleet_runtime::store::AppOps`).
+//! its breaker state per app, each app's last error, verification failures
+//! and identity conflicts (kept in Redis, see `scimfleet_runtime::store::AppOps`).
 //!
 //! These writes happen on failure paths and breaker changes only, never per
 //! successful job. They describe a job; they are not part of settling it: a
@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
+use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::store::{LastError, StoreError};
 use scimfleet_runtime::telemetry::error_chain;
 
@@ -66,6 +67,17 @@ pub(crate) async fn error(worker: &AppWorker, reason: &str, status: Option<u16>,
 pub(crate) async fn verification_failure(worker: &AppWorker) {
     if let Err(error) = worker.store.ops().count_verification_failure(&worker.app).await {
         write_failed(worker, "verification failure count", &error);
+    }
+}
+
+/// Counts one job refused because the account found by login is bound to
+/// another person: the metric (for the alert) and the app's count (for
+/// `scimfleet status`).
+pub(crate) async fn identity_conflict(worker: &AppWorker) {
+    let labels = Metrics::app(worker.app.as_str());
+    worker.ops.metrics.identity_conflicts.get_or_create(&labels).inc();
+    if let Err(error) = worker.store.ops().count_identity_conflict(&worker.app).await {
+        write_failed(worker, "identity conflict count", &error);
     }
 }
 

@@ -26,7 +26,7 @@ use lapin::types::{AMQPValue, LongString};
 use scimfleet_runtime::broker::{self, Outgoing, Topology, Verdict};
 use scimfleet_runtime::metrics::AppReason;
 use scimfleet_runtime::telemetry::error_chain;
-use scimfleet_schemas::{DeadLetter, Job, Stage};
+use scimfleet_schemas::{DeadLetter, DeadLetterReason, Job, Stage};
 use tracing::Span;
 
 use crate::app::AppWorker;
@@ -183,6 +183,9 @@ async fn dead_letter(
     notes::error(worker, failure.reason.as_str(), failure.last_status, &envelope.detail).await;
     let labels = AppReason { app: worker.app.to_string(), reason: failure.reason.as_str().to_owned() };
     worker.ops.metrics.dead_letters.get_or_create(&labels).inc();
+    if failure.reason == DeadLetterReason::IdentityConflict {
+        notes::identity_conflict(worker).await;
+    }
     let detail = format!("{}: {}", failure.reason.as_str(), envelope.detail);
     Ok(Settled::DeadLettered(Note { detail, status: failure.last_status }))
 }

@@ -13,7 +13,7 @@ const LAST_ERROR_WIDTH: usize = 80;
 const MISSING_NAMED: usize = 3;
 
 /// The table's columns: numbers right-aligned, text left, two spaces apart.
-const COLUMNS: [Column; 11] = [
+const COLUMNS: [Column; 12] = [
     Column::left("APP", 0).after(""),
     Column::right("READY", 0).after(GAP),
     Column::right("UNACKED", 0).after(GAP),
@@ -24,6 +24,7 @@ const COLUMNS: [Column; 11] = [
     Column::right("DLQ", 0).after(GAP),
     Column::left("BREAKER", 0).after(GAP),
     Column::right("VERIFY FAILED", 0).after(GAP),
+    Column::right("ID CONFLICTS", 0).after(GAP),
     Column::left("LAST ERROR", 0).after(GAP),
 ];
 const GAP: &str = "  ";
@@ -71,6 +72,7 @@ fn row(app: &AppStatus) -> Vec<String> {
         app.dlq.to_string(),
         breaker(app),
         app.verification_failures.to_string(),
+        app.identity_conflicts.to_string(),
         last_error(app),
     ]
 }

@@ -49,6 +49,7 @@ fn git_down() -> AppOps {
             detail: format!("GET /Users: HTTP 503 {}", "x".repeat(200)),
         }),
         verification_failures: 4,
+        identity_conflicts: 3,
     }
 }
 
@@ -82,7 +83,7 @@ fn figures_are_summed_per_app_and_missing_queues_reported() {
     assert_eq!((git.work.ready, git.work.unacked, git.consumers), (5, Some(3), 2));
     assert_eq!((git.retry_backlog, git.rechecks_pending, git.dlq), (5, 6, 5));
     assert_eq!((git.breaker.state, git.breaker.open_instances), (BreakerState::Open, 2));
-    assert_eq!(git.verification_failures, 4);
+    assert_eq!((git.verification_failures, git.identity_conflicts), (4, 3));
     let crm = &report.apps[1];
     assert_eq!(crm.breaker.state, BreakerState::Closed);
     assert_eq!(crm.last_error, None);
@@ -105,6 +106,7 @@ fn the_json_shape_is_stable() {
     assert_eq!(git["breaker"]["open_until"], "2027-01-15T08:00:30Z");
     assert_eq!(git["last_error"]["reason"], "transient");
     assert_eq!(git["last_error"]["status"], 503);
+    assert_eq!(git["identity_conflicts"], 3);
     for key in ["leavers", "consumers", "retry_backlog", "rechecks_pending", "dlq", "verification_failures"] {
         assert!(git.get(key).is_some(), "{key} missing from {git}");
     }

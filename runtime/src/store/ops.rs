@@ -13,6 +13,8 @@
 //!   bounded reason label and a detail cut to [`LAST_ERROR_DETAIL_CHARS`].
 //! - `verification_failures`: a counter of deprovisions that verification
 //!   found undone.
+//! - `identity_conflicts`: a counter of jobs refused because the account
+//!   found by login is bound to another person.
 //!
 //! Workers write here on failure paths and breaker changes only, never per
 //! successful job, each write in one round trip. A write that fails is the
@@ -32,6 +34,7 @@ pub const LAST_ERROR_DETAIL_CHARS: usize = 300;
 const BREAKER_PREFIX: &str = "breaker:";
 const LAST_ERROR: &str = "last_error";
 const VERIFICATION_FAILURES: &str = "verification_failures";
+const IDENTITY_CONFLICTS: &str = "identity_conflicts";
 
 /// How long a breaker entry that is not open outlives its last write (or
 /// its `open_until`) before the next breaker change prunes it.
@@ -72,6 +75,9 @@ pub struct AppOps {
     pub last_error: Option<LastError>,
     /// Deprovisions verification found undone, since the namespace began.
     pub verification_failures: u64,
+    /// Jobs refused because the account found by login is bound to another
+    /// person, since the namespace began.
+    pub identity_conflicts: u64,
 }
 
 /// One worker process's breaker entry.
@@ -122,6 +128,9 @@ impl AppOps {
             } else if field == VERIFICATION_FAILURES {
                 ops.verification_failures =
                     value.parse().map_err(|_| StoreError::Corrupt { what: "verification failure count" })?;
+            } else if field == IDENTITY_CONFLICTS {
+                ops.identity_conflicts =
+                    value.parse().map_err(|_| StoreError::Corrupt { what: "identity conflict count" })?;
             }
         }
         Ok(ops)
@@ -210,15 +219,25 @@ impl<'s> Ops<'s> {
 
     /// Counts one deprovision of `app` that verification found undone.
     pub async fn count_verification_failure(self, app: &AppId) -> Result<(), StoreError> {
+        self.count(app, VERIFICATION_FAILURES, "count verification failure").await
+    }
+
+    /// Counts one job of `app` refused because the account found by login
+    /// is bound to another person.
+    pub async fn count_identity_conflict(self, app: &AppId) -> Result<(), StoreError> {
+        self.count(app, IDENTITY_CONFLICTS, "count identity conflict").await
+    }
+
+    async fn count(self, app: &AppId, field: &str, what: &'static str) -> Result<(), StoreError> {
         let mut conn = self.store.conn.clone();
         redis::cmd("HINCRBY")
             .arg(self.store.keys.ops(app))
-            .arg(VERIFICATION_FAILURES)
+            .arg(field)
             .arg(1)
             .query_async::<i64>(&mut conn)
             .await
             .map(drop)
-            .map_err(command("count verification failure"))
+            .map_err(command(what))
     }
 
     /// The operational state of `app`.
@@ -285,10 +304,11 @@ mod tests {
         let hash = fields(&[
             (LAST_ERROR, serde_json::to_string(&error).expect("serialises")),
             (VERIFICATION_FAILURES, "3".into()),
+            (IDENTITY_CONFLICTS, "2".into()),
         ]);
         let ops = AppOps::from_fields(&hash, at(10)).expect("readable");
         assert_eq!(ops.last_error, Some(error));
-        assert_eq!(ops.verification_failures, 3);
+        assert_eq!((ops.verification_failures, ops.identity_conflicts), (3, 2));
         assert_eq!(ops.breaker, BreakerOps::default());
     }
 
