@@ -32,6 +32,7 @@ mod rate_limit;
 mod retry;
 mod status;
 mod sweep;
+mod sweep_claims;
 mod throttle;
 mod trace_cli;
 mod trace_export_down;

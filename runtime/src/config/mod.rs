@@ -162,8 +162,8 @@ pub struct VerificationConfig {
     pub evidence_retention_days: u32,
     /// Environment variable holding the key that signs evidence exports.
     pub evidence_key_env: String,
-    /// Sweep every app this often (one worker replica per period), e.g.
-    /// `"24h"`; no periodic sweep when absent.
+    /// Sweep every app this often (each app once per period, by one of the
+    /// worker replicas serving it), e.g. `"24h"`; no periodic sweep when absent.
     #[serde(default, deserialize_with = "some_duration_ms")]
     pub sweep_every: Option<u64>,
     /// Whether periodic sweeps queue the jobs that fix what they find

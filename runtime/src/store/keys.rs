@@ -65,9 +65,14 @@ impl Keys {
         format!("{}:pause:{app}", self.ns)
     }
 
-    /// A period claim.
-    pub(super) fn claim(&self, what: &str) -> String {
-        format!("{}:claim:{what}", self.ns)
+    /// The sweep claim of an app: the id of the replica sweeping it.
+    pub(super) fn sweep_claim(&self, app: &AppId) -> String {
+        format!("{}:claim:sweep:{app}", self.ns)
+    }
+
+    /// The last period an app was swept in.
+    pub(super) fn sweep_done(&self, app: &AppId) -> String {
+        format!("{}:claim:sweep:{app}:done", self.ns)
     }
 
     /// The evidence of one deprovision.

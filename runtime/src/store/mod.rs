@@ -12,7 +12,7 @@
 //! | fenced lease on a person in an app (worker) or a person (scheduler) | `{ns}:lease:{app}:{person}`, `{ns}:plan-lease:{person}` (`PX`, the holder's token); fences `{ns}:fence:{app}:{person}`, `{ns}:plan-fence:{person}` (highest token issued) | [`Store::leases`] |
 //! | GCRA rate bucket | `{ns}:rate:{bucket}` (theoretical arrival time, ms) | [`Store::pacing`] |
 //! | app pause | `{ns}:pause:{app}` (until, ms on Redis's clock) | [`Store::pacing`] |
-//! | period claim | `{ns}:claim:{what}` (`SET NX PX`) | [`Store::claims`] |
+//! | sweep claim of an app, and the last period it was swept in | `{ns}:claim:sweep:{app}` (`PX`, the sweeping replica's id, renewed while it sweeps); `{ns}:claim:sweep:{app}:done` (period index, kept until the period is over) | [`Store::claims`] |
 //! | deprovision evidence | `{ns}:evidence:{app}:{person}:{sequence}` (JSON) and `{ns}:evidence-index` (zset by event time) | [`Store::evidence`] |
 //! | event journey | `{ns}:journey:{event_id}` (list of JSON steps) | [`Store::journeys`] |
 //! | desired state of a converged upsert | `{ns}:desired:{app}:{person}` (JSON) | [`Store::desired`] |
@@ -39,7 +39,7 @@ mod pacing;
 mod registry;
 
 pub use applied::Applied;
-pub use claims::Claims;
+pub use claims::{Claims, Slot, SweepClaim, SweepTake};
 pub use desired::{Desired, DesiredAccount, MissingScan};
 pub use evidence::Evidence;
 pub use journeys::{JourneyStep, Journeys};
@@ -131,7 +131,7 @@ impl Store {
         Pacing::new(self)
     }
 
-    /// The period claims of periodic tasks.
+    /// The per-app sweep claims of periodic sweeps.
     pub fn claims(&self) -> Claims<'_> {
         Claims::new(self)
     }

@@ -88,6 +88,11 @@ impl WorkerProcess {
     /// Starts `scimfleet worker` on `config`, its output appended to `log`
     /// (kept out of the test's output; left behind only when the test fails).
     pub fn start(config: &Path, log: &Path) -> Self {
+        Self::start_with(config, log, &[])
+    }
+
+    /// Like [`WorkerProcess::start`] with more arguments, e.g. `["--apps", "git"]`.
+    pub fn start_with(config: &Path, log: &Path, args: &[&str]) -> Self {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).expect("log directory");
         }
@@ -96,6 +101,7 @@ impl WorkerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
             .args(["worker", "--config"])
             .arg(config)
+            .args(args)
             // As verbose as the in-process tests, for the log check of `make test`.
             .env("RUST_LOG", scimfleet_devkit::fleet::TEST_LOG_LEVELS)
             .stdin(Stdio::null())
@@ -104,6 +110,11 @@ impl WorkerProcess {
             .spawn()
             .expect("the scimfleet binary starts");
         Self { child }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL (what `Child::kill` sends on Unix), then reaps the process.
