@@ -8,6 +8,12 @@ set -euo pipefail
 
 AMQP_PORT="${SCIMFLEET_AMQP_PORT:-5672}"
 REDIS_PORT="${SCIMFLEET_REDIS_PORT:-6379}"
+# Redis keeps scimfleet's state (registry, applied versions, evidence...) on
+# disk here, with the shipped settings: AOF every second plus RDB snapshots
+# (deploy/redis/scimfleet.conf, docs/operations.md). A stable path, so a
+# restarted Redis finds what it wrote.
+REDIS_DIR="${SCIMFLEET_REDIS_DIR:-/var/lib/scimfleet-redis}"
+REDIS_CONF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/redis/scimfleet.conf"
 # Plugins scimfleet relies on. The management plugin gives operators the HTTP
 # API and UI (queue depths, DLQ inspection); nothing in the data path needs it.
 RABBITMQ_PLUGINS="${SCIMFLEET_RABBITMQ_PLUGINS:-rabbitmq_management}"
@@ -61,11 +67,17 @@ start_redis() {
         return 0
     fi
     ensure_package redis-server redis-server
-    log "starting redis on $REDIS_PORT"
+    if ! mkdir -p "$REDIS_DIR" 2>/dev/null || [ ! -w "$REDIS_DIR" ]; then
+        log "cannot write the redis data directory $REDIS_DIR: run as root or set SCIMFLEET_REDIS_DIR"
+        exit 1
+    fi
+    log "starting redis on $REDIS_PORT with $REDIS_CONF, data in $REDIS_DIR"
     local bin
     bin="$(command -v redis-server || echo /usr/bin/redis-server)"
-    "$bin" --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes \
-        --save '' --appendonly no --logfile /tmp/scimfleet-redis.log
+    # Only where it listens, its data and its log are given here; every
+    # durability setting comes from the shipped file.
+    "$bin" "$REDIS_CONF" --port "$REDIS_PORT" --daemonize yes \
+        --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log"
     wait_for_port "$REDIS_PORT" redis 20
 }
 

@@ -4,7 +4,8 @@
 //! files: each parses; the alert rules are complete and cover every on-call
 //! topic; the collector's pipelines use only defined components; compose
 //! mounts files that exist and wires the processes to the collector and
-//! Prometheus; the dashboard's panels are well formed.
+//! Prometheus; Redis runs the shipped persistence settings (AOF) wherever it
+//! is started; the dashboard's panels are well formed.
 //!
 //! Above all, every `scimfleet_*` series an alert or a panel queries must be
 //! one the processes expose, with the labels it selects on. The truth is the
@@ -422,6 +423,66 @@ fn compose_mounts_existing_files_and_wires_telemetry() {
         let service_name =
             env.get("OTEL_SERVICE_NAME").unwrap_or_else(|| panic!("{process}: no OTEL_SERVICE_NAME"));
         assert!(service_names.insert(service_name.clone()), "{process}: OTEL_SERVICE_NAME not unique");
+    }
+}
+
+// ---- Redis persistence -------------------------------------------------------
+
+/// The directives of a redis.conf (`name value...`), the last one winning as in Redis.
+fn redis_directives(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .map(|(name, value)| (name.to_lowercase(), value.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn redis_runs_the_shipped_config_with_aof_wherever_it_is_started() {
+    let shipped = deploy().join("redis/scimfleet.conf");
+    let conf = redis_directives(&std::fs::read_to_string(&shipped).expect("deploy/redis/scimfleet.conf"));
+    for (name, value) in [
+        ("appendonly", "yes"),
+        ("appendfsync", "everysec"),
+        ("aof-use-rdb-preamble", "yes"),
+        ("aof-load-truncated", "yes"),
+        ("maxmemory-policy", "noeviction"),
+    ] {
+        assert_eq!(conf.get(name).map(String::as_str), Some(value), "scimfleet.conf: {name}");
+    }
+    let save = conf.get("save").map(|s| s.trim_matches(['"', '\''])).unwrap_or_default();
+    assert!(!save.is_empty(), "scimfleet.conf: RDB snapshots are off");
+
+    // Compose starts Redis with the mounted file, overriding no persistence
+    // setting, and keeps its data in a named volume.
+    let compose = file("docker-compose.yml");
+    let redis = &compose["services"]["redis"];
+    let command = strings(redis.get("command"));
+    let (_, target) = bind_mounts(redis)
+        .into_iter()
+        .find(|(source, _)| deploy().join(source).canonicalize().ok() == shipped.canonicalize().ok())
+        .expect("compose's redis mounts deploy/redis/scimfleet.conf");
+    assert_eq!(command.get(..2), Some(&["redis-server".to_owned(), target][..]), "compose's redis command");
+    for flag in ["--appendonly", "--appendfsync", "--save", "--maxmemory-policy", "--aof-use-rdb-preamble"] {
+        assert!(!command.iter().any(|c| c == flag), "compose's redis overrides {flag}");
+    }
+    let dir = command.iter().skip_while(|c| *c != "--dir").nth(1).map_or("/data", String::as_str);
+    let volumes = strings(redis.get("volumes"));
+    let named =
+        volumes.iter().filter_map(|v| v.split_once(':')).find(|(_, t)| t.trim_end_matches(":rw") == dir);
+    let (volume, _) =
+        named.unwrap_or_else(|| panic!("compose's redis keeps {dir} in no volume: {volumes:?}"));
+    assert!(keys(compose.get("volumes")).contains(volume), "volume {volume} is not a named volume");
+
+    // So does deploy/services.sh.
+    let script = std::fs::read_to_string(deploy().join("services.sh")).expect("deploy/services.sh");
+    assert!(
+        script.contains("redis/scimfleet.conf"),
+        "services.sh does not start redis with the shipped file"
+    );
+    for off in ["--appendonly", "--save", "--appendfsync"] {
+        assert!(!script.contains(off), "services.sh overrides {off}");
     }
 }
 

@@ -17,6 +17,7 @@ mod crash;
 mod demo;
 mod deploy_artefacts;
 mod dlq;
+mod durability;
 mod exclusivity;
 mod faults;
 mod harness;
