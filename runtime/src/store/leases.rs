@@ -11,6 +11,8 @@
 //!   that records a result checks, in the same Lua script, that the fence
 //!   still equals its token ([`FENCE_CHECK`]); once another holder took the
 //!   lease, the fence moved on and the stale holder's write is refused.
+//!   Tokens follow Redis's clock too, so they grow even across a restart
+//!   that lost the last second of writes.
 //!   The fence never expires: it must outlive every result written under it.
 //!
 //! Consistency rules: a lease is renewed and released only by its holder
@@ -28,10 +30,19 @@ use super::{Store, StoreError, command, px};
 /// Takes the lease if nobody holds it, issuing the next fencing token.
 /// KEYS[1]: the lease, KEYS[2]: the fence. ARGV[1]: TTL in ms.
 /// Returns the token, or 0 when the lease is held.
+///
+/// The token is the larger of the last one plus one and Redis's clock in
+/// microseconds, so tokens keep growing even when a crash lost the last
+/// second of writes (AOF `everysec`): a token issued again after such a loss
+/// would let two holders pass the fence. Microseconds stay below 2^53, so
+/// Lua's numbers hold them exactly.
 const TAKE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, now)
+redis.call('SET', KEYS[2], string.format('%d', token))
+redis.call('SET', KEYS[1], string.format('%d', token), 'PX', ARGV[1])
 return token";
 
 /// Extends the lease if it is still ours. KEYS[1]: the lease. ARGV[1]: our
