@@ -22,8 +22,8 @@ fn record(sequence: u64, apps: &[&AppId]) -> PersonRecord {
 async fn a_stalled_planner_records_nothing_and_its_pending_apps_reach_the_next_one() {
     let store = store().await;
     let person = PersonId::parse("E1").expect("person");
-    let (crm, hr, git) =
-        (AppId::parse("crm").unwrap(), AppId::parse("hr").unwrap(), AppId::parse("git").unwrap());
+    let app = |id: &str| AppId::parse(id).expect("app");
+    let (crm, hr, git) = (app("crm"), app("hr"), app("git"));
     let scope = LeaseScope::Plan { person: &person };
     let first = store.leases().try_take(scope, Duration::from_secs(30)).await.expect("redis").expect("free");
     let stored = store.registry().record_fenced(&person, &record(1, &[&crm]), first.fence()).await;
@@ -33,7 +33,7 @@ async fn a_stalled_planner_records_nothing_and_its_pending_apps_reach_the_next_o
     // A replica plans sequence 2 (joins hr), announces it, then stalls past its lease.
     let stale =
         store.leases().try_take(scope, Duration::from_millis(50)).await.expect("redis").expect("free");
-    assert!(store.registry().intend(&person, stale.fence(), &[hr.clone()]).await.expect("redis"));
+    assert!(store.registry().intend(&person, stale.fence(), std::slice::from_ref(&hr)).await.expect("redis"));
     tokio::time::sleep(Duration::from_millis(150)).await;
     let newer =
         store.leases().try_take(scope, Duration::from_secs(30)).await.expect("redis").expect("expired");
@@ -41,9 +41,11 @@ async fn a_stalled_planner_records_nothing_and_its_pending_apps_reach_the_next_o
     // The next holder sees hr as pending: it may still receive the stale upsert.
     let planning = store.registry().planning(&person).await.expect("redis");
     assert_eq!(planning.known.map(|k| k.apps), Some(vec![crm.clone()]));
-    assert_eq!(planning.pending, [hr.clone()]);
+    assert_eq!(planning.pending, vec![hr.clone()]);
     // The stale holder can neither announce nor record any more.
-    assert!(!store.registry().intend(&person, stale.fence(), &[git.clone()]).await.expect("redis"));
+    assert!(
+        !store.registry().intend(&person, stale.fence(), std::slice::from_ref(&git)).await.expect("redis")
+    );
     let refused = store.registry().record_fenced(&person, &record(2, &[&hr]), stale.fence()).await;
     assert_eq!(refused.expect("redis"), Recorded::FencedOut);
     assert_eq!(store.registry().get(&person).await.expect("redis").map(|r| r.sequence), Some(1));
