@@ -1,11 +1,36 @@
-//! One event, start to settle: validate, drop if stale, plan, publish the
-//! jobs with confirms, record the person, and only then ack.
+//! One event, start to settle: validate, take the person's planning lease,
+//! drop the event if stale, plan, publish the jobs with confirms, record the
+//! person, release the lease, and only then ack.
 //!
 //! Crash windows are harmless by construction. Dying after the publish but
 //! before the registry write redelivers the event, which republishes the same
 //! deterministic job ids (workers converge, so nothing doubles). Dying after
 //! the registry write but before the ack redelivers an event that is now
 //! "not newer" and is dropped, its jobs already out.
+//!
+//! Replicas cannot race on one person. Events of one person are serialised
+//! in process by a keyed lock, and across scheduler processes by the
+//! person's planning lease (`LeaseScope::Plan`, `scheduler.lease_ttl_ms`,
+//! renewed while the event is in hand): the registry read, the plan and the
+//! record all happen under it, so no two replicas plan from the same "apps
+//! held". When another replica holds the lease past a short wait, the event
+//! goes back to the queue (`lease::requeue_behind`) without counting towards
+//! the delivery limit. A replica that stalls (a long pause, SIGSTOP) past
+//! its TTL loses the lease to another, and its writes carry the fence of the
+//! lease, so they are refused once the other took it:
+//!
+//! - before publishing, the holder adds the apps it sends upserts to but the
+//!   registry does not hold to the person's `pending` apps (fenced). The
+//!   next holder plans with those counted as held, so an upsert a stalled
+//!   replica publishes late is met by a deprovision when out of scope (an
+//!   older sequence is dropped by the workers, a newer one is re-planned);
+//!   a refused announcement means nothing is published at all;
+//! - the record is fenced: a refused record does not ack the event as
+//!   accepted but requeues it, and the re-plan, from the now-current
+//!   registry, either drops it as not newer or plans it again, deprovisioning
+//!   the apps the other replica added. Jobs the stale plan published are
+//!   harmless duplicates: job ids are deterministic and workers drop older
+//!   sequences.
 //!
 //! Each job is published inside a producer span of its own (`send
 //! {ns}.jobs`, one per app) whose context rides in the job's headers, so a
@@ -25,12 +50,13 @@ use scimfleet_runtime::broker::{
 use scimfleet_runtime::config::Config;
 use scimfleet_runtime::metrics::{AppAction, ReasonLabel};
 use scimfleet_runtime::ops::Ops;
-use scimfleet_runtime::store::{JourneyStep, PersonRecord, StoreError};
+use scimfleet_runtime::store::{JourneyStep, Lease, PersonRecord, Recorded, StoreError};
 use scimfleet_runtime::telemetry::{self, Pseudonymizer, error_chain, propagation};
 use scimfleet_runtime::{KeyedLocks, Store};
-use scimfleet_schemas::{DeadLetter, DeadLetterReason, Event, Stage};
+use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Event, Stage};
 use tracing::Span;
 
+use crate::lease;
 use crate::stats::SchedulerStats;
 
 /// What the scheduler needs to handle an event.
@@ -58,6 +84,11 @@ pub(crate) enum Settled {
     Stale,
     /// Published to the events dead-letter queue.
     DeadLettered,
+    /// Another replica held the person's planning lease: back to the queue.
+    Deferred,
+    /// Planned, but the lease passed to another replica before the record
+    /// (a stall): nothing recorded, back to the queue to be planned again.
+    FencedOut,
 }
 
 impl Settled {
@@ -67,6 +98,8 @@ impl Settled {
             Self::Accepted => "accepted",
             Self::Stale => "stale",
             Self::DeadLettered => "dead_lettered",
+            Self::Deferred => "deferred",
+            Self::FencedOut => "fenced_out",
         }
     }
 }
@@ -113,29 +146,67 @@ pub(crate) async fn process(
     span.record("scimfleet.event_id", event.id.as_str());
     span.record("scimfleet.person", person.as_str());
     let _guard = ctx.locks.lock(event.data.person_id.as_str().to_owned()).await;
-    let known = ctx.store.registry().get(&event.data.person_id).await?;
-    if let Some(known) = known.as_ref().filter(|k| event.data.sequence <= k.sequence) {
+    let Some(lease) = lease::take(ctx, &event.data.person_id).await? else {
+        tracing::debug!(event_id = %event.id, scimfleet.person = %person, "person planned elsewhere; requeued");
+        lease::requeue_behind(ctx, delivery).await?;
+        return Ok(Settled::Deferred);
+    };
+    let settled =
+        lease::renewing(ctx, &lease, plan_person(ctx, delivery, &event, &person, &lease, started)).await;
+    lease::release(ctx, lease).await;
+    let settled = settled?;
+    if settled == Settled::FencedOut {
+        lease::requeue_behind(ctx, delivery).await?;
+    }
+    Ok(settled)
+}
+
+/// Plans, publishes and records one person under its planning `lease`.
+async fn plan_person(
+    ctx: &Context,
+    delivery: &Delivery,
+    event: &Event,
+    person: &str,
+    lease: &Lease,
+    started: Instant,
+) -> Result<Settled, Transient> {
+    let planning = ctx.store.registry().planning(&event.data.person_id).await?;
+    if let Some(known) = planning.known.as_ref().filter(|k| event.data.sequence <= k.sequence) {
         tracing::info!(
             event_id = %event.id, scimfleet.person = %person, sequence = event.data.sequence,
             known_sequence = known.sequence, "event {} dropped: not newer than sequence {}", event.id, known.sequence
         );
         let detail = format!("sequence {} is not newer than {}", event.data.sequence, known.sequence);
-        let step = step(&event, "stale", Some(detail), &person, started);
-        journey(ctx, event.id.as_str(), &step).await;
+        journey(ctx, event.id.as_str(), &step(event, "stale", Some(detail), person, started)).await;
         return Ok(Settled::Stale);
     }
-    let held = known.map(|k| k.apps).unwrap_or_default();
-    let plan = match policy::plan(&event, &ctx.config.apps, &held) {
+    // Apps a stalled replica may still upsert to count as held: out of
+    // scope, they get a deprovision.
+    let mut held = planning.known.map(|k| k.apps).unwrap_or_default();
+    for app in planning.pending {
+        if !held.contains(&app) {
+            held.push(app);
+        }
+    }
+    let plan = match policy::plan(event, &ctx.config.apps, &held) {
         Ok(plan) => plan,
         Err(error) => {
             return dead_letter(ctx, delivery, "unmappable", &error.to_string(), Some(event.id.to_string()))
                 .await;
         }
     };
+    let joining: Vec<AppId> = plan.active_in.iter().filter(|a| !held.contains(a)).cloned().collect();
+    let fence = lease.fence();
+    if !joining.is_empty() && !ctx.store.registry().intend(&event.data.person_id, fence, &joining).await? {
+        return Ok(fenced_out(ctx, event, person, started, "before publishing").await);
+    }
     publish_jobs(ctx, &plan, started).await?;
     let record =
         PersonRecord { sequence: event.data.sequence, status: event.data.status, apps: plan.active_in };
-    ctx.store.registry().record(&event.data.person_id, &record).await?;
+    let recorded = ctx.store.registry().record_fenced(&event.data.person_id, &record, fence).await?;
+    if recorded == Recorded::FencedOut {
+        return Ok(fenced_out(ctx, event, person, started, "after publishing").await);
+    }
     SchedulerStats::add(&ctx.stats.jobs_published, plan.jobs.len() as u64);
     for job in &plan.jobs {
         let labels = AppAction { app: job.app.to_string(), action: job.action.name().to_owned() };
@@ -143,13 +214,26 @@ pub(crate) async fn process(
     }
     let planned: Vec<String> = plan.jobs.iter().map(|j| format!("{} {}", j.app, j.action.name())).collect();
     let detail = format!("{} job(s): {}", plan.jobs.len(), planned.join(", "));
-    journey(ctx, event.id.as_str(), &step(&event, "accepted", Some(detail), &person, started)).await;
+    journey(ctx, event.id.as_str(), &step(event, "accepted", Some(detail), person, started)).await;
     tracing::debug!(
         event_id = %event.id, event_type = event.kind.as_str(), scimfleet.person = %person,
         jobs = plan.jobs.len(), duration_ms = started.elapsed().as_millis() as u64,
         "event {} fanned out to {} jobs", event.id, plan.jobs.len()
     );
     Ok(Settled::Accepted)
+}
+
+/// A write refused by the planning fence: the lease passed to another
+/// replica while this one held the event. Logged and journaled; the caller
+/// requeues the event.
+async fn fenced_out(ctx: &Context, event: &Event, person: &str, started: Instant, when: &str) -> Settled {
+    tracing::warn!(
+        event_id = %event.id, scimfleet.person = %person, sequence = event.data.sequence,
+        "event {} fenced out {when}: another replica planned the person since; requeued", event.id
+    );
+    let detail = format!("planning lease lost {when}; planned again from the current registry");
+    journey(ctx, event.id.as_str(), &step(event, "fenced_out", Some(detail), person, started)).await;
+    Settled::FencedOut
 }
 
 /// One journey step of the scheduler.

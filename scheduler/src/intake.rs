@@ -6,7 +6,10 @@
 //! continues the publisher's trace from the message's `traceparent`, and is
 //! counted once in the metrics, where it is settled.
 //!
-//! Events about one person are serialised by a keyed lock inside `fanout`.
+//! Events about one person are serialised by a keyed lock inside `fanout`,
+//! and across replicas by the person's planning lease; an event that meets
+//! the lease elsewhere is republished to the queue before it is acked
+//! (deferred, fenced out), so it is not settled yet.
 //! A panic in one event's handling is caught, and that event is requeued
 //! (the queue's delivery limit dead-letters it if it keeps failing); every
 //! other event carries on. Infrastructure errors requeue after a pause
@@ -69,6 +72,8 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
                 Settled::Accepted => &stats.accepted,
                 Settled::Stale => &stats.stale,
                 Settled::DeadLettered => &stats.dead_lettered,
+                // Republished to the queue before this ack: not settled yet.
+                Settled::Deferred | Settled::FencedOut => &stats.requeued,
             };
             count(&ctx, &span, settled.as_str(), started);
             (Verdict::Ack, counter)

@@ -2,6 +2,7 @@
 
 mod fanout;
 mod intake;
+mod lease;
 mod stats;
 
 use std::sync::Arc;

@@ -31,6 +31,7 @@ mod pipeline;
 mod poison;
 mod rate_limit;
 mod retry;
+mod scheduler_replicas;
 mod status;
 mod sweep;
 mod sweep_claims;

@@ -70,6 +70,16 @@ impl Fleet {
         Self::launch(policy, &unique_namespace("t"), false).await
     }
 
+    /// Like [`Fleet::start`] but without the in-process scheduler: the test
+    /// runs its own (e.g. several `scimfleet scheduler` processes). The
+    /// scheduler counters stay at zero, so wait on the apps' state instead
+    /// of [`Fleet::wait_settled`] or [`Fleet::wait_drained`].
+    pub async fn start_without_scheduler(policy: &str) -> Result<Self, FleetError> {
+        let mut fleet = Self::prepare(policy, &unique_namespace("t")).await?;
+        fleet.spawn_worker(None);
+        Ok(fleet)
+    }
+
     /// Like [`Fleet::start`] with a chosen namespace.
     pub async fn start_in(policy: &str, namespace: &str) -> Result<Self, FleetError> {
         Self::launch(policy, namespace, true).await

@@ -20,6 +20,17 @@ const TEST_QUEUE_EXPIRY_MS: u64 = 15 * 60 * 1000;
 
 impl Fleet {
     pub(super) async fn launch(policy: &str, namespace: &str, with_worker: bool) -> Result<Self, FleetError> {
+        let mut fleet = Self::prepare(policy, namespace).await?;
+        fleet.spawn_scheduler();
+        if with_worker {
+            fleet.spawn_worker(None);
+        }
+        Ok(fleet)
+    }
+
+    /// Servers, configuration, topology and the operations listener; no
+    /// scheduler or worker yet.
+    pub(super) async fn prepare(policy: &str, namespace: &str) -> Result<Self, FleetError> {
         capture_logs(namespace);
         let token = format!("tok-{}", rand::random::<u64>());
         let token_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
@@ -52,7 +63,7 @@ impl Fleet {
             let (ops, stop) = (ops.clone(), shutdown.clone());
             async move { scimfleet_runtime::ops::serve(listener, ops, stop).await.map_err(|e| e.to_string()) }
         });
-        let mut fleet = Self {
+        Ok(Self {
             config,
             servers,
             scheduler_stats: Arc::default(),
@@ -68,12 +79,7 @@ impl Fleet {
             token_dir,
             token,
             stopped: false,
-        };
-        fleet.spawn_scheduler();
-        if with_worker {
-            fleet.spawn_worker(None);
-        }
-        Ok(fleet)
+        })
     }
 }
 

@@ -110,6 +110,10 @@ pub struct RedisConfig {
 pub struct SchedulerConfig {
     /// Unacknowledged events in flight (AMQP prefetch).
     pub prefetch: u16,
+    /// How long a person's planning lease lives unless renewed: a replica
+    /// that stalls longer loses the person to another, and its record is
+    /// refused by the fence.
+    pub lease_ttl_ms: u64,
 }
 
 /// `[worker]`.
@@ -256,6 +260,9 @@ impl Config {
         check_url(origin, "redis.url", &self.redis.url, &["redis", "rediss"])?;
         if self.scheduler.prefetch == 0 {
             return Err(ConfigError::invalid(origin, "scheduler.prefetch", "must be at least 1"));
+        }
+        if self.scheduler.lease_ttl_ms < 100 {
+            return Err(ConfigError::invalid(origin, "scheduler.lease_ttl_ms", "must be at least 100 ms"));
         }
         if self.worker.concurrency == 0 {
             return Err(ConfigError::invalid(origin, "worker.concurrency", "must be at least 1"));

@@ -26,6 +26,7 @@ fn defaults_fill_what_the_file_omits() {
     let config = load(BASE).expect("valid");
     assert_eq!(config.namespace, "acme");
     assert_eq!(config.scheduler.prefetch, 64);
+    assert_eq!(config.scheduler.lease_ttl_ms, 5000);
     assert_eq!(config.apps[0].deprovision, Deprovision::Deactivate);
     assert!(config.apps[0].create_groups);
     assert_eq!(config.apps[0].mapping, Mapping::standard());
@@ -37,6 +38,19 @@ fn unknown_field_names_file_and_field() {
     assert!(text.contains("test.toml") && text.contains("bogus"), "{text}");
     let text = err(&BASE.replace("token_env", "tokn_env"));
     assert!(text.contains("apps[0]") || text.contains("apps.0"), "{text}");
+}
+
+#[test]
+fn a_planning_lease_too_short_to_plan_under_names_the_field() {
+    let with = |ms: u64| {
+        BASE.replace(
+            "namespace = \"acme\"\n",
+            &format!("namespace = \"acme\"\n[scheduler]\nlease_ttl_ms = {ms}\n"),
+        )
+    };
+    let text = err(&with(50));
+    assert!(text.contains("scheduler.lease_ttl_ms"), "{text}");
+    assert_eq!(load(&with(100)).expect("valid").scheduler.lease_ttl_ms, 100);
 }
 
 #[test]

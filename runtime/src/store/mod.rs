@@ -6,7 +6,7 @@
 //!
 //! | record | key layout | handle |
 //! |---|---|---|
-//! | person registry: last fanned-out `sequence`, status, apps | `{ns}:person:{person}` (hash `seq`, `status`, `apps`) | [`Store::registry`] |
+//! | person registry: last fanned-out `sequence`, status, apps, apps a planner announced upserts to (`pending`) | `{ns}:person:{person}` (hash `seq`, `status`, `apps`, `pending`) | [`Store::registry`] |
 //! | members of an app, kept with the registry | `{ns}:members:{app}` (set of person ids) | [`Store::registry`] (written), [`Store::desired`] (swept) |
 //! | applied version: highest sequence converged | `{ns}:applied:{app}:{person}` | [`Store::applied`] |
 //! | fenced lease on a person in an app (worker) or a person (scheduler) | `{ns}:lease:{app}:{person}`, `{ns}:plan-lease:{person}` (`PX`, the holder's token); fences `{ns}:fence:{app}:{person}`, `{ns}:plan-fence:{person}` (highest token issued) | [`Store::leases`] |
@@ -47,7 +47,7 @@ pub use keys::account_keys;
 pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Lease, LeaseScope, Leases};
 pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops};
 pub use pacing::Pacing;
-pub use registry::{PersonRecord, Registry};
+pub use registry::{PersonRecord, Planning, Recorded, Registry};
 
 use std::time::Duration;
 
