@@ -22,6 +22,7 @@ mod faults;
 mod harness;
 mod isolation;
 mod lanes;
+mod leases;
 mod log_hygiene;
 mod ops;
 mod outage;
