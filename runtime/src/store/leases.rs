@@ -161,10 +161,15 @@ impl<'s> Leases<'s> {
     ) -> Result<Option<(Lease, Option<u64>)>, StoreError> {
         let mut conn = self.store.conn.clone();
         let (key, fence_key) = self.keys(LeaseScope::Apply { app, person });
-        let mut take = TAKE_SCRIPT.key(&key);
-        take.key(&fence_key).arg(px(ttl));
+        // EVAL, not EVALSHA: a pipeline cannot load a script Redis lost (a
+        // restart empties its script cache), and the script is short.
         let (token, applied): (u64, Option<u64>) = redis::pipe()
-            .invoke_script(&take)
+            .cmd("EVAL")
+            .arg(TAKE)
+            .arg(2)
+            .arg(&key)
+            .arg(&fence_key)
+            .arg(px(ttl))
             .cmd("GET")
             .arg(self.store.keys.applied(app, person))
             .query_async(&mut conn)
