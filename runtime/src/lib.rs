@@ -14,6 +14,6 @@ pub mod telemetry;
 
 pub use config::Config;
 pub use error::InfraError;
-pub use locks::KeyedLocks;
+pub use locks::{KeyGuard, KeyedLocks};
 pub use secret::Secret;
 pub use store::Store;

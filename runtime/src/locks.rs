@@ -42,6 +42,20 @@ impl KeyedLocks {
         KeyGuard { key, entries: self.entries.clone(), guard: Some(guard) }
     }
 
+    /// Holds the lock of `key` if it is free now; `None` when it is held
+    /// (callers that must not wait defer their work instead).
+    pub fn try_lock(&self, key: String) -> Option<KeyGuard> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mutex = entries.entry(key.clone()).or_default().clone();
+        match mutex.try_lock_owned() {
+            Ok(guard) => Some(KeyGuard { key, entries: self.entries.clone(), guard: Some(guard) }),
+            Err(_held) => {
+                // The holder's guard cleans the entry up when it drops.
+                None
+            }
+        }
+    }
+
     /// Keys currently locked or awaited.
     pub fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -68,6 +82,17 @@ impl Drop for KeyGuard {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn try_lock_never_waits_and_cleans_up() {
+        let locks = KeyedLocks::new();
+        let first = locks.try_lock("a".into()).expect("free");
+        assert!(locks.try_lock("a".into()).is_none(), "held");
+        assert!(locks.try_lock("b".into()).is_some());
+        drop(first);
+        assert!(locks.is_empty(), "no entry left behind");
+        assert!(locks.try_lock("a".into()).is_some(), "free again");
+    }
 
     #[tokio::test]
     async fn same_key_is_exclusive_and_entries_are_cleaned() {

@@ -64,7 +64,7 @@ pub struct Metrics {
     /// Jobs published and confirmed, by `app` and `action`.
     pub jobs_published: Family<AppAction, Counter>,
     /// Job deliveries settled, by `app`, `action`, `outcome`: `converged`,
-    /// `stale`, `retried`, `deferred`, `remediating`, `dead_lettered`, `requeued`.
+    /// `stale`, `retried`, `deferred`, `superseded`, `remediating`, `dead_lettered`, `requeued`.
     pub jobs: Family<JobOutcome, Counter>,
     /// One attempt of a job, lease to settle.
     pub job_duration: Histograms<AppAction>,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use scimfleet_runtime::store::{DesiredAccount, LeaseScope, PersonRecord, account_keys};
+use scimfleet_runtime::store::{DesiredAccount, Fenced, LeaseScope, PersonRecord, account_keys};
 use scimfleet_runtime::{Secret, Store};
 use scimfleet_schemas::{AppId, PersonId, PersonStatus};
 
@@ -10,6 +10,12 @@ async fn store(test: &str) -> Store {
     let url = std::env::var("SCIMFLEET_REDIS__URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let ns = format!("t-{}-{test}-{}", chrono::Utc::now().timestamp(), std::process::id());
     Store::connect(&Secret::new(url), &ns).await.expect("redis")
+}
+
+const TTL: Duration = Duration::from_secs(30);
+
+fn apply<'a>(app: &'a AppId, person: &'a PersonId) -> LeaseScope<'a> {
+    LeaseScope::Apply { app, person }
 }
 
 fn ids() -> (AppId, PersonId) {
@@ -36,8 +42,10 @@ async fn a_lease_excludes_others_until_released_or_expired() {
             .is_none(),
         "exclusive"
     );
+    let fence = held.fence().clone();
     store.leases().release(held).await.expect("redis");
-    store.applied().raise(&app, &person, 7).await.expect("redis");
+    let raised = store.applied().raise(&app, &person, 7, &fence).await.expect("redis");
+    assert_eq!(raised, Fenced::Written, "nobody took the lease since");
     let (again, applied) = store
         .leases()
         .try_take_applying(&app, &person, Duration::from_millis(100))
@@ -89,8 +97,9 @@ async fn a_lease_that_passed_to_another_holder_can_neither_renew_nor_record() {
 async fn versions_never_move_backwards() {
     let store = store("versions").await;
     let (app, person) = ids();
-    store.applied().raise(&app, &person, 5).await.expect("redis");
-    store.applied().raise(&app, &person, 3).await.expect("redis");
+    let lease = store.leases().try_take(apply(&app, &person), TTL).await.expect("redis").expect("free");
+    let _written = store.applied().raise(&app, &person, 5, lease.fence()).await.expect("redis");
+    let _written = store.applied().raise(&app, &person, 3, lease.fence()).await.expect("redis");
     assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(5));
     let record = |sequence| PersonRecord { sequence, status: PersonStatus::Active, apps: vec![app.clone()] };
     assert!(store.registry().record(&person, &record(2)).await.expect("redis"));
@@ -114,7 +123,14 @@ async fn a_converged_upsert_records_version_desired_state_and_account_index_at_o
         user.title = Some(title.into());
         DesiredAccount { sequence, user, managed: Vec::new(), groups: Default::default() }
     };
-    store.desired().record_converged(&app, &person, 4, Some(&desired(4, "Dev"))).await.expect("redis");
+    let lease = store.leases().try_take(apply(&app, &person), TTL).await.expect("redis").expect("free");
+    let fence = lease.fence();
+    let recorded = store
+        .desired()
+        .record_converged(&app, &person, 4, Some(&desired(4, "Dev")), fence)
+        .await
+        .expect("redis");
+    assert_eq!(recorded, Fenced::Written);
     assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(4));
     let kept = store.desired().get_many(&app, std::slice::from_ref(&person)).await.expect("redis");
     assert_eq!(kept[0].as_ref().and_then(|d| d.user.title.as_deref()), Some("Dev"));
@@ -125,9 +141,13 @@ async fn a_converged_upsert_records_version_desired_state_and_account_index_at_o
         .expect("redis");
     assert_eq!(owners, [Some(person.clone())], "found by externalId and by userName");
     // An older version never lowers the applied one; a deprovision records the version only.
-    store.desired().record_converged(&app, &person, 3, Some(&desired(3, "Old"))).await.expect("redis");
+    let _written = store
+        .desired()
+        .record_converged(&app, &person, 3, Some(&desired(3, "Old")), fence)
+        .await
+        .expect("redis");
     assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(4));
-    store.desired().record_converged(&app, &person, 6, None).await.expect("redis");
+    let _written = store.desired().record_converged(&app, &person, 6, None, fence).await.expect("redis");
     assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(6));
     store.delete_namespace().await.expect("cleanup");
 }
@@ -213,5 +233,45 @@ async fn concurrent_registry_writes_leave_members_agreeing_with_the_newest_recor
         let expected = if newest.apps.contains(app) { vec![person.clone()] } else { Vec::new() };
         assert_eq!(members(&store, app, "check").await, expected, "members of {app}");
     }
+    store.delete_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_holder_whose_lease_passed_on_records_nothing() {
+    let store = store("fenced").await;
+    let (app, person) = ids();
+    let stale = store.leases().try_take(apply(&app, &person), Duration::from_millis(50)).await;
+    let stale = stale.expect("redis").expect("free");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let newer = store.leases().try_take(apply(&app, &person), TTL).await.expect("redis").expect("expired");
+    let mut user = scimfleet_schemas::scim::ScimUser::new("ada@example.com");
+    user.external_id = Some("E1".into());
+    let desired = DesiredAccount { sequence: 2, user, managed: Vec::new(), groups: Default::default() };
+    let recorded = store.desired().record_converged(&app, &person, 2, Some(&desired), newer.fence());
+    assert_eq!(recorded.await.expect("redis"), Fenced::Written);
+    let late = store.desired().record_converged(&app, &person, 9, Some(&desired), stale.fence());
+    assert_eq!(late.await.expect("redis"), Fenced::Refused, "the stale holder is refused");
+    let raised = store.applied().raise(&app, &person, 9, stale.fence()).await.expect("redis");
+    assert_eq!(raised, Fenced::Refused);
+    assert_eq!(store.applied().get(&app, &person).await.expect("redis"), Some(2), "nothing was written");
+    let job: scimfleet_schemas::Job = serde_json::from_value(serde_json::json!({
+        "v": 1, "job_id": "1f3c2a9b8d7e6f5a4b3c2d1e0f9a8b7c", "event_id": "leave", "app": "crm",
+        "person": "E1", "sequence": 2, "event_time": "2026-11-22T10:00:00Z", "attempt": 0,
+        "action": "deactivate", "lookup": { "externalId": "E1", "userName": "ada@example.com" },
+        "groups": { "member_of": [], "not_member_of": [] }
+    }))
+    .expect("a valid job");
+    let record = scimfleet_schemas::EvidenceRecord::pending(&job, scimfleet_schemas::Expectation::Inactive);
+    let retention = Duration::from_secs(60);
+    assert_eq!(
+        store.evidence().put(&record, retention, stale.fence()).await.expect("redis"),
+        Fenced::Refused
+    );
+    assert_eq!(store.evidence().get(&app, &person, 2).await.expect("redis"), None, "no stale evidence");
+    assert_eq!(
+        store.evidence().put(&record, retention, newer.fence()).await.expect("redis"),
+        Fenced::Written
+    );
+    assert!(store.evidence().get(&app, &person, 2).await.expect("redis").is_some());
     store.delete_namespace().await.expect("cleanup");
 }

@@ -27,9 +27,9 @@ use scimfleet_devkit::scim_server::Resource;
 use scimfleet_devkit::wait;
 use serde_json::Value;
 
-/// Leases of a killed worker live `job_timeout_ms` + 10 s; a short attempt
-/// limit keeps the jobs of the people it held from waiting two minutes.
-const SHORT_LEASES: &str = "[worker]\njob_timeout_ms = 5000\n";
+/// Leases of a killed worker free `lease_ttl_ms` after its last renewal; a
+/// short one brings the people it held back sooner.
+const SHORT_LEASES: &str = "[worker]\nlease_ttl_ms = 2000\n";
 
 fn bodies(events: &[Value]) -> Vec<Vec<u8>> {
     events.iter().map(|e| serde_json::to_vec(e).expect("json")).collect()

@@ -74,7 +74,7 @@ fn overlaps(server: &ScimServerHandle) -> Vec<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_never_interleave_one_persons_requests() {
     // Short leases only matter if a worker dies; none should here.
-    let policy = format!("[worker]\njob_timeout_ms = 5000\n{}", common::chat_only("concurrency = 8"));
+    let policy = format!("[worker]\nlease_ttl_ms = 2000\n{}", common::chat_only("concurrency = 8"));
     let mut fleet = Fleet::start_without_worker(&policy).await.expect("fleet starts");
     let logs: Vec<_> = (0..2)
         .map(|i| {

@@ -24,6 +24,7 @@ mod harness;
 mod identity;
 mod isolation;
 mod lanes;
+mod leases;
 mod log_hygiene;
 mod ops;
 mod outage;

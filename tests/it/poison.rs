@@ -15,7 +15,7 @@ async fn a_job_that_keeps_hanging_is_dead_lettered_as_poison() {
     // The request timeout is far longer than the job timeout: the hang must be
     // cut by the job timeout, not by HTTP.
     let policy = format!(
-        "[worker]\nretry_tiers_ms = [50]\nmax_attempts = 2\njob_timeout_ms = 300\nrequest_timeout_ms = 60000\n{POLICY}"
+        "[worker]\nretry_tiers_ms = [50]\nmax_attempts = 2\njob_timeout_ms = 1500\nlease_ttl_ms = 1000\nrequest_timeout_ms = 60000\n{POLICY}"
     );
     let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
     let addr = fleet.stop_server("crm").await.expect("crm down");
@@ -35,7 +35,7 @@ async fn a_job_that_keeps_hanging_is_dead_lettered_as_poison() {
     assert_eq!(dead.len(), 1, "{dead:#?}");
     assert_eq!(dead[0].0.reason, DeadLetterReason::Poison);
     assert_eq!(dead[0].0.attempts, 2);
-    assert!(dead[0].0.detail.contains("did not finish within 300 ms"), "{}", dead[0].0.detail);
+    assert!(dead[0].0.detail.contains("did not finish within 1500 ms"), "{}", dead[0].0.detail);
     assert!(fleet.server("chat").user_by_user_name(&person.user_name()).is_some(), "chat carried on");
     assert_eq!(fleet.worker().retried, 1);
     black_hole.abort();

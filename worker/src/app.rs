@@ -38,6 +38,8 @@ pub(crate) struct AppWorker {
     pub retry_cap: Duration,
     /// Longest one attempt may run.
     pub job_timeout: Duration,
+    /// TTL of the (app, person) lease, renewed every third of it.
+    pub lease_ttl: Duration,
     /// The app's circuit breaker.
     pub breaker: Breaker,
     /// This worker run's id in the breaker states kept for status reports.
@@ -68,6 +70,12 @@ pub(crate) struct Shared<'a> {
 }
 
 impl AppWorker {
+    /// The shortest delay tier, ms: where jobs that did not get to try
+    /// (or whose try does not count) wait before they come back.
+    pub(crate) fn shortest_tier(&self) -> u64 {
+        self.topology.retry_tiers_ms().first().copied().unwrap_or(1000)
+    }
+
     /// The worker of `app`, its budgets and verification settings resolved
     /// from the app's own settings over the fleet's defaults.
     pub(crate) fn new(config: &Config, app: &AppConfig, converger: Converger, shared: &Shared<'_>) -> Self {
@@ -88,6 +96,7 @@ impl AppWorker {
             retry_base: tier(worker.retry_tiers_ms.first()),
             retry_cap: tier(worker.retry_tiers_ms.last()),
             job_timeout: Duration::from_millis(worker.job_timeout_ms),
+            lease_ttl: Duration::from_millis(worker.lease_ttl_ms),
             breaker: Breaker::new(worker.breaker_failures, Duration::from_millis(worker.breaker_cooldown_ms)),
             instance: shared.instance.clone(),
             ops: shared.ops.clone(),

@@ -98,6 +98,8 @@ pub struct ScimClient {
     metrics: Option<Arc<Metrics>>,
     /// Host and port of the base URL, for `server.address` / `server.port`.
     server: (String, u16),
+    /// For one attempt under a lease: writes are sent only while it is held.
+    held: Option<crate::lease::Held>,
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -152,6 +154,7 @@ impl ScimClient {
             pacer: None,
             metrics: None,
             server,
+            held: None,
         })
     }
 
@@ -165,6 +168,14 @@ impl ScimClient {
     pub fn with_pacer(mut self, pacer: crate::pace::Pacer) -> Self {
         self.pacer = Some(Arc::new(pacer));
         self
+    }
+
+    /// This client for one attempt under a lease: each write (POST, PUT,
+    /// PATCH, DELETE) is sent only while `held` says the lease is still
+    /// held, checked right before every try (after pacing, before a
+    /// resend), and fails with [`ScimCallError::LeaseLost`] otherwise.
+    pub fn guarded(&self, held: crate::lease::Held) -> Self {
+        Self { held: Some(held), ..self.clone() }
     }
 
     /// The app this client talks to.

@@ -5,9 +5,16 @@
 //! - Concurrency per app is the app's `concurrency`, enforced by the AMQP
 //!   prefetch: the broker hands over no more unacked jobs than that.
 //! - Jobs for one person in one app never run at once: a keyed lock inside
-//!   the process, then a lease in Redis across processes and lanes. Under
-//!   the lease, a job older than the version already applied is dropped
-//!   (applied version in Redis), so newer state always wins.
+//!   the process, then a lease in Redis across processes and lanes, renewed
+//!   by a heartbeat while the attempt runs (see `lease`). A person busy past
+//!   a short wait is not waited for: the job is deferred untried, so a wait
+//!   never holds a consumer slot. Under the lease, a job older than the
+//!   version already applied is dropped (applied version in Redis), so
+//!   newer state always wins.
+//! - Results are recorded under the lease's fence. An attempt whose lease
+//!   was lost (its writes stop at once), or whose record a newer lease
+//!   refused, is settled as superseded: back untried through the shortest
+//!   delay queue, never acked as converged.
 //! - Each stage returns a `Decision` instead of settling: converged (after
 //!   the applied version is recorded), stale, a delay queue, the dead-letter
 //!   queue, or a requeue after an infrastructure error. The failure path
@@ -29,7 +36,7 @@ use futures_util::FutureExt;
 use lapin::message::Delivery;
 use scimfleet_runtime::broker::{self, received_at};
 use scimfleet_runtime::ops::ReadyLatch;
-use scimfleet_runtime::store::{DesiredAccount, Lease};
+use scimfleet_runtime::store::{DesiredAccount, Fence, Fenced};
 use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_schemas::{DeadLetterReason, Job, JobAction};
 use tokio_util::sync::CancellationToken;
@@ -38,17 +45,15 @@ use tracing::Instrument;
 use crate::WorkerError;
 use crate::app::AppWorker;
 use crate::breaker::Gate;
-use crate::converge::Outcome;
+use crate::converge::{ApplyError, Outcome};
 use crate::decision::{Decision, Failure, Retry, RetryCause, Transient};
 use crate::failure::{self, Failed, note_success};
+use crate::lease::{self, Heartbeat, Held};
 use crate::observe;
 use crate::retry;
 use crate::settle::{self, first_attempt_at};
 use crate::stats::WorkerStats;
 use crate::verify;
-
-/// How much longer a lease lives than the longest attempt.
-const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// Consumes one of the app's lanes: the work queue, or the leaver lane.
 pub(crate) async fn consume(
@@ -107,7 +112,9 @@ fn invalid(detail: String, now: DateTime<Utc>) -> Decision {
     Decision::DeadLetter(Failure { reason, detail, last_status: None, first_attempt_at: now })
 }
 
-/// The apply under the in-process lock and the cross-process lease.
+/// The apply under the in-process lock and the cross-process lease, kept
+/// alive by a heartbeat while the attempt runs. A person busy past a short
+/// wait is not waited for: the job is deferred, untried.
 async fn apply(
     worker: &AppWorker,
     delivery: &Delivery,
@@ -115,48 +122,47 @@ async fn apply(
     person: &str,
     now: DateTime<Utc>,
 ) -> Result<Decision, Transient> {
-    // In-process first (cheap, ordered), then the cross-process lease.
-    let _guard = worker.locks.lock(format!("{}/{}", job.app, job.person)).await;
-    let (lease, applied) = take_lease(worker, job).await?;
-    let decided = apply_leased(worker, delivery, job, person, applied, now).await;
-    if let Err(error) = worker.store.leases().release(lease).await {
+    let Some(taken) = lease::take(worker, job).await? else {
+        tracing::debug!(
+            scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+            "job {} deferred: its person is busy elsewhere", job.job_id
+        );
+        return Ok(Decision::again(job, worker.shortest_tier(), RetryCause::Deferred));
+    };
+    let heartbeat = Heartbeat::start(&worker.store, &taken.lease, worker.lease_ttl, &taken.held);
+    let leased = Leased { applied: taken.applied, held: &taken.held, fence: taken.lease.fence() };
+    let decided = apply_leased(worker, delivery, job, person, &leased, now).await;
+    drop(heartbeat);
+    if let Err(error) = worker.store.leases().release(taken.lease).await {
         // The lease expires by itself; holding it a little longer is harmless.
         tracing::warn!(scimfleet.app = %worker.app, error = error_chain(&error), "could not release a lease");
     }
     decided
 }
 
-/// Waits for the (app, person) lease. Its TTL outlives any attempt
-/// (`job_timeout_ms` plus a margin), so a holder that died frees it in time
-/// and the wait is bounded. Returns the lease with the person's applied
-/// version in the app, read in the same round trip.
-async fn take_lease(worker: &AppWorker, job: &Job) -> Result<(Lease, Option<u64>), Transient> {
-    let ttl = worker.job_timeout + LEASE_MARGIN;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(taken) = worker.store.leases().try_take_applying(&job.app, &job.person, ttl).await? {
-            return Ok(taken);
-        }
-        WorkerStats::add(&worker.stats.lease_waits, 1);
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
+/// What the apply holds while it runs.
+struct Leased<'a> {
+    /// The person's applied version in the app, read when the lease was taken.
+    applied: Option<u64>,
+    /// Whether the lease is still held.
+    held: &'a Held,
+    /// The lease's fence, for every result recorded under it.
+    fence: &'a Fence,
 }
 
-/// The version check and the apply, under the person's lease; `applied` is
-/// the person's applied version in the app, read when the lease was taken,
-/// and `now` when the delivery was taken.
+/// The version check and the apply, under the person's lease; `now` is
+/// when the delivery was taken.
 async fn apply_leased(
     worker: &AppWorker,
     delivery: &Delivery,
     job: &Job,
     person: &str,
-    applied: Option<u64>,
+    leased: &Leased<'_>,
     now: DateTime<Utc>,
 ) -> Result<Decision, Transient> {
     // A re-check of an older version is stale too: the person was rehired
     // or changed since, and an active account is then what is wanted.
-    if let Some(applied) = applied
+    if let Some(applied) = leased.applied
         && job.sequence < applied
     {
         tracing::info!(
@@ -166,32 +172,65 @@ async fn apply_leased(
         );
         return Ok(Decision::Stale);
     }
-    if let Gate::Wait(remaining) = worker.breaker.gate(Instant::now()) {
-        // The app is failing: park the job without calling it or spending its
-        // attempts. Its age still counts from the first time it was handled,
-        // so a dead app's backlog reaches the dead-letter queue after
-        // `max_age_ms` instead of circling through the delay queues for ever.
-        let first = first_attempt_at(delivery, now);
-        if (Utc::now() - first).to_std().unwrap_or_default() >= worker.max_age {
-            return Ok(failure::park_expired(worker, job, first));
-        }
-        let tier = retry::tier_for(remaining, worker.topology.retry_tiers_ms()).unwrap_or(1000);
-        let job = Box::new(job.clone());
-        let cause = RetryCause::Deferred;
-        return Ok(Decision::Retry(Retry { job, first_attempt_at: Some(first), tier_ms: tier, cause }));
+    if let Some(parked) = parked(worker, delivery, job, now) {
+        return Ok(parked);
     }
     let started = Instant::now();
-    let attempt = AssertUnwindSafe(worker.converger.apply(job)).catch_unwind();
-    let applied = tokio::time::timeout(worker.job_timeout, attempt).await;
+    let converger = worker.converger.under(leased.held.clone());
+    let attempt = AssertUnwindSafe(converger.apply(job)).catch_unwind();
+    // A lost lease stops the attempt at once (a write already sent may
+    // still land; the client sends no further one).
+    let watched = async {
+        tokio::select! {
+            done = attempt => Some(done),
+            () = leased.held.lost() => None,
+        }
+    };
+    let applied = tokio::time::timeout(worker.job_timeout, watched).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     let failed = match &applied {
-        Ok(Ok(Ok(outcome))) => return converged(worker, delivery, job, person, outcome, duration_ms).await,
-        Ok(Ok(Err(error))) => Failed::Apply(error),
-        Ok(Err(_panic)) => Failed::Panicked,
+        Ok(None) | Ok(Some(Ok(Err(ApplyError::LeaseLost { .. })))) => {
+            return Ok(superseded(worker, job, person, "its lease was lost mid-attempt"));
+        }
+        Ok(Some(Ok(Ok(_)))) if !leased.held.is_held() => {
+            return Ok(superseded(worker, job, person, "its lease was lost mid-attempt"));
+        }
+        Ok(Some(Ok(Ok(outcome)))) => {
+            return converged(worker, delivery, job, (person, leased.fence), outcome, duration_ms).await;
+        }
+        Ok(Some(Ok(Err(error)))) => Failed::Apply(error),
+        Ok(Some(Err(_panic))) => Failed::Panicked,
         Err(_elapsed) => Failed::TimedOut,
     };
     let times = (first_attempt_at(delivery, now), now);
     Ok(failure::on_failure(worker, job, failed, times, duration_ms).await)
+}
+
+/// While the app's circuit breaker is open: the job parked without calling
+/// the app or spending its attempts. Its age still counts from the first
+/// time it was handled, so a dead app's backlog reaches the dead-letter
+/// queue after `max_age_ms` instead of circling through the delay queues
+/// for ever.
+fn parked(worker: &AppWorker, delivery: &Delivery, job: &Job, now: DateTime<Utc>) -> Option<Decision> {
+    let Gate::Wait(remaining) = worker.breaker.gate(Instant::now()) else { return None };
+    let first = first_attempt_at(delivery, now);
+    if (Utc::now() - first).to_std().unwrap_or_default() >= worker.max_age {
+        return Some(failure::park_expired(worker, job, first));
+    }
+    let tier = retry::tier_for(remaining, worker.topology.retry_tiers_ms()).unwrap_or(1000);
+    let job = Box::new(job.clone());
+    let cause = RetryCause::Deferred;
+    Some(Decision::Retry(Retry { job, first_attempt_at: Some(first), tier_ms: tier, cause }))
+}
+
+/// The attempt's lease passed on before its result was recorded (`why`):
+/// the job comes back without spending an attempt.
+fn superseded(worker: &AppWorker, job: &Job, person: &str, why: &str) -> Decision {
+    tracing::warn!(
+        scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
+        "job {} superseded: {why}; it comes back untried", job.job_id
+    );
+    Decision::superseded(job, worker.shortest_tier())
 }
 
 /// A successful attempt: the breaker hears of it, the applied version is
@@ -200,7 +239,7 @@ async fn converged(
     worker: &AppWorker,
     delivery: &Delivery,
     job: &Job,
-    person: &str,
+    (person, fence): (&str, &Fence),
     outcome: &Outcome,
     duration_ms: u64,
 ) -> Result<Decision, Transient> {
@@ -208,7 +247,7 @@ async fn converged(
     // The applied version, and for an upsert what the account should look
     // like now and how to map it back to the person (what a sweep compares
     // the app's accounts with): one round trip, under the lease, after the
-    // apply, so it is the newest.
+    // apply, so it is the newest; refused when the lease passed on.
     let desired = match &job.action {
         JobAction::Upsert { user, managed, groups } => Some(DesiredAccount {
             sequence: job.sequence,
@@ -219,15 +258,19 @@ async fn converged(
         _ => None,
     };
     if !matches!(job.action, JobAction::Verify { .. }) {
-        worker
+        let desired = desired.as_ref();
+        let recorded = worker
             .store
             .desired()
-            .record_converged(&job.app, &job.person, job.sequence, desired.as_ref())
+            .record_converged(&job.app, &job.person, job.sequence, desired, fence)
             .await?;
+        if recorded == Fenced::Refused {
+            return Ok(superseded(worker, job, person, "a newer lease refused its result"));
+        }
     }
     if let Some(read_back) = &outcome.read_back {
         let received = received_at(&delivery.properties);
-        return verify::judge(worker, job, read_back, outcome.changed(), received).await;
+        return verify::judge(worker, job, read_back, outcome.changed(), received, fence).await;
     }
     tracing::debug!(
         scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,

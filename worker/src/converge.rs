@@ -92,14 +92,22 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Converger {
     client: ScimClient,
-    groups: GroupDirectory,
+    groups: std::sync::Arc<GroupDirectory>,
     create_groups: bool,
 }
 
 impl Converger {
     /// A converger over `client`; `create_groups` allows creating missing groups.
     pub fn new(client: ScimClient, create_groups: bool) -> Self {
-        Self { client, groups: GroupDirectory::default(), create_groups }
+        Self { client, groups: std::sync::Arc::default(), create_groups }
+    }
+
+    /// This converger for one attempt under a lease: every write it makes
+    /// is sent only while `held` says the lease is still held, and fails
+    /// with [`ApplyError::LeaseLost`] otherwise (the check is in the client).
+    pub fn under(&self, held: crate::lease::Held) -> Self {
+        let client = self.client.guarded(held);
+        Self { client, groups: self.groups.clone(), create_groups: self.create_groups }
     }
 
     /// Converges the app to `job`. No span of its own: the worker's span of

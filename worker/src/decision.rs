@@ -60,10 +60,32 @@ pub(crate) enum RetryCause {
         /// The last HTTP status, when there was one.
         status: Option<u16>,
     },
-    /// The app's circuit breaker is open: parked untried.
+    /// The app's circuit breaker is open, or the person stayed busy
+    /// (leased elsewhere): parked untried.
     Deferred,
     /// Verification found access still there: the deprovision again.
     Remediation(Note),
+    /// The attempt's lease passed to another holder before its result was
+    /// recorded (lost mid-attempt, or a fenced write refused): the job comes
+    /// back unchanged, its attempt not spent, to be dropped as stale or to
+    /// converge again (idempotently) under a lease of its own.
+    Superseded,
+}
+
+impl Decision {
+    /// The job back through the delay queue of `tier_ms`, its attempt count
+    /// and first-attempt time unchanged: for a job that did not get to try
+    /// (its person busy elsewhere, `Deferred`) or whose try does not count
+    /// (`Superseded`).
+    pub(crate) fn again(job: &Job, tier_ms: u64, cause: RetryCause) -> Self {
+        Decision::Retry(Retry { job: Box::new(job.clone()), first_attempt_at: None, tier_ms, cause })
+    }
+
+    /// The lease passed on before the job's result was recorded: the job
+    /// again, through the delay queue of `tier_ms` (the shortest).
+    pub(crate) fn superseded(job: &Job, tier_ms: u64) -> Self {
+        Self::again(job, tier_ms, RetryCause::Superseded)
+    }
 }
 
 /// Why a job is dead-lettered, for its envelope.
@@ -84,6 +106,8 @@ pub(crate) enum Settled {
     },
     Retried(Note),
     Deferred,
+    /// The lease passed on before the result was recorded; the job is back in a delay queue.
+    Superseded,
     Stale,
     DeadLettered(Note),
     /// Verification found access still there; a remediation was queued.
@@ -120,5 +144,25 @@ impl From<StoreError> for Transient {
 impl From<PublishError> for Transient {
     fn from(error: PublishError) -> Self {
         Self(error.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        let text = include_str!("../../schemas/tests/fixtures/job-deactivate.json");
+        Job { attempt: 3, ..Job::parse(text.as_bytes()).expect("a valid job") }
+    }
+
+    #[test]
+    fn a_superseded_job_comes_back_unchanged_through_the_given_tier() {
+        let Decision::Retry(retry) = Decision::superseded(&job(), 1000) else { panic!("a retry") };
+        assert_eq!(retry.job.attempt, 3, "no attempt spent");
+        assert_eq!(retry.job.job_id, job().job_id);
+        assert_eq!(retry.tier_ms, 1000);
+        assert!(retry.first_attempt_at.is_none(), "its age header rides along unchanged");
+        assert!(matches!(retry.cause, RetryCause::Superseded));
     }
 }

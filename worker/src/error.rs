@@ -88,6 +88,15 @@ pub enum ScimCallError {
         /// How many matched, as reported by the service provider.
         matches: u64,
     },
+    /// A write was not sent: the attempt's lease on the person was lost
+    /// (another worker may hold it now).
+    #[error("{method} {path_template} not sent: the lease on the person was lost")]
+    LeaseLost {
+        /// HTTP method.
+        method: &'static str,
+        /// The path template, e.g. `/Users/{id}`.
+        path_template: &'static str,
+    },
     /// The client could not be built from its configuration.
     #[error("invalid SCIM client configuration: {reason}")]
     Config {
@@ -154,7 +163,7 @@ impl ScimCallError {
             Self::Transport { source, .. } if source.is_builder() || source.is_redirect() => {
                 Disposition::DeadLetter { reason: "request could not be built" }
             }
-            Self::Transport { .. } => Disposition::Retry { after: None },
+            Self::Transport { .. } | Self::LeaseLost { .. } => Disposition::Retry { after: None },
             Self::Status { status, retry_after, .. } => status_disposition(*status, *retry_after),
             Self::InvalidResponse { .. } => Disposition::DeadLetter { reason: "invalid response" },
             Self::Ambiguous { .. } => Disposition::DeadLetter { reason: "ambiguous look-up" },
@@ -204,7 +213,16 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 pub enum ApplyError {
     /// A SCIM call failed.
     #[error(transparent)]
-    Call(#[from] ScimCallError),
+    Call(ScimCallError),
+    /// The attempt's lease on the person was lost: it stopped before its
+    /// next write, and its result is superseded by the new holder's.
+    #[error("the lease on the person was lost; {method} {path_template} was not sent")]
+    LeaseLost {
+        /// HTTP method of the write not sent.
+        method: &'static str,
+        /// Its path template.
+        path_template: &'static str,
+    },
     /// The create answered `409 Conflict` but no account matches the look-up keys.
     #[error("creating the user conflicted (409) with an account not found by externalId or userName")]
     ConflictNotFound,
@@ -235,11 +253,22 @@ pub enum ApplyError {
     IdentityConflict,
 }
 
+impl From<ScimCallError> for ApplyError {
+    fn from(error: ScimCallError) -> Self {
+        match error {
+            ScimCallError::LeaseLost { method, path_template } => Self::LeaseLost { method, path_template },
+            other => Self::Call(other),
+        }
+    }
+}
+
 impl ApplyError {
     /// Whether to retry the job or dead-letter it.
     pub fn disposition(&self) -> Disposition {
         match self {
             Self::Call(error) => error.disposition(),
+            // Settled as superseded by the worker, never spending an attempt.
+            Self::LeaseLost { .. } => Disposition::Retry { after: None },
             // Another writer won a race; its resource may not be readable yet.
             Self::ConflictNotFound | Self::GroupConflictNotFound { .. } => Disposition::Retry { after: None },
             Self::GroupMissing { .. } => Disposition::DeadLetter { reason: "group missing" },
@@ -254,7 +283,10 @@ impl ApplyError {
         match self {
             Self::Call(error) => error.status(),
             Self::ConflictNotFound | Self::GroupConflictNotFound { .. } => Some(409),
-            Self::GroupMissing { .. } | Self::MissingId { .. } | Self::IdentityConflict => None,
+            Self::GroupMissing { .. }
+            | Self::MissingId { .. }
+            | Self::IdentityConflict
+            | Self::LeaseLost { .. } => None,
         }
     }
 }
@@ -330,6 +362,9 @@ mod tests {
         assert_eq!(error.status(), Some(503));
         assert_eq!(error.to_string(), "GET /Users/{id}: HTTP 503");
         assert!(matches!(ApplyError::ConflictNotFound.disposition(), Disposition::Retry { .. }));
+        let lost =
+            ApplyError::from(ScimCallError::LeaseLost { method: "PATCH", path_template: "/Users/{id}" });
+        assert!(matches!(lost, ApplyError::LeaseLost { method: "PATCH", .. }), "its own variant");
     }
 
     #[tokio::test]

@@ -51,6 +51,7 @@ fn outcome(settled: &Settled) -> (&'static str, Option<&Note>) {
         Settled::Converged { .. } => ("unchanged", None),
         Settled::Retried(note) => ("retried", Some(note)),
         Settled::Deferred => ("deferred", None),
+        Settled::Superseded => ("superseded", None),
         Settled::Stale => ("stale", None),
         Settled::DeadLettered(note) => ("dead_lettered", Some(note)),
         Settled::Remediating(note) => ("remediating", Some(note)),

@@ -89,6 +89,7 @@ fn counter<'a>(stats: &'a WorkerStats, settled: &Settled) -> &'a AtomicU64 {
         Settled::Stale => &stats.stale,
         Settled::Retried(_) => &stats.retried,
         Settled::Deferred => &stats.deferred,
+        Settled::Superseded => &stats.superseded,
         Settled::Remediating(_) => &stats.remediated,
         Settled::DeadLettered(_) => &stats.dead_lettered,
     }
@@ -113,6 +114,7 @@ async fn carry_out(
                     Settled::Retried(Note { detail, status })
                 }
                 RetryCause::Deferred => Settled::Deferred,
+                RetryCause::Superseded => Settled::Superseded,
                 RetryCause::Remediation(note) => Settled::Remediating(note),
             })
         }
@@ -188,4 +190,21 @@ async fn dead_letter(
     }
     let detail = format!("{}: {}", failure.reason.as_str(), envelope.detail);
     Ok(Settled::DeadLettered(Note { detail, status: failure.last_status }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn superseded_and_deferred_jobs_are_counted_apart_and_stay_in_flight_until_back() {
+        let stats = WorkerStats::default();
+        WorkerStats::add(&stats.received, 2);
+        WorkerStats::add(counter(&stats, &Settled::Superseded), 1);
+        WorkerStats::add(counter(&stats, &Settled::Deferred), 1);
+        let snapshot = stats.snapshot();
+        assert_eq!((snapshot.superseded, snapshot.deferred), (1, 1));
+        assert_eq!(snapshot.settled(), 0, "neither is settled for good");
+        assert_eq!(snapshot.in_flight(), 0, "both left this worker");
+    }
 }

@@ -15,10 +15,16 @@ pub struct WorkerStats {
     pub stale: AtomicU64,
     /// Transient failures sent to a delay queue to be tried again.
     pub retried: AtomicU64,
-    /// Jobs parked untried because their app's circuit breaker was open.
+    /// Jobs parked untried in a delay queue: their app's circuit breaker
+    /// was open, or their person stayed busy (leased elsewhere) past a
+    /// short wait. Neither spends an attempt.
     pub deferred: AtomicU64,
-    /// Times a job waited for another worker's lease on the same person.
+    /// Jobs that found their person busy (leased by another worker or
+    /// lane) and waited, briefly, for it; those still busy were deferred.
     pub lease_waits: AtomicU64,
+    /// Jobs whose lease passed to another holder before their result was
+    /// recorded: back in a delay queue, their attempt not spent.
+    pub superseded: AtomicU64,
     /// Jobs dead-lettered.
     pub dead_lettered: AtomicU64,
     /// Jobs handed back to the queue after an infrastructure error.
@@ -51,6 +57,8 @@ pub struct WorkerSnapshot {
     pub deferred: u64,
     /// See [`WorkerStats::lease_waits`].
     pub lease_waits: u64,
+    /// See [`WorkerStats::superseded`].
+    pub superseded: u64,
     /// See [`WorkerStats::dead_lettered`].
     pub dead_lettered: u64,
     /// See [`WorkerStats::requeued`].
@@ -75,8 +83,13 @@ impl WorkerSnapshot {
 
     /// Deliveries taken but not finished yet (exact, redeliveries included).
     pub fn in_flight(&self) -> u64 {
-        let done =
-            self.settled() + self.retried + self.deferred + self.remediated + self.requeued + self.abandoned;
+        let done = self.settled()
+            + self.retried
+            + self.deferred
+            + self.superseded
+            + self.remediated
+            + self.requeued
+            + self.abandoned;
         self.received.saturating_sub(done)
     }
 }
@@ -93,6 +106,7 @@ impl WorkerStats {
             retried: get(&self.retried),
             deferred: get(&self.deferred),
             lease_waits: get(&self.lease_waits),
+            superseded: get(&self.superseded),
             dead_lettered: get(&self.dead_lettered),
             requeued: get(&self.requeued),
             abandoned: get(&self.abandoned),

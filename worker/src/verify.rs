@@ -14,7 +14,9 @@
 //!   to the app's dead-letter queue as `verification_failed`.
 //!
 //! The caller holds the (app, person) lease, so the evidence record's
-//! read-modify-write is never raced by another worker.
+//! read-modify-write is never raced by another worker; the write is fenced
+//! by that lease, so a holder whose lease passed on records nothing and its
+//! job is settled as superseded (no re-checks or remediation either).
 //!
 //! The evidence is written here, and re-checks are published here (before
 //! the job is acked); the job itself is not settled here: the outcome is a
@@ -24,6 +26,7 @@
 use chrono::{DateTime, Utc};
 use scimfleet_runtime::broker::{Outgoing, Topology, persistent};
 use scimfleet_runtime::metrics::Metrics;
+use scimfleet_runtime::store::{Fence, Fenced};
 use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::{
     Check, DeadLetterReason, EvidenceRecord, Expectation, GroupPlan, Job, JobAction, Lookup,
@@ -38,13 +41,14 @@ use crate::stats::WorkerStats;
 
 /// Judges a job whose read-back is `read_back`: records the check as
 /// evidence and decides what the job needs. `received_at` is when the
-/// scheduler took the job's event, when known.
+/// scheduler took the job's event, when known; `fence` is the lease's.
 pub(crate) async fn judge(
     worker: &AppWorker,
     job: &Job,
     read_back: &ReadBack,
     changed: bool,
     received_at: Option<DateTime<Utc>>,
+    fence: &Fence,
 ) -> Result<Decision, Transient> {
     let Some((lookup, expect, groups)) = target(job) else {
         return Ok(Decision::Converged { changed, verified: false });
@@ -84,27 +88,40 @@ pub(crate) async fn judge(
     record.push_status(read_back.status);
     let target = (lookup, expect, groups);
     if read_back.verified {
-        verified(worker, job, read_back, record, target).await?;
+        if !verified(worker, job, read_back, record, target, fence).await? {
+            return Ok(Decision::superseded(job, worker.shortest_tier()));
+        }
         return Ok(Decision::Converged { changed, verified: true });
     }
-    not_verified(worker, job, read_back, record, target).await
+    not_verified(worker, job, read_back, record, target, fence).await
+}
+
+/// Stores the evidence `record` under the lease; false when refused (the
+/// lease passed on).
+async fn put(worker: &AppWorker, record: &EvidenceRecord, fence: &Fence) -> Result<bool, Transient> {
+    let written = worker.store.evidence().put(record, worker.evidence_retention, fence).await?;
+    Ok(written == Fenced::Written)
 }
 
 /// Access is gone: the check is evidence, and after the deprovision itself
-/// (not after a re-check) the re-checks are scheduled.
+/// (not after a re-check) the re-checks are scheduled. False when the
+/// evidence was refused (the lease passed on): nothing was done.
 async fn verified(
     worker: &AppWorker,
     job: &Job,
     read_back: &ReadBack,
     mut record: EvidenceRecord,
     (lookup, expect, groups): (&Lookup, Expectation, &GroupPlan),
-) -> Result<(), Transient> {
+    fence: &Fence,
+) -> Result<bool, Transient> {
     let person = worker.pseudonyms.person(&job.person);
     let is_recheck = matches!(job.action, JobAction::Verify { .. });
     // A case dead-lettered earlier and replayed is settled now; its
     // failures and remediations keep the history.
     record.dead_lettered = false;
-    worker.store.evidence().put(&record, worker.evidence_retention).await?;
+    if !put(worker, &record, fence).await? {
+        return Ok(false);
+    }
     WorkerStats::add(&worker.stats.verified, 1);
     tracing::info!(
         scimfleet.app = %job.app, job_id = %job.job_id, scimfleet.person = %person,
@@ -114,7 +131,7 @@ async fn verified(
     if !is_recheck {
         schedule_rechecks(worker, job, lookup, expect, groups).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Access is still there: the failure is evidence, and the job is either
@@ -126,6 +143,7 @@ async fn not_verified(
     read_back: &ReadBack,
     mut record: EvidenceRecord,
     (lookup, expect, groups): (&Lookup, Expectation, &GroupPlan),
+    fence: &Fence,
 ) -> Result<Decision, Transient> {
     let now = Utc::now();
     let person = worker.pseudonyms.person(&job.person);
@@ -141,7 +159,9 @@ async fn not_verified(
     );
     if remediate {
         record.remediations = job.remediation + 1;
-        worker.store.evidence().put(&record, worker.evidence_retention).await?;
+        if !put(worker, &record, fence).await? {
+            return Ok(Decision::superseded(job, worker.shortest_tier()));
+        }
         let again = Box::new(remediation(job, lookup, expect, groups));
         let tier = retry::tier_for(worker.retry_base, worker.topology.retry_tiers_ms()).unwrap_or(1000);
         let detail =
@@ -150,7 +170,9 @@ async fn not_verified(
         return Ok(Decision::Retry(Retry { job: again, first_attempt_at: None, tier_ms: tier, cause }));
     }
     record.dead_lettered = true;
-    worker.store.evidence().put(&record, worker.evidence_retention).await?;
+    if !put(worker, &record, fence).await? {
+        return Ok(Decision::superseded(job, worker.shortest_tier()));
+    }
     let detail = format!(
         "access still there after {} remediation(s): the account is {}",
         job.remediation, read_back.found

@@ -143,6 +143,10 @@ pub struct WorkerConfig {
     /// Longest one attempt of a job may run; a hung attempt is abandoned and
     /// retried, and a job that keeps hanging is dead-lettered as `poison`.
     pub job_timeout_ms: u64,
+    /// Time to live of the (app, person) lease a job is applied under,
+    /// renewed every third of it while the attempt runs: a worker that dies
+    /// frees its people this long after its last renewal.
+    pub lease_ttl_ms: u64,
     /// Consecutive transient failures of an app that open its circuit breaker.
     pub breaker_failures: u32,
     /// How long an open breaker parks the app's jobs before one probe.
@@ -264,33 +268,7 @@ impl Config {
         if self.scheduler.lease_ttl_ms < 100 {
             return Err(ConfigError::invalid(origin, "scheduler.lease_ttl_ms", "must be at least 100 ms"));
         }
-        if self.worker.concurrency == 0 {
-            return Err(ConfigError::invalid(origin, "worker.concurrency", "must be at least 1"));
-        }
-        if self.worker.request_timeout_ms == 0
-            || self.worker.connect_timeout_ms == 0
-            || self.worker.job_timeout_ms == 0
-        {
-            return Err(ConfigError::invalid(origin, "worker", "timeouts must be above 0 ms"));
-        }
-        let tiers = &self.worker.retry_tiers_ms;
-        if tiers.is_empty() || tiers[0] == 0 || tiers.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(ConfigError::invalid(
-                origin,
-                "worker.retry_tiers_ms",
-                "needs ascending delays above 0 ms",
-            ));
-        }
-        if self.worker.breaker_failures == 0 || self.worker.breaker_cooldown_ms == 0 {
-            return Err(ConfigError::invalid(
-                origin,
-                "worker.breaker_failures",
-                "breaker settings must be above 0",
-            ));
-        }
-        if self.worker.max_attempts == 0 {
-            return Err(ConfigError::invalid(origin, "worker.max_attempts", "must be at least 1"));
-        }
+        self.validate_worker()?;
         if self.apps.is_empty() {
             return Err(ConfigError::invalid(origin, "apps", "at least one [[apps]] entry is needed"));
         }
@@ -321,6 +299,47 @@ impl Config {
                     "needs a positive rate_per_second and burst",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The `[worker]` rules.
+    fn validate_worker(&self) -> Result<(), ConfigError> {
+        let origin = self.origin.as_str();
+        if self.worker.concurrency == 0 {
+            return Err(ConfigError::invalid(origin, "worker.concurrency", "must be at least 1"));
+        }
+        if self.worker.request_timeout_ms == 0
+            || self.worker.connect_timeout_ms == 0
+            || self.worker.job_timeout_ms == 0
+        {
+            return Err(ConfigError::invalid(origin, "worker", "timeouts must be above 0 ms"));
+        }
+        let lease = self.worker.lease_ttl_ms;
+        if lease < 1000 || lease >= self.worker.job_timeout_ms {
+            return Err(ConfigError::invalid(
+                origin,
+                "worker.lease_ttl_ms",
+                "must be at least 1000 ms and below worker.job_timeout_ms",
+            ));
+        }
+        let tiers = &self.worker.retry_tiers_ms;
+        if tiers.is_empty() || tiers[0] == 0 || tiers.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ConfigError::invalid(
+                origin,
+                "worker.retry_tiers_ms",
+                "needs ascending delays above 0 ms",
+            ));
+        }
+        if self.worker.breaker_failures == 0 || self.worker.breaker_cooldown_ms == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "worker.breaker_failures",
+                "breaker settings must be above 0",
+            ));
+        }
+        if self.worker.max_attempts == 0 {
+            return Err(ConfigError::invalid(origin, "worker.max_attempts", "must be at least 1"));
         }
         Ok(())
     }

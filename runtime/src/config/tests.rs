@@ -166,3 +166,17 @@ fn telemetry_listeners_and_journey_retention_are_validated() {
     let bad = err(&format!("{BASE}\n[telemetry]\nlog_format = \"json\"\njourney_retention = \"soon\"\n"));
     assert!(bad.contains("telemetry.journey_retention"), "{bad}");
 }
+
+#[test]
+fn lease_ttl_is_at_least_a_second_and_below_the_job_timeout() {
+    let config = load(BASE).expect("valid");
+    assert_eq!(config.worker.lease_ttl_ms, 5000);
+    let worker = |table: &str| format!("{BASE}\n[worker]\n{table}\n");
+    assert!(err(&worker("lease_ttl_ms = 999")).contains("worker.lease_ttl_ms"));
+    let text = err(&worker("job_timeout_ms = 5000"));
+    assert!(text.contains("worker.lease_ttl_ms") && text.contains("job_timeout_ms"), "{text}");
+    assert_eq!(
+        load(&worker("lease_ttl_ms = 1000\njob_timeout_ms = 1500")).expect("valid").worker.lease_ttl_ms,
+        1000
+    );
+}

@@ -13,16 +13,17 @@ use std::sync::LazyLock;
 use redis::{AsyncCommands, Script};
 use scimfleet_schemas::{AppId, PersonId};
 
-use super::{Store, StoreError, command};
+use super::{FENCE_CHECK, Fence, Fenced, Store, StoreError, command};
 
-/// Keeps the maximum; returns the stored value.
-/// KEYS[1]: the applied key. ARGV[1]: the sequence.
+/// Keeps the maximum, after [`FENCE_CHECK`]; returns 1 when written.
+/// KEYS[1]: the fence, KEYS[2]: the applied key. ARGV[1]: the token,
+/// ARGV[2]: the sequence.
 const RAISE: &str = r"
-local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) return tonumber(ARGV[1]) end
-return current";
+local current = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if tonumber(ARGV[2]) > current then redis.call('SET', KEYS[2], ARGV[2]) end
+return 1";
 
-static RAISE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE));
+static RAISE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{FENCE_CHECK}{RAISE}")));
 
 /// The applied versions; from [`Store::applied`].
 #[derive(Clone, Copy)]
@@ -41,15 +42,24 @@ impl<'s> Applied<'s> {
         conn.get(self.store.keys.applied(app, person)).await.map_err(command("read applied version"))
     }
 
-    /// Raises the applied sequence to `sequence` (never lowers it).
-    pub async fn raise(self, app: &AppId, person: &PersonId, sequence: u64) -> Result<(), StoreError> {
+    /// Raises the applied sequence to `sequence` (never lowers it), under
+    /// the lease `fence` proves; refused when a newer lease was taken.
+    pub async fn raise(
+        self,
+        app: &AppId,
+        person: &PersonId,
+        sequence: u64,
+        fence: &Fence,
+    ) -> Result<Fenced, StoreError> {
         let mut conn = self.store.conn.clone();
         RAISE_SCRIPT
+            .key(&fence.key)
             .key(self.store.keys.applied(app, person))
+            .arg(fence.token)
             .arg(sequence)
             .invoke_async::<i64>(&mut conn)
             .await
-            .map(drop)
+            .map(Fenced::of)
             .map_err(command("record applied version"))
     }
 }

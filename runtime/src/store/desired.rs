@@ -18,7 +18,8 @@
 //!
 //! Consistency rules: the desired state and account index are written
 //! under the (app, person) lease together with the applied version, in one
-//! script ([`RECORD_CONVERGED`]) that never lowers the version; the per-run
+//! script ([`RECORD_CONVERGED`]) that never lowers the version and writes
+//! nothing once a newer lease was taken (the lease's fence); the per-run
 //! sweep keys belong to the one sweep that claimed the period.
 
 use std::sync::LazyLock;
@@ -31,20 +32,22 @@ use scimfleet_schemas::{AppId, GroupPlan, PersonId};
 use serde::{Deserialize, Serialize};
 
 use super::keys::account_keys;
-use super::{Store, StoreError, command};
+use super::{FENCE_CHECK, Fence, Fenced, Store, StoreError, command};
 
-/// The applied version raised (as in `applied.rs`), then the desired state
-/// and account index of an upsert, at once.
-/// KEYS[1]: the applied key, KEYS[2]: the desired key, KEYS[3..]: the
-/// account-index keys. ARGV: sequence, desired JSON, person id.
+/// After [`FENCE_CHECK`], the applied version raised (as in `applied.rs`),
+/// then the desired state and account index of an upsert, at once.
+/// KEYS[1]: the fence, KEYS[2]: the applied key, KEYS[3]: the desired key,
+/// KEYS[4..]: the account-index keys. ARGV: token, sequence, desired JSON,
+/// person id.
 const RECORD_CONVERGED: &str = r"
-local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
-redis.call('SET', KEYS[2], ARGV[2])
-for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[3]) end
+local current = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if tonumber(ARGV[2]) > current then redis.call('SET', KEYS[2], ARGV[2]) end
+redis.call('SET', KEYS[3], ARGV[3])
+for i = 4, #KEYS do redis.call('SET', KEYS[i], ARGV[4]) end
 return 1";
 
-static RECORD_CONVERGED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_CONVERGED));
+static RECORD_CONVERGED_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{FENCE_CHECK}{RECORD_CONVERGED}")));
 
 /// How long the per-run sweep keys outlive a sweep that died.
 const SWEEP_TTL: Duration = Duration::from_secs(3600);
@@ -92,28 +95,33 @@ impl<'s> Desired<'s> {
     /// What a converged write leaves behind, in one round trip: the applied
     /// version of `person` in `app` raised to `sequence` (never lowered),
     /// and for an upsert its desired state and the account index that maps
-    /// the account back to the person (`account_keys`).
+    /// the account back to the person (`account_keys`). All under the
+    /// lease `fence` proves: nothing is written when a newer one was taken.
     pub async fn record_converged(
         self,
         app: &AppId,
         person: &PersonId,
         sequence: u64,
         desired: Option<&DesiredAccount>,
-    ) -> Result<(), StoreError> {
-        let Some(desired) = desired else { return self.store.applied().raise(app, person, sequence).await };
+        fence: &Fence,
+    ) -> Result<Fenced, StoreError> {
+        let Some(desired) = desired else {
+            return self.store.applied().raise(app, person, sequence, fence).await;
+        };
         let mut conn = self.store.conn.clone();
         // Serialising our own type cannot fail.
         let json = serde_json::to_string(desired).unwrap_or_default();
         let mut invocation = RECORD_CONVERGED_SCRIPT.prepare_invoke();
-        invocation.key(self.store.keys.applied(app, person)).key(self.store.keys.desired(app, person));
+        invocation.key(&fence.key).key(self.store.keys.applied(app, person));
+        invocation.key(self.store.keys.desired(app, person));
         for key in account_keys(desired.user.external_id.as_deref(), &desired.user.user_name) {
             invocation.key(self.store.keys.account(app, &key));
         }
-        invocation.arg(sequence).arg(json).arg(person.as_str());
+        invocation.arg(fence.token).arg(sequence).arg(json).arg(person.as_str());
         invocation
             .invoke_async::<i64>(&mut conn)
             .await
-            .map(drop)
+            .map(Fenced::of)
             .map_err(command("record a converged upsert"))
     }
 

@@ -3,17 +3,34 @@
 //! time so exports can ask "everyone since T" without scanning keys.
 //!
 //! A record is only ever written by the worker holding the (app, person)
-//! lease, so read-modify-write needs no further locking.
+//! lease, and the write is fenced by it (refused once a newer lease was
+//! taken), so a read-modify-write needs no further locking and a stalled
+//! holder cannot overwrite what its successor recorded.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use scimfleet_schemas::{AppId, EvidenceRecord, PersonId};
 
-use super::{Store, StoreError, command, px};
+use redis::Script;
+
+use super::{FENCE_CHECK, Fence, Fenced, Store, StoreError, command, px};
 
 /// Index members read per round trip when exporting.
 const PAGE: isize = 500;
+
+/// After [`FENCE_CHECK`]: the record with its expiry, its index entry, and
+/// the index pruned of entries older than the retention.
+/// KEYS[1]: the fence, KEYS[2]: the record, KEYS[3]: the index.
+/// ARGV: token, record JSON, TTL in ms, event time (ms), exclusive cutoff.
+const PUT: &str = r"
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], KEYS[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+return 1";
+
+static PUT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{FENCE_CHECK}{PUT}")));
 
 /// The deprovision evidence; from [`Store::evidence`].
 #[derive(Clone, Copy)]
@@ -42,35 +59,32 @@ impl<'s> Evidence<'s> {
     }
 
     /// Stores `record` for `retention` and indexes it by its event time;
-    /// index entries older than the retention are pruned on the way.
-    pub async fn put(self, record: &EvidenceRecord, retention: Duration) -> Result<(), StoreError> {
+    /// index entries older than the retention are pruned on the way. All
+    /// under the lease `fence` proves: nothing is written when a newer
+    /// lease of the (app, person) was taken.
+    pub async fn put(
+        self,
+        record: &EvidenceRecord,
+        retention: Duration,
+        fence: &Fence,
+    ) -> Result<Fenced, StoreError> {
         let mut conn = self.store.conn.clone();
         let key = self.store.keys.evidence(&record.app, &record.person, record.sequence);
-        let index = self.store.keys.evidence_index();
         // Serialising our own type cannot fail.
         let json = serde_json::to_string(record).unwrap_or_default();
-        let ttl_ms = px(retention);
         let cutoff = Utc::now().timestamp_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        redis::pipe()
-            .atomic()
-            .cmd("SET")
-            .arg(&key)
+        PUT_SCRIPT
+            .key(&fence.key)
+            .key(&key)
+            .key(self.store.keys.evidence_index())
+            .arg(fence.token)
             .arg(json)
-            .arg("PX")
-            .arg(ttl_ms)
-            .ignore()
-            .cmd("ZADD")
-            .arg(&index)
+            .arg(px(retention))
             .arg(record.event_time.timestamp_millis())
-            .arg(&key)
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(&index)
-            .arg("-inf")
             .arg(format!("({cutoff}"))
-            .ignore()
-            .query_async::<()>(&mut conn)
+            .invoke_async::<i64>(&mut conn)
             .await
+            .map(Fenced::of)
             .map_err(command("write evidence"))
     }
 

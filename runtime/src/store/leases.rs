@@ -67,6 +67,23 @@ if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then return 
 /// What a fenced write script returns when a newer lease exists.
 pub const FENCED_OUT: i64 = -2;
 
+/// What a fenced write came to.
+#[must_use = "a refused write recorded nothing; its result is superseded"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fenced {
+    /// Written under the newest lease of its scope.
+    Written,
+    /// Refused, nothing written: a newer lease of the scope was taken.
+    Refused,
+}
+
+impl Fenced {
+    /// What a script starting with [`FENCE_CHECK`] returned.
+    pub(super) fn of(returned: i64) -> Self {
+        if returned == FENCED_OUT { Self::Refused } else { Self::Written }
+    }
+}
+
 static TAKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE));
 static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
@@ -155,8 +172,8 @@ impl<'s> Leases<'s> {
     ) -> Result<Option<(Lease, Option<u64>)>, StoreError> {
         let mut conn = self.store.conn.clone();
         let (key, fence_key) = self.keys(LeaseScope::Apply { app, person });
-        // EVAL, not EVALSHA: a pipeline has no fallback when the script cache
-        // is empty (a new or restarted Redis), and the script is short.
+        // EVAL, not EVALSHA: a pipeline cannot load a script Redis lost (a
+        // restart empties its script cache), and the script is short.
         let (token, applied): (u64, Option<u64>) = redis::pipe()
             .cmd("EVAL")
             .arg(TAKE)

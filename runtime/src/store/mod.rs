@@ -26,6 +26,8 @@
 //! a version backwards are compare-and-set Lua scripts, each beside its
 //! record with every key it touches passed in `KEYS`: two scheduler or
 //! worker replicas racing on one person can never move a version backwards.
+//! Writes that record a result under a lease (applied version, desired
+//! state, evidence) are fenced too: refused when a newer lease exists.
 
 mod applied;
 mod claims;
@@ -44,7 +46,7 @@ pub use desired::{Desired, DesiredAccount, MissingScan};
 pub use evidence::Evidence;
 pub use journeys::{JourneyStep, Journeys};
 pub use keys::account_keys;
-pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Lease, LeaseScope, Leases};
+pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Fenced, Lease, LeaseScope, Leases};
 pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops};
 pub use pacing::Pacing;
 pub use registry::{PersonRecord, Planning, Recorded, Registry};

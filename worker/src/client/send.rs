@@ -134,6 +134,12 @@ impl ScimClient {
                 pacer.acquire().await;
                 self.count_wait(waiting.elapsed());
             }
+            if call.method != reqwest::Method::GET && self.held.as_ref().is_some_and(|h| !h.is_held()) {
+                return Err(ScimCallError::LeaseLost {
+                    method: call.name,
+                    path_template: call.path_template,
+                });
+            }
             let (outcome, next) =
                 self.try_once(call, &url, body.as_ref(), tries, resends, &mut refreshed).await;
             resends += 1;
