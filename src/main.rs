@@ -117,11 +117,15 @@ async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
         }
         DlqCommand::Replay { target, select } => {
             let config = load(&target.config, QUIET_BROKER)?;
-            admin::dlq::replay(&config, &target.app, &selection(select), target.limit, out).await?;
+            let selection = selection(select);
+            let batch = admin::dlq::Batch { app: &target.app, selection: &selection, limit: target.limit };
+            admin::dlq::replay(&config, batch, out).await?;
         }
         DlqCommand::Purge { target, select } => {
             let config = load(&target.config, QUIET_BROKER)?;
-            admin::dlq::purge(&config, &target.app, &selection(select), target.limit, out).await?;
+            let selection = selection(select);
+            let batch = admin::dlq::Batch { app: &target.app, selection: &selection, limit: target.limit };
+            admin::dlq::purge(&config, batch, out).await?;
         }
     }
     Ok(())

@@ -29,7 +29,7 @@ use crate::render::{Column, Table};
 
 mod commands;
 
-pub use commands::{Selection, list, purge, replay, show};
+pub use commands::{Batch, Selection, list, purge, replay, show};
 
 /// Which dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,25 +53,27 @@ pub async fn show(
     Session::run(config, async |session| session.show(config, app, id, limit, out).await).await
 }
 
-/// Republishes the selected dead letters of `app` (among the first `limit`).
-pub async fn replay(
-    config: &Config,
-    app: &str,
-    selection: &Selection,
-    limit: usize,
-    out: &mut impl Write,
-) -> Result<(), AdminError> {
+/// The dead letters a `replay` or `purge` takes: those of `app` (an app id or
+/// `events`) that `selection` selects among the first `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// An app id, or `events`.
+    pub app: &'a str,
+    /// Which messages.
+    pub selection: &'a Selection,
+    /// Most messages read from the queue.
+    pub limit: usize,
+}
+
+/// Republishes a batch of dead letters.
+pub async fn replay(config: &Config, batch: Batch<'_>, out: &mut impl Write) -> Result<(), AdminError> {
+    let Batch { app, selection, limit } = batch;
     Session::run(config, async |session| session.replay(config, app, selection, limit, out).await).await
 }
 
-/// Deletes the selected dead letters of `app` (among the first `limit`).
-pub async fn purge(
-    config: &Config,
-    app: &str,
-    selection: &Selection,
-    limit: usize,
-    out: &mut impl Write,
-) -> Result<(), AdminError> {
+/// Deletes a batch of dead letters for good.
+pub async fn purge(config: &Config, batch: Batch<'_>, out: &mut impl Write) -> Result<(), AdminError> {
+    let Batch { app, selection, limit } = batch;
     Session::run(config, async |session| session.purge(config, app, selection, limit, out).await).await
 }
 
