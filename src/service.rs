@@ -48,11 +48,6 @@ pub fn start(config: &Config, service: &str) -> anyhow::Result<Telemetry> {
         traces,
         log_file: None,
     })?;
-    if config.telemetry.pseudonym_key_env.is_none() {
-        tracing::warn!(
-            "telemetry.pseudonym_key_env is not set: person pseudonyms in logs use a key derived from the namespace"
-        );
-    }
     tracing::info!(otel.exporting = exporting, "{service} starting");
     Ok(telemetry)
 }

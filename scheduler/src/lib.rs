@@ -76,7 +76,7 @@ async fn run_once(
     topology.declare(&channel, &apps).await?;
     let publisher = Publisher::open(&connection).await?;
     let publisher_channel = publisher.channel().clone();
-    let pseudonyms = Pseudonymizer::new(config.pseudonym_key()?.as_ref(), &config.namespace);
+    let pseudonyms = Pseudonymizer::new(&config.pseudonym_key()?);
     let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
     let stop_sampling = shutdown.child_token();
     let sampling = connection.create_channel().await.map_err(BrokerError::Connect)?;

@@ -62,8 +62,19 @@ fn missing_token_is_reported_by_config_check() {
 fn example_config_is_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = root.join("deploy/examples/scimfleet.toml");
-    let output = config_check(&example, &[("SCIMFLEET_TOKEN_GITHUB", "t1"), ("SCIMFLEET_TOKEN_SLACK", "t2")]);
+    let tokens = [("SCIMFLEET_TOKEN_GITHUB", "t1"), ("SCIMFLEET_TOKEN_SLACK", "t2")];
+    let key = ("SCIMFLEET_PSEUDONYM_KEY", "an-example-key-of-32-bytes-long!");
+    let output = config_check(&example, &[tokens[0], tokens[1], key]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // Without the pseudonym key nothing may start: person ids in logs would
+    // be keyed by something guessable.
+    let output = config_check(&example, &tokens);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "accepted without a pseudonym key");
+    assert!(
+        stderr.contains("telemetry.pseudonym_key_env") && stderr.contains("SCIMFLEET_PSEUDONYM_KEY"),
+        "{stderr}"
+    );
 }
 
 #[test]

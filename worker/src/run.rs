@@ -232,7 +232,7 @@ async fn run_once(
     let all_apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.declare(&setup, &all_apps).await?;
     let publisher = Publisher::open(&connection).await?;
-    let pseudonyms = Pseudonymizer::new(config.pseudonym_key()?.as_ref(), &config.namespace);
+    let pseudonyms = Pseudonymizer::new(&config.pseudonym_key()?);
     let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
     let stop = shutdown.child_token();
     let selected_ids: Vec<AppId> = convergers.iter().map(|(app, _)| app.id.clone()).collect();

@@ -92,6 +92,7 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
     let work_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
     std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
     let token = format!("tok-{:016x}", rand_u64());
+    std::fs::write(work_dir.join("pseudonym.key"), format!("{:016x}{:016x}", rand_u64(), rand_u64()))?;
     let (exe, scimfleet) = binaries()?;
 
     eprintln!("scale: seeding {} people into {} apps...", params.people, params.apps);
@@ -199,7 +200,7 @@ fn policy(namespace: &str, params: &ScaleParams, urls: &[String], scheduler: u16
     let mut text = format!(
         "namespace = \"{namespace}\"\n[worker]\nconcurrency = {}\n[verification]\nrecheck = []\n\
          [telemetry]\nlog_format = \"json\"\nscheduler_listen = \"127.0.0.1:{scheduler}\"\n\
-         worker_listen = \"127.0.0.1:{worker}\"\n",
+         worker_listen = \"127.0.0.1:{worker}\"\npseudonym_key_file = \"pseudonym.key\"\n",
         params.concurrency
     );
     for (n, url) in urls.iter().enumerate() {

@@ -18,6 +18,9 @@ use crate::scim_server::ScimServer;
 /// Queues of a test namespace disappear after this long unused.
 const TEST_QUEUE_EXPIRY_MS: u64 = 15 * 60 * 1000;
 
+/// The fleet's throw-away pseudonym key, beside its configuration.
+const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
+
 impl Fleet {
     pub(super) async fn launch(policy: &str, namespace: &str, with_worker: bool) -> Result<Self, FleetError> {
         let mut fleet = Self::prepare(policy, namespace).await?;
@@ -36,6 +39,8 @@ impl Fleet {
         let token_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
         std::fs::create_dir_all(&token_dir)?;
         std::fs::write(token_dir.join("token"), &token)?;
+        // A throw-away pseudonym key per fleet, as production must have one.
+        std::fs::write(token_dir.join(PSEUDONYM_KEY_FILE), hex::encode(rand::random::<[u8; 32]>()))?;
         let (text, app_ids) = complete_policy(policy, namespace)?;
         let mut servers = BTreeMap::new();
         let mut text = text;
@@ -109,6 +114,9 @@ fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>
         for key in ["scheduler_listen", "worker_listen"] {
             telemetry.entry(key).or_insert_with(|| "127.0.0.1:0".into());
         }
+        // The fleet's own key, as it has its own tokens.
+        telemetry.remove("pseudonym_key_env");
+        telemetry.insert("pseudonym_key_file".into(), PSEUDONYM_KEY_FILE.into());
     }
     let mut ids = Vec::new();
     let apps = table.get_mut("apps").and_then(toml::Value::as_array_mut).ok_or("policy has no [[apps]]")?;

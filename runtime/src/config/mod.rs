@@ -12,6 +12,7 @@ mod app;
 mod de;
 mod error;
 mod layers;
+mod pseudonym;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,7 @@ pub use de::parse_duration_ms;
 use de::{duration_ms, listen_address, secret, some_duration_ms};
 pub use error::ConfigError;
 use layers::{env_table, merge, parse_table};
+pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
 
 use crate::Secret;
 
@@ -189,6 +191,9 @@ pub struct TelemetryConfig {
     /// Environment variable holding the key of the pseudonymous person ids in logs.
     #[serde(default)]
     pub pseudonym_key_env: Option<String>,
+    /// Or a file holding that key (relative to the configuration file).
+    #[serde(default)]
+    pub pseudonym_key_file: Option<PathBuf>,
     /// Where `scimfleet scheduler` serves `/metrics`, `/healthz` and `/readyz`
     /// (`host:port`; port 0 picks a free one; `off` for none).
     #[serde(deserialize_with = "listen_address")]
@@ -342,21 +347,6 @@ impl Config {
             return Err(ConfigError::invalid(origin, "worker.max_attempts", "must be at least 1"));
         }
         Ok(())
-    }
-
-    /// The key of pseudonymous person ids; derived from the namespace when
-    /// none is configured, which keeps ids stable but guessable (a warning is
-    /// logged at start-up by the caller).
-    pub fn pseudonym_key(&self) -> Result<Option<Secret>, ConfigError> {
-        let Some(var) = &self.telemetry.pseudonym_key_env else { return Ok(None) };
-        match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
-            _ => Err(ConfigError::invalid(
-                &self.origin,
-                "telemetry.pseudonym_key_env",
-                format!("environment variable {var} is not set or empty"),
-            )),
-        }
     }
 }
 

@@ -23,19 +23,11 @@ impl std::fmt::Debug for Pseudonymizer {
 }
 
 impl Pseudonymizer {
-    /// A pseudonymizer with `key`; without one, a key derived from `namespace`
-    /// (stable, but guessable by anyone who knows the namespace).
-    pub fn new(key: Option<&Secret>, namespace: &str) -> Self {
-        let derived;
-        let key_bytes = match key {
-            Some(key) => key.expose().as_bytes(),
-            None => {
-                derived = format!("scimfleet-pseudonym:{namespace}");
-                derived.as_bytes()
-            }
-        };
+    /// A pseudonymizer with `key` (see `Config::pseudonym_key`).
+    pub fn new(key: &Secret) -> Self {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key_bytes).unwrap_or_else(|_| unreachable!());
+        let mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key.expose().as_bytes()).unwrap_or_else(|_| unreachable!());
         Self { mac }
     }
 
@@ -55,8 +47,8 @@ mod tests {
     #[test]
     fn pseudonyms_are_stable_keyed_and_opaque() {
         let id = PersonId::parse("E1001").expect("valid");
-        let a = Pseudonymizer::new(Some(&Secret::new("k1")), "ns");
-        let b = Pseudonymizer::new(Some(&Secret::new("k2")), "ns");
+        let a = Pseudonymizer::new(&Secret::new("k1"));
+        let b = Pseudonymizer::new(&Secret::new("k2"));
         assert_eq!(a.person(&id), a.person(&id));
         assert_ne!(a.person(&id), b.person(&id));
         assert!(!a.person(&id).contains("1001"));
