@@ -23,15 +23,15 @@ demo: services ## Provision a sample organisation into three in-process SCIM app
 # emptied first, so the log check reads this run only; under target/, so a
 # clean clone (CI) starts without one. Absolute: tests run in their crate's dir.
 TEST_LOG_DIR := $(CURDIR)/target/test-logs
-# The test that greps those logs for tokens and e-mail addresses: run last.
+# The test that greps those logs for tokens and personal data (e-mail addresses, HR ids, names): run last.
 # Its full path in the integration binary `it` (filters match it exactly).
-LOG_CHECK := log_hygiene::suite_logs_hold_no_token_and_no_email
+LOG_CHECK := log_hygiene::suite_logs_hold_no_token_and_no_personal_data
 # Tests that install the process's telemetry themselves (one subscriber per
 # process): nextest gives every test a process; `cargo test` runs a binary's
 # tests as threads of one process, so without nextest they run one at a time.
 OWN_PROCESS := tracing::an_event_is_one_trace_from_intake_to_every_scim_request_and_survives_dead_letter_and_replay \
 	trace_export_down::a_closed_collector_port_never_slows_or_stops_the_pipeline \
-	log_hygiene::a_noisy_run_logs_no_token_and_no_email
+	log_hygiene::a_noisy_run_logs_no_token_and_no_personal_data
 
 .PHONY: test
 test: services ## Run the whole test suite against the real RabbitMQ and Redis, then check its logs

@@ -57,7 +57,7 @@ async fn joiner_appears_in_exactly_the_apps_in_scope_with_mapped_attributes_and_
 
     assert_eq!(git.external_id.as_deref(), Some("E1001"));
     assert_eq!(git.active, Some(true));
-    assert_eq!(git.display_name.as_deref(), Some("Test E1001"));
+    assert_eq!(git.display_name.as_deref(), Some("Ottoline E1001"));
     assert_eq!(git.emails[0].value, user_name);
     let enterprise = git.enterprise.expect("enterprise extension");
     assert_eq!(enterprise.department.as_deref(), Some("Engineering"));

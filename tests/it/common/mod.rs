@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 /// The standard three-app policy (`git`, `chat`, `crm`).
 pub const POLICY: &str = scimfleet_devkit::policy::STANDARD;
 
+/// The given name of every test person: rare enough that the log check can
+/// look for it anywhere (a name in a log is personal data).
+pub const GIVEN_NAME: &str = "Ottoline";
+
 /// A person's attributes for the tests' standard person `E<n>`.
 pub struct Person<'a> {
     pub id: &'a str,
@@ -41,7 +45,7 @@ impl Person<'_> {
             "data": {
                 "person_id": self.id, "sequence": sequence, "status": status, "effective_at": null,
                 "attributes": {
-                    "userName": self.user_name(), "givenName": "Test", "familyName": self.id,
+                    "userName": self.user_name(), "givenName": GIVEN_NAME, "familyName": self.id,
                     "email": self.user_name(), "department": self.department, "title": self.title,
                     "employeeNumber": self.id.trim_start_matches('E'), "location": self.location
                 },
@@ -67,7 +71,7 @@ pub use scimfleet_devkit::policy::chat_only;
 
 /// Appends the standard error of a `scimfleet` command run by a test (its
 /// log) to `cli-<pid>.log` in the test log directory, which `make test`
-/// checks for tokens and e-mail addresses; returns the output unchanged.
+/// checks for tokens and personal data; returns the output unchanged.
 pub fn keep_log(output: Output) -> Output {
     use std::io::Write as _;
     let dir = scimfleet_devkit::fleet::test_log_dir();
