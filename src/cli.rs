@@ -67,6 +67,9 @@ pub(crate) enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// RabbitMQ exchanges and queues.
+    #[command(subcommand)]
+    Topology(TopologyCommand),
     /// Development tools.
     #[cfg(feature = "dev")]
     #[command(subcommand)]
@@ -219,6 +222,14 @@ pub(crate) struct TraceArgs {
 pub(crate) enum ConfigCommand {
     /// Validate a configuration file and the tokens it refers to.
     Check(ConfigArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TopologyCommand {
+    /// Declare the exchanges and queues of every configured app (needs a
+    /// user that may configure them; the roles then run with
+    /// `broker.declare_topology = false`).
+    Declare(ConfigArg),
 }
 
 #[cfg(feature = "dev")]

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
     Cli, Command, ConfigArg, ConfigCommand, DlqCommand, DlqSelect, EvidenceCommand, ReportCommand,
-    VerifyCommand,
+    TopologyCommand, VerifyCommand,
 };
 
 /// mimalloc instead of glibc's allocator: the fleet allocates per message
@@ -91,6 +91,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Config(ConfigCommand::Check(arg)) => admin::config_check(&*arg.load()?, out)?,
+        Command::Topology(TopologyCommand::Declare(arg)) => {
+            admin::declare_topology(&*arg.load()?, out).await?
+        }
         #[cfg(feature = "dev")]
         Command::Dev(command) => dev::dev(command, stop).await?,
     }

@@ -8,8 +8,10 @@ mod publish;
 pub mod render;
 pub mod status;
 pub mod sweep;
+mod topology;
 pub mod trace;
 
 pub use config_check::config_check;
 pub use error::AdminError;
 pub use publish::publish;
+pub use topology::declare_topology;

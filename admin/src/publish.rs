@@ -17,7 +17,7 @@ pub async fn publish(config: &Config, file: &Path, out: &mut impl Write) -> Resu
     let publisher = Publisher::open(&connection).await?;
     let topology = Topology::of(config);
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
-    topology.declare(publisher.channel(), &apps).await?;
+    topology.ensure(publisher.channel(), &apps, config.broker.declare_topology).await?;
     let report = if file.as_os_str() == "-" {
         broker::events::publish_jsonl(&publisher, &topology, std::io::stdin().lock()).await?
     } else {

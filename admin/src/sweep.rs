@@ -76,7 +76,7 @@ async fn open_publisher(config: &Config, topology: &Topology) -> Result<(Connect
     let connection = broker::connect(&config.broker.url, "scimfleet-sweep").await?;
     let publisher = Publisher::open(&connection).await?;
     let ids: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
-    topology.declare(publisher.channel(), &ids).await?;
+    topology.ensure(publisher.channel(), &ids, config.broker.declare_topology).await?;
     Ok((connection, publisher))
 }
 

@@ -73,7 +73,7 @@ async fn run_once(
         broker::connect(&config.broker.url, &format!("scimfleet-scheduler {}", config.namespace)).await?;
     let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
-    topology.declare(&channel, &apps).await?;
+    topology.ensure(&channel, &apps, config.broker.declare_topology).await?;
     let publisher = Publisher::open(&connection).await?;
     let publisher_channel = publisher.channel().clone();
     let pseudonyms = Pseudonymizer::new(&config.pseudonym_key()?);

@@ -25,6 +25,7 @@ mod identity;
 mod isolation;
 mod lanes;
 mod leases;
+mod least_privilege;
 mod log_hygiene;
 mod ops;
 mod outage;

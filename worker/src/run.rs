@@ -230,7 +230,7 @@ async fn run_once(
         broker::connect(&config.broker.url, &format!("scimfleet-worker {}", config.namespace)).await?;
     let setup = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let all_apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
-    topology.declare(&setup, &all_apps).await?;
+    topology.ensure(&setup, &all_apps, config.broker.declare_topology).await?;
     let publisher = Publisher::open(&connection).await?;
     let pseudonyms = Pseudonymizer::new(&config.pseudonym_key()?);
     let grace = Duration::from_millis(config.worker.shutdown_grace_ms);

@@ -80,6 +80,12 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// Servers, configuration and topology only: the test runs every role
+    /// itself (real processes, other users). Wait on the apps' state.
+    pub async fn start_idle(policy: &str) -> Result<Self, FleetError> {
+        Self::prepare(policy, &unique_namespace("t")).await
+    }
+
     /// Like [`Fleet::start`] with a chosen namespace.
     pub async fn start_in(policy: &str, namespace: &str) -> Result<Self, FleetError> {
         Self::launch(policy, namespace, true).await

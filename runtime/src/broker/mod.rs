@@ -26,6 +26,19 @@ pub use topology::{RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokerError {
+    /// A queue of the topology is missing (or this user may not see it)
+    /// while `broker.declare_topology` is off.
+    #[error(
+        "queue {queue} is missing or not accessible: with broker.declare_topology = false the topology is \
+         declared by an operator with `scimfleet topology declare`"
+    )]
+    Missing {
+        /// The queue.
+        queue: String,
+        /// The client error.
+        #[source]
+        source: lapin::Error,
+    },
     /// Connecting failed. The URL is not shown: it may hold a password.
     #[error("cannot connect to RabbitMQ")]
     Connect(#[source] lapin::Error),

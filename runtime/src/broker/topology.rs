@@ -183,6 +183,30 @@ impl Topology {
         }
     }
 
+    /// Declares everything for `apps` when `declare` (`broker.declare_topology`);
+    /// otherwise checks, without configuring anything, that the queues a
+    /// role consumes or routes to exist, so a least-privilege user finds a
+    /// missing topology at start-up and not at its first unroutable publish.
+    pub async fn ensure(&self, channel: &Channel, apps: &[AppId], declare: bool) -> Result<(), BrokerError> {
+        if declare {
+            return self.declare(channel, apps).await;
+        }
+        let mut queues = vec![self.events_queue(), self.events_dlq()];
+        for app in apps {
+            queues.extend([self.job_queue(app), self.leaver_queue(app), self.app_dlq(app)]);
+            queues.extend(self.retry_tiers_ms.iter().map(|&tier| self.retry_queue(app, tier)));
+            queues.extend(self.recheck_delays_ms(app).iter().map(|&delay| self.recheck_queue(app, delay)));
+        }
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        for queue in queues {
+            channel
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+                .map_err(|source| BrokerError::Missing { queue, source })?;
+        }
+        Ok(())
+    }
+
     /// Declares everything for `apps`. Safe to call from every process, every start.
     pub async fn declare(&self, channel: &Channel, apps: &[AppId]) -> Result<(), BrokerError> {
         declare_exchange(channel, &self.events_exchange(), ExchangeKind::Topic).await?;

@@ -91,6 +91,11 @@ pub struct BrokerConfig {
     /// namespaces (tests, demo): production queues must never expire.
     #[serde(default)]
     pub queue_expires_ms: Option<u64>,
+    /// Whether every process declares the exchanges and queues it uses at
+    /// start (the default). `false` for least-privilege users that may not
+    /// configure anything: an operator declares them once with
+    /// `scimfleet topology declare`, and the roles only check they exist.
+    pub declare_topology: bool,
     /// Base URL of the RabbitMQ management HTTP API, where `scimfleet
     /// status` reads queue depths; it logs in with the user and password of
     /// `url`, so this URL holds none.

@@ -16,6 +16,12 @@ impl FleetProcess {
     /// Starts `scimfleet <role>` on `config`, its output appended to `log`
     /// (kept out of the test's output; left behind only when the test fails).
     pub fn start(role: &'static str, config: &Path, log: &Path) -> Self {
+        Self::start_with_env(role, config, log, &[])
+    }
+
+    /// Like [`FleetProcess::start`], with `env` added to the process's
+    /// environment (`SCIMFLEET_*` overrides of the configuration).
+    pub fn start_with_env(role: &'static str, config: &Path, log: &Path, env: &[(String, String)]) -> Self {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).expect("log directory");
         }
@@ -25,6 +31,7 @@ impl FleetProcess {
             .arg(config)
             // As verbose as the in-process tests, for the log check of `make test`.
             .env("RUST_LOG", scimfleet_devkit::fleet::TEST_LOG_LEVELS)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("log file"))
             .stderr(output)
