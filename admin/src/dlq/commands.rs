@@ -8,7 +8,7 @@ use lapin::Connection;
 use scimfleet_runtime::Config;
 use scimfleet_runtime::broker::{self, Publisher, Topology};
 
-use super::{DeadMessage, Target, count, peek};
+use super::{DeadMessage, Peek, Target, count, peek};
 use crate::AdminError;
 use crate::render::{self, Column, Table};
 
@@ -67,14 +67,12 @@ pub struct Batch<'a> {
 
 /// Republishes a batch of dead letters.
 pub async fn replay(config: &Config, batch: Batch<'_>, out: &mut impl Write) -> Result<(), AdminError> {
-    let Batch { app, selection, limit } = batch;
-    Session::run(config, async |session| session.replay(config, app, selection, limit, out).await).await
+    Session::run(config, async |session| session.replay(config, batch, out).await).await
 }
 
 /// Deletes a batch of dead letters for good.
 pub async fn purge(config: &Config, batch: Batch<'_>, out: &mut impl Write) -> Result<(), AdminError> {
-    let Batch { app, selection, limit } = batch;
-    Session::run(config, async |session| session.purge(config, app, selection, limit, out).await).await
+    Session::run(config, async |session| session.purge(config, batch, out).await).await
 }
 
 /// `events`, or a configured app.
@@ -162,30 +160,26 @@ impl Session {
         Ok(written?)
     }
 
+    /// The first `limit` dead letters of the batch's queue, held until settled.
+    async fn peek_batch(&self, config: &Config, batch: Batch<'_>) -> Result<Peek, AdminError> {
+        Ok(peek(&self.connection, &self.topology, &target(config, batch.app)?, batch.limit).await?)
+    }
+
     async fn replay(
         &self,
         config: &Config,
-        app: &str,
-        selection: &Selection,
-        limit: usize,
+        batch: Batch<'_>,
         out: &mut impl Write,
     ) -> Result<(), AdminError> {
-        let peek = peek(&self.connection, &self.topology, &target(config, app)?, limit).await?;
+        let (peek, selection) = (self.peek_batch(config, batch).await?, batch.selection);
         let publisher = Publisher::open(&self.connection).await?;
         let settled = peek.replay(&publisher, &self.topology, |m| selection.selects(m)).await?;
         writeln!(out, "{} replayed, {} kept (unreadable)", settled.done, settled.kept)?;
         Ok(())
     }
 
-    async fn purge(
-        &self,
-        config: &Config,
-        app: &str,
-        selection: &Selection,
-        limit: usize,
-        out: &mut impl Write,
-    ) -> Result<(), AdminError> {
-        let peek = peek(&self.connection, &self.topology, &target(config, app)?, limit).await?;
+    async fn purge(&self, config: &Config, batch: Batch<'_>, out: &mut impl Write) -> Result<(), AdminError> {
+        let (peek, selection) = (self.peek_batch(config, batch).await?, batch.selection);
         let settled = peek.purge(|m| selection.selects(m)).await?;
         writeln!(out, "{} purged", settled.done)?;
         Ok(())
