@@ -20,7 +20,7 @@
 //!
 //! Exports made before this format carry an HMAC-SHA256 per line instead
 //! (`{"record":..,"hmac":..}`); [`verify`] recognises them and checks them
-//! with the old key during their retention ([`hmac`]).
+//! with the old key during their retention ([`verify_hmac_export`]).
 
 mod export;
 mod hmac;
