@@ -50,7 +50,7 @@ pub(crate) enum Command {
     /// Inspect, replay or purge dead-lettered jobs and events.
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// Export or check signed deprovisioning evidence.
+    /// Export or check signed deprovisioning evidence; make signing keys.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
     /// Check the apps' accounts against the person registry.
@@ -138,7 +138,8 @@ pub(crate) struct DlqSelect {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum EvidenceCommand {
-    /// Write deprovisioning evidence as signed JSON Lines.
+    /// Write deprovisioning evidence as JSON Lines signed with Ed25519 (run
+    /// where the signing key is: a worker's host, or with the key mounted).
     Export {
         #[command(flatten)]
         config: ConfigArg,
@@ -151,13 +152,33 @@ pub(crate) enum EvidenceCommand {
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Sign with this private key (PKCS#8 PEM) instead of
+        /// `verification.evidence_signing_key_file`.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
     },
-    /// Check an export's signatures, count and order; exits non-zero on any edit.
+    /// Check an export's signatures, count and order with public keys only;
+    /// exits non-zero on any edit. Legacy HMAC exports are recognised.
     Verify {
-        #[command(flatten)]
-        config: ConfigArg,
         /// The export file.
         file: PathBuf,
+        /// A public key (SPKI PEM) to trust; repeat it during a key rotation.
+        #[arg(long = "public-key")]
+        public_keys: Vec<PathBuf>,
+        /// For a legacy HMAC export: the environment variable holding its key.
+        #[arg(long)]
+        hmac_key_env: Option<String>,
+        /// For a legacy HMAC export: take the variable's name from
+        /// `verification.evidence_key_env` of this configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Make a new evidence signing key pair: the private key (mode 0600) for
+    /// the workers, the public key for whoever verifies exports.
+    Keygen {
+        /// Directory to write `evidence-signing-<id>.pem` and `evidence-public-<id>.pem` to.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

@@ -141,16 +141,30 @@ fn selection(select: DlqSelect) -> admin::dlq::Selection {
 async fn evidence(command: EvidenceCommand) -> anyhow::Result<ExitCode> {
     let out = &mut std::io::stdout();
     match command {
-        EvidenceCommand::Export { config, since, person, output } => {
+        EvidenceCommand::Export { config, since, person, output, signing_key } => {
             let config = load(&config, QUIET)?;
+            let key = admin::evidence::export_key(&config, signing_key.as_deref())?;
+            let person = person.as_deref();
             let records =
-                admin::evidence::export(&config, since, person.as_deref(), output.as_deref(), out).await?;
+                admin::evidence::export(&config, since, person, key, output.as_deref(), out).await?;
             eprintln!("{records} evidence records exported");
         }
-        EvidenceCommand::Verify { config, file } => {
-            if !admin::evidence::verify(&*config.load()?, &file, out)? {
+        EvidenceCommand::Verify { file, public_keys, hmac_key_env, config } => {
+            let hmac_key_env = match (hmac_key_env, config) {
+                (Some(var), _) => Some(var),
+                (None, Some(path)) => Some(Config::load(&path)?.verification.evidence_key_env.clone()),
+                (None, None) => None,
+            };
+            let keys = admin::evidence::VerifyKeys { public_keys, hmac_key_env };
+            if !admin::evidence::verify(&file, &keys, out)? {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        EvidenceCommand::Keygen { out: dir } => {
+            let (id, private, public) = admin::evidence::keygen(&dir)?;
+            println!("key id: {id}");
+            println!("private key: {} (mode 0600; for workers and exports only)", private.display());
+            println!("public key: {} (for evidence verify --public-key)", public.display());
         }
     }
     Ok(ExitCode::SUCCESS)

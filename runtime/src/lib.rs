@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod ops;
 pub mod secret;
 pub mod shutdown;
+pub mod signing;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;

@@ -53,6 +53,15 @@ pub struct EvidenceRecord {
     pub dead_lettered: bool,
     /// Every HTTP status the read-backs were answered with, in order (capped).
     pub statuses: Vec<u16>,
+    /// Id of the worker key that signed the record (hex of the first 8
+    /// bytes of the SHA-256 of its Ed25519 public key); absent on records
+    /// written before workers signed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Ed25519 signature (base64) over the canonical JSON of the record
+    /// without this field; absent on records written before workers signed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// One read-back of the account.
@@ -92,6 +101,8 @@ impl EvidenceRecord {
             remediations: 0,
             dead_lettered: false,
             statuses: Vec::new(),
+            key_id: None,
+            signature: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod demo;
 mod deploy_artefacts;
 mod dlq;
 mod durability;
+mod evidence;
 mod exclusivity;
 mod faults;
 mod harness;

@@ -91,18 +91,21 @@ async fn a_leaver_in_three_apps_leaves_three_verified_records_in_a_signed_export
     let file_arg = file.to_str().expect("utf-8 path");
     let export = scimfleet(&fleet, &["evidence", "export", "--output", file_arg]);
     assert!(export.status.success(), "{}", text(&export));
-    let verify = scimfleet(&fleet, &["evidence", "verify", file_arg]);
+    let public_key = fleet.evidence_public_key_path();
+    let public_key = public_key.to_str().expect("utf-8 path");
+    let verify = scimfleet(&fleet, &["evidence", "verify", file_arg, "--public-key", public_key]);
     assert!(verify.status.success(), "{}", text(&verify));
     assert!(text(&verify).contains("3 records, signatures valid"), "{}", text(&verify));
 
     // One byte changed: a "verified" that was not, say.
     let mut bytes = std::fs::read(&file).expect("export written");
-    let at = bytes.windows(8).position(|w| w == b"inactive").expect("a found state");
-    bytes[at] = b'I';
+    let found = b"\"found\":\"inactive";
+    let at = bytes.windows(found.len()).position(|w| w == found).expect("a found state");
+    bytes[at + 9] = b'I';
     std::fs::write(&file, &bytes).expect("edited");
-    let verify = scimfleet(&fleet, &["evidence", "verify", file_arg]);
+    let verify = scimfleet(&fleet, &["evidence", "verify", file_arg, "--public-key", public_key]);
     assert!(!verify.status.success(), "an edited export must not verify: {}", text(&verify));
-    assert!(text(&verify).contains("does not match its signature"), "{}", text(&verify));
+    assert!(text(&verify).contains("signature does not match"), "{}", text(&verify));
 
     let report = scimfleet(&fleet, &["report", "leavers"]);
     let report_text = text(&report);

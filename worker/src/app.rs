@@ -9,6 +9,7 @@ use std::time::Duration;
 use scimfleet_runtime::broker::{Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config};
 use scimfleet_runtime::ops::Ops;
+use scimfleet_runtime::signing::SigningKey;
 use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::AppId;
@@ -56,6 +57,8 @@ pub(crate) struct AppWorker {
     pub max_remediations: u32,
     /// How long evidence is kept.
     pub evidence_retention: Duration,
+    /// The key every evidence record is signed with.
+    pub evidence_key: Arc<SigningKey>,
 }
 
 /// What every app's worker of one connection shares.
@@ -67,6 +70,7 @@ pub(crate) struct Shared<'a> {
     pub stats: &'a Arc<WorkerStats>,
     pub instance: &'a Arc<str>,
     pub ops: &'a Ops,
+    pub evidence_key: &'a Arc<SigningKey>,
 }
 
 impl AppWorker {
@@ -105,6 +109,7 @@ impl AppWorker {
             remediate: app.remediate.unwrap_or(verification.remediate),
             max_remediations: app.max_remediations.unwrap_or(verification.max_remediations),
             evidence_retention: Duration::from_secs(u64::from(verification.evidence_retention_days) * 86_400),
+            evidence_key: shared.evidence_key.clone(),
         }
     }
 }

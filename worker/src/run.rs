@@ -224,6 +224,9 @@ async fn run_once(
 ) -> Result<(), WorkerError> {
     let Run { stats, instance, ops, health } = run;
     health.unready();
+    // Like a token, a missing or unreadable key stops start-up, before any
+    // connection, naming its field.
+    let evidence_key = Arc::new(scimfleet_runtime::signing::evidence_signing_key(&config)?);
     let (store, convergers, sweep_apps) = prepare(&config, only.as_deref(), &ops).await?;
     let topology = Topology::of(&config);
     let connection =
@@ -251,6 +254,7 @@ async fn run_once(
             stats: &stats,
             instance: &instance,
             ops: &ops,
+            evidence_key: &evidence_key,
         };
         let worker = Arc::new(AppWorker::new(&config, app, converger, &shared));
         // Two lanes, each with its own channel and prefetch: leavers never

@@ -18,6 +18,10 @@
 //! by that lease, so a holder whose lease passed on records nothing and its
 //! job is settled as superseded (no re-checks or remediation either).
 //!
+//! Every write of the record is signed with the worker's Ed25519 key
+//! (`verification.evidence_signing_key_file`), so a record edited in Redis
+//! afterwards no longer verifies with the worker's public key.
+//!
 //! The evidence is written here, and re-checks are published here (before
 //! the job is acked); the job itself is not settled here: the outcome is a
 //! [`Decision`] (ack, the remediation to a delay queue, or the dead-letter
@@ -96,9 +100,10 @@ pub(crate) async fn judge(
     not_verified(worker, job, read_back, record, target, fence).await
 }
 
-/// Stores the evidence `record` under the lease; false when refused (the
-/// lease passed on).
-async fn put(worker: &AppWorker, record: &EvidenceRecord, fence: &Fence) -> Result<bool, Transient> {
+/// Signs the evidence `record` and stores it under the lease; false when
+/// refused (the lease passed on).
+async fn put(worker: &AppWorker, record: &mut EvidenceRecord, fence: &Fence) -> Result<bool, Transient> {
+    worker.evidence_key.sign_record(record);
     let written = worker.store.evidence().put(record, worker.evidence_retention, fence).await?;
     Ok(written == Fenced::Written)
 }
@@ -119,7 +124,7 @@ async fn verified(
     // A case dead-lettered earlier and replayed is settled now; its
     // failures and remediations keep the history.
     record.dead_lettered = false;
-    if !put(worker, &record, fence).await? {
+    if !put(worker, &mut record, fence).await? {
         return Ok(false);
     }
     WorkerStats::add(&worker.stats.verified, 1);
@@ -159,7 +164,7 @@ async fn not_verified(
     );
     if remediate {
         record.remediations = job.remediation + 1;
-        if !put(worker, &record, fence).await? {
+        if !put(worker, &mut record, fence).await? {
             return Ok(Decision::superseded(job, worker.shortest_tier()));
         }
         let again = Box::new(remediation(job, lookup, expect, groups));
@@ -170,7 +175,7 @@ async fn not_verified(
         return Ok(Decision::Retry(Retry { job: again, first_attempt_at: None, tier_ms: tier, cause }));
     }
     record.dead_lettered = true;
-    if !put(worker, &record, fence).await? {
+    if !put(worker, &mut record, fence).await? {
         return Ok(Decision::superseded(job, worker.shortest_tier()));
     }
     let detail = format!(

@@ -2,7 +2,9 @@ use scimfleet_schemas::evidence::EVIDENCE_SCHEMA_VERSION;
 use scimfleet_schemas::{Check, EventId, Expectation, JobId};
 
 use scimfleet_schemas::{AppId, EvidenceRecord, EvidenceStatus};
+use sha2::{Digest, Sha256};
 
+use super::hmac::Trailer;
 use super::*;
 
 fn key(byte: u8) -> EvidenceKey {
@@ -38,11 +40,44 @@ fn record(person: &str, app: &str, verified_after_ms: Option<i64>) -> EvidenceRe
         remediations: 0,
         dead_lettered: false,
         statuses: vec![200],
+        key_id: None,
+        signature: None,
+    }
+}
+
+/// Writes a legacy HMAC export as `evidence export` did before Ed25519.
+struct LegacyWriter<W: Write> {
+    out: W,
+    key: EvidenceKey,
+    digest: Sha256,
+    records: u64,
+}
+
+impl<W: Write> LegacyWriter<W> {
+    fn new(out: W, key: EvidenceKey) -> Self {
+        Self { out, key, digest: Sha256::new(), records: 0 }
+    }
+
+    fn write(&mut self, record: &EvidenceRecord) -> Result<(), EvidenceError> {
+        let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
+        let line = format!("{{\"record\":{json},\"hmac\":\"{}\"}}\n", self.key.mac(json.as_bytes()));
+        self.digest.update(line.as_bytes());
+        self.out.write_all(line.as_bytes())?;
+        self.records += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(W, u64), EvidenceError> {
+        let trailer = Trailer { records: self.records, sha256: hex::encode(self.digest.finalize()) };
+        let json = serde_json::to_string(&trailer).map_err(std::io::Error::other)?;
+        writeln!(self.out, "{{\"trailer\":{json},\"hmac\":\"{}\"}}", self.key.mac(json.as_bytes()))?;
+        self.out.flush()?;
+        Ok((self.out, self.records))
     }
 }
 
 fn export(records: &[EvidenceRecord]) -> Vec<u8> {
-    let mut writer = ExportWriter::new(Vec::new(), key(7));
+    let mut writer = LegacyWriter::new(Vec::new(), key(7));
     for r in records {
         writer.write(r).expect("written");
     }
@@ -52,13 +87,13 @@ fn export(records: &[EvidenceRecord]) -> Vec<u8> {
 }
 
 #[test]
-fn an_export_verifies_and_any_edit_is_caught() {
+fn a_legacy_hmac_export_still_verifies_with_its_key_and_any_edit_is_caught() {
     let records =
         [record("E1", "git", Some(120)), record("E1", "chat", Some(300)), record("E2", "crm", None)];
     let text = export(&records);
-    assert_eq!(verify_export(&text, &key(7)).expect("verifies"), 3);
+    assert_eq!(verify_hmac_export(&text, &key(7)).expect("verifies"), 3);
     assert!(
-        matches!(verify_export(&text, &key(8)), Err(EvidenceError::Invalid { line: 1, .. })),
+        matches!(verify_hmac_export(&text, &key(8)), Err(EvidenceError::Invalid { line: 1, .. })),
         "wrong key"
     );
 
@@ -66,16 +101,16 @@ fn an_export_verifies_and_any_edit_is_caught() {
     for i in 0..text.len() {
         let mut edited = text.clone();
         edited[i] ^= 0x01;
-        assert!(verify_export(&edited, &key(7)).is_err(), "byte {i} changed unnoticed");
+        assert!(verify_hmac_export(&edited, &key(7)).is_err(), "byte {i} changed unnoticed");
     }
     let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
     let without_second: Vec<u8> = [lines[0], lines[2], lines[3]].concat();
-    let error = verify_export(&without_second, &key(7)).expect_err("a record removed");
+    let error = verify_hmac_export(&without_second, &key(7)).expect_err("a record removed");
     assert!(error.to_string().contains("removed"), "{error}");
     let swapped: Vec<u8> = [lines[1], lines[0], lines[2], lines[3]].concat();
-    assert!(verify_export(&swapped, &key(7)).is_err(), "reordered");
+    assert!(verify_hmac_export(&swapped, &key(7)).is_err(), "reordered");
     let cut: Vec<u8> = lines[..3].concat();
-    assert!(verify_export(&cut, &key(7)).expect_err("cut").to_string().contains("missing"));
+    assert!(verify_hmac_export(&cut, &key(7)).expect_err("cut").to_string().contains("missing"));
 }
 
 #[test]
@@ -108,4 +143,19 @@ fn since_takes_a_time_or_a_date() {
     assert_eq!(date.to_rfc3339(), "2026-10-01T00:00:00+00:00");
     assert!(parse_since("2026-10-01T12:00:00+02:00").is_ok());
     assert!(parse_since("last week").is_err());
+}
+
+/// An export written by `evidence export` before Ed25519 (the format as it
+/// was, made independently of this code) still verifies with its key
+/// during its retention, and is recognised as legacy.
+#[test]
+fn a_legacy_export_on_file_still_verifies() {
+    let text = include_bytes!("legacy-hmac-export.jsonl");
+    assert!(is_legacy(text));
+    let key = EvidenceKey::new(b"test-key-0123456789abcdef".to_vec()).expect("key");
+    assert_eq!(verify_hmac_export(text, &key).expect("verifies"), 3);
+    assert!(verify_hmac_export(text, &self::key(1)).is_err(), "another key");
+    let mut edited = text.to_vec();
+    edited[100] ^= 0x01;
+    assert!(verify_hmac_export(&edited, &key).is_err());
 }

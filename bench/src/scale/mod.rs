@@ -98,7 +98,14 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
     eprintln!("scale: seeding {} people into {} apps...", params.people, params.apps);
     let mut targets = Targets::spawn(&exe, &params, &token, &work_dir)?;
     let (scheduler_ops, worker_ops) = (free_port()?, free_port()?);
-    let text = policy(&namespace, &params, &targets.urls, scheduler_ops, worker_ops);
+    let mut text = policy(&namespace, &params, &targets.urls, scheduler_ops, worker_ops);
+    // Workers sign their evidence: a throw-away key for this run.
+    let key = scimfleet_runtime::signing::SigningKey::generate();
+    std::fs::write(work_dir.join("evidence-signing.pem"), key.to_pem().expose())?;
+    text = text.replace(
+        "[verification]\n",
+        "[verification]\nevidence_signing_key_file = \"evidence-signing.pem\"\n",
+    );
     let config_path = work_dir.join("scimfleet.toml");
     std::fs::write(&config_path, &text)?;
     let config = Arc::new(Config::from_toml(&text, "scale", work_dir.clone(), std::env::vars())?);

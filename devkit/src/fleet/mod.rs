@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::scim_server::ScimServerHandle;
 
-pub use start::{TEST_LOG_LEVELS, test_log_dir, unique_namespace};
+pub use start::{EVIDENCE_PUBLIC_KEY, EVIDENCE_SIGNING_KEY, TEST_LOG_LEVELS, test_log_dir, unique_namespace};
 
 /// Something in the harness went wrong; tests fail on it with the message.
 pub type FleetError = Box<dyn std::error::Error + Send + Sync>;
@@ -136,6 +136,11 @@ impl Fleet {
     /// A configuration file for this fleet, for `scimfleet --config`.
     pub fn config_path(&self) -> PathBuf {
         self.token_dir.join("scimfleet.toml")
+    }
+
+    /// The public key of the fleet's throw-away evidence signing key.
+    pub fn evidence_public_key_path(&self) -> PathBuf {
+        self.token_dir.join(EVIDENCE_PUBLIC_KEY)
     }
 
     /// The fleet's Redis handle.

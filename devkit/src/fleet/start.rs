@@ -3,17 +3,23 @@
 //! topology, the operations listener, and the test process's log capture.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use scimfleet_runtime::broker::{self, Publisher, Topology};
 use scimfleet_runtime::ops::Ops;
+use scimfleet_runtime::signing::SigningKey;
 use scimfleet_runtime::{Config, Store};
 use scimfleet_schemas::AppId;
 use tokio_util::sync::CancellationToken;
 
 use super::{Fleet, FleetError};
 use crate::scim_server::ScimServer;
+
+/// The fleet's throw-away evidence signing key, next to its configuration.
+pub const EVIDENCE_SIGNING_KEY: &str = "evidence-signing.pem";
+/// Its public key, for `scimfleet evidence verify --public-key`.
+pub const EVIDENCE_PUBLIC_KEY: &str = "evidence-public.pem";
 
 /// Queues of a test namespace disappear after this long unused.
 const TEST_QUEUE_EXPIRY_MS: u64 = 15 * 60 * 1000;
@@ -41,7 +47,7 @@ impl Fleet {
         std::fs::write(token_dir.join("token"), &token)?;
         // A throw-away pseudonym key per fleet, as production must have one.
         std::fs::write(token_dir.join(PSEUDONYM_KEY_FILE), hex::encode(rand::random::<[u8; 32]>()))?;
-        let (text, app_ids) = complete_policy(policy, namespace)?;
+        let (text, app_ids) = complete_policy(policy, namespace, &token_dir)?;
         let mut servers = BTreeMap::new();
         let mut text = text;
         for app in &app_ids {
@@ -99,11 +105,13 @@ fn placeholder(app: &str) -> String {
     format!("http://127.0.0.1:1/placeholder/{app}")
 }
 
-/// Fills the namespace, base URLs (placeholders until servers exist), tokens
-/// and the queue expiry into the policy; returns the text and the app ids.
-fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>), FleetError> {
+/// Fills the namespace, base URLs (placeholders until servers exist), tokens,
+/// the queue expiry and a throw-away evidence key (written to `dir`) into the
+/// policy; returns the text and the app ids.
+fn complete_policy(policy: &str, namespace: &str, dir: &Path) -> Result<(String, Vec<String>), FleetError> {
     let mut table: toml::Table = policy.parse()?;
     table.insert("namespace".into(), namespace.into());
+    throwaway_evidence_key(&mut table, dir)?;
     let broker = table.entry("broker").or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(broker) = broker {
         broker.insert("queue_expires_ms".into(), toml::Value::Integer(TEST_QUEUE_EXPIRY_MS as i64));
@@ -129,6 +137,21 @@ fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>
         ids.push(id);
     }
     Ok((toml::to_string(&table)?, ids))
+}
+
+/// A fresh evidence signing key for this fleet in `dir` ([`EVIDENCE_SIGNING_KEY`],
+/// its public half in [`EVIDENCE_PUBLIC_KEY`]) in place of any the policy
+/// names (as its tokens are): workers refuse to start without one.
+fn throwaway_evidence_key(table: &mut toml::Table, dir: &Path) -> Result<(), FleetError> {
+    let verification = table.entry("verification").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(verification) = verification else {
+        return Err("[verification] is not a table".into());
+    };
+    let key = SigningKey::generate();
+    std::fs::write(dir.join(EVIDENCE_SIGNING_KEY), key.to_pem().expose())?;
+    std::fs::write(dir.join(EVIDENCE_PUBLIC_KEY), key.public_key().to_pem())?;
+    verification.insert("evidence_signing_key_file".into(), EVIDENCE_SIGNING_KEY.into());
+    Ok(())
 }
 
 /// Where tests write their logs: `SCIMFLEET_TEST_LOG_DIR`, or

@@ -175,8 +175,15 @@ pub struct VerificationConfig {
     pub max_remediations: u32,
     /// Days evidence records are kept in Redis.
     pub evidence_retention_days: u32,
-    /// Environment variable holding the key that signs evidence exports.
+    /// Environment variable holding the HMAC key of exports made before
+    /// evidence was signed with Ed25519: `evidence verify` checks those
+    /// with it during their retention.
     pub evidence_key_env: String,
+    /// The Ed25519 private key (PKCS#8 PEM) workers sign evidence records
+    /// with and `evidence export` signs exports with; relative to this
+    /// file. Required by workers; only workers and exports need it.
+    #[serde(default)]
+    pub evidence_signing_key_file: Option<PathBuf>,
     /// Sweep every app this often (each app once per period, by one of the
     /// worker replicas serving it), e.g. `"24h"`; no periodic sweep when absent.
     #[serde(default, deserialize_with = "some_duration_ms")]

@@ -2,6 +2,10 @@
 //! deprovision, expiring after the retention, plus an index sorted by event
 //! time so exports can ask "everyone since T" without scanning keys.
 //!
+//! Records carry the writing worker's Ed25519 signature (`key_id`,
+//! `signature`; see `signing`); records from before that have neither and
+//! still read as before.
+//!
 //! A record is only ever written by the worker holding the (app, person)
 //! lease, and the write is fenced by it (refused once a newer lease was
 //! taken), so a read-modify-write needs no further locking and a stalled
@@ -95,6 +99,26 @@ impl<'s> Evidence<'s> {
         since: Option<DateTime<Utc>>,
         mut visit: impl FnMut(EvidenceRecord),
     ) -> Result<u64, StoreError> {
+        let mut corrupt = false;
+        let seen = self
+            .scan_json(since, |raw| match serde_json::from_str(raw) {
+                Ok(record) => visit(record),
+                Err(_) => corrupt = true,
+            })
+            .await?;
+        if corrupt {
+            return Err(StoreError::Corrupt { what: "evidence record" });
+        }
+        Ok(seen)
+    }
+
+    /// Like [`Evidence::scan`], but `visit` sees each record's JSON as
+    /// stored: what a worker signed, fields this version does not know included.
+    pub async fn scan_json(
+        self,
+        since: Option<DateTime<Utc>>,
+        mut visit: impl FnMut(&str),
+    ) -> Result<u64, StoreError> {
         let mut conn = self.store.conn.clone();
         let index = self.store.keys.evidence_index();
         let min = since.map_or_else(|| "-inf".to_owned(), |t| t.timestamp_millis().to_string());
@@ -121,9 +145,7 @@ impl<'s> Evidence<'s> {
                 .await
                 .map_err(command("read evidence"))?;
             for raw in values.into_iter().flatten() {
-                let record = serde_json::from_str(&raw)
-                    .map_err(|_| StoreError::Corrupt { what: "evidence record" })?;
-                visit(record);
+                visit(&raw);
                 seen += 1;
             }
         }

@@ -1,10 +1,16 @@
-//! Signed evidence exports: writing them and checking them; the format is
-//! described in the `evidence` module.
-
-use std::io::Write;
+//! Exports made before evidence was signed with Ed25519: HMAC-SHA256 per
+//! line and a trailer with the count and a SHA-256 over the record lines.
+//! They are only checked now (for their retention period), never written;
+//! the tests keep a writer.
+//!
+//! The format: one line per record, `{"record":{...},"hmac":"<hex>"}`, the
+//! HMAC over the exact bytes of the `record` value; then
+//! `{"trailer":{"records":N,"sha256":"<hex>"},"hmac":"<hex>"}`, the digest
+//! over every record line in order.
 
 use hmac::{Hmac, Mac};
-use scimfleet_runtime::config::VerificationConfig;
+
+use super::EvidenceError;
 use scimfleet_schemas::EvidenceRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -13,27 +19,7 @@ use sha2::{Digest, Sha256};
 /// Shortest key accepted, in bytes.
 const MIN_KEY_BYTES: usize = 16;
 
-/// Why an export could not be made or does not verify.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EvidenceError {
-    /// The signing key is not set or too short.
-    #[error("the evidence signing key: {0}")]
-    Key(String),
-    /// Reading or writing failed.
-    #[error("cannot read or write the export")]
-    Io(#[from] std::io::Error),
-    /// A line does not verify; `line` counts from 1.
-    #[error("line {line}: {reason}")]
-    Invalid {
-        /// The line number.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// The key evidence is signed with.
+/// The HMAC key legacy exports were signed with.
 pub struct EvidenceKey(Vec<u8>);
 
 impl std::fmt::Debug for EvidenceKey {
@@ -43,9 +29,8 @@ impl std::fmt::Debug for EvidenceKey {
 }
 
 impl EvidenceKey {
-    /// The key from the environment variable the configuration names.
-    pub fn from_env(config: &VerificationConfig) -> Result<Self, EvidenceError> {
-        let var = &config.evidence_key_env;
+    /// The key from the environment variable `var`.
+    pub fn from_env(var: &str) -> Result<Self, EvidenceError> {
         let value = std::env::var(var).map_err(|_| EvidenceError::Key(format!("{var} is not set")))?;
         Self::new(value.into_bytes())
             .map_err(|_| EvidenceError::Key(format!("{var} must hold at least {MIN_KEY_BYTES} bytes")))
@@ -59,7 +44,8 @@ impl EvidenceKey {
         Ok(Self(bytes))
     }
 
-    fn mac(&self, bytes: &[u8]) -> String {
+    #[cfg(test)]
+    pub(super) fn mac(&self, bytes: &[u8]) -> String {
         // HMAC takes keys of any length; `new` has checked it is not trivial.
         let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.0) else { return String::new() };
         mac.update(bytes);
@@ -76,9 +62,9 @@ impl EvidenceKey {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Trailer {
-    records: u64,
-    sha256: String,
+pub(super) struct Trailer {
+    pub(super) records: u64,
+    pub(super) sha256: String,
 }
 
 #[derive(Deserialize)]
@@ -90,43 +76,9 @@ struct Line<'a> {
     hmac: String,
 }
 
-/// Writes signed evidence lines, then the trailer with [`ExportWriter::finish`].
-pub struct ExportWriter<W: Write> {
-    out: W,
-    key: EvidenceKey,
-    digest: Sha256,
-    records: u64,
-}
-
-impl<W: Write> ExportWriter<W> {
-    /// Starts an export to `out`.
-    pub fn new(out: W, key: EvidenceKey) -> Self {
-        Self { out, key, digest: Sha256::new(), records: 0 }
-    }
-
-    /// Writes one record line.
-    pub fn write(&mut self, record: &EvidenceRecord) -> Result<(), EvidenceError> {
-        let json = serde_json::to_string(record).map_err(std::io::Error::other)?;
-        let line = format!("{{\"record\":{json},\"hmac\":\"{}\"}}\n", self.key.mac(json.as_bytes()));
-        self.digest.update(line.as_bytes());
-        self.out.write_all(line.as_bytes())?;
-        self.records += 1;
-        Ok(())
-    }
-
-    /// Writes the trailer; returns the output and how many records were written.
-    pub fn finish(mut self) -> Result<(W, u64), EvidenceError> {
-        let trailer = Trailer { records: self.records, sha256: hex::encode(self.digest.finalize()) };
-        let json = serde_json::to_string(&trailer).map_err(std::io::Error::other)?;
-        writeln!(self.out, "{{\"trailer\":{json},\"hmac\":\"{}\"}}", self.key.mac(json.as_bytes()))?;
-        self.out.flush()?;
-        Ok((self.out, self.records))
-    }
-}
-
-/// Checks a whole export; returns the number of records when every line,
-/// the order and the count verify.
-pub fn verify_export(text: &[u8], key: &EvidenceKey) -> Result<u64, EvidenceError> {
+/// Checks a whole legacy export; returns the number of records when every
+/// line, the order and the count verify.
+pub fn verify_hmac_export(text: &[u8], key: &EvidenceKey) -> Result<u64, EvidenceError> {
     let invalid = |line: usize, reason: &str| EvidenceError::Invalid { line, reason: reason.to_owned() };
     let mut digest = Sha256::new();
     let mut records = 0u64;
