@@ -11,6 +11,7 @@ pub mod shutdown;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use error::InfraError;
