@@ -183,66 +183,54 @@ impl TlsFiles<'_> {
     /// Reads and parses the files; each error names its field.
     pub fn load(&self) -> Result<TlsMaterial, TlsError> {
         let field = |name: &str| format!("{}.{name}", self.section);
-        let ca_pem = match self.ca_file {
-            Some(path) => {
-                let (text, path) = read(&field("ca_file"), path)?;
-                if CertificateDer::pem_slice_iter(text.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_or(true, |c| c.is_empty())
-                {
-                    return Err(TlsError::Parse {
-                        field: field("ca_file"),
-                        path,
-                        reason: "holds no PEM certificate",
-                    });
-                }
-                Some(text)
-            }
-            None => None,
-        };
+        let ca_pem = self.ca_file.map(|path| certificates(&field("ca_file"), path)).transpose()?;
         let identity = match (self.client_cert_file, self.client_key_file) {
             (None, None) => None,
             (Some(_), None) => {
-                return Err(TlsError::Unpaired {
-                    field: field("client_cert_file"),
-                    missing: field("client_key_file"),
-                });
+                let (field, missing) = (field("client_cert_file"), field("client_key_file"));
+                return Err(TlsError::Unpaired { field, missing });
             }
             (None, Some(_)) => {
-                return Err(TlsError::Unpaired {
-                    field: field("client_key_file"),
-                    missing: field("client_cert_file"),
-                });
+                let (field, missing) = (field("client_key_file"), field("client_cert_file"));
+                return Err(TlsError::Unpaired { field, missing });
             }
-            (Some(cert), Some(key)) => {
-                Some(identity(&field("client_cert_file"), cert, &field("client_key_file"), key)?)
-            }
+            (Some(cert), Some(key)) => Some(ClientIdentity {
+                cert_pem: certificates(&field("client_cert_file"), cert)?.into_bytes(),
+                key_pem: private_key(&field("client_key_file"), key)?,
+            }),
         };
         Ok(TlsMaterial { ca_pem, identity })
     }
 }
 
-fn identity(cert_field: &str, cert: &Path, key_field: &str, key: &Path) -> Result<ClientIdentity, TlsError> {
-    let (cert_pem, cert_path) = read(cert_field, cert)?;
-    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>();
+/// A file holding at least one PEM certificate, as text.
+fn certificates(field: &str, path: &Path) -> Result<String, TlsError> {
+    let text = read(field, path)?;
+    let certs = CertificateDer::pem_slice_iter(text.as_bytes()).collect::<Result<Vec<_>, _>>();
     if certs.map_or(true, |c| c.is_empty()) {
         let reason = "holds no PEM certificate";
-        return Err(TlsError::Parse { field: cert_field.to_owned(), path: cert_path, reason });
+        return Err(TlsError::Parse { field: field.to_owned(), path: path.to_owned(), reason });
     }
-    let (key_pem, key_path) = read(key_field, key)?;
-    if PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).is_err() {
-        // The parser's message is not passed on: it could quote the key.
-        let reason = "holds no PEM private key";
-        return Err(TlsError::Parse { field: key_field.to_owned(), path: key_path, reason });
-    }
-    Ok(ClientIdentity { cert_pem: cert_pem.into_bytes(), key_pem: Secret::new(key_pem) })
+    Ok(text)
 }
 
-fn read(field: &str, path: &Path) -> Result<(String, PathBuf), TlsError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok((text, path.to_owned())),
-        Err(source) => Err(TlsError::Read { field: field.to_owned(), path: path.to_owned(), source }),
+/// A file holding a PEM private key, kept as a secret.
+fn private_key(field: &str, path: &Path) -> Result<Secret, TlsError> {
+    let text = read(field, path)?;
+    if PrivateKeyDer::from_pem_slice(text.as_bytes()).is_err() {
+        // The parser's message is not passed on: it could quote the key.
+        let reason = "holds no PEM private key";
+        return Err(TlsError::Parse { field: field.to_owned(), path: path.to_owned(), reason });
     }
+    Ok(Secret::new(text))
+}
+
+fn read(field: &str, path: &Path) -> Result<String, TlsError> {
+    std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+        field: field.to_owned(),
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]

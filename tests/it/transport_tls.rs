@@ -158,6 +158,21 @@ async fn the_fleet_converges_over_mutual_tls_and_clients_without_a_certificate_a
             (7101..7100 + JOINERS).filter(|n| server.user_by_external_id(&format!("E{n}")).is_some());
         assert_eq!(joined.count(), JOINERS - 1, "{app}: every other joiner has an account");
     }
+    // An operator command over the same TLS links: queue figures by AMQP
+    // (this node has no management API) and Redis's ops records.
+    let status = common::keep_log(
+        Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+            .args(["status", "--json", "--config"])
+            .arg(fleet.config_path())
+            .env("SCIMFLEET_BROKER__MANAGEMENT_URL", format!("http://127.0.0.1:{}", free_port()))
+            .output()
+            .expect("scimfleet status runs"),
+    );
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "status over TLS: {stdout}{}", String::from_utf8_lossy(&status.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(report["source"], "amqp", "{report:#}");
+    assert_eq!(report["missing_queues"], serde_json::json!([]), "the fleet's queues are on the TLS node");
     let w = fleet.worker();
     let joiners = u64::try_from(JOINERS).expect("a small number");
     assert!(w.converged >= joiners * 2 && w.dead_lettered == 0, "worker: {w:?}");
