@@ -223,7 +223,7 @@ fn a_plaintext_url_to_a_non_loopback_host_is_refused_unless_allowed() {
 }
 
 #[test]
-fn tls_files_that_cannot_be_read_or_parsed_are_named() {
+fn tls_files_load_relative_to_the_config_and_unusable_ones_are_named() {
     let dir = std::env::temp_dir().join(unique_namespace("t-tls-files"));
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("garbage.pem"), "not PEM").expect("write");
@@ -251,6 +251,22 @@ fn tls_files_that_cannot_be_read_or_parsed_are_named() {
         let text = config(&with(settings), &dir).expect_err(settings);
         assert!(text.contains(field) && text.contains(reason), "{settings}: {text}");
     }
+
+    // Good files load, and the HTTPS client of `scimfleet status` takes
+    // them (an https:// management API trusts the broker's CA bundle).
+    let ca = TestCa::new(&dir, "files").expect("test CA");
+    let client = ca.client("status").expect("client certificate");
+    let good = "[broker]\nurl = \"amqps://h:5671\"\nmanagement_url = \"https://h:15671\"\nca_file = \"ca.pem\"\n\
+                client_cert_file = \"status.pem\"\nclient_key_file = \"status.key\"";
+    let config = config(&with(good), &dir).expect("good TLS files");
+    assert_eq!(config.broker.ca_file.as_deref(), Some(ca.ca_cert_path.as_path()), "relative to the config");
+    let material = config.broker.tls_files().load().expect("loaded");
+    assert_eq!(material.ca_pem.as_deref(), Some(ca.ca_pem().as_str()));
+    assert!(!format!("{material:?}").contains(&client.key), "the key never prints");
+    material
+        .apply_to(reqwest::Client::builder())
+        .and_then(reqwest::ClientBuilder::build)
+        .expect("HTTPS client");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
