@@ -33,6 +33,8 @@ const QUIET: &str = "warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any TLS client exists: Redis's rustls connector needs it.
+    scimfleet_runtime::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -88,7 +88,7 @@ pub async fn export(
     stdout: &mut impl Write,
 ) -> Result<u64, AdminError> {
     let person = person.map(PersonId::parse).transpose().map_err(AdminError::Person)?;
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
     let out: Box<dyn Write + '_> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).map_err(AdminError::file("create", path))?,
@@ -250,7 +250,7 @@ pub async fn report_leavers(
     since: Option<DateTime<Utc>>,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
     let mut records = Vec::new();
     store.evidence().scan(since, |record| records.push(record)).await?;
     render_leaver_report(&leaver_lines(records), out)?;

@@ -13,7 +13,7 @@ use crate::AdminError;
 /// Publishes the events of `file` (`-`: standard input); writes how many
 /// were read and confirmed to `out`.
 pub async fn publish(config: &Config, file: &Path, out: &mut impl Write) -> Result<(), AdminError> {
-    let connection = broker::connect(&config.broker.url, "scimfleet-publish").await?;
+    let connection = broker::connect(&config.broker, "scimfleet-publish").await?;
     let publisher = Publisher::open(&connection).await?;
     let topology = Topology::of(config);
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();

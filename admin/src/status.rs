@@ -198,7 +198,7 @@ pub async fn gather(config: &Config, only: Option<&str>) -> Result<StatusReport,
     };
     let topology = Topology::of(config);
     let figures = queues::read(config, &queue_names(&topology, &apps)).await?;
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
     let ops = store.ops().get_many(&apps).await?;
     Ok(assemble(&topology, &apps, &figures, &ops, Utc::now()))
 }

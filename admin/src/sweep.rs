@@ -33,7 +33,7 @@ pub struct Options {
 pub async fn run(config: &Config, options: &Options, out: &mut impl Write) -> Result<(), AdminError> {
     let only = options.app.clone().map(|a| vec![a]);
     let apps = scimfleet_worker::select_apps(config, only.as_deref())?;
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
     let topology = Topology::of(config);
     let broker = match options.remediate {
         true => Some(open_publisher(config, &topology).await?),
@@ -73,7 +73,7 @@ pub async fn run(config: &Config, options: &Options, out: &mut impl Write) -> Re
 /// A publisher for remediation jobs, with the topology declared: a
 /// mandatory publish to a queue that does not exist comes back unroutable.
 async fn open_publisher(config: &Config, topology: &Topology) -> Result<(Connection, Publisher), AdminError> {
-    let connection = broker::connect(&config.broker.url, "scimfleet-sweep").await?;
+    let connection = broker::connect(&config.broker, "scimfleet-sweep").await?;
     let publisher = Publisher::open(&connection).await?;
     let ids: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.ensure(publisher.channel(), &ids, config.broker.declare_topology).await?;

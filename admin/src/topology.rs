@@ -12,7 +12,7 @@ use crate::AdminError;
 
 /// Declares the topology of every configured app; writes what it did to `out`.
 pub async fn declare_topology(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
-    let connection = broker::connect(&config.broker.url, "scimfleet-topology").await?;
+    let connection = broker::connect(&config.broker, "scimfleet-topology").await?;
     let channel = connection.create_channel().await.map_err(broker::BrokerError::Connect)?;
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     Topology::of(config).declare(&channel, &apps).await?;

@@ -43,7 +43,7 @@ pub async fn run(
     json: bool,
     out: &mut impl Write,
 ) -> Result<bool, AdminError> {
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
     let steps = store.journeys().read(event_id).await?;
     if steps.is_empty() {
         return Ok(false);

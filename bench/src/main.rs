@@ -25,10 +25,6 @@ use crate::params::Params;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::report::Results;
 
-/// Where the broker limit connects when `SCIMFLEET_BROKER__URL` is unset
-/// (the fleet's built-in default).
-const DEFAULT_BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
 /// What this invocation runs: `make bench` (no argument), `make
 /// bench-scale` (`scale`), or the scale run's SCIM apps (`targets`, started
 /// by `scale` itself).
@@ -183,15 +179,16 @@ async fn run(params: Params) -> anyhow::Result<()> {
     .context("HTTP limit")?;
     let messages = mixed.events + usize::try_from(mixed.jobs).unwrap_or(usize::MAX);
     eprintln!("bench: broker limit, {messages} messages...");
-    let url = std::env::var("SCIMFLEET_BROKER__URL").unwrap_or_else(|_| DEFAULT_BROKER_URL.to_owned());
+    let broker_config = limits::broker::config()?;
     let prefetch = params.concurrency.saturating_mul(u16::try_from(params.apps).unwrap_or(u16::MAX));
-    let broker =
-        limits::broker::run(&url, messages, mixed.event_bytes, prefetch).await.context("broker limit")?;
+    let broker = limits::broker::run(&broker_config, messages, mixed.event_bytes, prefetch)
+        .await
+        .context("broker limit")?;
     eprintln!("bench: both limits at once...");
     let both = Instant::now();
     let (http_both, broker_both) = tokio::join!(
         limits::http::run(params.apps, people, mix, params.concurrency, params.latency_ms, params.teams),
-        limits::broker::run(&url, messages, mixed.event_bytes, prefetch),
+        limits::broker::run(&broker_config, messages, mixed.event_bytes, prefetch),
     );
     let combined = limits::Combined {
         http: http_both.context("HTTP limit, combined")?,

@@ -12,6 +12,7 @@ pub mod signing;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use error::InfraError;

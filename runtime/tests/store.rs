@@ -9,7 +9,9 @@ use scimfleet_schemas::{AppId, PersonId, PersonStatus};
 async fn store(test: &str) -> Store {
     let url = std::env::var("SCIMFLEET_REDIS__URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let ns = format!("t-{}-{test}-{}", chrono::Utc::now().timestamp(), std::process::id());
-    Store::connect(&Secret::new(url), &ns).await.expect("redis")
+    Store::connect(&scimfleet_runtime::config::RedisConfig::plain(Secret::new(url)), &ns)
+        .await
+        .expect("redis")
 }
 
 const TTL: Duration = Duration::from_secs(30);

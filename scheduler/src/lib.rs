@@ -68,9 +68,9 @@ async fn run_once(
 ) -> Result<(), SchedulerError> {
     health.unready();
     let topology = Topology::of(&config);
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
     let connection =
-        broker::connect(&config.broker.url, &format!("scimfleet-scheduler {}", config.namespace)).await?;
+        broker::connect(&config.broker, &format!("scimfleet-scheduler {}", config.namespace)).await?;
     let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.ensure(&channel, &apps, config.broker.declare_topology).await?;

@@ -32,7 +32,7 @@ fn config_check(path: &Path, env: &[(&str, &str)]) -> Output {
 fn invalid_config_fails_naming_file_field_and_reason() {
     let path = write_config(
         "bad.toml",
-        "[broker]\nurl = \"amqp://user:hunter2@rabbit/%2f\"\n[[apps]]\nid = \"crm\"\nbase_url = \"http://crm.example.com/scim\"\ntoken_env = \"X\"\n",
+        "[broker]\nurl = \"amqps://user:hunter2@rabbit/%2f\"\n[[apps]]\nid = \"crm\"\nbase_url = \"http://crm.example.com/scim\"\ntoken_env = \"X\"\n",
     );
     let output = config_check(&path, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -54,7 +54,7 @@ async fn replay_after_recovery_converges_and_replaying_twice_changes_nothing() {
 
     // Every dead letter twice, as at-least-once dead-lettering may deliver it.
     let dead = fleet.take_dead_letters("crm").await.expect("read DLQ");
-    let connection = broker::connect(&fleet.config.broker.url, "dlq-test").await.expect("broker");
+    let connection = broker::connect(&fleet.config.broker, "dlq-test").await.expect("broker");
     let publisher = Publisher::open(&connection).await.expect("publisher");
     let topology = Topology::of(&fleet.config);
     for (envelope, body) in dead.iter().chain(&dead) {

@@ -137,7 +137,7 @@ async fn an_older_job_arriving_late_is_dropped_as_stale() {
         "groups": { "member_of": [], "not_member_of": [] },
     }))
     .expect("a valid job");
-    let connection = broker::connect(&fleet.config.broker.url, "exclusivity-test").await.expect("broker");
+    let connection = broker::connect(&fleet.config.broker, "exclusivity-test").await.expect("broker");
     let publisher = Publisher::open(&connection).await.expect("publisher");
     let (exchange, key) = (Topology::of(&fleet.config).jobs_exchange(), Topology::route(&late));
     let body = serde_json::to_vec(&late).expect("json");

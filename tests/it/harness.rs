@@ -25,7 +25,7 @@ async fn a_dropped_fleet_removes_its_queues_and_keys() {
     drop(fleet);
 
     assert_eq!(store.registry().get(&person).await.expect("redis"), None, "keys removed");
-    let connection = broker::connect(&config.broker.url, "harness-test").await.expect("broker");
+    let connection = broker::connect(&config.broker, "harness-test").await.expect("broker");
     let channel = connection.create_channel().await.expect("channel");
     let queue = Topology::of(&config).events_queue();
     let declared = broker::inspect::depth(&channel, &queue).await;

@@ -122,7 +122,7 @@ fn publish(fleet: &Fleet, users: &Users, events: &[Value], name: &str) {
 }
 
 async fn depth(fleet: &Fleet, queue: &str) -> u32 {
-    let connection = scimfleet_runtime::broker::connect(&fleet.config.broker.url, "scimfleet-test").await;
+    let connection = scimfleet_runtime::broker::connect(&fleet.config.broker, "scimfleet-test").await;
     let connection = connection.expect("broker");
     let channel = connection.create_channel().await.expect("channel");
     let messages = inspect::depth(&channel, queue).await.expect("depth").messages;

@@ -42,4 +42,5 @@ mod throttle;
 mod trace_cli;
 mod trace_export_down;
 mod tracing;
+mod transport_tls;
 mod verification;

@@ -83,7 +83,7 @@ async fn metrics_count_a_known_workload() {
     fleet.wait_settled(SETTLE).await.expect("settled");
 
     let topology = Topology::of(&fleet.config);
-    let connection = broker::connect(&fleet.config.broker.url, "ops-test").await.expect("broker");
+    let connection = broker::connect(&fleet.config.broker, "ops-test").await.expect("broker");
     let ldap = dlq::Target::App(AppId::parse("ldap").expect("id"));
     let ldap_dead = dlq::count(&connection, &topology, &ldap).await.expect("count");
     let _closed = connection.close(200, "done".into()).await;

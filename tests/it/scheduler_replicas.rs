@@ -73,7 +73,7 @@ fn log(fleet: &Fleet, name: &str) -> std::path::PathBuf {
 
 /// Consumers on the intake queue and messages ready in every work queue.
 async fn broker_view(fleet: &Fleet) -> (u32, u32) {
-    let connection = broker::connect(&fleet.config.broker.url, "scimfleet-test").await.expect("broker");
+    let connection = broker::connect(&fleet.config.broker, "scimfleet-test").await.expect("broker");
     let channel = connection.create_channel().await.expect("channel");
     let topology = Topology::of(&fleet.config);
     let intake = inspect::depth(&channel, &topology.events_queue()).await.expect("intake depth");

@@ -204,7 +204,7 @@ async fn a_replayed_job_stays_in_its_trace(
     fleet.publish_json(&[bob.event("trace-retry", "person.hired", 1)]).await.expect("published");
     fleet.wait_settled(SETTLE).await.expect("settled");
     let topology = Topology::of(&fleet.config);
-    let connection = broker::connect(&fleet.config.broker.url, "tracing-test").await.expect("broker");
+    let connection = broker::connect(&fleet.config.broker, "tracing-test").await.expect("broker");
     let target = dlq::Target::App(scimfleet_schemas::AppId::parse("chat").expect("id"));
     let peek = dlq::peek(&connection, &topology, &target, 10).await.expect("peek");
     assert_eq!(peek.messages.len(), 1, "two attempts, then the dead-letter queue");

@@ -236,7 +236,12 @@ mod tests {
     async fn store() -> Store {
         let url = std::env::var("SCIMFLEET_REDIS__URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
         let ns = format!("t-{}-heartbeat-{}", chrono::Utc::now().timestamp(), std::process::id());
-        Store::connect(&scimfleet_runtime::Secret::new(url), &ns).await.expect("redis")
+        Store::connect(
+            &scimfleet_runtime::config::RedisConfig::plain(scimfleet_runtime::Secret::new(url)),
+            &ns,
+        )
+        .await
+        .expect("redis")
     }
 
     #[tokio::test]

@@ -200,7 +200,7 @@ async fn prepare<'c>(
         .iter()
         .map(|&(i, app)| Ok(((i, app), app.token(&config.origin, i, &config.base_dir)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
     // Periodic sweeps (when configured) need the apps and tokens the
     // convergers are about to take.
     let sweep_apps: Option<Vec<_>> = config
@@ -230,7 +230,7 @@ async fn run_once(
     let (store, convergers, sweep_apps) = prepare(&config, only.as_deref(), &ops).await?;
     let topology = Topology::of(&config);
     let connection =
-        broker::connect(&config.broker.url, &format!("scimfleet-worker {}", config.namespace)).await?;
+        broker::connect(&config.broker, &format!("scimfleet-worker {}", config.namespace)).await?;
     let setup = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let all_apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.ensure(&setup, &all_apps, config.broker.declare_topology).await?;

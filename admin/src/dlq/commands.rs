@@ -91,7 +91,7 @@ struct Session {
 
 impl Session {
     async fn open(config: &Config) -> Result<Self, AdminError> {
-        let connection = broker::connect(&config.broker.url, "scimfleet-dlq").await?;
+        let connection = broker::connect(&config.broker, "scimfleet-dlq").await?;
         Ok(Self { connection, topology: Topology::of(config) })
     }
 

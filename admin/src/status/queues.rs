@@ -64,6 +64,8 @@ enum ManagementError {
     BrokerUrl,
     #[error("broker.management_url cannot take a path")]
     BaseUrl,
+    #[error("the TLS files of [broker] cannot be used")]
+    Tls(#[source] scimfleet_runtime::tls::TlsError),
     #[error("the request failed")]
     Request(#[source] reqwest::Error),
     #[error("it answered HTTP {0}")]
@@ -108,10 +110,11 @@ pub(super) async fn read(config: &Config, names: &[String]) -> Result<Figures, B
 async fn management(config: &Config) -> Result<HashMap<String, QueueFigures>, ManagementError> {
     let uri = AMQPUri::from_str(config.broker.url.expose()).map_err(|_| ManagementError::BrokerUrl)?;
     let user = &uri.authority.userinfo;
-    let client = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .build()
+    // The management API is the broker's: it trusts the same CA bundle.
+    let tls = config.broker.tls_files().load().map_err(ManagementError::Tls)?;
+    let client = tls
+        .apply_to(reqwest::Client::builder().timeout(HTTP_TIMEOUT).connect_timeout(CONNECT_TIMEOUT))
+        .and_then(reqwest::ClientBuilder::build)
         .map_err(ManagementError::Request)?;
     let mut queues = HashMap::new();
     let mut page = 1;
@@ -173,7 +176,7 @@ fn regex_escape(text: &str) -> String {
 
 /// Ready counts and consumers of `names` by passive declares.
 async fn amqp(config: &Config, names: &[String]) -> Result<HashMap<String, QueueFigures>, BrokerError> {
-    let connection = broker::connect(&config.broker.url, "scimfleet-status").await?;
+    let connection = broker::connect(&config.broker, "scimfleet-status").await?;
     let result = declare_passively(&connection, names).await;
     let _closed = connection.close(200, "status read".into()).await;
     result

@@ -15,7 +15,8 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Confirmation, Connection};
+use scimfleet_runtime::config::BrokerConfig;
 use serde_json::{Value, json};
 
 use crate::measure::round;
@@ -61,11 +62,25 @@ impl BrokerLimit {
     }
 }
 
-/// Runs the loop against the broker at `url`.
-pub async fn run(url: &str, messages: usize, bytes: usize, prefetch: u16) -> anyhow::Result<BrokerLimit> {
+/// The broker the fleet of this run uses: the built-in default unless
+/// `SCIMFLEET_BROKER__*` variables say otherwise (URL, TLS files).
+pub fn config() -> anyhow::Result<BrokerConfig> {
+    let env = std::env::vars().filter(|(k, _)| k.starts_with("SCIMFLEET_BROKER__"));
+    let config =
+        scimfleet_runtime::Config::from_toml(scimfleet_devkit::policy::STANDARD, "bench", ".".into(), env)?;
+    Ok(config.broker)
+}
+
+/// Runs the loop against the broker of `broker` (TLS included, as the fleet connects).
+pub async fn run(
+    broker: &BrokerConfig,
+    messages: usize,
+    bytes: usize,
+    prefetch: u16,
+) -> anyhow::Result<BrokerLimit> {
     let queue = format!("bench-limit-{}-{}", chrono::Utc::now().timestamp(), std::process::id());
-    let publisher = Connection::connect(url, ConnectionProperties::default()).await?;
-    let consumer = Connection::connect(url, ConnectionProperties::default()).await?;
+    let publisher = scimfleet_runtime::broker::connect(broker, "scimfleet-bench-limit").await?;
+    let consumer = scimfleet_runtime::broker::connect(broker, "scimfleet-bench-limit").await?;
     let channel = publisher.create_channel().await?;
     let mut arguments = FieldTable::default();
     arguments.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from(b"quorum".to_vec())));

@@ -111,10 +111,10 @@ pub async fn run(params: ScaleParams) -> anyhow::Result<()> {
     let config = Arc::new(Config::from_toml(&text, "scale", work_dir.clone(), std::env::vars())?);
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     let topology = Topology::of(&config);
-    let connection = broker::connect(&config.broker.url, "scimfleet-bench-scale").await?;
+    let connection = broker::connect(&config.broker, "scimfleet-bench-scale").await?;
     let publisher = Publisher::open(&connection).await?;
     topology.declare(publisher.channel(), &apps).await?;
-    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
 
     let outcome = async {
         // Dropped on Ctrl-C or SIGTERM (below), which kills the fleet's processes.

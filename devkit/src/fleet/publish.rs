@@ -52,7 +52,7 @@ impl Fleet {
     /// [`Fleet::wait_settled`], [`Fleet::take_dead_letters`] and
     /// [`Fleet::stop`] need it.
     pub async fn reconnect(&mut self) -> Result<(), FleetError> {
-        let connection = broker::connect(&self.config.broker.url, "scimfleet-fleet").await?;
+        let connection = broker::connect(&self.config.broker, "scimfleet-fleet").await?;
         self.publisher = Publisher::open(&connection).await?;
         self.connection = connection;
         Ok(())

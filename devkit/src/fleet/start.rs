@@ -58,9 +58,9 @@ impl Fleet {
         // Written out so command-line tools can be pointed at this fleet.
         std::fs::write(token_dir.join("scimfleet.toml"), &text)?;
         let config = Arc::new(Config::from_toml(&text, "fleet", token_dir.clone(), service_env())?);
-        let store = Store::connect(&config.redis.url, &config.namespace).await?;
+        let store = Store::connect(&config.redis, &config.namespace).await?;
         sweep_stale_namespaces(&store).await;
-        let connection = broker::connect(&config.broker.url, "scimfleet-fleet").await?;
+        let connection = broker::connect(&config.broker, "scimfleet-fleet").await?;
         let publisher = Publisher::open(&connection).await?;
         let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
         Topology::of(&config).declare(publisher.channel(), &apps).await?;
@@ -187,7 +187,11 @@ scimfleet_worker=debug,scimfleet_devkit=debug";
 /// Only the service locations are taken from the environment, so a developer's
 /// other `SCIMFLEET_*` settings cannot change what a test means.
 fn service_env() -> Vec<(String, String)> {
-    std::env::vars().filter(|(k, _)| k == "SCIMFLEET_BROKER__URL" || k == "SCIMFLEET_REDIS__URL").collect()
+    // Every connection setting (URLs, TLS files, allow_plaintext), so the
+    // suite runs against services elsewhere as well.
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("SCIMFLEET_BROKER__") || k.starts_with("SCIMFLEET_REDIS__"))
+        .collect()
 }
 
 /// Deletes Redis keys of test namespaces older than an hour (crashed runs).

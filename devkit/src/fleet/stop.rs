@@ -76,13 +76,13 @@ impl Drop for Fleet {
             };
             runtime.block_on(async {
                 let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
-                if let Ok(connection) = broker::connect(&config.broker.url, "scimfleet-fleet-cleanup").await {
+                if let Ok(connection) = broker::connect(&config.broker, "scimfleet-fleet-cleanup").await {
                     if let Ok(channel) = connection.create_channel().await {
                         let _ = Topology::of(&config).delete(&channel, &apps).await;
                     }
                     let _ = connection.close(200, "fleet dropped".into()).await;
                 }
-                if let Ok(store) = Store::connect(&config.redis.url, &config.namespace).await {
+                if let Ok(store) = Store::connect(&config.redis, &config.namespace).await {
                     let _ = store.delete_namespace().await;
                 }
             });

@@ -14,7 +14,11 @@ mod publish;
 mod settle;
 mod topology;
 
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::{Connection, ConnectionProperties};
+
+use crate::config::BrokerConfig;
+use crate::tls::{TlsError, TlsMaterial};
 
 pub use consume::{ConsumeError, consume};
 pub use headers::{RECEIVED_AT_HEADER, dead_letter_headers, header_str, read_dead_letter, received_at};
@@ -42,6 +46,9 @@ pub enum BrokerError {
     /// Connecting failed. The URL is not shown: it may hold a password.
     #[error("cannot connect to RabbitMQ")]
     Connect(#[source] lapin::Error),
+    /// A TLS file of `[broker]` could not be used.
+    #[error("cannot set up TLS to RabbitMQ")]
+    Tls(#[source] TlsError),
     /// A channel operation failed.
     #[error("RabbitMQ {operation} failed")]
     Channel {
@@ -62,8 +69,28 @@ impl BrokerError {
     }
 }
 
-/// Connects to RabbitMQ; `name` shows in the management UI's connection list.
-pub async fn connect(url: &crate::Secret, name: &str) -> Result<Connection, BrokerError> {
+/// Connects to RabbitMQ as `[broker]` says: `amqps://` trusting its
+/// `ca_file` (else the bundled web roots) and presenting its client
+/// certificate when set. `name` shows in the management UI's connection list.
+pub async fn connect(broker: &BrokerConfig, name: &str) -> Result<Connection, BrokerError> {
+    crate::tls::install_crypto_provider();
+    // Read on every connect, so a renewed certificate is used after a reconnect.
+    let tls = lapin_tls(broker.tls_files().load().map_err(BrokerError::Tls)?);
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url.expose(), properties).await.map_err(BrokerError::Connect)
+    let runtime = lapin::runtime::default_runtime().map_err(BrokerError::Connect)?;
+    Connection::connect_with_config(broker.url.expose(), properties, tls, runtime)
+        .await
+        .map_err(BrokerError::Connect)
+}
+
+/// The client's TLS settings; unused for `amqp://`.
+fn lapin_tls(material: TlsMaterial) -> OwnedTLSConfig {
+    OwnedTLSConfig {
+        cert_chain: material.ca_pem,
+        identity: material.identity.map(|identity| OwnedIdentity::PKCS8 {
+            pem: identity.cert_pem,
+            // The client wants the key as PEM bytes despite the variant's name.
+            key: identity.key_pem.expose().as_bytes().to_vec(),
+        }),
+    }
 }

@@ -13,6 +13,7 @@ mod de;
 mod error;
 mod layers;
 mod pseudonym;
+mod transport;
 
 use std::path::{Path, PathBuf};
 
@@ -25,10 +26,11 @@ pub use app::{
 };
 pub(crate) use de::durations_ms;
 pub use de::parse_duration_ms;
-use de::{duration_ms, listen_address, secret, some_duration_ms};
+use de::{duration_ms, listen_address, some_duration_ms};
 pub use error::ConfigError;
 use layers::{env_table, merge, parse_table};
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
+pub use transport::{BrokerConfig, RedisConfig};
 
 use crate::Secret;
 
@@ -78,37 +80,6 @@ pub struct RateGroup {
     /// Requests that may go at once (default 1).
     #[serde(default)]
     pub burst: Option<u32>,
-}
-
-/// `[broker]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrokerConfig {
-    /// AMQP URL; may hold a password, so it never prints.
-    #[serde(deserialize_with = "secret")]
-    pub url: Secret,
-    /// Delete queues unused for this long (`x-expires`). Only for throw-away
-    /// namespaces (tests, demo): production queues must never expire.
-    #[serde(default)]
-    pub queue_expires_ms: Option<u64>,
-    /// Whether every process declares the exchanges and queues it uses at
-    /// start (the default). `false` for least-privilege users that may not
-    /// configure anything: an operator declares them once with
-    /// `scimfleet topology declare`, and the roles only check they exist.
-    pub declare_topology: bool,
-    /// Base URL of the RabbitMQ management HTTP API, where `scimfleet
-    /// status` reads queue depths; it logs in with the user and password of
-    /// `url`, so this URL holds none.
-    pub management_url: url::Url,
-}
-
-/// `[redis]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    /// Redis URL; may hold a password, so it never prints.
-    #[serde(deserialize_with = "secret")]
-    pub url: Secret,
 }
 
 /// `[scheduler]`.
@@ -253,6 +224,8 @@ impl Config {
                 field: e.path().to_string(),
                 message: e.inner().message().to_owned(),
             })?;
+        config.broker.resolve_paths(&base_dir);
+        config.redis.resolve_paths(&base_dir);
         config.base_dir = base_dir;
         config.origin = origin.to_owned();
         config.validate()?;
@@ -276,9 +249,8 @@ impl Config {
                 "1-64 lower-case letters, digits or -, starting with a letter",
             ));
         }
-        check_url(origin, "broker.url", &self.broker.url, &["amqp", "amqps"])?;
-        check_management_url(origin, &self.broker.management_url)?;
-        check_url(origin, "redis.url", &self.redis.url, &["redis", "rediss"])?;
+        self.broker.validate(origin)?;
+        self.redis.validate(origin)?;
         if self.scheduler.prefetch == 0 {
             return Err(ConfigError::invalid(origin, "scheduler.prefetch", "must be at least 1"));
         }
@@ -360,31 +332,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-fn check_url(origin: &str, field: &str, url: &Secret, schemes: &[&str]) -> Result<(), ConfigError> {
-    match url::Url::parse(url.expose()) {
-        Ok(parsed) if schemes.contains(&parsed.scheme()) => Ok(()),
-        // The URL may hold a password: the message names the field, not the value.
-        _ => Err(ConfigError::invalid(
-            origin,
-            field,
-            format!("must be a URL with scheme {}", schemes.join(" or ")),
-        )),
-    }
-}
-
-fn check_management_url(origin: &str, url: &url::Url) -> Result<(), ConfigError> {
-    let field = "broker.management_url";
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(ConfigError::invalid(origin, field, "must be a URL with scheme http or https"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Not echoed: it holds a password.
-        let reason = "must hold no credentials (those of broker.url are used)";
-        return Err(ConfigError::invalid(origin, field, reason));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -97,6 +97,8 @@ fn mapping_paths_and_templates_are_checked() {
 fn environment_overrides_the_file() {
     let env = vec![
         ("SCIMFLEET_BROKER__URL".to_owned(), "amqp://u:p@rabbit:5672/%2f".to_owned()),
+        // A plaintext URL to a host elsewhere needs this (a boolean from text).
+        ("SCIMFLEET_BROKER__ALLOW_PLAINTEXT".to_owned(), "true".to_owned()),
         ("SCIMFLEET_SCHEDULER__PREFETCH".to_owned(), "8".to_owned()),
         ("SCIMFLEET_AMQP_PORT".to_owned(), "5673".to_owned()),
     ];

@@ -177,7 +177,7 @@ mod tests {
     async fn store() -> Store {
         let url = std::env::var("SCIMFLEET_REDIS__URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
         let ns = format!("t-{}-claim-unit-{}", chrono::Utc::now().timestamp(), std::process::id());
-        Store::connect(&Secret::new(url), &ns).await.expect("redis")
+        Store::connect(&crate::config::RedisConfig::plain(Secret::new(url)), &ns).await.expect("redis")
     }
 
     #[tokio::test]

@@ -55,7 +55,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use crate::Secret;
+use crate::config::RedisConfig;
+use crate::tls::TlsError;
 use keys::Keys;
 
 /// A Redis operation failed.
@@ -65,6 +66,9 @@ pub enum StoreError {
     /// Connecting failed. The URL is not shown: it may hold a password.
     #[error("cannot connect to Redis")]
     Connect(#[source] redis::RedisError),
+    /// A TLS file of `[redis]` could not be used.
+    #[error("cannot set up TLS to Redis")]
+    Tls(#[source] TlsError),
     /// A command failed.
     #[error("Redis {operation} failed")]
     Command {
@@ -97,6 +101,24 @@ fn px(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// A client for `[redis]`; the TLS files are read here, on every connect.
+fn client(redis: &RedisConfig) -> Result<redis::Client, StoreError> {
+    // The Redis client's rustls connector uses the process-wide provider.
+    crate::tls::install_crypto_provider();
+    let material = redis.tls_files().load().map_err(StoreError::Tls)?;
+    if material.is_empty() {
+        return redis::Client::open(redis.url.expose()).map_err(StoreError::Connect);
+    }
+    let certificates = redis::TlsCertificates {
+        client_tls: material.identity.map(|identity| redis::ClientTlsConfig {
+            client_cert: identity.cert_pem,
+            client_key: identity.key_pem.expose().as_bytes().to_vec(),
+        }),
+        root_cert: material.ca_pem.map(String::into_bytes),
+    };
+    redis::Client::build_with_tls(redis.url.expose(), certificates).map_err(StoreError::Connect)
+}
+
 /// A namespaced handle on Redis; cheap to clone (one multiplexed connection
 /// that reconnects by itself).
 #[derive(Clone)]
@@ -106,9 +128,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to Redis at `url` for `namespace`.
-    pub async fn connect(url: &Secret, namespace: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url.expose()).map_err(StoreError::Connect)?;
+    /// Connects to Redis as `[redis]` says (`rediss://` trusting its
+    /// `ca_file` and presenting its client certificate when set), for `namespace`.
+    pub async fn connect(redis: &RedisConfig, namespace: &str) -> Result<Self, StoreError> {
+        let client = client(redis)?;
         let conn = client.get_connection_manager().await.map_err(StoreError::Connect)?;
         Ok(Self { conn, keys: Keys::new(namespace) })
     }

@@ -24,19 +24,60 @@ pub struct RabbitNode {
     port: u16,
     dist_port: u16,
     child: Option<Child>,
+    /// Whether the node listens for AMQP over TLS only (`rabbitmq.conf` in `dir`).
+    tls: bool,
+}
+
+/// The TLS listener of a [`RabbitNode::with_tls`] node: PEM files.
+pub struct NodeTls<'a> {
+    /// The CA bundle client certificates are checked against.
+    pub ca: &'a Path,
+    /// The server certificate and key.
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    /// Refuse clients that present no certificate (mutual TLS).
+    pub require_client_cert: bool,
 }
 
 impl RabbitNode {
     pub fn new() -> Self {
+        let mut node = Self::create(None);
+        node.spawn();
+        node
+    }
+
+    /// A node with an AMQP-over-TLS listener and no plaintext one
+    /// (<https://www.rabbitmq.com/docs/ssl#enabling-tls>).
+    pub fn with_tls(tls: &NodeTls<'_>) -> Self {
+        let mut node = Self::create(Some(tls));
+        node.spawn();
+        node
+    }
+
+    fn create(tls: Option<&NodeTls<'_>>) -> Self {
         let name = unique_namespace("sf-crash");
         let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&dir).expect("node directory");
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins file");
         let port = free_port();
         let dist_port = std::iter::repeat_with(free_port).find(|&p| p != port).expect("a second free port");
-        let mut node = Self { dir, name, port, dist_port, child: None };
-        node.spawn();
-        node
+        if let Some(tls) = tls {
+            let conf = format!(
+                "listeners.tcp = none\n\
+                 listeners.ssl.default = 127.0.0.1:{port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = {}\n",
+                tls.ca.display(),
+                tls.cert.display(),
+                tls.key.display(),
+                tls.require_client_cert
+            );
+            std::fs::write(dir.join("rabbitmq.conf"), conf).expect("rabbitmq.conf");
+        }
+        Self { dir, name, port, dist_port, child: None, tls: tls.is_some() }
     }
 
     /// Starts the node on this node's ports and data directory, so a restart
@@ -47,17 +88,24 @@ impl RabbitNode {
         // the script behind it runs as whoever we are.
         let program = if script.exists() { script } else { Path::new("rabbitmq-server") };
         let dir = &self.dir;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        if self.tls {
+            // The listeners come from rabbitmq.conf: no plaintext one at all.
+            command.env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"));
+        } else {
+            command
+                .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+                .env("RABBITMQ_NODE_PORT", self.port.to_string())
+                .env("RABBITMQ_CONFIG_FILE", dir.join("absent"));
+        }
+        let child = command
             .env("HOME", dir) // the Erlang cookie goes here
             .env("RABBITMQ_NODENAME", format!("{}@localhost", self.name))
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_PID_FILE", dir.join("pid"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", dir.join("absent"))
             .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("absent.config"))
             .env("RABBITMQ_CONF_ENV_FILE", dir.join("absent.env"))
             // The script then execs the VM instead of wrapping it in a shell,
@@ -105,7 +153,8 @@ impl RabbitNode {
     }
 
     pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+        let scheme = if self.tls { "amqps" } else { "amqp" };
+        format!("{scheme}://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 }
 
