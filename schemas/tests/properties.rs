@@ -149,3 +149,97 @@ proptest! {
         }
     }
 }
+
+/// Every object in `value` with its path, outermost first.
+fn objects(value: &Value, path: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            out.push(path.clone());
+            for (key, item) in map {
+                let sep = if path.is_empty() { "" } else { "." };
+                objects(item, format!("{path}{sep}{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                objects(item, format!("{path}[{index}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `value` written as JSON text with the `n`th key (in writing order) of the
+/// object at `target` written twice, the copy first; `None` when it has no keys.
+fn with_key_twice(value: &Value, target: &str, n: usize) -> Option<(String, String)> {
+    fn write(value: &Value, path: &str, target: &str, n: usize, out: &mut String) -> Option<String> {
+        let mut found = None;
+        match value {
+            Value::Object(map) => {
+                out.push('{');
+                let mut first = true;
+                let index = if path == target && !map.is_empty() { Some(n % map.len()) } else { None };
+                for (i, (key, item)) in map.iter().enumerate() {
+                    let sep = if path.is_empty() { "" } else { "." };
+                    let child = format!("{path}{sep}{key}");
+                    let key_text = serde_json::to_string(key).ok()?;
+                    if index == Some(i) {
+                        if !first {
+                            out.push(',');
+                        }
+                        out.push_str(&format!("{key_text}:{item},"));
+                        first = true;
+                        found = Some(child.clone());
+                    }
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push_str(&key_text);
+                    out.push(':');
+                    found = write(item, &child, target, n, out).or(found);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    found = write(item, &format!("{path}[{i}]"), target, n, out).or(found);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+        found
+    }
+    let mut out = String::new();
+    let path = write(value, "", target, n, &mut out)?;
+    Some((out, path))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A valid event with any one key written twice, at any depth, is
+    /// refused as a duplicate naming that key's path, and never panics.
+    #[test]
+    fn a_duplicated_key_anywhere_is_refused(event in valid_event(), pick in any::<usize>(), n in any::<usize>()) {
+        let text = event.to_string();
+        prop_assert!(Event::parse(text.as_bytes()).is_ok(), "the generated event is valid");
+        let mut targets = Vec::new();
+        objects(&event, String::new(), &mut targets);
+        let target = &targets[pick % targets.len()];
+        if let Some((twice, path)) = with_key_twice(&event, target, n) {
+            match Event::parse(twice.as_bytes()) {
+                Err(scimfleet_schemas::EventError::DuplicateKey { path: named }) => {
+                    // Keys the generator makes are plain names, so the path is named as is.
+                    prop_assert_eq!(named, path);
+                }
+                other => prop_assert!(false, "expected a duplicate key, got {:?}", other),
+            }
+        }
+    }
+}
