@@ -193,8 +193,7 @@ impl Job {
     /// Parses a job body; an object that names a key twice is refused
     /// ([`crate::strict`]), other faults are `serde_json`'s own errors.
     pub fn parse(body: &[u8]) -> Result<Self, StrictError> {
-        crate::strict::check_unique_keys(body)?;
-        Ok(serde_json::from_slice(body)?)
+        crate::strict::from_slice(body)
     }
 }
 

@@ -3,23 +3,35 @@
 //! JSON leaves duplicate keys undefined: `serde_json::Value` keeps the last,
 //! other readers keep the first or fail. A message whose readers can disagree
 //! on what it says (a scope rule seeing one `status`, an audit export another)
-//! is refused wherever scimfleet reads untrusted JSON. [`value`] builds the
-//! value in one pass and stops at the first repeated key, so the depth and
-//! size limits of `serde_json` (recursion limit 128) still hold.
+//! is refused wherever scimfleet reads untrusted JSON.
+//!
+//! Two passes are offered, both single-pass over the text and both bounded by
+//! `serde_json`'s recursion limit (128):
+//! - [`value`] builds the [`Value`] and stops at the first repeated key; its
+//!   cost is that of `serde_json::from_slice::<Value>` (the repeat is found
+//!   by the map being built, no second set of keys is kept);
+//! - [`from_slice`] checks the keys without building anything (keys without
+//!   escapes are borrowed from the body), then parses the typed value: for
+//!   the hot paths (jobs) that deserialise straight into a type.
+//!
+//! The path of a repeated key is only assembled once one is found, as the
+//! error unwinds, so valid bodies pay nothing for it.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::event::is_attribute_name;
 
-/// Why a body was refused by [`value`].
+/// Why a body was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StrictError {
-    /// Not JSON (or deeper than the parser's recursion limit).
+    /// Not JSON, not of the expected shape, or deeper than the parser's
+    /// recursion limit.
     #[error(transparent)]
     Syntax(#[from] serde_json::Error),
     /// An object names the same key twice.
@@ -33,31 +45,59 @@ pub enum StrictError {
 
 /// Parses `body` as JSON, refusing any object with a repeated key.
 pub fn value(body: &[u8]) -> Result<Value, StrictError> {
-    let mut path = Vec::new();
     let mut duplicate = None;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let seed = Walk { path: &mut path, duplicate: &mut duplicate };
-    let parsed = seed.deserialize(&mut deserializer).and_then(|v| deserializer.end().map(|()| v));
-    match (parsed, duplicate) {
-        (_, Some(path)) => Err(StrictError::DuplicateKey { path }),
-        (Ok(value), None) => Ok(value),
-        (Err(error), None) => Err(StrictError::Syntax(error)),
-    }
+    let parsed = Build { duplicate: &mut duplicate }
+        .deserialize(&mut deserializer)
+        .and_then(|v| deserializer.end().map(|()| v));
+    finish(parsed, duplicate)
+}
+
+/// Parses `body` as a `T`, refusing it first if any object in it repeats a
+/// key (whether or not `T` reads that key).
+pub fn from_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, StrictError> {
+    check_unique_keys(body)?;
+    Ok(serde_json::from_slice(body)?)
 }
 
 /// Refuses `body` when an object in it repeats a key; other faults are left
 /// to the caller's own parse, so its messages stay as they were.
 pub fn check_unique_keys(body: &[u8]) -> Result<(), StrictError> {
-    match value(body) {
-        Err(duplicate @ StrictError::DuplicateKey { .. }) => Err(duplicate),
+    let mut duplicate = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let scanned = Scan { duplicate: &mut duplicate }.deserialize(&mut deserializer);
+    match finish(scanned, duplicate) {
+        Err(repeated @ StrictError::DuplicateKey { .. }) => Err(repeated),
         _ => Ok(()),
     }
 }
 
-/// One step of the path to the value being read.
+/// The outcome of a pass: a recorded repeat wins over the error it raised.
+fn finish<T>(
+    parsed: Result<T, serde_json::Error>,
+    duplicate: Option<Vec<Segment>>,
+) -> Result<T, StrictError> {
+    match (parsed, duplicate) {
+        (_, Some(mut reversed)) => {
+            reversed.reverse();
+            Err(StrictError::DuplicateKey { path: render(&reversed) })
+        }
+        (Ok(value), None) => Ok(value),
+        (Err(error), None) => Err(StrictError::Syntax(error)),
+    }
+}
+
+/// One step of the path to a repeated key, recorded innermost first.
 enum Segment {
-    Key(String),
+    /// A key that is a plain name, or `None` for one that may be personal data.
+    Key(Option<String>),
     Index(usize),
+}
+
+impl Segment {
+    fn key(key: &str) -> Self {
+        Self::Key(is_attribute_name(key).then(|| key.to_owned()))
+    }
 }
 
 /// The path as written in errors: keys that are not plain names become `…`.
@@ -70,11 +110,25 @@ fn render(path: &[Segment]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(if is_attribute_name(key) { key } else { "…" });
+                out.push_str(key.as_deref().unwrap_or("…"));
             }
         }
     }
     out
+}
+
+/// Adds `segment` to the path of a repeat found below it, as the error unwinds.
+fn unwinding<T, E>(
+    result: Result<T, E>,
+    duplicate: &mut Option<Vec<Segment>>,
+    segment: impl FnOnce() -> Segment,
+) -> Result<T, E> {
+    if result.is_err()
+        && let Some(path) = duplicate.as_mut()
+    {
+        path.push(segment());
+    }
+    result
 }
 
 /// The dotted path of a shape error, as `serde_path_to_error` writes it, but
@@ -101,13 +155,12 @@ pub(crate) fn redacted_path(path: &serde_path_to_error::Path) -> String {
     if out.is_empty() { ".".to_owned() } else { out }
 }
 
-/// Builds a [`Value`], recording the path of the first duplicate key.
-struct Walk<'a> {
-    path: &'a mut Vec<Segment>,
-    duplicate: &'a mut Option<String>,
+/// Builds a [`Value`], recording the path of the first repeated key.
+struct Build<'a> {
+    duplicate: &'a mut Option<Vec<Segment>>,
 }
 
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
+impl<'de> DeserializeSeed<'de> for Build<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -115,7 +168,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Walk<'_> {
+impl<'de> Visitor<'de> for Build<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -150,17 +203,11 @@ impl<'de> Visitor<'de> for Walk<'_> {
         Ok(Value::Null)
     }
 
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         loop {
-            self.path.push(Segment::Index(items.len()));
-            let item = seq.next_element_seed(Walk { path: self.path, duplicate: self.duplicate });
-            self.path.pop();
-            match item? {
+            let item = seq.next_element_seed(Build { duplicate: self.duplicate });
+            match unwinding(item, self.duplicate, || Segment::Index(items.len()))? {
                 Some(item) => items.push(item),
                 None => return Ok(Value::Array(items)),
             }
@@ -168,58 +215,127 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut seen = HashSet::new();
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            self.path.push(Segment::Key(key.clone()));
-            if !seen.insert(key.clone()) {
-                *self.duplicate = Some(render(self.path));
-                self.path.pop();
+            // The map being built finds the repeat: no second set of keys.
+            if object.contains_key(&key) {
+                *self.duplicate = Some(vec![Segment::key(&key)]);
                 return Err(A::Error::custom("duplicate key"));
             }
-            let item = map.next_value_seed(Walk { path: self.path, duplicate: self.duplicate });
-            self.path.pop();
-            object.insert(key, item?);
+            let item = map.next_value_seed(Build { duplicate: self.duplicate });
+            let item = unwinding(item, self.duplicate, || Segment::key(&key))?;
+            object.insert(key, item);
         }
         Ok(Value::Object(object))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Objects with up to this many keys are checked by a linear search (no
+/// allocation beyond one small vector); larger ones switch to a hash set so
+/// a body with 100,000 keys in one object is not quadratic.
+const LINEAR_KEYS: usize = 16;
 
-    fn duplicate(body: &str) -> Option<String> {
-        match value(body.as_bytes()) {
-            Err(StrictError::DuplicateKey { path }) => Some(path),
-            _ => None,
-        }
-    }
+/// Walks the body checking keys only; scalars are skipped, not kept.
+struct Scan<'a> {
+    duplicate: &'a mut Option<Vec<Segment>>,
+}
 
-    #[test]
-    fn unique_keys_parse_as_serde_json_does() {
-        let body = r#"{"a":[1,-2,3.5,{"b":null,"c":true}],"d":"x","e":{"a":1}}"#;
-        let expected: Value = serde_json::from_str(body).expect("valid");
-        assert_eq!(value(body.as_bytes()).expect("no duplicates"), expected);
-    }
+impl<'de> DeserializeSeed<'de> for Scan<'_> {
+    type Value = ();
 
-    #[test]
-    fn duplicates_are_found_at_any_depth_and_named_by_path() {
-        assert_eq!(duplicate(r#"{"a":1,"a":2}"#).as_deref(), Some("a"));
-        assert_eq!(duplicate(r#"{"x":{"y":{"z":1,"z":1}}}"#).as_deref(), Some("x.y.z"));
-        assert_eq!(duplicate(r#"{"l":[{"k":1},{"k":1,"k":2}]}"#).as_deref(), Some("l[1].k"));
-        assert_eq!(duplicate(r#"[[{"q":1,"q":1}]]"#).as_deref(), Some("[0][0].q"));
-        assert_eq!(duplicate(r#"{"ada@example.com":1,"ada@example.com":2}"#).as_deref(), Some("…"));
-    }
-
-    #[test]
-    fn same_key_in_sibling_objects_is_fine_and_syntax_errors_stay_syntax() {
-        assert!(value(br#"{"a":{"k":1},"b":{"k":1}}"#).is_ok());
-        assert!(matches!(value(b"{\"a\":1,"), Err(StrictError::Syntax(_))));
-        assert!(matches!(value(b"{} x"), Err(StrictError::Syntax(_))));
-        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        assert!(matches!(value(deep.as_bytes()), Err(StrictError::Syntax(_))));
-        assert!(check_unique_keys(b"not json").is_ok());
-        assert!(check_unique_keys(br#"{"a":1,"a":1}"#).is_err());
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
+
+impl<'de> Visitor<'de> for Scan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        for index in 0.. {
+            let item = seq.next_element_seed(Scan { duplicate: self.duplicate });
+            if unwinding(item, self.duplicate, || Segment::Index(index))?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut few: Vec<Cow<'de, str>> = Vec::new();
+        let mut many: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(Key(key)) = map.next_key()? {
+            let repeated = if many.is_empty() && few.len() < LINEAR_KEYS {
+                let repeated = few.contains(&key);
+                few.push(key.clone());
+                repeated
+            } else {
+                many.extend(few.drain(..));
+                !many.insert(key.clone())
+            };
+            if repeated {
+                *self.duplicate = Some(vec![Segment::key(&key)]);
+                return Err(A::Error::custom("duplicate key"));
+            }
+            let item = map.next_value_seed(Scan { duplicate: self.duplicate });
+            unwinding(item, self.duplicate, || Segment::key(&key))?;
+        }
+        Ok(())
+    }
+}
+
+/// A key, borrowed from the body unless it had to be unescaped.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests;
