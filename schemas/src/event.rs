@@ -74,6 +74,9 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every event type.
+    pub const ALL: [Self; 5] = [Self::Hired, Self::Updated, Self::Terminated, Self::Rehired, Self::Suspended];
+
     /// The wire name, which is also the routing key on the events exchange.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -212,6 +215,14 @@ pub enum EventError {
         /// Where, as a dotted path; keys that are not plain names are `…`.
         path: String,
     },
+    /// The AMQP routing key is not the event's `type` (see [`Event::check_routing_key`]).
+    #[error("routing key `{routing_key}` disagrees with field `type` (`{}`)", .kind.as_str())]
+    RoutingKey {
+        /// The key when it is an event type, else `…` (a publisher's key may hold anything).
+        routing_key: String,
+        /// The event's `type`.
+        kind: EventType,
+    },
 }
 
 impl EventError {
@@ -223,6 +234,7 @@ impl EventError {
             Self::Shape { .. } => "schema_violation",
             Self::Rule { .. } => "rule_violation",
             Self::DuplicateKey { .. } => "duplicate_key",
+            Self::RoutingKey { .. } => "routing_key_mismatch",
         }
     }
 }
@@ -377,5 +389,6 @@ fn redact_backquoted_value(message: &str) -> String {
     }
 }
 
+mod route;
 #[cfg(test)]
 mod tests;
