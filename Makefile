@@ -48,6 +48,27 @@ test: services ## Run the whole test suite against the real RabbitMQ and Redis, 
 		$(CARGO) test -p scimfleet --test it -- --exact $(LOG_CHECK); \
 	fi
 
+# cargo-fuzz targets (fuzz/): the same functions run on stable, bounded, in
+# `make test` (schemas/tests/fuzz.rs). Without nightly and cargo-fuzz this
+# fails with what to install: asked to fuzz, it must not pass having fuzzed
+# nothing. New inputs go to fuzz/target/corpus/, so the seeds stay as they are.
+FUZZ_TARGETS := event job scim_response filter
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz
+fuzz: ## Fuzz each parser for FUZZ_SECONDS (60) with cargo-fuzz (needs a nightly toolchain and cargo-fuzz)
+	@if ! $(CARGO) +nightly --version >/dev/null 2>&1 || ! $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then \
+		echo "make fuzz needs a nightly toolchain and cargo-fuzz:" >&2; \
+		echo "  rustup toolchain install nightly && cargo install cargo-fuzz" >&2; \
+		echo "the same targets run on stable, bounded, in make test (schemas/tests/fuzz.rs)" >&2; \
+		exit 1; \
+	fi
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/corpus/$$target && \
+		$(CARGO) +nightly fuzz run $$target '$(CURDIR)/fuzz/target/corpus/'$$target '$(CURDIR)/fuzz/corpus/'$$target \
+			-- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
 .PHONY: bench
 bench: services ## Benchmark the fleet against in-run HTTP and RabbitMQ limits (BENCH_QUICK=1: under a minute)
 	$(CARGO) run --release --quiet -p scimfleet-bench

@@ -53,7 +53,7 @@ use scimfleet_runtime::ops::Ops;
 use scimfleet_runtime::store::{JourneyStep, Lease, PersonRecord, Recorded, StoreError};
 use scimfleet_runtime::telemetry::{self, Pseudonymizer, error_chain, propagation};
 use scimfleet_runtime::{KeyedLocks, Store};
-use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Event, Stage};
+use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Event, EventError, Stage};
 use tracing::Span;
 
 use crate::lease;
@@ -126,6 +126,19 @@ fn content_type_error(delivery: &Delivery) -> Option<String> {
     })
 }
 
+/// The event of a delivery: its body parsed strictly, and its routing key
+/// agreeing with its `type` when it came through an exchange. A delivery
+/// through the default exchange is one this scheduler put back behind the
+/// queue (`lease::requeue_behind`, keyed by the queue's name), checked when
+/// it first arrived.
+fn decode(delivery: &Delivery) -> Result<Event, EventError> {
+    let event = Event::parse(&delivery.data)?;
+    if !delivery.exchange.as_str().is_empty() {
+        event.check_routing_key(delivery.routing_key.as_str())?;
+    }
+    Ok(event)
+}
+
 pub(crate) async fn process(
     ctx: &Context,
     delivery: &Delivery,
@@ -134,7 +147,7 @@ pub(crate) async fn process(
     if let Some(detail) = content_type_error(delivery) {
         return dead_letter(ctx, delivery, "content_type", &detail, loose_event_id(&delivery.data)).await;
     }
-    let event = match Event::parse(&delivery.data) {
+    let event = match decode(delivery) {
         Ok(event) => event,
         Err(error) => {
             let event_id = loose_event_id(&delivery.data);

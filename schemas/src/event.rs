@@ -7,7 +7,8 @@
 //!
 //! Parsing is the only way in (`Event::parse`): it checks JSON syntax, the
 //! shape, and the rules that JSON Schema alone cannot express (subject equals
-//! `data.person_id`, status agrees with type). Errors name the field and say
+//! `data.person_id`, status agrees with type), and refuses an object that
+//! names a key twice (`crate::strict`). Errors name the field and say
 //! why, and never echo attribute values, which are personal data.
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ids::{EventId, PersonId};
+use crate::strict::StrictError;
 
 /// The only CloudEvents version understood.
 pub const SPEC_VERSION: &str = "1.0";
@@ -72,6 +74,9 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every event type.
+    pub const ALL: [Self; 5] = [Self::Hired, Self::Updated, Self::Terminated, Self::Rehired, Self::Suspended];
+
     /// The wire name, which is also the routing key on the events exchange.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -204,6 +209,20 @@ pub enum EventError {
         /// What rule.
         reason: String,
     },
+    /// An object named one key twice: readers could disagree on its value.
+    #[error("field `{path}`: duplicate key")]
+    DuplicateKey {
+        /// Where, as a dotted path; keys that are not plain names are `…`.
+        path: String,
+    },
+    /// The AMQP routing key is not the event's `type` (see [`Event::check_routing_key`]).
+    #[error("routing key `{routing_key}` disagrees with field `type` (`{}`)", .kind.as_str())]
+    RoutingKey {
+        /// The key when it is an event type, else `…` (a publisher's key may hold anything).
+        routing_key: String,
+        /// The event's `type`.
+        kind: EventType,
+    },
 }
 
 impl EventError {
@@ -214,6 +233,8 @@ impl EventError {
             Self::Syntax { .. } => "malformed_json",
             Self::Shape { .. } => "schema_violation",
             Self::Rule { .. } => "rule_violation",
+            Self::DuplicateKey { .. } => "duplicate_key",
+            Self::RoutingKey { .. } => "routing_key_mismatch",
         }
     }
 }
@@ -224,13 +245,16 @@ impl Event {
         if body.len() > MAX_EVENT_BYTES {
             return Err(EventError::TooLarge { size: body.len() });
         }
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| EventError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: redact_serde_message(&e.to_string()),
+        let value = crate::strict::value(body).map_err(|e| match e {
+            StrictError::DuplicateKey { path } => EventError::DuplicateKey { path },
+            StrictError::Syntax(e) => EventError::Syntax {
+                line: e.line(),
+                column: e.column(),
+                message: redact_serde_message(&e.to_string()),
+            },
         })?;
         let event: Event = serde_path_to_error::deserialize(value).map_err(|e| EventError::Shape {
-            path: redacted_path(e.path()),
+            path: crate::strict::redacted_path(e.path()),
             message: redact_serde_message(&e.inner().to_string()),
         })?;
         event.check_rules()?;
@@ -308,34 +332,10 @@ impl Event {
 }
 
 /// 1-64 letters, digits, `_` or `-`: what an attribute (or any field) is called.
-fn is_attribute_name(name: &str) -> bool {
+pub(crate) fn is_attribute_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_ATTRIBUTE_NAME
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// The dotted path of a shape error, as `serde_path_to_error` writes it, but
-/// with every map key that is not a plain name replaced by `…`: keys come
-/// from the publisher (an attribute named `ada@example.com`, an unknown field).
-fn redacted_path(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for segment in path.iter() {
-        let text = match segment {
-            Segment::Seq { index } => {
-                out.push_str(&format!("[{index}]"));
-                continue;
-            }
-            Segment::Map { key } | Segment::Enum { variant: key } if is_attribute_name(key) => key.as_str(),
-            Segment::Map { .. } | Segment::Enum { .. } => "…",
-            Segment::Unknown => "?",
-        };
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(text);
-    }
-    if out.is_empty() { ".".to_owned() } else { out }
 }
 
 /// serde quotes offending values in some messages: strings in double quotes
@@ -389,5 +389,6 @@ fn redact_backquoted_value(message: &str) -> String {
     }
 }
 
+mod route;
 #[cfg(test)]
 mod tests;

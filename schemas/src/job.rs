@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, EventId, JobId, PersonId};
 use crate::scim::{ScimUser, UserAttr};
+use crate::strict::StrictError;
 
 /// Version of the job schema; bumped on incompatible changes.
 pub const JOB_SCHEMA_VERSION: u32 = 1;
@@ -189,9 +190,10 @@ impl Job {
         }
     }
 
-    /// Parses a job body.
-    pub fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(body)
+    /// Parses a job body; an object that names a key twice is refused
+    /// ([`crate::strict`]), other faults are `serde_json`'s own errors.
+    pub fn parse(body: &[u8]) -> Result<Self, StrictError> {
+        crate::strict::from_slice(body)
     }
 }
 
@@ -209,6 +211,15 @@ mod tests {
             let again = Job::parse(&serde_json::to_vec(&job).expect("ser")).expect("parses");
             assert_eq!(job, again);
         }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let fixture = include_str!("../tests/fixtures/job-deactivate.json");
+        let twice = fixture.replacen('{', "{\"app\":\"other\",", 1);
+        let error = Job::parse(twice.as_bytes()).expect_err("duplicate app");
+        assert!(matches!(&error, StrictError::DuplicateKey { path } if path == "app"), "{error}");
+        assert!(matches!(Job::parse(b"{"), Err(StrictError::Syntax(_))));
     }
 
     #[test]

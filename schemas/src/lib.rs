@@ -6,12 +6,14 @@ pub mod evidence;
 pub mod ids;
 pub mod job;
 pub mod scim;
+pub mod strict;
 
 pub use deadletter::{DeadLetter, DeadLetterReason, Stage};
 pub use event::{Actor, Event, EventError, EventType, PersonState, PersonStatus};
 pub use evidence::{Check, EvidenceRecord, EvidenceStatus};
 pub use ids::{AppId, EventId, IdError, JobId, PersonId};
 pub use job::{Expectation, GroupPlan, Job, JobAction, Lookup};
+pub use strict::StrictError;
 
 /// The JSON Schemas of every wire type, by file stem, for `schemas/json/`.
 pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {

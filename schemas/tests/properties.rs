@@ -3,83 +3,12 @@
 //! panic; what they accept renders back to the same value; and `diff_user`
 //! of equal users is empty. Case counts are modest so the suite stays fast.
 
+mod generate;
+
+use generate::{any_json, attribute, objects, user, valid_event, with_key_twice};
 use proptest::prelude::*;
 use scimfleet_schemas::Event;
-use scimfleet_schemas::scim::{EqFilter, ScimUser, UserAttr, diff_user, eq_filter};
-use serde_json::{Value, json};
-
-/// Arbitrary JSON, nested a few levels.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(
-                prop_oneof!["[a-z_]{1,10}", Just("data".to_owned()), Just("type".to_owned())],
-                inner,
-                0..6
-            )
-            .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-/// A valid event: every rule of `Event::parse` holds, the rest is random.
-fn valid_event() -> impl Strategy<Value = Value> {
-    (
-        "[A-Za-z0-9_-]{1,16}",
-        "E[0-9]{1,6}",
-        prop::sample::select(vec!["person.hired", "person.updated", "person.suspended", "person.terminated"]),
-        any::<u64>(),
-        prop::collection::btree_map("[a-zA-Z]{1,10}", "[ -~]{0,16}", 0..6),
-        prop::collection::vec("[a-z-]{1,12}", 0..4),
-        0i64..4_000_000_000,
-    )
-        .prop_map(|(id, person, kind, sequence, attributes, groups, secs)| {
-            let status = match kind {
-                "person.terminated" => "terminated",
-                "person.suspended" => "suspended",
-                _ => "active",
-            };
-            let time = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
-            json!({
-                "specversion": "1.0", "id": id, "source": "hr/prop", "type": kind,
-                "time": time, "subject": person, "datacontenttype": "application/json",
-                "data": {
-                    "person_id": person, "sequence": sequence, "status": status, "effective_at": null,
-                    "attributes": attributes, "groups": groups, "actor": {"id": "hr-sync", "amr": ["pwd"]}
-                }
-            })
-        })
-}
-
-/// An attribute name the filter grammar accepts.
-fn attribute() -> impl Strategy<Value = String> {
-    "[a-zA-Z][a-zA-Z0-9._:$]{0,24}"
-}
-
-/// A user with some of the managed attributes set to random values.
-fn user() -> impl Strategy<Value = ScimUser> {
-    let values = prop::collection::vec(prop::option::of("[ -~]{1,12}"), UserAttr::ALL.len());
-    ("[a-z]{1,8}@example\\.com", values, prop::option::of(any::<bool>())).prop_map(
-        |(name, values, active)| {
-            let mut user = ScimUser::new(name);
-            for (&attr, value) in UserAttr::ALL.iter().zip(values) {
-                if attr != UserAttr::UserName {
-                    attr.set(&mut user, value);
-                }
-            }
-            user.active = active;
-            user
-        },
-    )
-}
+use scimfleet_schemas::scim::{EqFilter, UserAttr, diff_user, eq_filter};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
@@ -146,6 +75,30 @@ proptest! {
                 || managed.iter().any(|a| path == "emails" && *a == UserAttr::WorkEmail)
                 || managed.iter().any(|a| path == "phoneNumbers" && matches!(a, UserAttr::WorkPhone | UserAttr::MobilePhone));
             prop_assert!(touches_managed, "{path} is not managed: {managed:?}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A valid event with any one key written twice, at any depth, is
+    /// refused as a duplicate naming that key's path, and never panics.
+    #[test]
+    fn a_duplicated_key_anywhere_is_refused(event in valid_event(), pick in any::<usize>(), n in any::<usize>()) {
+        let text = event.to_string();
+        prop_assert!(Event::parse(text.as_bytes()).is_ok(), "the generated event is valid");
+        let mut targets = Vec::new();
+        objects(&event, String::new(), &mut targets);
+        let target = &targets[pick % targets.len()];
+        if let Some((twice, path)) = with_key_twice(&event, target, n) {
+            match Event::parse(twice.as_bytes()) {
+                Err(scimfleet_schemas::EventError::DuplicateKey { path: named }) => {
+                    // Keys the generator makes are plain names, so the path is named as is.
+                    prop_assert_eq!(named, path);
+                }
+                other => prop_assert!(false, "expected a duplicate key, got {:?}", other),
+            }
         }
     }
 }

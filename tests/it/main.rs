@@ -36,6 +36,7 @@ mod rate_limit;
 mod retry;
 mod scheduler_replicas;
 mod status;
+mod strict;
 mod sweep;
 mod sweep_claims;
 mod throttle;

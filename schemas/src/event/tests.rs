@@ -123,3 +123,53 @@ fn round_trips() {
     let again = Event::parse(&serde_json::to_vec(&event).expect("serialise")).expect("valid");
     assert_eq!(event, again);
 }
+
+/// The sample with `from` replaced by `to` once; `from` must be in it.
+fn sample_with(from: &str, to: &str) -> Vec<u8> {
+    assert!(SAMPLE.contains(from), "{from} is in the sample");
+    SAMPLE.replacen(from, to, 1).into_bytes()
+}
+
+fn duplicate_path(body: &[u8]) -> String {
+    match Event::parse(body) {
+        Err(EventError::DuplicateKey { path }) => path,
+        other => panic!("expected a duplicate key, got {other:?}"),
+    }
+}
+
+#[test]
+fn duplicate_top_level_key_is_refused() {
+    let body =
+        sample_with(r#""type":"person.terminated","#, r#""type":"person.terminated","type":"person.hired","#);
+    assert_eq!(duplicate_path(&body), "type");
+    let err = Event::parse(&body).expect_err("duplicate");
+    assert_eq!(err.kind(), "duplicate_key");
+    assert_eq!(err.to_string(), "field `type`: duplicate key");
+}
+
+#[test]
+fn duplicate_key_in_data_is_refused() {
+    let body = sample_with(r#""status":"terminated","#, r#""status":"terminated","status":"active","#);
+    assert_eq!(duplicate_path(&body), "data.status");
+}
+
+#[test]
+fn duplicate_attribute_is_refused_without_echoing_values() {
+    let body =
+        sample_with(r#""department":"Engineering","#, r#""department":"Engineering","department":"Sales","#);
+    assert_eq!(duplicate_path(&body), "data.attributes.department");
+    let message = Event::parse(&body).expect_err("duplicate").to_string();
+    assert!(!message.contains("Engineering") && !message.contains("Sales"), "{message}");
+    // A key that may be personal data is not named either.
+    let body = sample_with(r#""title":"Engineer","#, r#""ada@example.com":"x","ada@example.com":"y","#);
+    assert_eq!(duplicate_path(&body), "data.attributes.…");
+}
+
+#[test]
+fn duplicate_key_inside_an_array_of_objects_is_refused() {
+    let body =
+        sample_with(r#""source":"hr/workday","#, r#""source":"hr/workday","ext":[{"k":1},{"k":1,"k":2}],"#);
+    assert_eq!(duplicate_path(&body), "ext[1].k");
+    let body = sample_with(r#""actor":{"id":"hr-sync","#, r#""actor":{"id":"hr-sync","id":"admin","#);
+    assert_eq!(duplicate_path(&body), "data.actor.id");
+}
