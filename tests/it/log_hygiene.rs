@@ -88,6 +88,7 @@ async fn a_noisy_run_logs_no_token_and_no_personal_data() {
     people.extend(a_permanent_400(&mut fleet).await);
     people.extend(an_ignored_deactivation(&mut fleet).await);
     people.extend(a_dead_app(&mut fleet).await);
+    people.extend(a_returned_message(&fleet).await);
 
     fleet.stop().await.expect("clean stop");
     telemetry.shutdown().await;
@@ -360,6 +361,27 @@ fn leak(line: &str) -> Option<(&'static str, usize)> {
         ("an `@example.com` address as bytes", line.find(&as_bytes("@example.com"))),
     ];
     rules.into_iter().find_map(|(what, at)| Some((what, at?)))
+}
+
+/// A mandatory publish no queue takes: the broker returns the message,
+/// body and all, and the AMQP client would log it at `warn`.
+async fn a_returned_message(fleet: &Fleet) -> Vec<Person<'static>> {
+    use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent};
+    let returned = person(150, "Sales", "Oslo");
+    let body = serde_json::to_vec(&event(&returned, 50, "person.hired", 1)).expect("json");
+    let connection = broker::connect(&fleet.config.broker, "scimfleet-test").await.expect("broker");
+    let publisher = Publisher::open(&connection).await.expect("publisher");
+    let exchange = Topology::of(&fleet.config).jobs_exchange();
+    let outgoing = Outgoing {
+        exchange: &exchange,
+        routing_key: "no-such-app.0",
+        body: &body,
+        properties: persistent("application/json"),
+        mandatory: true,
+    };
+    assert!(publisher.publish(outgoing).await.is_err(), "an unroutable mandatory publish is an error");
+    let _closed = connection.close(200, "returned".into()).await;
+    vec![returned]
 }
 
 /// Where an HR id (`E` and three or more digits, the form of every test

@@ -25,7 +25,7 @@ fn person(id: &'static str) -> Person<'static> {
 /// Publishes `body` to `exchange` under `routing_key`, confirmed, with a
 /// connection of the test's own (the harness's publisher routes by `type`).
 async fn publish_raw(fleet: &Fleet, exchange: &str, routing_key: &str, body: &[u8]) {
-    let connection = broker::connect(&fleet.config.broker.url, "strict-test").await.expect("broker");
+    let connection = broker::connect(&fleet.config.broker, "strict-test").await.expect("broker");
     let publisher = Publisher::open(&connection).await.expect("publisher");
     let message = Outgoing {
         exchange,

@@ -134,6 +134,13 @@ pub fn init(options: TelemetryOptions<'_>) -> Result<Telemetry, TelemetryError> 
             .with_filter(traced)
     });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(options.default_levels));
+    // Whatever RUST_LOG says: lapin logs every message the broker returns
+    // (an unroutable mandatory publish) at `warn` with its body, which holds
+    // personal data. The publisher reports returns itself, without the body.
+    let filter = match RETURNED_MESSAGES_OFF.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let writer = match options.log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -160,6 +167,9 @@ pub fn init(options: TelemetryOptions<'_>) -> Result<Telemetry, TelemetryError> 
         }
     }
 }
+
+/// Added to every filter, `RUST_LOG` included: see [`init`].
+const RETURNED_MESSAGES_OFF: &str = "lapin::returned_messages=off";
 
 /// Directives for services: our `info`, the AMQP client's warnings only.
 pub const SERVICE_LOG_LEVELS: &str = "info,lapin=warn,amq_protocol=warn";
