@@ -32,8 +32,6 @@ use layers::{env_table, merge, parse_table};
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
 pub use transport::{BrokerConfig, RedisConfig};
 
-use crate::Secret;
-
 const DEFAULTS: &str = include_str!("defaults.toml");
 /// Environment variable naming the config file when `--config` is absent.
 pub const CONFIG_ENV: &str = "SCIMFLEET_CONFIG";
