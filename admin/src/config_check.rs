@@ -1,6 +1,7 @@
 //! `scimfleet config check`: a configuration that loaded is valid as a
-//! file; this also resolves every app's token, so a missing environment
-//! variable or token file is found before a worker starts.
+//! file; this also resolves every app's credentials (token, client secret
+//! or key, certificates), so a missing environment variable, an unreadable
+//! file or a key that does not parse is found before a worker starts.
 
 use std::io::Write;
 
@@ -8,10 +9,10 @@ use scimfleet_runtime::Config;
 
 use crate::AdminError;
 
-/// Resolves every app's token; writes the file and its app count to `out`.
+/// Resolves every app's credentials; writes the file and its app count to `out`.
 pub fn config_check(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
     for (index, app) in config.apps.iter().enumerate() {
-        app.token(&config.origin, index, &config.base_dir)?;
+        scimfleet_worker::Auth::from_config(config, index, app)?;
     }
     writeln!(out, "{}: valid ({} apps)", config.origin, config.apps.len())?;
     Ok(())
