@@ -13,7 +13,7 @@ use scimfleet_schemas::AppId;
 use tokio_util::sync::CancellationToken;
 
 use super::{Fleet, FleetError};
-use crate::scim_server::ScimServer;
+use crate::scim_server::{ScimServer, ScimServerHandle};
 
 /// Queues of a test namespace disappear after this long unused.
 const TEST_QUEUE_EXPIRY_MS: u64 = 15 * 60 * 1000;
@@ -31,16 +31,29 @@ impl Fleet {
     /// Servers, configuration, topology and the operations listener; no
     /// scheduler or worker yet.
     pub(super) async fn prepare(policy: &str, namespace: &str) -> Result<Self, FleetError> {
+        Self::prepare_with(policy, namespace, BTreeMap::new()).await
+    }
+
+    /// [`Fleet::prepare`] with `given` servers for some apps, whose
+    /// credentials the policy sets itself.
+    pub(super) async fn prepare_with(
+        policy: &str,
+        namespace: &str,
+        mut given: BTreeMap<String, ScimServerHandle>,
+    ) -> Result<Self, FleetError> {
         capture_logs(namespace);
         let token = format!("tok-{}", rand::random::<u64>());
         let token_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
         std::fs::create_dir_all(&token_dir)?;
         std::fs::write(token_dir.join("token"), &token)?;
-        let (text, app_ids) = complete_policy(policy, namespace)?;
+        let (text, app_ids) = complete_policy(policy, namespace, &given)?;
         let mut servers = BTreeMap::new();
         let mut text = text;
         for app in &app_ids {
-            let server = ScimServer::start(token.clone()).await?;
+            let server = match given.remove(app) {
+                Some(server) => server,
+                None => ScimServer::start(token.clone()).await?,
+            };
             text = text.replace(&placeholder(app), &server.base_url());
             servers.insert(AppId::parse(app.as_str())?, server);
         }
@@ -96,7 +109,11 @@ fn placeholder(app: &str) -> String {
 
 /// Fills the namespace, base URLs (placeholders until servers exist), tokens
 /// and the queue expiry into the policy; returns the text and the app ids.
-fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>), FleetError> {
+fn complete_policy(
+    policy: &str,
+    namespace: &str,
+    given: &BTreeMap<String, ScimServerHandle>,
+) -> Result<(String, Vec<String>), FleetError> {
     let mut table: toml::Table = policy.parse()?;
     table.insert("namespace".into(), namespace.into());
     let broker = table.entry("broker").or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -116,8 +133,10 @@ fn complete_policy(policy: &str, namespace: &str) -> Result<(String, Vec<String>
         let id = app.get("id").and_then(toml::Value::as_str).ok_or("an app has no id")?.to_owned();
         app.insert("base_url".into(), placeholder(&id).into());
         app.insert("allow_insecure_loopback".into(), true.into());
-        app.remove("token_env");
-        app.insert("token_file".into(), "token".into());
+        if !given.contains_key(&id) {
+            app.remove("token_env");
+            app.insert("token_file".into(), "token".into());
+        }
         ids.push(id);
     }
     Ok((toml::to_string(&table)?, ids))
