@@ -133,3 +133,6 @@ impl TokenEndpointHandle {
         *self.state.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = status;
     }
 }
+
+#[cfg(test)]
+mod tests;

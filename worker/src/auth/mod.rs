@@ -15,7 +15,7 @@
 //! - nothing, when the app authenticates the client by its certificate alone.
 //!
 //! Each header carries a generation. After a 401/403 the client asks
-//! [`Auth::refresh`] with the generation it sent: a newer one already in
+//! `Auth::refresh` with the generation it sent: a newer one already in
 //! place (someone else refreshed) or a fresh one fetched means "send again
 //! once"; the same token again means the refusal stands.
 //!
@@ -52,7 +52,7 @@ enum Bearer {
     None,
     Fixed(HeaderValue),
     File(WatchedToken),
-    OAuth(TokenClient),
+    OAuth(Box<TokenClient>),
 }
 
 impl std::fmt::Debug for Auth {
@@ -112,9 +112,9 @@ impl Auth {
                     invalid("token_file", "holds characters not allowed in an HTTP header".into())
                 })?)
             }
-            (None, Some(oauth)) => Bearer::OAuth(
+            (None, Some(oauth)) => Bearer::OAuth(Box::new(
                 TokenClient::new(app.id.clone(), oauth).map_err(|(name, why)| invalid(name, why))?,
-            ),
+            )),
             (None, None) => Bearer::None,
         };
         let roots = match credentials.ca_pem {

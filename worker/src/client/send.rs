@@ -54,6 +54,9 @@ impl RequestRetry {
     pub const NONE: Self = Self { retries: 0, max_wait: Duration::ZERO };
 }
 
+/// An `Authorization` header and the generation of its credential.
+type Authorization = (u64, HeaderValue);
+
 /// What one try came to.
 enum Next {
     Done,
@@ -141,7 +144,7 @@ impl ScimClient {
     async fn try_once(
         &self,
         call: &Call,
-        (url, body, auth): (&Url, Option<&Vec<u8>>, Option<(u64, HeaderValue)>),
+        (url, body, auth): (&Url, Option<&Vec<u8>>, Option<Authorization>),
         (tries, resends): (u32, u32),
         refreshed: &mut bool,
     ) -> (Result<Response, reqwest::Error>, Next) {
