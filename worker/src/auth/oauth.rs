@@ -97,7 +97,8 @@ impl CredentialError {
 
 /// How the client proves itself at the token endpoint.
 enum ClientAuth {
-    Basic(Secret),
+    /// The whole `Authorization: Basic ...` value, made once.
+    Basic(HeaderValue),
     Post(Secret),
     Jwt(Signer),
 }
@@ -125,7 +126,24 @@ struct TokenResponse {
     #[serde(default)]
     token_type: Option<String>,
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<Seconds>,
+}
+
+/// `expires_in`: a number, or a numeric string as some providers send.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(u64),
+    Text(String),
+}
+
+impl Seconds {
+    fn duration(&self) -> Option<Duration> {
+        match self {
+            Self::Number(n) => Some(Duration::from_secs(*n)),
+            Self::Text(text) => text.trim().parse().ok().map(Duration::from_secs),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -138,7 +156,7 @@ impl TokenClient {
     pub(super) fn new(app: AppId, credentials: OAuthCredentials) -> Result<Self, (&'static str, String)> {
         let OAuthCredentials { config, secret } = credentials;
         let auth = match config.method {
-            ClientAuthMethod::ClientSecretBasic => ClientAuth::Basic(secret),
+            ClientAuthMethod::ClientSecretBasic => ClientAuth::Basic(basic(&config.client_id, &secret)?),
             ClientAuthMethod::ClientSecretPost => ClientAuth::Post(secret),
             ClientAuthMethod::PrivateKeyJwt => {
                 let audience =
@@ -242,16 +260,7 @@ impl TokenClient {
         }
         let mut authorization = None;
         match &self.auth {
-            ClientAuth::Basic(secret) => {
-                // RFC 6749 §2.3.1: both parts form-encoded before Basic encoding.
-                let pair = format!("{}:{}", encode(&self.client_id), encode(secret.expose()));
-                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                let mut value = HeaderValue::try_from(format!("Basic {encoded}")).map_err(|_| {
-                    CredentialError::InvalidResponse { reason: "the client id cannot be sent" }
-                })?;
-                value.set_sensitive(true);
-                authorization = Some(value);
-            }
+            ClientAuth::Basic(value) => authorization = Some(value.clone()),
             ClientAuth::Post(secret) => {
                 form.append_pair("client_id", &self.client_id);
                 form.append_pair("client_secret", secret.expose());
@@ -300,8 +309,19 @@ async fn read_token(response: reqwest::Response) -> Result<(HeaderValue, Duratio
         bearer_header(token.access_token.trim()).filter(|_| !token.access_token.trim().is_empty()).ok_or(
             CredentialError::InvalidResponse { reason: "access_token is empty or not a header value" },
         )?;
-    let lifetime = token.expires_in.map_or(DEFAULT_LIFETIME, Duration::from_secs);
+    let lifetime = token.expires_in.and_then(|e| e.duration()).unwrap_or(DEFAULT_LIFETIME);
     Ok((header, lifetime))
+}
+
+/// `Basic base64(id:secret)`, both parts form-encoded first (RFC 6749
+/// §2.3.1), as a sensitive header value.
+fn basic(client_id: &str, secret: &Secret) -> Result<HeaderValue, (&'static str, String)> {
+    let pair = format!("{}:{}", encode(client_id), encode(secret.expose()));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
+        .map_err(|_| ("auth.client_id", "cannot be sent in a Basic header".to_owned()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// How long a token of `lifetime` is used before a new one is fetched: all
@@ -312,4 +332,25 @@ pub(super) fn refresh_in(lifetime: Duration) -> Duration {
 
 fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_in_may_be_a_number_or_a_numeric_string() {
+        for (body, lifetime) in [
+            (r#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#, Some(3600)),
+            (r#"{"access_token":"a","token_type":"bearer","expires_in":"120"}"#, Some(120)),
+            (r#"{"access_token":"a"}"#, None),
+        ] {
+            let token: TokenResponse = serde_json::from_str(body).expect(body);
+            assert_eq!(
+                token.expires_in.and_then(|e| e.duration()),
+                lifetime.map(Duration::from_secs),
+                "{body}"
+            );
+        }
+    }
 }
