@@ -14,6 +14,7 @@ use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::oauth::{ClientKey, TokenEndpoint, TokenEndpointHandle, TokenEndpointOptions};
 use scimfleet_devkit::scim_server::{ScimServer, ScimServerHandle, ScimServerOptions};
 use scimfleet_devkit::tls::ServerTls;
+use scimfleet_devkit::wait;
 use scimfleet_schemas::DeadLetterReason;
 
 const SETTLE: Duration = Duration::from_secs(90);
@@ -244,6 +245,44 @@ async fn mutual_tls_and_private_cas_per_app() {
             assert!(envelope.detail.contains(cause), "{id}: {}", envelope.detail);
         }
     }
+    fleet.stop().await.expect("clean stop");
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_outage_is_retried_and_a_refused_client_dead_lettered() {
+    let dir = files();
+    std::fs::write(dir.join("secret"), SECRET).expect("secret written");
+    let clients = vec![("crm-client".to_owned(), ClientKey::Secret(SECRET.into()))];
+    let options = TokenEndpointOptions { clients, lifetime: Duration::from_secs(300), tls: None };
+    let endpoint = TokenEndpoint::start(options).await.expect("the token endpoint starts");
+    let secret_file = format!("client_secret_file = \"{}\"", dir.join("secret").display());
+    let policy = format!(
+        "[worker]\nretry_tiers_ms = [100, 200]\nmax_attempts = 20\nrequest_retries = 0\n{}",
+        app("crm", &oauth(&endpoint, "client_secret_post", "crm-client", &secret_file))
+    );
+    let server = server_for(&endpoint).await;
+    let mut fleet = Fleet::start_with_servers(&policy, vec![("crm", server)]).await.expect("fleet starts");
+
+    endpoint.set_failure(Some(503));
+    fleet.publish_json(&common::hires(5501, 1, "Sales")).await.expect("published");
+    wait::until("two retries", SETTLE, async || fleet.worker().retried >= 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", fleet.worker()));
+    assert_eq!(fleet.server("crm").requests().len(), 0, "nothing sent without a token");
+    endpoint.set_failure(None);
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    assert_eq!(count_users(&fleet, "crm"), 1, "provisioned once the token endpoint is back");
+
+    endpoint.tokens().revoke_all();
+    endpoint.set_failure(Some(401));
+    fleet.publish_json(&common::hires(5511, 1, "Sales")).await.expect("published");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    let dead = fleet.take_dead_letters("crm").await.expect("DLQ");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0.reason, DeadLetterReason::PermanentError);
+    assert!(dead[0].0.detail.contains("invalid_client"), "{}", dead[0].0.detail);
+    assert!(!dead[0].0.detail.contains(SECRET));
     fleet.stop().await.expect("clean stop");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
