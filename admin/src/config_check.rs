@@ -1,6 +1,8 @@
 //! `scimfleet config check`: a configuration that loaded is valid as a
-//! file; this also resolves every app's token and the pseudonym key, so a
-//! missing environment variable or file is found before a process starts.
+//! file; this also resolves every app's credentials (token, client secret
+//! or key, certificates) and the pseudonym key, so a missing environment
+//! variable, an unreadable file or a key that does not parse is found
+//! before a process starts.
 
 use std::io::Write;
 
@@ -8,10 +10,10 @@ use scimfleet_runtime::Config;
 
 use crate::AdminError;
 
-/// Resolves every app's token and the pseudonym key; writes the file and its app count to `out`.
+/// Resolves every app's credentials and the pseudonym key; writes the file and its app count to `out`.
 pub fn config_check(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
     for (index, app) in config.apps.iter().enumerate() {
-        app.token(&config.origin, index, &config.base_dir)?;
+        scimfleet_worker::Auth::from_config(config, index, app)?;
     }
     config.pseudonym_key()?;
     writeln!(out, "{}: valid ({} apps)", config.origin, config.apps.len())?;

@@ -96,8 +96,8 @@ impl Target<'_> {
         mut report: Option<&mut BufWriter<File>>,
     ) -> Result<SweepSummary, AdminError> {
         let config = self.config;
-        let token = self.app.token(&config.origin, self.index, &config.base_dir)?;
-        let client = scimfleet_worker::app_client(config, self.index, self.app, token, self.store)?;
+        let auth = scimfleet_worker::Auth::from_config(config, self.index, self.app)?;
+        let client = scimfleet_worker::app_client(config, self.app, auth, self.store)?;
         let sweep =
             Sweep { client: &client, store: self.store, app: self.app, run_id: self.run_id, remediate };
         let mut write = |finding: &Finding| -> std::io::Result<()> {

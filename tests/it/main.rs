@@ -14,6 +14,7 @@ mod architecture;
 mod breaker;
 mod cli;
 mod crash;
+mod credentials;
 mod demo;
 mod deploy_artefacts;
 mod dlq;

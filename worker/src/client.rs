@@ -2,10 +2,11 @@
 //!
 //! One [`ScimClient`] per app, cheap to clone: it owns one `reqwest::Client`,
 //! so each app has its own keep-alive connection pool and a slow app never
-//! holds connections another app needs. The bearer token is kept as a
-//! sensitive header value, read through [`Secret::expose`] only when it is
-//! (re)loaded and never formatted. Pacing, the credential refresh after a
-//! 401/403 and short retries of transient failures live in `send`.
+//! holds connections another app needs; the app's client certificate and
+//! private CAs are part of it. The bearer token comes from the app's
+//! [`Auth`] (a fixed or watched token, or OAuth client credentials) as a
+//! sensitive header value, never formatted. Pacing, the credential refresh
+//! after a 401/403 and short retries of transient failures live in `send`.
 //!
 //! Each method is one request and returns the answer typed: "not found" is
 //! `Ok(None)` where absence is a normal answer (look-ups, GET by id), `409` on
@@ -28,7 +29,6 @@ use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use scimfleet_runtime::Secret;
 use scimfleet_runtime::metrics::Metrics;
 use scimfleet_schemas::AppId;
 use scimfleet_schemas::scim::{
@@ -39,9 +39,9 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use self::call::{Call, has_id, same, single};
-use self::send::Credential;
-pub use self::send::{RequestRetry, TokenSource};
+pub use self::send::RequestRetry;
 
+use crate::auth::Auth;
 use crate::error::ScimCallError;
 
 /// How to reach one app's SCIM API.
@@ -51,8 +51,8 @@ pub struct ScimClientConfig {
     pub app: AppId,
     /// The SCIM base URL, e.g. `https://api.example.com/scim/v2` (a trailing slash is fine).
     pub base_url: Url,
-    /// The bearer token.
-    pub token: Secret,
+    /// The app's credentials: bearer token source, client certificate, private CAs.
+    pub auth: Auth,
     /// Limit on a whole request, answer included.
     pub timeout: Duration,
     /// Limit on establishing a connection.
@@ -61,18 +61,15 @@ pub struct ScimClientConfig {
     pub max_idle_per_host: usize,
     /// Short retries of one request before its failure goes back to the job.
     pub retry: RequestRetry,
-    /// Reads the token again after a 401/403 (rotated credentials).
-    pub token_source: Option<TokenSource>,
 }
 
 impl std::fmt::Debug for ScimClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The token is a `Secret` (redacted); the source is a closure.
         f.debug_struct("ScimClientConfig")
             .field("app", &self.app)
             .field("base_url", &self.base_url.as_str())
+            .field("auth", &self.auth)
             .field("retry", &self.retry)
-            .field("refreshable", &self.token_source.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -92,7 +89,7 @@ pub struct ScimClient {
     app: AppId,
     base: Url,
     http: reqwest::Client,
-    credential: Arc<Credential>,
+    auth: Auth,
     retry: RequestRetry,
     pacer: Option<Arc<crate::pace::Pacer>>,
     metrics: Option<Arc<Metrics>>,
@@ -128,10 +125,11 @@ impl ScimClient {
         if let Ok(mut segments) = base.path_segments_mut() {
             segments.pop_if_empty();
         }
-        let credential = Arc::new(Credential::new(&config.token, config.token_source)?);
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
-        let http = reqwest::Client::builder()
+        let http = config
+            .auth
+            .tls(reqwest::Client::builder())
             .default_headers(headers)
             .user_agent(concat!("scimfleet/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
@@ -149,7 +147,7 @@ impl ScimClient {
             app: config.app,
             base,
             http,
-            credential,
+            auth: config.auth,
             retry: config.retry,
             pacer: None,
             metrics: None,

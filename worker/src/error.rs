@@ -97,6 +97,17 @@ pub enum ScimCallError {
         /// The path template, e.g. `/Users/{id}`.
         path_template: &'static str,
     },
+    /// No credential to send the request with: the token endpoint failed.
+    #[error("{method} {path_template} not sent: no access token")]
+    Credential {
+        /// HTTP method.
+        method: &'static str,
+        /// The path template, e.g. `/Users/{id}`.
+        path_template: &'static str,
+        /// Why the token could not be had.
+        #[source]
+        source: crate::auth::CredentialError,
+    },
     /// The client could not be built from its configuration.
     #[error("invalid SCIM client configuration: {reason}")]
     Config {
@@ -168,6 +179,7 @@ impl ScimCallError {
             Self::InvalidResponse { .. } => Disposition::DeadLetter { reason: "invalid response" },
             Self::Ambiguous { .. } => Disposition::DeadLetter { reason: "ambiguous look-up" },
             Self::Config { .. } => Disposition::DeadLetter { reason: "invalid configuration" },
+            Self::Credential { source, .. } => source.disposition(),
         }
     }
 }

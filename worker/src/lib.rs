@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod app;
+pub mod auth;
 pub mod breaker;
 pub mod client;
 mod consume;
@@ -22,7 +23,8 @@ mod stats;
 pub mod sweep;
 mod verify;
 
-pub use client::{Created, RequestRetry, ScimClient, ScimClientConfig, TokenSource};
+pub use auth::Auth;
+pub use client::{Created, RequestRetry, ScimClient, ScimClientConfig};
 pub use converge::{ApplyError, Converger, Outcome, ReadBack};
 pub use error::{Disposition, ScimCallError};
 pub use lease::Held;

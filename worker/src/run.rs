@@ -13,13 +13,14 @@ use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::ops::{ComponentHealth, Ops};
 use scimfleet_runtime::supervise::{Recoverable, supervise};
 use scimfleet_runtime::telemetry::Pseudonymizer;
-use scimfleet_runtime::{InfraError, Secret, Store};
+use scimfleet_runtime::{InfraError, Store};
 use scimfleet_schemas::AppId;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppWorker, Shared};
-use crate::client::{RequestRetry, ScimClient, ScimClientConfig, TokenSource};
+use crate::auth::Auth;
+use crate::client::{RequestRetry, ScimClient, ScimClientConfig};
 use crate::consume;
 use crate::converge::Converger;
 use crate::error::ScimCallError;
@@ -78,25 +79,19 @@ fn pacer(config: &Config, app: &AppConfig, store: &Store) -> Pacer {
     Pacer::new(store.clone(), app.id.clone(), &limits)
 }
 
-/// The SCIM client of `app` (the `index`-th configured app), paced through
-/// Redis like every replica's, re-reading its token after a 401/403 (a
-/// rotated `token_file` takes effect without a restart). Workers and sweeps
-/// both talk to apps through it.
+/// The SCIM client of `app` with its
+/// credentials `auth` (see [`Auth::from_config`]), paced through Redis like
+/// every replica's. Workers and sweeps both talk to apps through it.
 pub fn app_client(
     config: &Config,
-    index: usize,
     app: &AppConfig,
-    token: Secret,
+    auth: Auth,
     store: &Store,
 ) -> Result<ScimClient, ScimCallError> {
-    let token_source: TokenSource = {
-        let (app, origin, base_dir) = (app.clone(), config.origin.clone(), config.base_dir.clone());
-        Arc::new(move || app.token(&origin, index, &base_dir).ok())
-    };
     let client = ScimClient::new(ScimClientConfig {
         app: app.id.clone(),
         base_url: app.base_url.clone(),
-        token,
+        auth,
         timeout: Duration::from_millis(config.worker.request_timeout_ms),
         connect_timeout: Duration::from_millis(config.worker.connect_timeout_ms),
         // Both lanes share the client, each with `concurrency` jobs in
@@ -107,19 +102,18 @@ pub fn app_client(
             retries: config.worker.request_retries,
             max_wait: Duration::from_millis(config.worker.request_retry_max_wait_ms),
         },
-        token_source: Some(token_source),
     })?;
     Ok(client.with_pacer(pacer(config, app, store)))
 }
 
 fn converger(
     config: &Config,
-    (index, app): (usize, &AppConfig),
-    token: Secret,
+    app: &AppConfig,
+    auth: Auth,
     store: &Store,
     metrics: &Arc<Metrics>,
 ) -> Result<Converger, WorkerError> {
-    let client = app_client(config, index, app, token, store)
+    let client = app_client(config, app, auth, store)
         .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?
         .with_metrics(metrics.clone());
     Ok(Converger::new(client, app.create_groups))
@@ -187,18 +181,19 @@ struct Run {
     health: ComponentHealth,
 }
 
-/// The apps' tokens, the Redis store and one converger per selected app;
+/// The apps' credentials, the Redis store and one converger per selected app;
 /// with them, what periodic sweeps need (when configured).
 async fn prepare<'c>(
     config: &'c Config,
     only: Option<&[String]>,
     ops: &Ops,
-) -> Result<(Store, Vec<(&'c AppConfig, Converger)>, Option<Vec<(usize, AppConfig, Secret)>>), WorkerError> {
+) -> Result<(Store, Vec<(&'c AppConfig, Converger)>, Option<Vec<(usize, AppConfig, Auth)>>), WorkerError> {
     let selected = select_apps(config, only)?;
-    // Tokens first: a missing token fails start-up before any connection.
+    // Credentials first: a missing token or unreadable key fails start-up
+    // before any connection.
     let tokens = selected
         .iter()
-        .map(|&(i, app)| Ok(((i, app), app.token(&config.origin, i, &config.base_dir)?)))
+        .map(|&(i, app)| Ok(((i, app), Auth::from_config(config, i, app)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     let store = Store::connect(&config.redis, &config.namespace).await?;
     // Periodic sweeps (when configured) need the apps and tokens the
@@ -209,7 +204,7 @@ async fn prepare<'c>(
         .map(|_| tokens.iter().map(|((i, app), token)| (*i, (*app).clone(), token.clone())).collect());
     let convergers = tokens
         .into_iter()
-        .map(|(app, token)| Ok((app.1, converger(config, app, token, &store, &ops.metrics)?)))
+        .map(|((_, app), auth)| Ok((app, converger(config, app, auth, &store, &ops.metrics)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     Ok((store, convergers, sweep_apps))
 }

@@ -24,14 +24,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use scimfleet_runtime::Store;
 use scimfleet_runtime::broker::{Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config};
 use scimfleet_runtime::store::{Slot, StoreError, SweepClaim, SweepTake};
 use scimfleet_runtime::telemetry::error_chain;
-use scimfleet_runtime::{Secret, Store};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::run::app_client;
 use crate::sweep::{Sweep, sweep_app};
 
@@ -43,7 +44,7 @@ const SHORTEST_TTL: Duration = Duration::from_secs(1);
 
 /// An app the worker serves: its index in the configuration, its
 /// configuration and its token.
-type ServedApp = (usize, AppConfig, Secret);
+type ServedApp = (usize, AppConfig, Auth);
 
 /// How long claims live and how often they are renewed and polled, scaled
 /// to the period.
@@ -190,9 +191,9 @@ async fn hold(sweeper: &Sweeper<'_>, claim: &SweepClaim) {
 }
 
 /// One sweep of one app; findings are counted in the log, never named.
-async fn sweep_once(sweeper: &Sweeper<'_>, (index, app, token): &ServedApp) {
+async fn sweep_once(sweeper: &Sweeper<'_>, (_, app, auth): &ServedApp) {
     let config = sweeper.config;
-    let client = match app_client(config, *index, app, token.clone(), sweeper.store) {
+    let client = match app_client(config, app, auth.clone(), sweeper.store) {
         Ok(client) => client,
         Err(error) => {
             tracing::warn!(scimfleet.app = %app.id, error = error_chain(&error), "sweep skipped");

@@ -11,7 +11,7 @@ use scimfleet_runtime::Secret;
 use scimfleet_schemas::scim::ScimUser;
 use scimfleet_schemas::{AppId, Job};
 use scimfleet_worker::error::Disposition;
-use scimfleet_worker::{ApplyError, Converger, Outcome, RequestRetry, ScimClient, ScimClientConfig};
+use scimfleet_worker::{ApplyError, Auth, Converger, Outcome, RequestRetry, ScimClient, ScimClientConfig};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "identity-test-token";
@@ -31,12 +31,11 @@ impl Harness {
         let client = ScimClient::new(ScimClientConfig {
             app: AppId::parse("crm").expect("valid app id"),
             base_url: url::Url::parse(&server.base_url()).expect("the server's URL parses"),
-            token: Secret::new(TOKEN),
+            auth: Auth::bearer(&Secret::new(TOKEN)).expect("a header value"),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             max_idle_per_host: 2,
             retry: RequestRetry::NONE,
-            token_source: None,
         })
         .expect("the client builds");
         Self { server, converger: Converger::new(client, true) }

@@ -14,7 +14,7 @@ use scimfleet_schemas::scim::{PatchRequest, ScimUser};
 use scimfleet_schemas::{AppId, Job};
 use scimfleet_worker::error::Disposition;
 use scimfleet_worker::{
-    ApplyError, Converger, Outcome, ReadBack, RequestRetry, ScimClient, ScimClientConfig,
+    ApplyError, Auth, Converger, Outcome, ReadBack, RequestRetry, ScimClient, ScimClientConfig,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, copy_bidirectional};
@@ -40,12 +40,11 @@ impl Harness {
         let client = ScimClient::new(ScimClientConfig {
             app: AppId::parse("crm").expect("valid app id"),
             base_url: url::Url::parse(base_url).expect("the server's URL parses"),
-            token: Secret::new(TOKEN),
+            auth: Auth::bearer(&Secret::new(TOKEN)).expect("a header value"),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             max_idle_per_host,
             retry: RequestRetry::NONE,
-            token_source: None,
         })
         .expect("the client builds");
         Self { server, converger: Converger::new(client, create_groups) }

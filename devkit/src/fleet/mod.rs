@@ -86,6 +86,20 @@ impl Fleet {
         Self::prepare(policy, &unique_namespace("t")).await
     }
 
+    /// Like [`Fleet::start`], with `servers` (app id and server) standing
+    /// in for those apps: HTTPS, OAuth or client-certificate targets a test
+    /// built. Their apps keep the credentials the policy gives them.
+    pub async fn start_with_servers(
+        policy: &str,
+        servers: Vec<(&str, ScimServerHandle)>,
+    ) -> Result<Self, FleetError> {
+        let given = servers.into_iter().map(|(app, server)| (app.to_owned(), server)).collect();
+        let mut fleet = Self::prepare_with(policy, &unique_namespace("t"), given).await?;
+        fleet.spawn_scheduler();
+        fleet.spawn_worker(None);
+        Ok(fleet)
+    }
+
     /// Like [`Fleet::start`] with a chosen namespace.
     pub async fn start_in(policy: &str, namespace: &str) -> Result<Self, FleetError> {
         Self::launch(policy, namespace, true).await

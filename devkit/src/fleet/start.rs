@@ -14,7 +14,7 @@ use scimfleet_schemas::AppId;
 use tokio_util::sync::CancellationToken;
 
 use super::{Fleet, FleetError};
-use crate::scim_server::ScimServer;
+use crate::scim_server::{ScimServer, ScimServerHandle};
 
 /// The fleet's throw-away evidence signing key, next to its configuration.
 pub const EVIDENCE_SIGNING_KEY: &str = "evidence-signing.pem";
@@ -40,6 +40,16 @@ impl Fleet {
     /// Servers, configuration, topology and the operations listener; no
     /// scheduler or worker yet.
     pub(super) async fn prepare(policy: &str, namespace: &str) -> Result<Self, FleetError> {
+        Self::prepare_with(policy, namespace, BTreeMap::new()).await
+    }
+
+    /// [`Fleet::prepare`] with `given` servers for some apps, whose
+    /// credentials the policy sets itself.
+    pub(super) async fn prepare_with(
+        policy: &str,
+        namespace: &str,
+        mut given: BTreeMap<String, ScimServerHandle>,
+    ) -> Result<Self, FleetError> {
         capture_logs(namespace);
         let token = format!("tok-{}", rand::random::<u64>());
         let token_dir = std::env::temp_dir().join(format!("scimfleet-{namespace}"));
@@ -47,11 +57,14 @@ impl Fleet {
         std::fs::write(token_dir.join("token"), &token)?;
         // A throw-away pseudonym key per fleet, as production must have one.
         std::fs::write(token_dir.join(PSEUDONYM_KEY_FILE), hex::encode(rand::random::<[u8; 32]>()))?;
-        let (text, app_ids) = complete_policy(policy, namespace, &token_dir)?;
+        let (text, app_ids) = complete_policy(policy, namespace, &token_dir, &given)?;
         let mut servers = BTreeMap::new();
         let mut text = text;
         for app in &app_ids {
-            let server = ScimServer::start(token.clone()).await?;
+            let server = match given.remove(app) {
+                Some(server) => server,
+                None => ScimServer::start(token.clone()).await?,
+            };
             text = text.replace(&placeholder(app), &server.base_url());
             servers.insert(AppId::parse(app.as_str())?, server);
         }
@@ -107,8 +120,14 @@ fn placeholder(app: &str) -> String {
 
 /// Fills the namespace, base URLs (placeholders until servers exist), tokens,
 /// the queue expiry and a throw-away evidence key (written to `dir`) into the
-/// policy; returns the text and the app ids.
-fn complete_policy(policy: &str, namespace: &str, dir: &Path) -> Result<(String, Vec<String>), FleetError> {
+/// policy; apps in `given` keep the credentials the policy gives them.
+/// Returns the text and the app ids.
+fn complete_policy(
+    policy: &str,
+    namespace: &str,
+    dir: &Path,
+    given: &BTreeMap<String, ScimServerHandle>,
+) -> Result<(String, Vec<String>), FleetError> {
     let mut table: toml::Table = policy.parse()?;
     table.insert("namespace".into(), namespace.into());
     throwaway_evidence_key(&mut table, dir)?;
@@ -132,8 +151,10 @@ fn complete_policy(policy: &str, namespace: &str, dir: &Path) -> Result<(String,
         let id = app.get("id").and_then(toml::Value::as_str).ok_or("an app has no id")?.to_owned();
         app.insert("base_url".into(), placeholder(&id).into());
         app.insert("allow_insecure_loopback".into(), true.into());
-        app.remove("token_env");
-        app.insert("token_file".into(), "token".into());
+        if !given.contains_key(&id) {
+            app.remove("token_env");
+            app.insert("token_file".into(), "token".into());
+        }
         ids.push(id);
     }
     Ok((toml::to_string(&table)?, ids))

@@ -52,3 +52,9 @@ fn duplicate(stream: &TcpStream) -> Option<std::net::TcpStream> {
 fn duplicate(_: &TcpStream) -> Option<std::net::TcpStream> {
     None
 }
+
+impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for Connection {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        Self(duplicate(stream.io().get_ref().0).map(Arc::new))
+    }
+}

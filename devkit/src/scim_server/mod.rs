@@ -12,12 +12,15 @@
 //! Layout: [`ScimServer`] binds and spawns; `routes` holds the axum router
 //! and handlers behind two middleware layers (`observe` records every
 //! request and applies the switchable `faults`, `authenticate` checks the
-//! bearer token; `admin` sets faults over HTTP, `connection` lets a fault
-//! hang up); `store` holds users, groups and the request log behind one
+//! bearer token against `access`: a fixed token, or those of a test token
+//! endpoint; `admin` sets faults over HTTP, `connection` lets a fault
+//! hang up); HTTPS, with or without client certificates, comes from
+//! [`crate::tls`]; `store` holds users, groups and the request log behind one
 //! `std::sync::Mutex`; `patch` applies RFC 7644 PATCH operations to JSON,
 //! resolving paths against the attribute tables in `schema`.
 //! Tests read state through [`ScimServerHandle`] without HTTP.
 
+mod access;
 mod admin;
 mod connection;
 mod discovery;
@@ -36,6 +39,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use scimfleet_schemas::scim::{ScimGroup, ScimUser};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -44,6 +49,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub use faults::{ErrorRule, Faults, RetryAfter, Route};
 pub use log::{RequestRecord, Resource};
 
+use access::Access;
 use connection::Connection;
 use faults::FaultSwitch;
 use log::is_write_method;
@@ -60,6 +66,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy)]
 pub struct ScimServer;
 
+/// How a SCIM test server authenticates clients and whether it speaks TLS.
+#[derive(Debug, Clone, Default)]
+pub struct ScimServerOptions {
+    /// A fixed bearer token accepted (replaceable with [`ScimServerHandle::set_token`]).
+    pub token: Option<String>,
+    /// Also accept the live tokens this test token endpoint issued.
+    pub issuer: Option<crate::oauth::TokenBook>,
+    /// Serve HTTPS (`https://127.0.0.1:PORT/scim/v2`); the configuration
+    /// may require a client certificate. With no token and no issuer, no
+    /// bearer token is asked for.
+    pub tls: Option<crate::tls::ServerTls>,
+}
+
 impl ScimServer {
     /// Binds 127.0.0.1 on an ephemeral port and serves in a background task;
     /// clients must send `Authorization: Bearer <token>`.
@@ -69,19 +88,38 @@ impl ScimServer {
 
     /// Binds `addr` and serves in a background task.
     pub async fn start_on(addr: SocketAddr, token: impl Into<String>) -> std::io::Result<ScimServerHandle> {
+        let options = ScimServerOptions { token: Some(token.into()), ..ScimServerOptions::default() };
+        Self::start_with_on(addr, options).await
+    }
+
+    /// Binds 127.0.0.1 on an ephemeral port and serves as `options` say.
+    pub async fn start_with(options: ScimServerOptions) -> std::io::Result<ScimServerHandle> {
+        Self::start_with_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), options).await
+    }
+
+    async fn start_with_on(
+        addr: SocketAddr,
+        options: ScimServerOptions,
+    ) -> std::io::Result<ScimServerHandle> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let base_url = base_url(addr);
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let base_url = base_url(scheme, addr);
         let store = Arc::new(Mutex::new(Store::new(base_url.clone())));
-        let state = AppState::new(store.clone(), token.into());
+        let access = Access::new(options.token, options.issuer);
+        let state = AppState::new(store.clone(), access.clone());
         let faults = state.faults().clone();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(listener, state, stop.clone()));
+        let task = match options.tls {
+            Some(tls) => tokio::spawn(run(tls.listen(listener)?, state, stop.clone())),
+            None => tokio::spawn(run(listener, state, stop.clone())),
+        };
         Ok(ScimServerHandle {
             addr,
             base_url,
             store,
             faults,
+            access,
             task: Arc::new(Mutex::new(Some(task))),
             // The server stops when the last handle is dropped, so a test
             // that forgets `shutdown` leaks no listener.
@@ -94,24 +132,28 @@ impl ScimServer {
 /// Serves on an already bound `listener` until `shutdown` is cancelled (for
 /// `scimfleet dev scim-server`). In-flight requests are finished first.
 pub async fn serve(listener: TcpListener, token: String, shutdown: CancellationToken) -> std::io::Result<()> {
-    let store = Arc::new(Mutex::new(Store::new(base_url(listener.local_addr()?))));
-    run(listener, AppState::new(store, token), shutdown).await
+    let store = Arc::new(Mutex::new(Store::new(base_url("http", listener.local_addr()?))));
+    run(listener, AppState::new(store, Access::new(Some(token), None)), shutdown).await
 }
 
-async fn run(listener: TcpListener, state: AppState, stop: CancellationToken) -> std::io::Result<()> {
+async fn run<L>(listener: L, state: AppState, stop: CancellationToken) -> std::io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+    Connection: for<'a> Connected<IncomingStream<'a, L>>,
+{
     // `Connection` gives each request a handle on its socket, for dropped-connection faults.
     let service = routes::router(state).into_make_service_with_connect_info::<Connection>();
     axum::serve(listener, service).with_graceful_shutdown(stop.cancelled_owned()).await
 }
 
-/// `http://ADDR/scim/v2`, with a wildcard bind address replaced by loopback
+/// `http(s)://ADDR/scim/v2`, with a wildcard bind address replaced by loopback
 /// so that `meta.location` is a URL a client can use.
-fn base_url(addr: SocketAddr) -> String {
+fn base_url(scheme: &str, addr: SocketAddr) -> String {
     let mut addr = addr;
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
     }
-    format!("http://{addr}{PREFIX}")
+    format!("{scheme}://{addr}{PREFIX}")
 }
 
 /// The store, locked; a panic elsewhere while holding the lock leaves
@@ -130,6 +172,7 @@ pub struct ScimServerHandle {
     base_url: String,
     store: Arc<Mutex<Store>>,
     faults: Arc<FaultSwitch>,
+    access: Access,
     stop: CancellationToken,
     task: Arc<Mutex<Option<JoinHandle<std::io::Result<()>>>>>,
     _guard: Arc<DropGuard>,
@@ -223,6 +266,17 @@ impl ScimServerHandle {
     /// long run tallies them as it goes instead of keeping millions.
     pub fn take_requests(&self) -> Vec<RequestRecord> {
         self.store().log.take()
+    }
+
+    /// How many requests were refused with 401 (no or a refused bearer token).
+    pub fn unauthorized_count(&self) -> usize {
+        self.store().log.count(|r| r.status == 401)
+    }
+
+    /// Accepts `token` from now on instead of the fixed token it was started
+    /// with (a credential rotated at the app); tokens of an issuer still count.
+    pub fn set_token(&self, token: impl Into<String>) {
+        self.access.set_token(token.into());
     }
 
     /// Forgets the recorded requests (state is kept).

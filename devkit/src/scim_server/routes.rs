@@ -15,6 +15,7 @@ use axum::routing::{get, put};
 use scimfleet_schemas::scim::{PatchRequest, ScimError, ScimGroup, ScimUser};
 use serde::Deserialize;
 
+use super::access::Access;
 use super::faults::FaultSwitch;
 use super::middleware::{ApiError, authenticate, bearer, json_body, observe};
 use super::resources as r;
@@ -25,14 +26,14 @@ use super::{PREFIX, admin, discovery, lock};
 #[derive(Clone)]
 pub(crate) struct AppState {
     store: Arc<Mutex<Store>>,
-    token: Arc<str>,
+    access: Access,
     next_seq: Arc<AtomicU64>,
     faults: Arc<FaultSwitch>,
 }
 
 impl AppState {
-    pub(crate) fn new(store: Arc<Mutex<Store>>, token: String) -> Self {
-        Self { store, token: token.into(), next_seq: Arc::default(), faults: Arc::default() }
+    pub(crate) fn new(store: Arc<Mutex<Store>>, access: Access) -> Self {
+        Self { store, access, next_seq: Arc::default(), faults: Arc::default() }
     }
 
     /// The switchable faults, shared with the handle.
@@ -50,9 +51,9 @@ impl AppState {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Whether `headers` carry the expected bearer token.
+    /// Whether `headers` carry an accepted bearer token (or none is required).
     pub(crate) fn is_authorised(&self, headers: &HeaderMap) -> bool {
-        bearer(headers).is_some_and(|token| token == &*self.token)
+        self.access.allows(bearer(headers))
     }
 }
 

@@ -7,14 +7,12 @@
 //! deployment, not a provisioning job at 3 a.m.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use scimfleet_schemas::AppId;
 use scimfleet_schemas::scim::UserAttr;
 use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
-use crate::Secret;
 
 /// A target SaaS app.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,9 +25,16 @@ pub struct AppConfig {
     /// Environment variable holding the bearer token.
     #[serde(default)]
     pub token_env: Option<String>,
-    /// File holding the bearer token (relative to the config file).
+    /// File holding the bearer token (relative to the config file); watched
+    /// and read again when it changes.
     #[serde(default)]
     pub token_file: Option<String>,
+    /// OAuth 2.0 client credentials, in place of a static token.
+    #[serde(default)]
+    pub auth: Option<super::auth::OAuthConfig>,
+    /// Client certificate and private CA bundle for this app's TLS connections.
+    #[serde(default)]
+    pub tls: Option<super::auth::TargetTls>,
     /// How leavers are removed.
     #[serde(default)]
     pub deprovision: Deprovision,
@@ -79,15 +84,6 @@ pub struct AppConfig {
 
 fn yes() -> bool {
     true
-}
-
-/// Where an app's token comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenSource {
-    /// An environment variable.
-    Env(String),
-    /// A file.
-    File(String),
 }
 
 /// How a leaver is removed from an app.
@@ -230,36 +226,6 @@ impl<'de> Deserialize<'de> for Mapping {
 }
 
 impl AppConfig {
-    /// Where the token comes from.
-    pub fn token_source(&self) -> Option<TokenSource> {
-        match (&self.token_env, &self.token_file) {
-            (Some(var), None) => Some(TokenSource::Env(var.clone())),
-            (None, Some(file)) => Some(TokenSource::File(file.clone())),
-            _ => None,
-        }
-    }
-
-    /// Reads the bearer token. Errors name the field, never the token.
-    pub fn token(&self, origin: &str, index: usize, base_dir: &Path) -> Result<Secret, ConfigError> {
-        let missing =
-            |field: &str, why: String| ConfigError::invalid(origin, format!("apps[{index}].{field}"), why);
-        let token = match self.token_source() {
-            Some(TokenSource::Env(var)) => std::env::var(&var)
-                .map_err(|_| missing("token_env", format!("environment variable {var} is not set")))?,
-            Some(TokenSource::File(file)) => {
-                let path = base_dir.join(&file);
-                std::fs::read_to_string(&path)
-                    .map_err(|e| missing("token_file", format!("cannot read {}: {e}", path.display())))?
-            }
-            None => return Err(missing("token_env", "set exactly one of token_env and token_file".into())),
-        };
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(missing("token", "the token is empty".into()));
-        }
-        Ok(Secret::new(token))
-    }
-
     /// The app's re-check delays in milliseconds, ascending.
     pub fn recheck_ms<'a>(&'a self, defaults: &'a super::VerificationConfig) -> &'a [u64] {
         self.recheck.as_deref().unwrap_or(&defaults.recheck)
@@ -272,13 +238,7 @@ impl AppConfig {
 
     pub(super) fn validate(&self, origin: &str, i: usize) -> Result<(), ConfigError> {
         let field = |name: &str| format!("apps[{i}].{name}");
-        if self.token_source().is_none() {
-            return Err(ConfigError::invalid(
-                origin,
-                field("token_env"),
-                "set exactly one of token_env and token_file",
-            ));
-        }
+        self.validate_credentials(origin, i)?;
         self.validate_base_url(origin, &field("base_url"))?;
         if self.rate_per_second.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
             return Err(ConfigError::invalid(origin, field("rate_per_second"), "must be a positive number"));
@@ -329,12 +289,7 @@ impl AppConfig {
 
     fn validate_base_url(&self, origin: &str, field: &str) -> Result<(), ConfigError> {
         let url = &self.base_url;
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d == "localhost",
-            None => false,
-        };
+        let loopback = is_loopback(url);
         match url.scheme() {
             "https" => Ok(()),
             "http" if loopback && self.allow_insecure_loopback => Ok(()),
@@ -351,10 +306,20 @@ impl AppConfig {
             return Err(ConfigError::invalid(
                 origin,
                 field,
-                "credentials belong in token_env or token_file, not the URL",
+                "credentials belong in token_env, token_file or [apps.auth], not the URL",
             ));
         }
         Ok(())
+    }
+}
+
+/// Whether `url` names this machine (a test target may then use `http://`).
+pub(super) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
     }
 }
 

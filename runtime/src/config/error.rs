@@ -46,7 +46,9 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(origin: &str, field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A value that breaks a rule, for checks made outside this crate
+    /// (a key that does not parse, say).
+    pub fn invalid(origin: &str, field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid { origin: origin.to_owned(), field: field.into(), reason: reason.into() }
     }
 }

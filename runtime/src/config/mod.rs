@@ -9,6 +9,7 @@
 //! with [`AppConfig::token`].
 
 mod app;
+mod auth;
 mod de;
 mod error;
 mod layers;
@@ -22,7 +23,9 @@ use toml::Value;
 
 pub use app::{
     AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TemplatePart,
-    TokenSource,
+};
+pub use auth::{
+    AppCredentials, BearerToken, ClientAuthMethod, OAuthConfig, OAuthCredentials, TargetTls, TokenSource,
 };
 pub(crate) use de::durations_ms;
 pub use de::parse_duration_ms;

@@ -4,10 +4,12 @@
 //! Two kinds of second try happen here, inside one attempt of a job:
 //!
 //! - **Credential refresh.** A `401` or `403` may mean the token was rotated
-//!   under us (a new `token_file` written by a secret manager). The token is
-//!   read again once; when it changed, the request is sent again with it.
-//!   When it did not change, or the second answer is `401`/`403` too, the
-//!   job fails permanently ("401/403 after one credential refresh" is the contract).
+//!   or revoked under us. The app's `Auth` is asked once for another token
+//!   (the token file read again, an OAuth token fetched anew); when there is
+//!   one, the request is sent again with it. When there is none, or the
+//!   second answer is `401`/`403` too, the job fails permanently ("401/403
+//!   after one credential refresh" is the contract). A token endpoint that
+//!   fails fails the request with its own error (see `auth::oauth`).
 //! - **Short retries.** A transport error, `408`, `429` or `5xx` is tried
 //!   again up to `retries` times after a jittered backoff (or the
 //!   `Retry-After` asked for), as long as the wait is at most `max_wait`.
@@ -18,12 +20,10 @@
 //!   and DELETE are idempotent), so a retried request whose first try did
 //!   reach the app changes nothing.
 
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{self, HeaderValue};
 use reqwest::{Response, StatusCode};
-use scimfleet_runtime::Secret;
 use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::scim::SCIM_MEDIA_TYPE;
@@ -38,10 +38,6 @@ const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
 
 /// First backoff step of a short retry; doubled per try, with jitter.
 const RETRY_BASE: Duration = Duration::from_millis(100);
-
-/// Reads the app's token again (from its `token_file` or variable); `None`
-/// when it cannot be read.
-pub type TokenSource = Arc<dyn Fn() -> Option<Secret> + Send + Sync>;
 
 /// The short retries of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,52 +54,8 @@ impl RequestRetry {
     pub const NONE: Self = Self { retries: 0, max_wait: Duration::ZERO };
 }
 
-/// The bearer credential, replaceable when the token is rotated.
-pub(super) struct Credential {
-    /// The header in use and its generation (bumped on every change).
-    current: RwLock<(u64, HeaderValue)>,
-    reload: Option<TokenSource>,
-}
-
-impl Credential {
-    pub(super) fn new(token: &Secret, reload: Option<TokenSource>) -> Result<Self, ScimCallError> {
-        Ok(Self { current: RwLock::new((0, bearer(token)?)), reload })
-    }
-
-    fn current(&self) -> (u64, HeaderValue) {
-        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    /// After a 401/403 answered to the header of `generation`: whether there
-    /// is a different token to try (someone else's refresh counts).
-    fn refresh(&self, generation: u64) -> bool {
-        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if current.0 != generation {
-            return true;
-        }
-        // The file is a few bytes: reading it under the lock keeps concurrent
-        // 401s to one read, and the lock is never held across an await.
-        let fresh = self.reload.as_ref().and_then(|reload| reload()).and_then(|t| bearer(&t).ok());
-        match fresh {
-            Some(header) if header != current.1 => {
-                *current = (generation + 1, header);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-/// `Bearer <token>` as a sensitive header value (never printed by `Debug`).
-fn bearer(token: &Secret) -> Result<HeaderValue, ScimCallError> {
-    let mut value =
-        HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| ScimCallError::Config {
-            reason: "the token holds characters not allowed in an HTTP header",
-            source: None,
-        })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
+/// An `Authorization` header and the generation of its credential.
+type Authorization = (u64, HeaderValue);
 
 /// What one try came to.
 enum Next {
@@ -114,6 +66,8 @@ enum Next {
         paced: bool,
     },
     Refreshed,
+    /// Give up with this error (the token endpoint failed).
+    Fail(ScimCallError),
 }
 
 impl ScimClient {
@@ -140,11 +94,17 @@ impl ScimClient {
                     path_template: call.path_template,
                 });
             }
+            let auth = self.auth.header(&self.http).await.map_err(|source| ScimCallError::Credential {
+                method: call.name,
+                path_template: call.path_template,
+                source,
+            })?;
             let (outcome, next) =
-                self.try_once(call, &url, body.as_ref(), tries, resends, &mut refreshed).await;
+                self.try_once(call, (&url, body.as_ref(), auth), (tries, resends), &mut refreshed).await;
             resends += 1;
             let (wait, paced) = match next {
                 Next::Done => return outcome.map_err(|e| call.transport(e)),
+                Next::Fail(error) => return Err(error),
                 Next::Refreshed => {
                     tracing::warn!(scimfleet.app = %self.app, http.request.method = call.name,
                         url.path = call.path_template,
@@ -184,10 +144,8 @@ impl ScimClient {
     async fn try_once(
         &self,
         call: &Call,
-        url: &Url,
-        body: Option<&Vec<u8>>,
-        tries: u32,
-        resends: u32,
+        (url, body, auth): (&Url, Option<&Vec<u8>>, Option<Authorization>),
+        (tries, resends): (u32, u32),
         refreshed: &mut bool,
     ) -> (Result<Response, reqwest::Error>, Next) {
         let span = tracing::info_span!(
@@ -207,9 +165,11 @@ impl ScimClient {
         if resends > 0 {
             span.record("http.request.resend_count", resends);
         }
-        let (generation, auth) = self.credential.current();
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, auth);
+        let generation = auth.map(|(generation, value)| {
+            headers.insert(header::AUTHORIZATION, value);
+            generation
+        });
         propagation::inject_http(&span, &mut headers);
         let mut request = self.http.request(call.method.clone(), url.clone()).headers(headers);
         if let Some(body) = body {
@@ -224,7 +184,7 @@ impl ScimClient {
                 Err(_) => Next::Retry { wait: self.backoff(tries), paced: false },
                 Ok(response) => {
                     Span::current().record("http.response.status_code", response.status().as_u16());
-                    self.judge(response, tries, generation, refreshed).await
+                    self.judge(call, response, (tries, generation), refreshed).await
                 }
             };
             (outcome, next)
@@ -265,7 +225,13 @@ impl ScimClient {
 
     /// Decides on an answer: done, send again after a wait, or send again
     /// with a refreshed token.
-    async fn judge(&self, response: &Response, tries: u32, generation: u64, refreshed: &mut bool) -> Next {
+    async fn judge(
+        &self,
+        call: &Call,
+        response: &Response,
+        (tries, generation): (u32, Option<u64>),
+        refreshed: &mut bool,
+    ) -> Next {
         let status = response.status();
         let retry_after = || {
             let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
@@ -274,7 +240,16 @@ impl ScimClient {
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if !*refreshed => {
                 *refreshed = true;
-                if self.credential.refresh(generation) { Next::Refreshed } else { Next::Done }
+                let Some(generation) = generation else { return Next::Done };
+                match self.auth.refresh(&self.http, generation).await {
+                    Ok(true) => Next::Refreshed,
+                    Ok(false) => Next::Done,
+                    Err(source) => Next::Fail(ScimCallError::Credential {
+                        method: call.name,
+                        path_template: call.path_template,
+                        source,
+                    }),
+                }
             }
             StatusCode::TOO_MANY_REQUESTS => {
                 let pause = retry_after().unwrap_or(DEFAULT_429_PAUSE);

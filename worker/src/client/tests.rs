@@ -14,12 +14,11 @@ fn config(base: &str, token: &str) -> ScimClientConfig {
     ScimClientConfig {
         app: AppId::parse("crm").expect("valid app id"),
         base_url: Url::parse(base).expect("valid url"),
-        token: Secret::new(token),
+        auth: Auth::bearer(&scimfleet_runtime::Secret::new(token)).expect("a header value"),
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         max_idle_per_host: 4,
         retry: RequestRetry::NONE,
-        token_source: None,
     }
 }
 
@@ -48,12 +47,13 @@ fn bad_configurations_are_refused() {
         ("mailto:ops@h.test", "t"),
         ("https://user:pw@h.test/scim", "t"),
         ("https://h.test/scim?tenant=1", "t"),
-        ("https://h.test/scim", "line\nbreak"),
     ] {
         let error = ScimClient::new(config(base, token)).expect_err(base);
         assert!(matches!(error, ScimCallError::Config { .. }), "{base}");
-        assert!(!error.to_string().contains("line"), "the token never shows");
     }
+    let error = Auth::bearer(&scimfleet_runtime::Secret::new("line\nbreak")).expect_err("not a header value");
+    assert!(matches!(error, ScimCallError::Config { .. }));
+    assert!(!error.to_string().contains("line"), "the token never shows");
     let debug = format!("{:?}", client("https://h.test/scim"));
     assert!(!debug.contains("tok-123"), "{debug}");
 }
@@ -214,21 +214,22 @@ async fn a_silent_app_times_out_and_is_retried() {
     assert_eq!(error.disposition(), Disposition::Retry { after: None });
 }
 
-/// A token source that returns `token` and counts its reads.
-fn source(token: &'static str) -> (TokenSource, Arc<Mutex<u32>>) {
-    let reads = Arc::new(Mutex::new(0));
-    let counter = reads.clone();
-    let source: TokenSource = Arc::new(move || {
-        *counter.lock().expect("not poisoned") += 1;
-        Some(Secret::new(token))
-    });
-    (source, reads)
+/// A client reading its token from a file holding `token`, and the file.
+fn with_token_file(base: &str, token: &str) -> (ScimClient, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("scimfleet-token-{:016x}", rand::random::<u64>()));
+    std::fs::write(&path, token).expect("write the token file");
+    let auth = Auth::token_file(path.clone()).expect("a token");
+    let client = ScimClient::new(ScimClientConfig { auth, ..config(base, "unused") }).expect("valid config");
+    (client, path)
 }
 
-fn refreshing(base: &str, token: &'static str) -> (ScimClient, Arc<Mutex<u32>>) {
-    let (token_source, reads) = source(token);
-    let config = ScimClientConfig { token_source: Some(token_source), ..config(base, "tok-123") };
-    (ScimClient::new(config).expect("valid config"), reads)
+/// Rewrites the token file in place and puts its modified time back, so
+/// its metadata does not show the change (a rewrite within the clock's resolution).
+fn rewrite_unnoticed(path: &std::path::Path, token: &str) {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).expect("mtime");
+    std::fs::write(path, token).expect("rewrite");
+    let file = std::fs::File::options().write(true).open(path).expect("open");
+    file.set_modified(modified).expect("set mtime");
 }
 
 fn authorization(raw: &str) -> String {
@@ -237,17 +238,35 @@ fn authorization(raw: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_rotated_token_is_read_again_once_after_a_401() {
+async fn a_rotated_token_file_is_used_by_the_next_request() {
+    let ada = json!({ "id": "u-1", "userName": "ada@example.com" });
+    let (base, seen) = responder(vec![http("200 OK", &[], &ada), http("200 OK", &[], &ada)]).await;
+    let (c, path) = with_token_file(&base, "tok-123");
+    c.get_user("u-1").await.expect("accepted");
+    // Written anew and renamed over, as secret managers do.
+    let fresh = path.with_extension("new");
+    std::fs::write(&fresh, "tok-4567\n").expect("write");
+    std::fs::rename(&fresh, &path).expect("rename");
+    c.get_user("u-1").await.expect("accepted");
+    let seen = seen.lock().expect("not poisoned").clone();
+    assert_eq!(authorization(&seen[0]), "authorization: bearer tok-123");
+    assert_eq!(authorization(&seen[1]), "authorization: bearer tok-4567");
+    std::fs::remove_file(&path).expect("clean up");
+}
+
+#[tokio::test]
+async fn a_401_reads_the_token_file_again_once() {
     let denied = http("401 Unauthorized", &[], &json!({ "status": "401" }));
     let ada = json!({ "id": "u-1", "userName": "ada@example.com" });
     let (base, seen) = responder(vec![denied, http("200 OK", &[], &ada)]).await;
-    let (c, reads) = refreshing(&base, "tok-456");
+    let (c, path) = with_token_file(&base, "tok-123");
+    rewrite_unnoticed(&path, "tok-456");
     let user = c.get_user("u-1").await.expect("the new token is accepted");
     assert_eq!(user.and_then(|u| u.id).as_deref(), Some("u-1"));
     let seen = seen.lock().expect("not poisoned").clone();
     assert_eq!(authorization(&seen[0]), "authorization: bearer tok-123");
     assert_eq!(authorization(&seen[1]), "authorization: bearer tok-456");
-    assert_eq!(*reads.lock().expect("not poisoned"), 1);
+    std::fs::remove_file(&path).expect("clean up");
 }
 
 #[tokio::test]
@@ -255,17 +274,20 @@ async fn a_401_with_an_unchanged_token_or_twice_is_permanent() {
     let denied = http("401 Unauthorized", &[], &json!({ "status": "401" }));
     let forbidden = http("403 Forbidden", &[], &json!({ "status": "403" }));
     let (base, seen) = responder(vec![denied.clone()]).await;
-    let (c, reads) = refreshing(&base, "tok-123");
+    let (c, path) = with_token_file(&base, "tok-123");
     let error = c.get_user("u-1").await.expect_err("the same token is refused again");
     assert_eq!(error.disposition(), Disposition::DeadLetter { reason: "unauthorized" });
-    assert_eq!((seen.lock().expect("not poisoned").len(), *reads.lock().expect("not poisoned")), (1, 1));
+    assert_eq!(seen.lock().expect("not poisoned").len(), 1);
+    std::fs::remove_file(&path).expect("clean up");
 
     let (base, seen) = responder(vec![denied, forbidden]).await;
-    let (c, _reads) = refreshing(&base, "tok-789");
+    let (c, path) = with_token_file(&base, "tok-123");
+    rewrite_unnoticed(&path, "tok-789");
     let error = c.get_user("u-1").await.expect_err("refused after the refresh too");
     assert_eq!(error.disposition(), Disposition::DeadLetter { reason: "forbidden" });
     assert_eq!(seen.lock().expect("not poisoned").len(), 2, "one refresh, not a loop");
     assert!(!error.to_string().contains("tok-"), "{error}");
+    std::fs::remove_file(&path).expect("clean up");
 }
 
 fn retrying(base: &str) -> ScimClient {
