@@ -1,0 +1,103 @@
+#![doc = include_str!("../README.md")]
+
+mod binary;
+pub mod guard;
+pub mod problem;
+pub mod publish;
+pub mod request;
+pub mod server;
+pub mod signature;
+pub mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scimfleet_runtime::broker::Topology;
+use scimfleet_runtime::config::ConfigError;
+use scimfleet_runtime::ops::Ops;
+use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::{Config, Store};
+use tokio_util::sync::CancellationToken;
+
+pub use problem::Problem;
+pub use request::{Incoming, Limits, parse_request};
+pub use signature::Key;
+
+/// The intake could not start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntakeError {
+    /// A source, secret or limit cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Redis could not be reached at start-up.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listener could not be bound or failed.
+    #[error("intake.listen: cannot serve on {address}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds `intake.listen` and serves until `stop`.
+pub async fn run(config: Arc<Config>, ops: Ops, stop: CancellationToken) -> Result<(), IntakeError> {
+    let Some(address) = config.intake.listen else {
+        return Err(ConfigError::Invalid {
+            origin: config.origin.clone(),
+            field: "intake.listen".to_owned(),
+            reason: "the intake needs an address to listen on".to_owned(),
+        }
+        .into());
+    };
+    // Sources first: a bad secret stops start-up before anything listens.
+    source::load(&config)?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| IntakeError::Listen { address: address.to_string(), source })?;
+    serve(config, listener, ops, stop).await
+}
+
+/// Serves the intake on `listener` until `stop` (tests and the bench bind
+/// their own listener on port 0).
+pub async fn serve(
+    config: Arc<Config>,
+    listener: tokio::net::TcpListener,
+    ops: Ops,
+    stop: CancellationToken,
+) -> Result<(), IntakeError> {
+    let sources = source::load(&config)?;
+    let store = Store::connect(&config.redis.url, &config.namespace).await?;
+    let client = redis::Client::open(config.redis.url.expose()).map_err(StoreError::Connect)?;
+    let conn = client.get_connection_manager().await.map_err(StoreError::Connect)?;
+    let link = publish::Link::default();
+    let health = ops.health.component("intake");
+    let maintaining = tokio::spawn(link.clone().maintain(config.clone(), health, store, stop.clone()));
+    let intake = &config.intake;
+    let shared = Arc::new(server::Shared {
+        sources,
+        limits: Limits {
+            max_body_bytes: intake.max_body_bytes,
+            max_depth: intake.max_depth,
+            max_events: intake.max_events,
+        },
+        tolerance: Duration::from_millis(intake.tolerance),
+        publish_timeout: Duration::from_millis(intake.publish_timeout),
+        exchange: Topology::of(&config).events_exchange(),
+        guard: guard::Guard::new(conn, &config.namespace),
+        link,
+        metrics: ops.metrics.clone(),
+    });
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(server.address = %address, "intake serving POST {} on http://{address}", server::EVENTS_PATH);
+    let served = axum::serve(listener, server::router(shared))
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .await;
+    stop.cancel();
+    let _stopped = maintaining.await;
+    served.map_err(|source| IntakeError::Listen { address, source })
+}
