@@ -198,6 +198,9 @@ async fn run(params: Params) -> anyhow::Result<()> {
         broker: broker_both.context("broker limit, combined")?,
         seconds: both.elapsed().as_secs_f64(),
     };
+    let intake_events = if params.quick { 2_000 } else { 20_000 };
+    eprintln!("bench: HTTP intake, {intake_events} signed events, singles then batches of 100...");
+    let intake = limits::intake::run(&url, intake_events, 64, 100).await.context("intake")?;
 
     let results = Results {
         params,
@@ -207,6 +210,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
         http,
         broker,
         combined,
+        intake,
         load_at_start,
         load_at_end: sys::load_average(),
         total_seconds: started.elapsed().as_secs_f64(),

@@ -64,7 +64,8 @@ impl TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
         let ca_cert_path = dir.join("ca.pem");
         write(&ca_cert_path, &issuer.pem())?;
@@ -89,7 +90,12 @@ impl TestCa {
         self.issue(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)
     }
 
-    fn issue(&self, name: &str, names: Vec<String>, usage: ExtendedKeyUsagePurpose) -> Result<Pem, CertError> {
+    fn issue(
+        &self,
+        name: &str,
+        names: Vec<String>,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> Result<Pem, CertError> {
         let mut params = CertificateParams::new(names)?;
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
@@ -128,7 +134,8 @@ mod tests {
         assert_ne!(server.cert, client.cert);
         // reqwest parses what tests hand to targets and token clients.
         reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).expect("CA parses");
-        reqwest::Identity::from_pem(format!("{}{}", client.cert, client.key).as_bytes()).expect("identity parses");
+        reqwest::Identity::from_pem(format!("{}{}", client.cert, client.key).as_bytes())
+            .expect("identity parses");
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -17,8 +17,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::Script;
+use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 /// GCRA on Redis's clock. KEYS[1]: the bucket. ARGV[1]: emission interval
@@ -88,7 +88,12 @@ impl Guard {
 
     /// Takes one request from `source`'s bucket; `Duration::ZERO` when it
     /// may go, else how long until it could.
-    pub async fn pace(&self, source: &str, rate_per_second: f64, burst: u32) -> Result<Duration, redis::RedisError> {
+    pub async fn pace(
+        &self,
+        source: &str,
+        rate_per_second: f64,
+        burst: u32,
+    ) -> Result<Duration, redis::RedisError> {
         let mut conn = self.conn.clone();
         let interval_ms = 1000.0 / rate_per_second;
         let tolerance_ms = interval_ms * f64::from(burst.saturating_sub(1));

@@ -36,7 +36,12 @@ pub struct Problem {
 
 impl Problem {
     /// A problem without field, index or retry hint.
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self { status, kind, title, detail: detail.into(), field: None, index: None, retry_after: None }
     }
 
@@ -78,8 +83,13 @@ impl Problem {
 
     /// 415: a content type the intake does not read.
     pub fn unsupported(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported content type", detail)
-            .field("content-type")
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported content type",
+            detail,
+        )
+        .field("content-type")
     }
 
     /// 503: the broker did not confirm; nothing of the request is claimed.

@@ -61,7 +61,13 @@ impl Link {
     }
 
     /// Keeps the link until `stop`: connect, declare, serve, reconnect.
-    pub async fn maintain(self, config: Arc<Config>, health: ComponentHealth, store: Store, stop: CancellationToken) {
+    pub async fn maintain(
+        self,
+        config: Arc<Config>,
+        health: ComponentHealth,
+        store: Store,
+        stop: CancellationToken,
+    ) {
         let topology = Topology::of(&config);
         let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
         let mut backoff = Duration::from_millis(100);
@@ -137,7 +143,8 @@ pub async fn publish(
             let mut headers = FieldTable::default();
             propagation::inject_amqp(&span, &mut headers);
             if !headers.inner().contains_key(propagation::TRACEPARENT) {
-                for (name, value) in [("traceparent", &trace.traceparent), ("tracestate", &trace.tracestate)] {
+                for (name, value) in [("traceparent", &trace.traceparent), ("tracestate", &trace.tracestate)]
+                {
                     if let Some(value) = value {
                         headers.insert(name.into(), text(value));
                     }

@@ -73,10 +73,18 @@ async fn post_events(State(shared): State<Arc<Shared>>, request: Request) -> Res
     async move {
         let (source, response) = match accept(&shared, &parts.headers, body).await {
             Ok((source, accepted)) => {
-                shared.metrics.intake_events.get_or_create(&SourceLabel { source: source.clone() }).inc_by(accepted as u64);
+                shared
+                    .metrics
+                    .intake_events
+                    .get_or_create(&SourceLabel { source: source.clone() })
+                    .inc_by(accepted as u64);
                 tracing::Span::current().record("scimfleet.events", accepted);
                 let body = serde_json::json!({ "accepted": accepted }).to_string();
-                (source, (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+                (
+                    source,
+                    (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body)
+                        .into_response(),
+                )
             }
             Err((source, problem)) => {
                 tracing::info!(
@@ -101,7 +109,11 @@ async fn post_events(State(shared): State<Arc<Shared>>, request: Request) -> Res
 
 /// The request's outcome: (source, events accepted) or (source, problem);
 /// the source is `unknown` until a signature verified.
-async fn accept(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<(String, usize), (String, Problem)> {
+async fn accept(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, usize), (String, Problem)> {
     let unknown = |problem| ("unknown".to_owned(), problem);
     let body = read_body(headers, body, shared.limits.max_body_bytes).await.map_err(unknown)?;
     let keys: Vec<_> = shared.sources.iter().map(|s| s.keys.clone()).collect();
@@ -114,28 +126,52 @@ async fn accept(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<(Str
     match shared.guard.pace(&source.id, source.rate_per_second, source.burst).await {
         Ok(wait) if wait.is_zero() => {}
         Ok(wait) => {
-            let problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", format!("over the rate of source {}", source.id));
+            let problem = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!("over the rate of source {}", source.id),
+            );
             return Err(refuse(problem.retry_after(wait)));
         }
-        Err(_) => return Err(refuse(Problem::unavailable("the intake cannot reach Redis", RETRY_AFTER_UNAVAILABLE))),
+        Err(_) => {
+            return Err(refuse(Problem::unavailable(
+                "the intake cannot reach Redis",
+                RETRY_AFTER_UNAVAILABLE,
+            )));
+        }
     }
     let events = parse_request(headers, &body, &shared.limits).map_err(refuse)?;
     if let Some(index) = events.iter().position(|e| !source.allows(e.event.kind)) {
         let detail = format!("source {} may not send events of this type", source.id);
-        let problem = Problem::new(StatusCode::FORBIDDEN, "type-not-allowed", "Event type not allowed", detail);
+        let problem =
+            Problem::new(StatusCode::FORBIDDEN, "type-not-allowed", "Event type not allowed", detail);
         return Err(refuse(problem.field("type").index(index)));
     }
-    let publisher = shared.link.current().ok_or_else(|| refuse(unavailable(&PublishFailure::Disconnected)))?;
+    let publisher =
+        shared.link.current().ok_or_else(|| refuse(unavailable(&PublishFailure::Disconnected)))?;
     match shared.guard.claim(&source.id, &verified.id, shared.tolerance * 2).await {
         Ok(true) => {}
         Ok(false) => {
-            let problem = Problem::new(StatusCode::CONFLICT, "replayed", "Message already received", "this webhook-id was already received inside the tolerance window");
+            let problem = Problem::new(
+                StatusCode::CONFLICT,
+                "replayed",
+                "Message already received",
+                "this webhook-id was already received inside the tolerance window",
+            );
             return Err(refuse(problem.field(WEBHOOK_ID)));
         }
-        Err(_) => return Err(refuse(Problem::unavailable("the intake cannot reach Redis", RETRY_AFTER_UNAVAILABLE))),
+        Err(_) => {
+            return Err(refuse(Problem::unavailable(
+                "the intake cannot reach Redis",
+                RETRY_AFTER_UNAVAILABLE,
+            )));
+        }
     }
     let trace = trace_headers(headers);
-    match publish::publish(&publisher, &shared.exchange, &events, &source.id, &trace, shared.publish_timeout).await {
+    match publish::publish(&publisher, &shared.exchange, &events, &source.id, &trace, shared.publish_timeout)
+        .await
+    {
         Ok(confirmed) => Ok((source.id.clone(), confirmed)),
         Err(failure) => {
             if matches!(failure, PublishFailure::Broker(_)) {
@@ -150,7 +186,10 @@ async fn accept(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<(Str
 
 fn unavailable(failure: &PublishFailure) -> Problem {
     tracing::warn!(error = %scimfleet_runtime::telemetry::error_chain(failure), "intake could not publish a request's events");
-    Problem::unavailable(format!("events not queued: {failure}; nothing of this request was accepted"), RETRY_AFTER_UNAVAILABLE)
+    Problem::unavailable(
+        format!("events not queued: {failure}; nothing of this request was accepted"),
+        RETRY_AFTER_UNAVAILABLE,
+    )
 }
 
 /// Reads at most `limit` bytes of body; a declared or actual larger body is 413.
@@ -167,9 +206,15 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
 async fn handshake(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     const REQUEST_ORIGIN: &str = "webhook-request-origin";
     let origin = headers.get(REQUEST_ORIGIN).and_then(|v| v.to_str().ok()).map(str::trim);
-    let source = origin.and_then(|o| shared.sources.iter().find(|s| s.origins.iter().any(|a| a.eq_ignore_ascii_case(o))));
+    let source = origin
+        .and_then(|o| shared.sources.iter().find(|s| s.origins.iter().any(|a| a.eq_ignore_ascii_case(o))));
     let (Some(origin), Some(source)) = (origin, source) else {
-        let problem = Problem::new(StatusCode::FORBIDDEN, "origin-not-allowed", "Origin not allowed", "WebHook-Request-Origin is missing or not configured");
+        let problem = Problem::new(
+            StatusCode::FORBIDDEN,
+            "origin-not-allowed",
+            "Origin not allowed",
+            "WebHook-Request-Origin is missing or not configured",
+        );
         return problem.field("WebHook-Request-Origin").into_response();
     };
     let mut response = StatusCode::OK.into_response();
@@ -215,6 +260,8 @@ fn request_span(headers: &HeaderMap) -> tracing::Span {
 }
 
 fn trace_headers(headers: &HeaderMap) -> TraceHeaders {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 512).map(str::to_owned);
+    let text = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 512).map(str::to_owned)
+    };
     TraceHeaders { traceparent: text("traceparent"), tracestate: text("tracestate") }
 }

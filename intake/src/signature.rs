@@ -91,7 +91,8 @@ pub fn verify(
     tolerance_s: i64,
 ) -> Result<Verified, Problem> {
     let text = |name: &'static str| -> Result<&str, Problem> {
-        let value = headers.get(name).ok_or_else(|| Problem::unauthorized(name, format!("{name} is missing")))?;
+        let value =
+            headers.get(name).ok_or_else(|| Problem::unauthorized(name, format!("{name} is missing")))?;
         value.to_str().map_err(|_| Problem::unauthorized(name, format!("{name} is not visible ASCII")))
     };
     let id = text(WEBHOOK_ID)?;

@@ -17,11 +17,11 @@
 //! parser's stack), event count, then each event through
 //! [`scimfleet_schemas::Event::parse`]. All or nothing: the first invalid
 //! event refuses the whole request, naming its index and field. Each event
-//! keeps the exact bytes it was sent as (a batch is split with
-//! `RawValue`), so what is published is what was signed.
+//! keeps the exact bytes it was sent as (a batch is checked to be one JSON
+//! array, then split at its top-level commas), so what is published is
+//! what was signed.
 
 use http::HeaderMap;
-use serde_json::value::RawValue;
 
 use crate::binary;
 use crate::problem::Problem;
@@ -79,7 +79,10 @@ pub fn parse_request(headers: &HeaderMap, body: &[u8], limits: &Limits) -> Resul
         return Err(Problem::invalid("the request holds no event").field("body"));
     }
     if events.len() > limits.max_events {
-        return Err(Problem::too_large("events", format!("more than {} events in one request", limits.max_events)));
+        return Err(Problem::too_large(
+            "events",
+            format!("more than {} events in one request", limits.max_events),
+        ));
     }
     events
         .into_iter()
@@ -155,7 +158,9 @@ pub fn check_depth(body: &[u8], max: usize) -> Result<(), Problem> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
-                    return Err(Problem::invalid(format!("JSON is nested deeper than {max} levels")).field("body"));
+                    return Err(
+                        Problem::invalid(format!("JSON is nested deeper than {max} levels")).field("body")
+                    );
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -166,7 +171,7 @@ pub fn check_depth(body: &[u8], max: usize) -> Result<(), Problem> {
 }
 
 fn split_array(body: &[u8]) -> Result<Vec<(Vec<u8>, Pointer)>, Problem> {
-    let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body).map_err(|e| {
         Problem::invalid(format!(
             "the body is not a JSON array of events (line {}, column {})",
             e.line(),
@@ -174,7 +179,41 @@ fn split_array(body: &[u8]) -> Result<Vec<(Vec<u8>, Pointer)>, Problem> {
         ))
         .field("body")
     })?;
-    Ok(items.into_iter().map(|raw| (raw.get().as_bytes().to_vec(), Pointer::Indexed)).collect())
+    // Valid JSON array: its elements are what lies between the commas at depth 1.
+    let (mut items, mut depth, mut in_string, mut escaped, mut start) = (Vec::new(), 0usize, false, false, 0);
+    for (at, &byte) in body.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth == 1 {
+                    start = at + 1;
+                }
+            }
+            b']' | b'}' | b',' if depth == 1 => {
+                let item = body[start..at].trim_ascii();
+                if !item.is_empty() {
+                    items.push((item.to_vec(), Pointer::Indexed));
+                }
+                start = at + 1;
+                if byte != b',' {
+                    depth -= 1;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(items)
 }
 
 fn split_lines(body: &[u8]) -> Vec<(Vec<u8>, Pointer)> {
@@ -196,7 +235,13 @@ fn event_problem(error: &EventError, index: usize, pointer: Pointer) -> Problem 
     let segments: Vec<&str> = path.split('.').filter(|s| !s.is_empty()).collect();
     let within = segments.iter().fold(String::new(), |out, s| format!("{out}/{s}"));
     let field = match pointer {
-        Pointer::Root => if within.is_empty() { "/".to_owned() } else { within },
+        Pointer::Root => {
+            if within.is_empty() {
+                "/".to_owned()
+            } else {
+                within
+            }
+        }
         Pointer::Indexed => format!("/{index}{within}"),
         Pointer::Headers => match segments.first() {
             Some(&"data") => within,

@@ -69,7 +69,10 @@ fn problems_never_echo_values() {
 #[test]
 fn content_type_depth_count_and_size_limits() {
     let body = event("e-1", json!(1)).to_string();
-    assert_eq!(parse("text/plain", body.as_bytes()).expect_err("415").status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        parse("text/plain", body.as_bytes()).expect_err("415").status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
     let none = parse_request(&HeaderMap::new(), body.as_bytes(), &Limits::default()).expect_err("no type");
     assert_eq!(none.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let latin = parse("application/json; charset=latin1", body.as_bytes()).expect_err("charset");

@@ -180,7 +180,8 @@ pub fn event_type(name: &str) -> Option<scimfleet_schemas::EventType> {
 mod tests {
     use crate::Config;
 
-    const APP: &str = "[[apps]]\nid = \"git\"\nbase_url = \"https://git.example.com/scim/v2\"\ntoken_env = \"T\"\n";
+    const APP: &str =
+        "[[apps]]\nid = \"git\"\nbase_url = \"https://git.example.com/scim/v2\"\ntoken_env = \"T\"\n";
 
     fn load(intake: &str) -> Result<Config, crate::config::ConfigError> {
         Config::from_toml(&format!("{APP}{intake}"), "test.toml", ".".into(), Vec::new())
@@ -197,9 +198,7 @@ mod tests {
     #[test]
     fn a_source_needs_secrets_a_rate_and_known_types() {
         let source = |extra: &str| {
-            format!(
-                "[[intake.sources]]\nid = \"hr\"\nrate_per_second = 5.0\nburst = 10\n{extra}"
-            )
+            format!("[[intake.sources]]\nid = \"hr\"\nrate_per_second = 5.0\nburst = 10\n{extra}")
         };
         let ok = load(&source("secrets = [{ env = \"A\" }, { file = \"b\" }]")).expect("valid");
         assert_eq!(ok.intake.sources[0].secrets.len(), 2);
@@ -225,7 +224,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sf-intake-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("s"), "whsec_c2VjcmV0\n").expect("secret file");
-        let text = format!("{APP}[[intake.sources]]\nid = \"hr\"\nrate_per_second = 1.0\nburst = 1\nsecrets = [{{ file = \"s\" }}, {{ file = \"missing\" }}]");
+        let text = format!(
+            "{APP}[[intake.sources]]\nid = \"hr\"\nrate_per_second = 1.0\nburst = 1\nsecrets = [{{ file = \"s\" }}, {{ file = \"missing\" }}]"
+        );
         let config = Config::from_toml(&text, "t", dir.clone(), Vec::new()).expect("valid");
         let err = config.intake.sources[0].secrets("t", 0, &dir).expect_err("missing file").to_string();
         assert!(err.contains("intake.sources[0].secrets[1]"), "{err}");
