@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::limits::Combined;
 use crate::limits::broker::BrokerLimit;
-use crate::limits::intake::IntakeLimit;
 use crate::limits::http::HttpLimit;
+use crate::limits::intake::IntakeLimit;
 use crate::measure::{Percentiles, round};
 use crate::params::Params;
 use crate::scenarios::backlog::Backlog;
@@ -247,7 +247,7 @@ impl Results {
         t.row(
             "broker publish limit (confirmed)",
             format!("{publish_limit:.0}"),
-            format!("messages/s, publishing part of limit (b), batches of 250"),
+            "messages/s, publishing part of limit (b), batches of 250".to_owned(),
         );
     }
 

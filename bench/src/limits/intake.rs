@@ -105,20 +105,33 @@ pub async fn run(url: &str, events: usize, clients: usize, batch: usize) -> anyh
 }
 
 /// Sends `events` hires, `batch` per request, from `clients` concurrent clients.
-async fn phase(endpoint: &str, events: usize, batch: usize, clients: usize, tag: &str) -> anyhow::Result<Phase> {
+async fn phase(
+    endpoint: &str,
+    events: usize,
+    batch: usize,
+    clients: usize,
+    tag: &str,
+) -> anyhow::Result<Phase> {
     let key = Key::from_secret(SECRET).map_err(anyhow::Error::msg)?;
     let bodies: Vec<Vec<u8>> = (0..events)
         .map(|n| workload::event(&format!("I{n}"), Kind::Hire, tag, 1).event.to_string())
         .collect::<Vec<_>>()
         .chunks(batch)
-        .map(|chunk| if batch == 1 { chunk[0].clone().into_bytes() } else { format!("[{}]", chunk.join(",")).into_bytes() })
+        .map(|chunk| {
+            if batch == 1 {
+                chunk[0].clone().into_bytes()
+            } else {
+                format!("[{}]", chunk.join(",")).into_bytes()
+            }
+        })
         .collect();
     let queue = Arc::new(std::sync::Mutex::new(bodies.into_iter().enumerate().collect::<Vec<_>>()));
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let (queue, http, key, endpoint, tag) = (queue.clone(), http.clone(), key.clone(), endpoint.to_owned(), tag.to_owned());
+        let (queue, http, key, endpoint, tag) =
+            (queue.clone(), http.clone(), key.clone(), endpoint.to_owned(), tag.to_owned());
         tasks.spawn(async move {
             loop {
                 let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
@@ -134,7 +147,11 @@ async fn phase(endpoint: &str, events: usize, batch: usize, clients: usize, tag:
                     .body(body)
                     .send()
                     .await?;
-                anyhow::ensure!(response.status().as_u16() == 202, "the intake answered {}", response.status());
+                anyhow::ensure!(
+                    response.status().as_u16() == 202,
+                    "the intake answered {}",
+                    response.status()
+                );
             }
         });
     }
