@@ -328,3 +328,65 @@ async fn with_the_broker_stopped_the_intake_answers_503_and_nothing_is_lost_once
     let store = Store::connect(&config.redis.url, &namespace).await.expect("redis");
     store.delete_namespace().await.expect("namespace removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scimfleet_intake_process_serves_events_and_its_ops_endpoints_and_refuses_a_bad_secret() {
+    let dir = std::env::temp_dir().join(unique_namespace("sf-intake-proc"));
+    std::fs::create_dir_all(&dir).expect("secret directory");
+    std::fs::write(dir.join("secret"), OLD_SECRET).expect("secret");
+    std::fs::write(dir.join("bad"), "not-a-webhook-secret").expect("bad secret");
+    let (port, ops_port) = (common::rabbit::free_port(), common::rabbit::free_port());
+    let intake = |secret: &str| {
+        format!(
+            "[telemetry]\nintake_listen = \"127.0.0.1:{ops_port}\"\n[intake]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[intake.sources]]\nid = \"hr\"\nsecrets = [{{ file = \"{}\" }}]\nrate_per_second = 100.0\nburst = 100\n{}",
+            dir.join(secret).display(),
+            common::POLICY
+        )
+    };
+    let fleet = Fleet::start(&intake("secret")).await.expect("fleet starts");
+    let log = scimfleet_devkit::fleet::test_log_dir().join(format!("{}-intake.log", fleet.config.namespace));
+    let mut process = common::process::FleetProcess::start("intake", &fleet.config_path(), &log);
+    let ops = format!("http://127.0.0.1:{ops_port}");
+    wait::until("the intake process is ready", Duration::from_secs(60), async || {
+        process.assert_running();
+        let ready = reqwest::get(format!("{ops}/readyz")).await;
+        ready.is_ok_and(|r| r.status().is_success())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (id, event) = person(16_400);
+    let (status, body) = Signed::json(&event).send(&format!("http://127.0.0.1:{port}/v1/events")).await;
+    assert_eq!(status, 202, "{body}");
+    let user_name = format!("{}@example.com", id.to_lowercase());
+    wait::until("the hire is provisioned", Duration::from_secs(60), async || {
+        fleet.server("chat").user_by_user_name(&user_name).is_some()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let metrics = reqwest::get(format!("{ops}/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains(r#"scimfleet_intake_requests_total{source="hr",status="202"} 1"#), "{metrics}");
+    process.kill();
+
+    // A secret that is not `whsec_<base64>` stops start-up, naming the field and not the value.
+    let bad = dir.join("bad.toml");
+    let text = std::fs::read_to_string(fleet.config_path())
+        .expect("config")
+        .replace(&*dir.join("secret").to_string_lossy(), &dir.join("bad").to_string_lossy());
+    std::fs::write(&bad, text).expect("bad config");
+    let output = common::keep_log(
+        std::process::Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+            .args(["intake", "--config"])
+            .arg(&bad)
+            .output()
+            .expect("runs"),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("intake.sources[0].secrets[0]") && !stderr.contains("not-a-webhook-secret"),
+        "{stderr}"
+    );
+    fleet.stop().await.expect("fleet stops");
+    let _ = std::fs::remove_dir_all(&dir);
+}
