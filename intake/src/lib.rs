@@ -8,6 +8,7 @@ pub mod request;
 pub mod server;
 pub mod signature;
 pub mod source;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,9 @@ pub enum IntakeError {
     /// Redis could not be reached at start-up.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(String),
     /// The listener could not be bound or failed.
     #[error("intake.listen: cannot serve on {address}")]
     Listen {
@@ -54,8 +58,11 @@ pub async fn run(config: Arc<Config>, ops: Ops, stop: CancellationToken) -> Resu
         }
         .into());
     };
-    // Sources first: a bad secret stops start-up before anything listens.
+    // Sources and TLS files first: a bad secret stops start-up before anything listens.
     source::load(&config)?;
+    if let (Some(cert), Some(key)) = (&config.intake.tls_cert_file, &config.intake.tls_key_file) {
+        tls::acceptor(&config.base_dir.join(cert), &config.base_dir.join(key)).map_err(IntakeError::Tls)?;
+    }
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|source| IntakeError::Listen { address: address.to_string(), source })?;
@@ -71,6 +78,13 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> Result<(), IntakeError> {
     let sources = source::load(&config)?;
+    let tls = match (&config.intake.tls_cert_file, &config.intake.tls_key_file) {
+        (Some(cert), Some(key)) => Some(
+            tls::acceptor(&config.base_dir.join(cert), &config.base_dir.join(key))
+                .map_err(IntakeError::Tls)?,
+        ),
+        _ => None,
+    };
     let store = Store::connect(&config.redis.url, &config.namespace).await?;
     let client = redis::Client::open(config.redis.url.expose()).map_err(StoreError::Connect)?;
     let conn = client.get_connection_manager().await.map_err(StoreError::Connect)?;
@@ -93,10 +107,16 @@ pub async fn serve(
         metrics: ops.metrics.clone(),
     });
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(server.address = %address, "intake serving POST {} on http://{address}", server::EVENTS_PATH);
-    let served = axum::serve(listener, server::router(shared))
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .await;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(server.address = %address, "intake serving POST {} on {scheme}://{address}", server::EVENTS_PATH);
+    let (router, stopped) = (server::router(shared), stop.clone().cancelled_owned());
+    let served = match tls {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor);
+            axum::serve(listener, router).with_graceful_shutdown(stopped).await
+        }
+        None => axum::serve(listener, router).with_graceful_shutdown(stopped).await,
+    };
     stop.cancel();
     let _stopped = maintaining.await;
     served.map_err(|source| IntakeError::Listen { address, source })

@@ -40,6 +40,11 @@ impl Intake {
     /// Starts an intake on `base` with one source `hr` holding both secrets
     /// (a rotation in progress), allowed origin `hr.example.com`.
     async fn start(base: &Config) -> Self {
+        Self::start_with(base, |_| {}).await
+    }
+
+    /// Like [`Intake::start`], with `adjust` applied to the configuration last.
+    async fn start_with(base: &Config, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = std::env::temp_dir().join(unique_namespace("sf-intake"));
         std::fs::create_dir_all(&dir).expect("secret directory");
         std::fs::write(dir.join("old"), OLD_SECRET).expect("old secret");
@@ -55,8 +60,10 @@ impl Intake {
             burst: 1000,
             allowed_origins: vec!["hr.example.com".to_owned()],
         }];
+        adjust(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("free port");
-        let url = format!("http://{}/v1/events", listener.local_addr().expect("bound"));
+        let scheme = if config.intake.tls_cert_file.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://localhost:{}/v1/events", listener.local_addr().expect("bound").port());
         let (ops, stop) = (Ops::default(), CancellationToken::new());
         let (task_ops, task_stop) = (ops.clone(), stop.clone());
         let task = tokio::spawn(async move {
@@ -95,6 +102,7 @@ struct Signed<'a> {
     timestamp: i64,
     content_type: &'a str,
     body: Vec<u8>,
+    client: reqwest::Client,
 }
 
 impl<'a> Signed<'a> {
@@ -105,6 +113,7 @@ impl<'a> Signed<'a> {
             timestamp: chrono::Utc::now().timestamp(),
             content_type,
             body: body.into(),
+            client: reqwest::Client::new(),
         }
     }
 
@@ -118,7 +127,8 @@ impl<'a> Signed<'a> {
 
     async fn send_with(&self, url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
         let key = Key::from_secret(self.secret).expect("test secret");
-        let mut request = reqwest::Client::new()
+        let mut request = self
+            .client
             .post(url)
             .header("content-type", self.content_type)
             .header("webhook-id", &self.id)
@@ -387,6 +397,30 @@ async fn a_scimfleet_intake_process_serves_events_and_its_ops_endpoints_and_refu
         stderr.contains("intake.sources[0].secrets[0]") && !stderr.contains("not-a-webhook-secret"),
         "{stderr}"
     );
+    fleet.stop().await.expect("fleet stops");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_intake_serves_https_with_its_own_certificate() {
+    let fleet = Fleet::start_without_scheduler(common::POLICY).await.expect("fleet starts");
+    let dir = std::env::temp_dir().join(unique_namespace("sf-intake-tls"));
+    let ca = scimfleet_devkit::certs::TestCa::new(&dir, "intake-ca").expect("test CA");
+    let server = ca.server("intake").expect("server certificate");
+    let intake = Intake::start_with(&fleet.config, |config| {
+        config.intake.tls_cert_file = Some(server.cert_path.display().to_string());
+        config.intake.tls_key_file = Some(server.key_path.display().to_string());
+    })
+    .await;
+    assert!(intake.url.starts_with("https://"));
+    let root = reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).expect("CA certificate");
+    let mut signed = Signed::json(&person(16_500).1);
+    signed.client = reqwest::Client::builder().add_root_certificate(root).build().expect("TLS client");
+    let (status, body) = signed.send(&intake.url).await;
+    assert_eq!(status, 202, "{body}");
+    let plain = intake.url.replace("https://", "http://");
+    assert!(reqwest::Client::new().post(&plain).send().await.is_err(), "no plain HTTP on a TLS listener");
+    intake.stop().await;
     fleet.stop().await.expect("fleet stops");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -38,6 +38,13 @@ pub struct IntakeConfig {
     /// intake answers 503 (e.g. `"10s"`).
     #[serde(deserialize_with = "duration_ms")]
     pub publish_timeout: u64,
+    /// PEM certificate chain of the listener (relative to the config
+    /// file); with `tls_key_file`, the intake speaks HTTPS itself.
+    #[serde(default)]
+    pub tls_cert_file: Option<String>,
+    /// PEM private key of that certificate.
+    #[serde(default)]
+    pub tls_key_file: Option<String>,
     /// The senders.
     #[serde(default)]
     pub sources: Vec<IntakeSource>,
@@ -136,6 +143,12 @@ impl IntakeConfig {
         }
         if self.publish_timeout == 0 {
             return invalid("intake.publish_timeout".into(), "must be above 0");
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return invalid(
+                "intake.tls_cert_file".into(),
+                "set both tls_cert_file and tls_key_file, or neither",
+            );
         }
         for (i, source) in self.sources.iter().enumerate() {
             let field = |name: &str| format!("intake.sources[{i}].{name}");
