@@ -424,3 +424,36 @@ async fn the_intake_serves_https_with_its_own_certificate() {
     fleet.stop().await.expect("fleet stops");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_over_its_rate_gets_429_with_retry_after_and_nothing_is_published() {
+    let fleet = Fleet::start_without_scheduler(common::POLICY).await.expect("fleet starts");
+    let broker = fleet.config.broker.url.expose().to_owned();
+    let intake = Intake::start_with(&fleet.config, |config| {
+        config.intake.sources[0].rate_per_second = 0.1;
+        config.intake.sources[0].burst = 2;
+    })
+    .await;
+    for n in 0..2 {
+        assert_eq!(Signed::json(&person(16_600 + n).1).send(&intake.url).await.0, 202, "within the burst");
+    }
+    let signed = Signed::json(&person(16_610).1);
+    let key = Key::from_secret(signed.secret).expect("secret");
+    let response = reqwest::Client::new()
+        .post(&intake.url)
+        .header("content-type", signed.content_type)
+        .header("webhook-id", &signed.id)
+        .header("webhook-timestamp", signed.timestamp.to_string())
+        .header("webhook-signature", key.sign(&signed.id, signed.timestamp, &signed.body))
+        .body(signed.body.clone())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 =
+        response.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=10).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(queued(&broker, &fleet.config).await, 2);
+    intake.stop().await;
+    fleet.stop().await.expect("fleet stops");
+}
