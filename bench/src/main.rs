@@ -198,7 +198,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
         broker: broker_both.context("broker limit, combined")?,
         seconds: both.elapsed().as_secs_f64(),
     };
-    let intake_events = if params.quick { 2_000 } else { 20_000 };
+    let intake_events = if params.quick { 10_000 } else { 50_000 };
     eprintln!("bench: HTTP intake, {intake_events} signed events, singles then batches of 100...");
     let intake = limits::intake::run(&url, intake_events, 64, 100).await.context("intake")?;
 

@@ -105,6 +105,9 @@ impl Link {
             self.set(None);
             health.unready();
             if stop.is_cancelled() {
+                // The channel first: closing the connection under an open
+                // channel makes lapin log an error for a clean stop.
+                let _closed = publisher.channel().close(200, "intake stopping".into()).await;
                 let _closed = connection.close(200, "intake stopping".into()).await;
                 return;
             }

@@ -166,6 +166,7 @@ async fn cleanup(config: &Config) {
         if let Ok(publisher) = Publisher::open(&connection).await {
             let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
             let _deleted = Topology::of(config).delete(publisher.channel(), &apps).await;
+            let _closed = publisher.channel().close(200, "bench done".into()).await;
         }
         let _closed = connection.close(200, "bench done".into()).await;
     }
