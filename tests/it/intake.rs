@@ -241,10 +241,32 @@ async fn every_refusal_has_its_status_and_nothing_is_published() {
     assert_eq!(queued(&broker, &fleet.config).await, 0, "no refused request published anything");
 
     let first = Signed::json(&event);
-    assert_eq!(first.send(url).await.0, 202);
+    let traceparent = ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    assert_eq!(first.send_with(url, &[traceparent]).await.0, 202);
     let (status, problem) = first.send(url).await;
     assert_eq!((status, problem["field"].as_str()), (409, Some("webhook-id")), "replayed: {problem}");
     assert_eq!(queued(&broker, &fleet.config).await, 1, "only the first of the replayed pair");
+
+    // Published as `scimfleet publish` does, the sender's trace carried on.
+    let connection =
+        lapin::Connection::connect(&broker, lapin::ConnectionProperties::default()).await.expect("broker");
+    let channel = connection.create_channel().await.expect("channel");
+    let queue = Topology::of(&fleet.config).events_queue();
+    let message = channel
+        .basic_get(queue.as_str().into(), lapin::options::BasicGetOptions::default())
+        .await
+        .expect("basic.get")
+        .expect("the accepted event");
+    let properties = &message.delivery.properties;
+    assert_eq!(message.delivery.routing_key.as_str(), "person.hired");
+    assert_eq!(properties.message_id().as_ref().map(|id| id.as_str()), Some("hire-E16100"));
+    assert_eq!(properties.delivery_mode(), &Some(2));
+    let header = |name: &str| scimfleet_runtime::broker::header_str(properties, name);
+    let carried = header("traceparent").expect("traceparent header");
+    assert!(carried.contains("0af7651916cd43dd8448eb211c80319c"), "same trace: {carried}");
+    assert_eq!(header("scimfleet-intake-source").as_deref(), Some("hr"));
+    assert_eq!(serde_json::from_slice::<Value>(&message.delivery.data).expect("JSON body"), event);
+    let _closed = connection.close(200, "checked".into()).await;
     intake.stop().await;
     fleet.stop().await.expect("fleet stops");
 }
