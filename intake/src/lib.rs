@@ -93,6 +93,7 @@ pub async fn serve(
     let maintaining = tokio::spawn(link.clone().maintain(config.clone(), health, store, stop.clone()));
     let intake = &config.intake;
     let shared = Arc::new(server::Shared {
+        keys: sources.iter().map(|s| s.keys.clone()).collect(),
         sources,
         limits: Limits {
             max_body_bytes: intake.max_body_bytes,

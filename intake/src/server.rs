@@ -46,6 +46,8 @@ const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(2);
 pub struct Shared {
     /// The senders.
     pub sources: Vec<Source>,
+    /// Each source's keys, in the order of `sources` (what [`signature::verify`] takes).
+    pub keys: Vec<Vec<signature::Key>>,
     /// Request limits.
     pub limits: Limits,
     /// `intake.tolerance`.
@@ -116,10 +118,10 @@ async fn accept(
 ) -> Result<(String, usize), (String, Problem)> {
     let unknown = |problem| ("unknown".to_owned(), problem);
     let body = read_body(headers, body, shared.limits.max_body_bytes).await.map_err(unknown)?;
-    let keys: Vec<_> = shared.sources.iter().map(|s| s.keys.clone()).collect();
     let tolerance_s = i64::try_from(shared.tolerance.as_secs()).unwrap_or(i64::MAX);
-    let verified = signature::verify(headers, &body, &keys, chrono::Utc::now().timestamp(), tolerance_s)
-        .map_err(unknown)?;
+    let verified =
+        signature::verify(headers, &body, &shared.keys, chrono::Utc::now().timestamp(), tolerance_s)
+            .map_err(unknown)?;
     let source = &shared.sources[verified.source];
     tracing::Span::current().record("scimfleet.intake.source", source.id.as_str());
     let refuse = |problem| (source.id.clone(), problem);

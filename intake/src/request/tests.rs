@@ -117,3 +117,16 @@ fn binary_mode_takes_attributes_from_headers() {
     let problem = parse_request(&headers, body.as_bytes(), &Limits::default()).expect_err("no id");
     assert_eq!(problem.field.as_deref(), Some("ce-id"));
 }
+
+#[test]
+fn a_batch_is_split_at_its_own_commas_only() {
+    let mut tricky = event("e-1", json!(1));
+    tricky["data"]["attributes"]["title"] = json!("a, [b], {c}, \"d\" \\");
+    let batch = format!(" [ {tricky} ,\n{} ] ", event("e-2", json!(2)));
+    let events = parse("application/json", batch.as_bytes()).expect("two events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].json, tricky.to_string().as_bytes());
+    let problem = parse("application/cloudevents-batch+json", format!("[{tricky}] x").as_bytes())
+        .expect_err("trailing");
+    assert_eq!(problem.field.as_deref(), Some("body"));
+}
