@@ -30,6 +30,8 @@ pub(crate) enum Command {
         #[arg(long, value_delimiter = ',')]
         apps: Option<Vec<String>>,
     },
+    /// Serve the HTTP event intake: signed CloudEvents in, published with confirms.
+    Intake(ConfigArg),
     /// Publish events from a JSON Lines file (`-` for stdin) with confirms.
     Publish {
         #[command(flatten)]

@@ -58,6 +58,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Scheduler(arg) => service::scheduler(arg.load()?, stop).await?,
         Command::Worker { config, apps } => service::worker(config.load()?, apps, stop).await?,
+        Command::Intake(arg) => service::intake(arg.load()?, stop).await?,
         Command::Publish { config, file } => {
             let config = config.load()?;
             // The publisher starts each event's trace when export is on.

@@ -1,4 +1,4 @@
-//! `scimfleet scheduler` and `scimfleet worker`: telemetry, the operations
+//! `scimfleet scheduler`, `scimfleet worker` and `scimfleet intake`: telemetry, the operations
 //! listener, the service itself, then a flush of what telemetry still holds.
 
 use std::net::SocketAddr;
@@ -33,6 +33,16 @@ pub async fn worker(
     let ops = Ops::default();
     let listening = listen(config.telemetry.worker_listen, "telemetry.worker_listen", &ops, &stop).await?;
     let result = scimfleet_worker::run(config, apps, Arc::default(), ops, stop.clone()).await;
+    finish(listening, telemetry, &stop).await;
+    Ok(result?)
+}
+
+/// Runs the HTTP event intake until `stop`.
+pub async fn intake(config: Arc<Config>, stop: CancellationToken) -> anyhow::Result<()> {
+    let telemetry = start(&config, "scimfleet-intake")?;
+    let ops = Ops::default();
+    let listening = listen(config.telemetry.intake_listen, "telemetry.intake_listen", &ops, &stop).await?;
+    let result = scimfleet_intake::run(config, ops, stop.clone()).await;
     finish(listening, telemetry, &stop).await;
     Ok(result?)
 }

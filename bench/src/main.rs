@@ -195,6 +195,10 @@ async fn run(params: Params) -> anyhow::Result<()> {
         broker: broker_both.context("broker limit, combined")?,
         seconds: both.elapsed().as_secs_f64(),
     };
+    let intake_events = if params.quick { 10_000 } else { 50_000 };
+    eprintln!("bench: HTTP intake, {intake_events} signed events, singles then batches of 100...");
+    let intake =
+        limits::intake::run(broker_config.url.expose(), intake_events, 64, 100).await.context("intake")?;
 
     let results = Results {
         params,
@@ -204,6 +208,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
         http,
         broker,
         combined,
+        intake,
         load_at_start,
         load_at_end: sys::load_average(),
         total_seconds: started.elapsed().as_secs_f64(),

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::limits::Combined;
 use crate::limits::broker::BrokerLimit;
 use crate::limits::http::HttpLimit;
+use crate::limits::intake::IntakeLimit;
 use crate::measure::{Percentiles, round};
 use crate::params::Params;
 use crate::scenarios::backlog::Backlog;
@@ -48,6 +49,8 @@ pub struct Results {
     pub broker: BrokerLimit,
     /// Limit (c): (a) and (b) at once.
     pub combined: Combined,
+    /// The HTTP intake: signed events accepted and confirmed.
+    pub intake: IntakeLimit,
     /// Machine load average when the run started.
     pub load_at_start: Option<f64>,
     /// And when it ended (other people's builds and tests share the machine).
@@ -171,6 +174,8 @@ impl Results {
                     "broker": self.combined.broker.to_json(),
                     "seconds": round(self.combined.seconds * 1000.0) / 1000.0,
                 },
+                "intake": self.intake.to_json(),
+                "broker_publish_confirmed_messages_per_s": round(self.broker.messages as f64 / self.broker.publish_seconds),
             },
             "ratios": {
                 "fleet_ops_per_s_over_http_limit": round(r.ops_vs_http * 1000.0) / 1000.0,
@@ -214,11 +219,36 @@ impl Results {
         self.backlog_rows(&mut t);
         self.isolation_rows(&mut t);
         self.limit_rows(&mut t, &r);
+        self.intake_rows(&mut t);
         t.section("performance targets");
         for (name, measured, verdict) in self.targets(&r) {
             t.row(&name, measured, verdict.to_owned());
         }
         t.finish()
+    }
+
+    fn intake_rows(&self, t: &mut Table) {
+        let (i, b) = (&self.intake, &self.broker);
+        let publish_limit = b.messages as f64 / b.publish_seconds;
+        t.section("HTTP intake (signed, 202 after every confirm) against the broker's publish limit");
+        for phase in [&i.single, &i.batched] {
+            t.row(
+                &format!("intake events/s, {} per request", phase.batch),
+                format!("{:.0}", phase.events_per_s()),
+                format!(
+                    "{} events, {} clients, {:.2} s; {:.2} of the publish limit",
+                    phase.events,
+                    i.clients,
+                    phase.seconds,
+                    phase.events_per_s() / publish_limit
+                ),
+            );
+        }
+        t.row(
+            "broker publish limit (confirmed)",
+            format!("{publish_limit:.0}"),
+            "messages/s, publishing part of limit (b), batches of 250".to_owned(),
+        );
     }
 
     fn mixed_rows(&self, t: &mut Table) {

@@ -24,7 +24,7 @@ mod labels;
 use labels::VersionLabel;
 pub use labels::{
     AppAction, AppLabel, AppMethod, AppReason, JobOutcome, OutcomeLabel, QueueLabel, ReasonLabel,
-    ScimRequest, Verification,
+    ScimRequest, SourceLabel, SourceStatus, Verification,
 };
 
 /// Content type of [`Metrics::render`].
@@ -97,6 +97,11 @@ pub struct Metrics {
     pub queue_consumers: Family<QueueLabel, Gauge>,
     /// 1 while connected to RabbitMQ and Redis with the topology declared.
     pub ready: Gauge,
+    /// HTTP intake requests answered, by `source` (`unknown` before a
+    /// signature verified) and `status`.
+    pub intake_requests: Family<SourceStatus, Counter>,
+    /// Events the HTTP intake published and had confirmed, by `source`.
+    pub intake_events: Family<SourceLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -131,6 +136,8 @@ impl Metrics {
             queue_messages: Family::default(),
             queue_consumers: Family::default(),
             ready: Gauge::default(),
+            intake_requests: Family::default(),
+            intake_events: Family::default(),
         };
         m.register_all();
         m
@@ -167,6 +174,8 @@ impl Metrics {
             "scimfleet_queue_messages", "Messages ready in a queue (sampled)" => queue_messages;
             "scimfleet_queue_consumers", "Consumers of a queue (sampled)" => queue_consumers;
             "scimfleet_ready", "1 while connected to RabbitMQ and Redis with the topology declared" => ready;
+            "scimfleet_intake_requests", "HTTP intake requests answered, by source and status" => intake_requests;
+            "scimfleet_intake_events", "Events the HTTP intake published with confirms, by source" => intake_events;
         }
         let build = Family::<VersionLabel, Gauge>::default();
         build.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);

@@ -58,9 +58,20 @@ fn crates_depend_only_in_the_documented_direction() {
     );
     assert!(!on("scimfleet-worker", "scimfleet-scheduler"), "the worker never imports the scheduler");
     assert!(!on("scimfleet-scheduler", "scimfleet-worker"), "the scheduler never imports the worker");
-    for upper in
-        ["scimfleet-worker", "scimfleet-scheduler", "scimfleet-admin", "scimfleet-policy", "scimfleet-devkit"]
-    {
+    for role in ["scimfleet-worker", "scimfleet-scheduler"] {
+        assert!(
+            !on("scimfleet-intake", role) && !on(role, "scimfleet-intake"),
+            "the intake and {role} stay apart"
+        );
+    }
+    for upper in [
+        "scimfleet-worker",
+        "scimfleet-scheduler",
+        "scimfleet-intake",
+        "scimfleet-admin",
+        "scimfleet-policy",
+        "scimfleet-devkit",
+    ] {
         assert!(!on("scimfleet-runtime", upper), "runtime is plumbing: it must not depend on {upper}");
     }
     for io_free in ["scimfleet-schemas", "scimfleet-policy"] {

@@ -377,7 +377,9 @@ fn port_of(address: &str) -> &str {
 fn compose_mounts_existing_files_and_wires_telemetry() {
     let compose = file("docker-compose.yml");
     let services = compose["services"].as_object().expect("services");
-    for name in ["rabbitmq", "redis", "scheduler", "worker", "otel-collector", "prometheus", "grafana"] {
+    for name in
+        ["rabbitmq", "redis", "scheduler", "worker", "intake", "otel-collector", "prometheus", "grafana"]
+    {
         assert!(services.contains_key(name), "service {name} missing");
     }
     let mut mounted = Vec::new();
@@ -409,7 +411,7 @@ fn compose_mounts_existing_files_and_wires_telemetry() {
     let collector = file("otel-collector.yaml");
     let otlp_http_port = port_of(str_at(&collector, "/receivers/otlp/protocols/http/endpoint"));
     let mut service_names = BTreeSet::new();
-    for process in ["scheduler", "worker"] {
+    for process in ["scheduler", "worker", "intake"] {
         let env = environment(&services[process]);
         let endpoint =
             env.get("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_else(|| panic!("{process}: no OTLP endpoint"));
@@ -498,6 +500,7 @@ fn prometheus_scrapes_both_processes_and_loads_the_rules() {
     for (process, listen) in [
         ("scheduler", "SCIMFLEET_TELEMETRY__SCHEDULER_LISTEN"),
         ("worker", "SCIMFLEET_TELEMETRY__WORKER_LISTEN"),
+        ("intake", "SCIMFLEET_TELEMETRY__INTAKE_LISTEN"),
     ] {
         let env = environment(&compose["services"][process]);
         let port = port_of(env.get(listen).unwrap_or_else(|| panic!("{process}: {listen} not set")));

@@ -24,6 +24,7 @@ mod exclusivity;
 mod faults;
 mod harness;
 mod identity;
+mod intake;
 mod isolation;
 mod lanes;
 mod leases;

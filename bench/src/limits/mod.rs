@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod http;
+pub mod intake;
 
 /// Limit (c): (a) and (b) run at once, each with its whole workload, as the
 /// fleet needs both on one machine. Neither gets the machine to itself, so

@@ -12,6 +12,7 @@ mod app;
 mod auth;
 mod de;
 mod error;
+mod intake;
 mod layers;
 mod pseudonym;
 mod transport;
@@ -31,6 +32,7 @@ pub(crate) use de::durations_ms;
 pub use de::parse_duration_ms;
 use de::{duration_ms, listen_address, some_duration_ms};
 pub use error::ConfigError;
+pub use intake::{IntakeConfig, IntakeSource, SecretRef, event_type};
 use layers::{env_table, merge, parse_table};
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
 pub use transport::{BrokerConfig, RedisConfig};
@@ -57,6 +59,8 @@ pub struct Config {
     pub verification: VerificationConfig,
     /// Logging and privacy.
     pub telemetry: TelemetryConfig,
+    /// The HTTP event intake and its sources.
+    pub intake: IntakeConfig,
     /// The target apps.
     pub apps: Vec<AppConfig>,
     /// Rate limits shared by several apps (one vendor limiting all its SCIM apps together).
@@ -185,6 +189,9 @@ pub struct TelemetryConfig {
     /// The same for `scimfleet worker`.
     #[serde(deserialize_with = "listen_address")]
     pub worker_listen: Option<std::net::SocketAddr>,
+    /// The same for `scimfleet intake`.
+    #[serde(deserialize_with = "listen_address")]
+    pub intake_listen: Option<std::net::SocketAddr>,
     /// How long the journey of an event (`scimfleet trace`) is kept in Redis.
     #[serde(deserialize_with = "duration_ms")]
     pub journey_retention: u64,
@@ -259,6 +266,7 @@ impl Config {
             return Err(ConfigError::invalid(origin, "scheduler.lease_ttl_ms", "must be at least 100 ms"));
         }
         self.validate_worker()?;
+        self.intake.validate(origin)?;
         if self.apps.is_empty() {
             return Err(ConfigError::invalid(origin, "apps", "at least one [[apps]] entry is needed"));
         }

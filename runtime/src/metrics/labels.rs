@@ -99,3 +99,19 @@ pub struct OutcomeLabel {
 pub(super) struct VersionLabel {
     pub(super) version: String,
 }
+
+/// `source` (an HTTP intake source id, or `unknown`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// The source id.
+    pub source: String,
+}
+
+/// `source`, `status`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceStatus {
+    /// The source id, or `unknown` before a signature verified.
+    pub source: String,
+    /// The HTTP status answered.
+    pub status: String,
+}
