@@ -1,8 +1,8 @@
 //! Least privilege: the users `deploy/rabbitmq/setup-users.sh` and
-//! `deploy/redis/setup-acl.sh` make are enough for every role (a scheduler
-//! and a worker process, `scimfleet publish` and `scimfleet topology
-//! declare` run with them through retries, dead letters and a leaver's
-//! verification) and refuse what a role has no business doing.
+//! `deploy/redis/setup-acl.sh` make are enough for every role (an intake, a
+//! scheduler and a worker process, `scimfleet publish` and `scimfleet
+//! topology declare` run with them through retries, dead letters and a
+//! leaver's verification) and refuse what a role has no business doing.
 
 use crate::common::{self, Person, process::FleetProcess};
 
@@ -18,6 +18,7 @@ use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::{Fleet, test_log_dir};
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, Route};
 use scimfleet_devkit::wait;
+use scimfleet_intake::Key;
 use scimfleet_runtime::broker::{Topology, inspect};
 use scimfleet_schemas::{AppId, DeadLetterReason};
 use serde_json::Value;
@@ -87,10 +88,19 @@ fn rand_u128() -> u128 {
     (half() << 64) | half()
 }
 
-fn policy() -> String {
+const SECRET: &str = "whsec_bGVhc3QtcHJpdmlsZWdlLXRlc3Qtc2VjcmV0";
+
+/// `intake` on `port`, its ops listener on `ops`, one source signing with
+/// the secret in `dir/secret`.
+fn policy(dir: &Path, port: u16, ops: u16) -> String {
     // A breaker that stays closed: the 503s are there to take the retry path.
     let worker = "[worker]\nretry_tiers_ms = [100, 300]\nmax_attempts = 20\nrequest_retries = 0\nbreaker_failures = 1000\n";
-    format!("{worker}{}", common::POLICY)
+    let intake = format!(
+        "[intake]\nlisten = \"127.0.0.1:{port}\"\n[[intake.sources]]\nid = \"hr\"\n\
+         secrets = [{{ file = \"{}\" }}]\nrate_per_second = 100.0\nburst = 100\n",
+        dir.join("secret").display()
+    );
+    format!("{worker}[telemetry]\nintake_listen = \"127.0.0.1:{ops}\"\n{intake}{}", common::POLICY)
 }
 
 fn person(n: u32) -> Person<'static> {
@@ -132,7 +142,11 @@ async fn depth(fleet: &Fleet, queue: &str) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_run_with_the_shipped_least_privilege_users_and_nothing_more() {
-    let fleet = Fleet::start_idle(&policy()).await.expect("fleet starts");
+    let dir = std::env::temp_dir().join(scimfleet_devkit::fleet::unique_namespace("sf-lp"));
+    std::fs::create_dir_all(&dir).expect("secret directory");
+    std::fs::write(dir.join("secret"), SECRET).expect("secret");
+    let (port, ops) = (common::rabbit::free_port(), common::rabbit::free_port());
+    let fleet = Fleet::start_idle(&policy(&dir, port, ops)).await.expect("fleet starts");
     let users = Users::create(&fleet.config.namespace);
     let topology = Topology::of(&fleet.config);
     // Re-declared by the one user that may configure: proves it may.
@@ -145,6 +159,7 @@ async fn roles_run_with_the_shipped_least_privilege_users_and_nothing_more() {
     let mut scheduler =
         FleetProcess::start_with_env("scheduler", &config, &log("scheduler"), &users.env("scheduler"));
     let mut worker = FleetProcess::start_with_env("worker", &config, &log("worker"), &users.env("worker"));
+    let mut intake = FleetProcess::start_with_env("intake", &config, &log("intake"), &users.env("intake"));
 
     // A permanent 400: the worker dead-letters through the jobs DLX.
     let refused = person(0);
@@ -180,6 +195,12 @@ async fn roles_run_with_the_shipped_least_privilege_users_and_nothing_more() {
     publish(&fleet, &users, std::slice::from_ref(&leaver), "leaver");
     events.push(leaver);
 
+    // The intake, with its user, takes a signed hire as far as the apps.
+    let posted = person(20);
+    let event = posted.event("lp-posted", "person.hired", 1);
+    post_signed(&mut intake, port, ops, &event).await;
+    events.push(event);
+
     let bodies: Vec<Vec<u8>> = events.iter().map(|e| serde_json::to_vec(e).expect("json")).collect();
     let states = expect::final_states(bodies.iter().map(Vec::as_slice));
     wait::until("every app to hold the desired state", Duration::from_secs(120), async || {
@@ -197,7 +218,35 @@ async fn roles_run_with_the_shipped_least_privilege_users_and_nothing_more() {
     refusals(&users, &topology).await;
     scheduler.kill();
     worker.kill();
+    intake.kill();
+    let _ = std::fs::remove_dir_all(&dir);
     fleet.stop().await.expect("clean stop");
+}
+
+/// POSTs `event` signed to the intake once it is ready; it must be accepted.
+async fn post_signed(intake: &mut FleetProcess, port: u16, ops: u16, event: &Value) {
+    wait::until("the intake to be ready", Duration::from_secs(60), async || {
+        intake.assert_running();
+        let ready = reqwest::get(format!("http://127.0.0.1:{ops}/readyz")).await;
+        ready.is_ok_and(|r| r.status().is_success())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let body = event.to_string();
+    let (id, timestamp) = ("lp-webhook-1", chrono::Utc::now().timestamp());
+    let signature = Key::from_secret(SECRET).expect("secret").sign(id, timestamp, body.as_bytes());
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/events"))
+        .header("content-type", "application/cloudevents+json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("the intake answers");
+    let status = response.status();
+    assert_eq!(status, 202, "{}", response.text().await.unwrap_or_default());
 }
 
 /// What each role may not do, on the broker and in Redis.
