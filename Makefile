@@ -52,7 +52,7 @@ test: services ## Run the whole test suite against the real RabbitMQ and Redis, 
 # `make test` (schemas/tests/fuzz.rs). Without nightly and cargo-fuzz this
 # fails with what to install: asked to fuzz, it must not pass having fuzzed
 # nothing. New inputs go to fuzz/target/corpus/, so the seeds stay as they are.
-FUZZ_TARGETS := event job scim_response filter
+FUZZ_TARGETS := event job scim_response filter intake
 FUZZ_SECONDS ?= 60
 
 .PHONY: fuzz
@@ -60,7 +60,7 @@ fuzz: ## Fuzz each parser for FUZZ_SECONDS (60) with cargo-fuzz (needs a nightly
 	@if ! $(CARGO) +nightly --version >/dev/null 2>&1 || ! $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then \
 		echo "make fuzz needs a nightly toolchain and cargo-fuzz:" >&2; \
 		echo "  rustup toolchain install nightly && cargo install cargo-fuzz" >&2; \
-		echo "the same targets run on stable, bounded, in make test (schemas/tests/fuzz.rs)" >&2; \
+		echo "the same targets run on stable, bounded, in make test (schemas/tests/fuzz.rs, intake/tests/request_props.rs)" >&2; \
 		exit 1; \
 	fi
 	@for target in $(FUZZ_TARGETS); do \

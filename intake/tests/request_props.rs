@@ -1,10 +1,13 @@
 //! Property tests of the intake's request parsing (the stable-Rust form of
-//! its fuzz target): arbitrary headers and bodies never panic, and every
-//! refusal is a well-formed RFC 9457 problem with a status the intake uses.
+//! its fuzz target, `targets::request`): arbitrary headers and bodies never
+//! panic, and every refusal is a well-formed RFC 9457 problem with a status
+//! the intake uses; every seed of `fuzz/corpus/intake/` is replayed.
+
+mod targets;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
-use scimfleet_intake::{Key, Limits, Problem, parse_request, signature};
+use scimfleet_intake::{Key, Limits, parse_request, signature};
 use serde_json::json;
 
 const CONTENT_TYPES: [&str; 8] = [
@@ -84,15 +87,31 @@ fn headers() -> impl Strategy<Value = HeaderMap> {
     })
 }
 
-fn well_formed(problem: &Problem, allowed: &[u16]) {
-    let status = problem.status.as_u16();
-    assert!(allowed.contains(&status), "unexpected status {status}: {problem:?}");
-    let body = problem.body();
-    assert_eq!(body["status"].as_u64(), Some(u64::from(status)));
-    for member in ["type", "title", "detail"] {
-        assert!(body[member].as_str().is_some_and(|s| !s.is_empty()), "{member} missing: {body}");
+/// The intake corpus's files, sorted by name.
+fn seed_files() -> Vec<Vec<u8>> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/intake");
+    let mut paths: Vec<_> =
+        std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    paths.sort();
+    paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// Every seed cargo-fuzz starts from: `valid-*` ones are accepted, `refused-*` ones are problems.
+#[test]
+fn the_seed_corpus_replays() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/intake");
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("readable entry").path();
+        let data = std::fs::read(&path).expect("readable seed");
+        let name = path.file_name().expect("a file name").to_string_lossy().into_owned();
+        targets::request(&data);
+        let (headers, body) = targets::split(&data);
+        let parsed = parse_request(&headers, body, &Limits::default());
+        assert_eq!(parsed.is_ok(), name.starts_with("valid-"), "{name}: {parsed:?}");
+        seeds += 1;
     }
-    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:scimfleet:intake:")));
+    assert!(seeds >= 6, "the intake corpus has seeds");
 }
 
 proptest! {
@@ -103,15 +122,29 @@ proptest! {
         let limits = Limits { max_body_bytes: 4096, max_depth: 8, max_events };
         match parse_request(&headers, &body, &limits) {
             Ok(events) => prop_assert!(!events.is_empty() && events.len() <= max_events),
-            Err(problem) => well_formed(&problem, &[400, 413, 415]),
+            Err(problem) => targets::well_formed(&problem, &[400, 413, 415]),
         }
+    }
+
+    #[test]
+    fn any_request_text_parses_or_is_a_well_formed_problem(seed in 0usize..8, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), noise in proptest::collection::vec(any::<u8>(), 0..256)) {
+        // The seeds with a few bytes changed, then raw noise: what cargo-fuzz starts from.
+        let mut data = seed_files().get(seed).cloned().unwrap_or_default();
+        for (at, byte) in edits {
+            if !data.is_empty() {
+                let len = data.len();
+                data[at % len] = byte;
+            }
+        }
+        targets::request(&data);
+        targets::request(&noise);
     }
 
     #[test]
     fn any_signature_headers_verify_or_are_a_401(headers in headers(), body in body(), now in 0i64..4_000_000_000) {
         let key = Key::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret");
         if let Err(problem) = signature::verify(&headers, &body, &[vec![key]], now, 300) {
-            well_formed(&problem, &[401]);
+            targets::well_formed(&problem, &[401]);
             prop_assert!(problem.field.is_some());
         }
     }
