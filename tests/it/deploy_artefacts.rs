@@ -582,3 +582,56 @@ fn dashboard_panels_have_unique_ids_and_queries() {
         assert!(x + w <= 24 && grid["h"].as_u64().is_some(), "{title}: gridPos");
     }
 }
+
+// ---- Least privilege ---------------------------------------------------------
+
+/// The default of a compose `${VAR:-default}` reference, with the variable's name.
+fn default_of(reference: &str) -> Option<(&str, &str)> {
+    let inner = reference.split("${").nth(1)?.split('}').next()?;
+    inner.split_once(":-")
+}
+
+#[test]
+fn compose_roles_connect_as_their_own_least_privilege_users() {
+    let compose = file("docker-compose.yml");
+    let services = compose["services"].as_object().expect("services");
+    let access = environment(&services["access"]);
+    let mounts: Vec<String> =
+        bind_mounts(&services["access"]).into_iter().map(|(source, _)| source).collect();
+    for script in ["rabbitmq/setup-users.sh", "redis/setup-acl.sh"] {
+        let dir = script.split('/').next().unwrap_or_default();
+        assert!(mounts.iter().any(|m| m.trim_start_matches("./") == dir), "access does not mount {dir}/");
+        let command = services["access"]["command"].to_string();
+        assert!(command.contains(script), "access does not run {script}");
+    }
+    assert_eq!(access.get("NAMESPACE").map(String::as_str), Some("scimfleet"), "the example's namespace");
+    for role in ["scheduler", "worker", "intake"] {
+        let env = environment(&services[role]);
+        assert_eq!(
+            env.get("SCIMFLEET_BROKER__DECLARE_TOPOLOGY").map(String::as_str),
+            Some("false"),
+            "{role}"
+        );
+        assert!(
+            keys(services[role].get("depends_on")).contains("topology"),
+            "{role} starts before the topology"
+        );
+        for (key, scheme, kind) in
+            [("SCIMFLEET_BROKER__URL", "amqp://", "RABBITMQ"), ("SCIMFLEET_REDIS__URL", "redis://", "REDIS")]
+        {
+            let url = env.get(key).unwrap_or_else(|| panic!("{role}: no {key}"));
+            assert!(
+                url.starts_with(&format!("{scheme}scimfleet-{role}:")),
+                "{role} connects as another user: {url}"
+            );
+            let (var, default) =
+                default_of(url).unwrap_or_else(|| panic!("{role}: no password variable in {url}"));
+            assert_eq!(var, format!("SCIMFLEET_{kind}_{}_PASSWORD", role.to_uppercase()), "{role}");
+            let made = access.get(var).and_then(|v| default_of(v)).map(|(_, d)| d);
+            assert_eq!(made, Some(default), "{role}: access makes {var} with another default");
+        }
+    }
+    let topology = &services["topology"];
+    assert_eq!(strings(topology.get("command")), ["topology", "declare"]);
+    assert!(keys(topology.get("depends_on")).contains("access"));
+}
