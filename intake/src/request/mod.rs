@@ -142,19 +142,9 @@ fn shape(headers: &HeaderMap, body: &[u8]) -> Result<Shape, Problem> {
 
 /// Refuses JSON nested deeper than `max`, scanning bytes only (strings skipped).
 pub fn check_depth(body: &[u8], max: usize) -> Result<(), Problem> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in body {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    for (_, byte) in structural(body) {
         match byte {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -170,6 +160,26 @@ pub fn check_depth(body: &[u8], max: usize) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The bytes of `body` outside JSON strings (and the quotes that delimit
+/// them), with their offsets: brackets, braces and commas are only
+/// structure there.
+fn structural(body: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    body.iter().enumerate().filter_map(move |(at, &byte)| {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            return None;
+        }
+        in_string = byte == b'"';
+        (!in_string).then_some((at, byte))
+    })
+}
+
 fn split_array(body: &[u8]) -> Result<Vec<(Vec<u8>, Pointer)>, Problem> {
     serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body).map_err(|e| {
         Problem::invalid(format!(
@@ -180,19 +190,9 @@ fn split_array(body: &[u8]) -> Result<Vec<(Vec<u8>, Pointer)>, Problem> {
         .field("body")
     })?;
     // Valid JSON array: its elements are what lies between the commas at depth 1.
-    let (mut items, mut depth, mut in_string, mut escaped, mut start) = (Vec::new(), 0usize, false, false, 0);
-    for (at, &byte) in body.iter().enumerate() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut items, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (at, byte) in structural(body) {
         match byte {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth == 1 {

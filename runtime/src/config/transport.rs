@@ -72,20 +72,11 @@ pub struct RedisConfig {
 impl BrokerConfig {
     /// The TLS files of the broker connection.
     pub fn tls_files(&self) -> TlsFiles<'_> {
-        TlsFiles {
-            section: "broker",
-            ca_file: self.ca_file.as_deref(),
-            client_cert_file: self.client_cert_file.as_deref(),
-            client_key_file: self.client_key_file.as_deref(),
-        }
+        tls_files("broker", &self.ca_file, &self.client_cert_file, &self.client_key_file)
     }
 
     pub(super) fn resolve_paths(&mut self, base_dir: &Path) {
-        for path in
-            [&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file].into_iter().flatten()
-        {
-            *path = base_dir.join(&*path);
-        }
+        resolve([&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file], base_dir);
     }
 
     pub(super) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -124,20 +115,11 @@ impl RedisConfig {
 
     /// The TLS files of the Redis connection.
     pub fn tls_files(&self) -> TlsFiles<'_> {
-        TlsFiles {
-            section: "redis",
-            ca_file: self.ca_file.as_deref(),
-            client_cert_file: self.client_cert_file.as_deref(),
-            client_key_file: self.client_key_file.as_deref(),
-        }
+        tls_files("redis", &self.ca_file, &self.client_cert_file, &self.client_key_file)
     }
 
     pub(super) fn resolve_paths(&mut self, base_dir: &Path) {
-        for path in
-            [&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file].into_iter().flatten()
-        {
-            *path = base_dir.join(&*path);
-        }
+        resolve([&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file], base_dir);
     }
 
     pub(super) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -145,6 +127,28 @@ impl RedisConfig {
         let tls = url.scheme() == "rediss";
         check_plaintext(origin, "redis", "redis.url", &url, tls, self.allow_plaintext)?;
         check_files(origin, self.tls_files(), tls, "rediss://")
+    }
+}
+
+/// The TLS files of `section`, as the loader takes them.
+fn tls_files<'a>(
+    section: &'static str,
+    ca_file: &'a Option<PathBuf>,
+    client_cert_file: &'a Option<PathBuf>,
+    client_key_file: &'a Option<PathBuf>,
+) -> TlsFiles<'a> {
+    TlsFiles {
+        section,
+        ca_file: ca_file.as_deref(),
+        client_cert_file: client_cert_file.as_deref(),
+        client_key_file: client_key_file.as_deref(),
+    }
+}
+
+/// Paths in the file are relative to the configuration's directory.
+fn resolve(paths: [&mut Option<PathBuf>; 3], base_dir: &Path) {
+    for path in paths.into_iter().flatten() {
+        *path = base_dir.join(&*path);
     }
 }
 
