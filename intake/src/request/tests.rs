@@ -64,6 +64,25 @@ fn problems_never_echo_values() {
     bad["data"]["status"] = json!("ada.lovelace@example.com");
     let problem = parse("application/json", bad.to_string().as_bytes()).expect_err("bad status");
     assert!(!problem.body().to_string().contains("ada.lovelace"), "{}", problem.body());
+    // An address as a key: an attribute's name, an unknown field, a key twice.
+    let edits: [fn(&mut serde_json::Value); 3] = [
+        |e| e["data"]["attributes"] = json!({ "ada.lovelace@example.com": 7 }),
+        |e| e["data"]["ada.lovelace@example.com"] = json!(true),
+        |e| e["data"]["attributes"] = json!({ "ada.lovelace@example.com": [] }),
+    ];
+    for edit in edits {
+        let mut bad = event("e-1", json!(1));
+        edit(&mut bad);
+        let problem = parse("application/json", bad.to_string().as_bytes()).expect_err("bad key");
+        assert!(!format!("{}{problem:?}", problem.body()).contains("ada.lovelace"), "{problem:?}");
+    }
+    let twice = event("e-1", json!(1)).to_string().replacen(
+        "\"groups\"",
+        "\"ada.lovelace@example.com\":1,\"ada.lovelace@example.com\":2,\"groups\"",
+        1,
+    );
+    let problem = parse("application/json", twice.as_bytes()).expect_err("a key twice");
+    assert!(!format!("{}{problem:?}", problem.body()).contains("ada.lovelace"), "{problem:?}");
 }
 
 #[test]
