@@ -1,0 +1,16 @@
+//! Step-up approvals: who may approve a held grant or wave, and how they
+//! prove it is them.
+//!
+//! - [`totp`]: RFC 6238 codes (what authenticator apps show) and their check,
+//!   which names the time step a code belongs to.
+//! - [`approvers`]: the approvers file (`governance.approvers_file`), each
+//!   approver with a TOTP secret and optionally their own HR id, and
+//!   [`approvers::enroll`] to add one.
+//!
+//! A code is accepted once: after [`approvers::Approvers::check_code`], the
+//! caller consumes the step in Redis (`Store::totp().consume`), which refuses
+//! that step and every older one of the same approver from then on, across
+//! every admin process.
+
+pub mod approvers;
+pub mod totp;
