@@ -120,6 +120,11 @@ impl Keys {
         format!("{}:ops:{app}", self.ns)
     }
 
+    /// The newest time step of `approver`'s TOTP codes spent on an approval.
+    pub(super) fn totp_used(&self, approver: &str) -> String {
+        format!("{}:totp-used:{approver}", self.ns)
+    }
+
     /// Every key of the namespace, as a SCAN pattern.
     pub(super) fn pattern(&self) -> String {
         format!("{}:*", self.ns)

@@ -19,6 +19,7 @@
 //! | account index | `{ns}:account:{app}:ext:<externalId>` / `…:un:<lower-cased userName>` → person | [`Store::desired`] |
 //! | sweep run sets | `{ns}:sweep:{app}:{run}`, `…:missing` (sets), `…:fixes` (list) | [`Store::desired`] |
 //! | per-app ops state | `{ns}:ops:{app}` (hash) | [`Store::ops`] |
+//! | newest time step of an approver's TOTP codes spent on an approval | `{ns}:totp-used:{approver}` | [`Store::totp`] |
 //!
 //! The registry lets a mover who leaves an app's scope, or a leaver, be
 //! deprovisioned where they were; the applied version keeps an older job
@@ -39,6 +40,7 @@ mod leases;
 mod ops;
 mod pacing;
 mod registry;
+mod totp;
 
 pub use applied::Applied;
 pub use claims::{Claims, Slot, SweepClaim, SweepTake};
@@ -50,6 +52,7 @@ pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Fenced, Lease, LeaseScope, Leas
 pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops};
 pub use pacing::Pacing;
 pub use registry::{PersonRecord, Planning, Recorded, Registry};
+pub use totp::Totp;
 
 use std::time::Duration;
 
@@ -179,6 +182,11 @@ impl Store {
     /// The per-app operational state.
     pub fn ops(&self) -> Ops<'_> {
         Ops::new(self)
+    }
+
+    /// The TOTP codes approvers spent, so none approves twice.
+    pub fn totp(&self) -> Totp<'_> {
+        Totp::new(self)
     }
 
     /// Round-trips a PING.
