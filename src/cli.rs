@@ -66,6 +66,9 @@ pub(crate) enum Command {
     /// Reports for auditors.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Held high-risk grants and mass-deprovision waves: list, approve, reject, release, cancel.
+    #[command(subcommand)]
+    Approvals(crate::approvals::ApprovalsCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),

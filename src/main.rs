@@ -4,6 +4,7 @@
 //! for `demo` and `dev`). This file loads configuration, sets up logging
 //! and signal handling, and turns errors into exit codes.
 
+mod approvals;
 mod cli;
 mod service;
 
@@ -70,6 +71,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "dev")]
         Command::Demo { config, events } => return dev::demo(&config, &events).await,
         Command::Dlq(command) => dlq(command).await?,
+        Command::Approvals(command) => approvals::run(command).await?,
         Command::Evidence(command) => return evidence(command).await,
         Command::Report(ReportCommand::Leavers { config, since }) => {
             let config = load(&config, QUIET)?;

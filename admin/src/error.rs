@@ -69,6 +69,9 @@ pub enum AdminError {
     /// A document could not be serialised.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// An approval, rejection or release was refused; says why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl AdminError {

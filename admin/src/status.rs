@@ -160,6 +160,19 @@ pub struct StatusReport {
     pub apps: Vec<AppStatus>,
     /// Queues of the topology that do not exist (yet): counted as empty.
     pub missing_queues: Vec<String>,
+    /// What is held for an approver.
+    pub approvals: ApprovalsStatus,
+}
+
+/// Held grants and mass-deprovision waves (`scimfleet approvals list` has the detail).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApprovalsStatus {
+    /// High-risk grants held for an approver.
+    pub held_grants: u64,
+    /// Deprovisions held in waves.
+    pub held_in_waves: u64,
+    /// Ids of the waves open now: their scope's deprovisions are paused.
+    pub open_waves: Vec<String>,
 }
 
 /// Queue figures, by queue name, and where they came from.
@@ -200,7 +213,20 @@ pub async fn gather(config: &Config, only: Option<&str>) -> Result<StatusReport,
     let figures = queues::read(config, &queue_names(&topology, &apps)).await?;
     let store = Store::connect(&config.redis, &config.namespace).await?;
     let ops = store.ops().get_many(&apps).await?;
-    Ok(assemble(&topology, &apps, &figures, &ops, Utc::now()))
+    let mut report = assemble(&topology, &apps, &figures, &ops, Utc::now());
+    report.approvals = approvals(&store).await?;
+    Ok(report)
+}
+
+async fn approvals(store: &Store) -> Result<ApprovalsStatus, StatusError> {
+    let held = store.held().list().await?;
+    let in_waves = held.iter().filter(|h| h.wave.is_some()).count() as u64;
+    let waves = store.waves().list().await?;
+    Ok(ApprovalsStatus {
+        held_grants: held.len() as u64 - in_waves,
+        held_in_waves: in_waves,
+        open_waves: waves.into_iter().filter(|w| w.state == "open").map(|w| w.id).collect(),
+    })
 }
 
 /// Every queue the report reads, for `apps`: the same queues the processes
@@ -267,6 +293,7 @@ pub fn assemble(
         events,
         apps: statuses,
         missing_queues: missing,
+        approvals: ApprovalsStatus::default(),
     }
 }
 

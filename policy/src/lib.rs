@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod deprovision;
+pub mod governance;
 pub mod groups;
 pub mod mapping;
 mod plan;

@@ -102,6 +102,13 @@ pub struct Metrics {
     pub intake_requests: Family<SourceStatus, Counter>,
     /// Events the HTTP intake published and had confirmed, by `source`.
     pub intake_events: Family<SourceLabel, Counter>,
+    /// Jobs the scheduler held for an approver, by `app` and `reason`
+    /// (`grant`: high-risk without step-up; `wave`: mass-deprovision guard).
+    pub jobs_held: Family<AppReason, Counter>,
+    /// Jobs held now, grants and waves (sampled by the scheduler).
+    pub held_jobs: Gauge,
+    /// Mass-deprovision waves open now, awaiting release or cancel (sampled by the scheduler).
+    pub waves_open: Gauge,
 }
 
 impl Default for Metrics {
@@ -138,6 +145,9 @@ impl Metrics {
             ready: Gauge::default(),
             intake_requests: Family::default(),
             intake_events: Family::default(),
+            jobs_held: Family::default(),
+            held_jobs: Gauge::default(),
+            waves_open: Gauge::default(),
         };
         m.register_all();
         m
@@ -176,6 +186,9 @@ impl Metrics {
             "scimfleet_ready", "1 while connected to RabbitMQ and Redis with the topology declared" => ready;
             "scimfleet_intake_requests", "HTTP intake requests answered, by source and status" => intake_requests;
             "scimfleet_intake_events", "Events the HTTP intake published with confirms, by source" => intake_events;
+            "scimfleet_jobs_held", "Jobs held for an approver, by app and reason (grant, wave)" => jobs_held;
+            "scimfleet_held_jobs", "Jobs held for an approver now (sampled)" => held_jobs;
+            "scimfleet_deprovision_waves_open", "Mass-deprovision waves awaiting release or cancel (sampled)" => waves_open;
         }
         let build = Family::<VersionLabel, Gauge>::default();
         build.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);

@@ -53,11 +53,11 @@ use scimfleet_runtime::ops::Ops;
 use scimfleet_runtime::store::{JourneyStep, Lease, PersonRecord, Recorded, StoreError};
 use scimfleet_runtime::telemetry::{self, Pseudonymizer, error_chain, propagation};
 use scimfleet_runtime::{KeyedLocks, Store};
-use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Event, EventError, Stage};
+use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Event, EventError, Job, Stage};
 use tracing::Span;
 
-use crate::lease;
 use crate::stats::SchedulerStats;
+use crate::{gate, lease};
 
 /// What the scheduler needs to handle an event.
 pub(crate) struct Context {
@@ -213,25 +213,30 @@ async fn plan_person(
     if !joining.is_empty() && !ctx.store.registry().intend(&event.data.person_id, fence, &joining).await? {
         return Ok(fenced_out(ctx, event, person, started, "before publishing").await);
     }
-    publish_jobs(ctx, &plan, started).await?;
+    let gated = gate::gate(ctx, event, person, plan.jobs, &held).await?;
+    publish_jobs(ctx, &gated.publish, started).await?;
     let record =
         PersonRecord { sequence: event.data.sequence, status: event.data.status, apps: plan.active_in };
     let recorded = ctx.store.registry().record_fenced(&event.data.person_id, &record, fence).await?;
     if recorded == Recorded::FencedOut {
         return Ok(fenced_out(ctx, event, person, started, "after publishing").await);
     }
-    SchedulerStats::add(&ctx.stats.jobs_published, plan.jobs.len() as u64);
-    for job in &plan.jobs {
+    SchedulerStats::add(&ctx.stats.jobs_published, gated.publish.len() as u64);
+    for job in &gated.publish {
         let labels = AppAction { app: job.app.to_string(), action: job.action.name().to_owned() };
         ctx.ops.metrics.jobs_published.get_or_create(&labels).inc();
     }
-    let planned: Vec<String> = plan.jobs.iter().map(|j| format!("{} {}", j.app, j.action.name())).collect();
-    let detail = format!("{} job(s): {}", plan.jobs.len(), planned.join(", "));
+    let planned: Vec<String> =
+        gated.publish.iter().map(|j| format!("{} {}", j.app, j.action.name())).collect();
+    let mut detail = format!("{} job(s): {}", gated.publish.len(), planned.join(", "));
+    if gated.held > 0 {
+        detail.push_str(&format!("; {} held for approval (`scimfleet approvals list`)", gated.held));
+    }
     journey(ctx, event.id.as_str(), &step(event, "accepted", Some(detail), person, started)).await;
     tracing::debug!(
         event_id = %event.id, event_type = event.kind.as_str(), scimfleet.person = %person,
-        jobs = plan.jobs.len(), duration_ms = started.elapsed().as_millis() as u64,
-        "event {} fanned out to {} jobs", event.id, plan.jobs.len()
+        jobs = gated.publish.len(), held = gated.held, duration_ms = started.elapsed().as_millis() as u64,
+        "event {} fanned out to {} jobs", event.id, gated.publish.len()
     );
     Ok(Settled::Accepted)
 }
@@ -279,14 +284,13 @@ async fn journey(ctx: &Context, event_id: &str, step: &JourneyStep) {
     }
 }
 
-async fn publish_jobs(ctx: &Context, plan: &policy::Plan, started: Instant) -> Result<(), PublishError> {
+async fn publish_jobs(ctx: &Context, jobs: &[Job], started: Instant) -> Result<(), PublishError> {
     let exchange = ctx.topology.jobs_exchange();
     // Milliseconds since the epoch the event was taken, for end-to-end latency.
     let received_at = Utc::now().timestamp_millis() - started.elapsed().as_millis() as i64;
     // The spans stay open until the confirms are in: their duration is the publish.
-    let mut spans = Vec::with_capacity(plan.jobs.len());
-    let encoded: Vec<(String, Vec<u8>, lapin::BasicProperties)> = plan
-        .jobs
+    let mut spans = Vec::with_capacity(jobs.len());
+    let encoded: Vec<(String, Vec<u8>, lapin::BasicProperties)> = jobs
         .iter()
         .map(|job| {
             let routing_key = Topology::route(job);

@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+mod audit;
 mod fanout;
+mod gate;
+mod governance;
 mod intake;
 mod lease;
 mod stats;
@@ -96,10 +99,12 @@ async fn run_once(
         stats,
         ops,
     });
+    let housekeeping = tokio::spawn(governance::housekeep(ctx.clone(), stop_sampling.clone()));
     let result = intake::consume(ctx, &channel, shutdown, grace, ready).await;
     health.unready();
     stop_sampling.cancel();
     let _sampled = sampler.await;
+    let _housekept = housekeeping.await;
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     let _closed = publisher_channel.close(200, "scheduler stopping".into()).await;

@@ -14,3 +14,13 @@
 
 pub mod approvers;
 pub mod totp;
+
+mod decide;
+mod list;
+mod note;
+mod release;
+mod wave;
+
+pub use decide::{Decision, approve, reject};
+pub use list::{Listing, gather, list};
+pub use wave::{cancel_wave, release_wave};

@@ -48,6 +48,18 @@ pub fn render_table(report: &StatusReport) -> String {
         intake.consumers,
         report.events.dlq
     ));
+    let approvals = &report.approvals;
+    if approvals.held_grants > 0 || approvals.held_in_waves > 0 || !approvals.open_waves.is_empty() {
+        let waves = if approvals.open_waves.is_empty() {
+            String::new()
+        } else {
+            format!(" (deprovisions paused: open wave {})", approvals.open_waves.join(", "))
+        };
+        out.push_str(&format!(
+            "approvals: {} grant(s) held, {} deprovision(s) held in waves{waves}: see `scimfleet approvals list`\n",
+            approvals.held_grants, approvals.held_in_waves
+        ));
+    }
     if !report.missing_queues.is_empty() {
         let named: Vec<&str> = report.missing_queues.iter().take(MISSING_NAMED).map(String::as_str).collect();
         let more = report.missing_queues.len().saturating_sub(MISSING_NAMED);

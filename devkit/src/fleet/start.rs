@@ -145,6 +145,16 @@ fn complete_policy(
         telemetry.remove("pseudonym_key_env");
         telemetry.insert("pseudonym_key_file".into(), PSEUDONYM_KEY_FILE.into());
     }
+    // Bulk leavers are what many tests and the benchmark are about: the
+    // mass-deprovision guard is off unless the policy sets its limits.
+    let governance = table.entry("governance").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(governance) = governance {
+        governance.entry("mass_deprovision").or_insert_with(|| {
+            let off: toml::Table =
+                "fleet_max = 0\napp_max = 0\napp_percent = 0.0".parse().unwrap_or_default();
+            toml::Value::Table(off)
+        });
+    }
     let mut ids = Vec::new();
     let apps = table.get_mut("apps").and_then(toml::Value::as_array_mut).ok_or("policy has no [[apps]]")?;
     for app in apps.iter_mut().filter_map(toml::Value::as_table_mut) {

@@ -80,6 +80,12 @@ pub struct AppConfig {
     /// Group membership rules.
     #[serde(default)]
     pub groups: Vec<GroupRule>,
+    /// What granting in this app takes step-up or approval.
+    #[serde(default)]
+    pub high_risk: super::HighRisk,
+    /// This app's mass-deprovision limits, over the `[governance]` defaults.
+    #[serde(default)]
+    pub mass_deprovision: Option<super::AppMassDeprovision>,
 }
 
 fn yes() -> bool {

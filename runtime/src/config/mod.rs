@@ -12,6 +12,7 @@ mod app;
 mod auth;
 mod de;
 mod error;
+mod governance;
 mod intake;
 mod layers;
 mod pseudonym;
@@ -32,6 +33,7 @@ pub(crate) use de::durations_ms;
 pub use de::parse_duration_ms;
 use de::{duration_ms, listen_address, some_duration_ms};
 pub use error::ConfigError;
+pub use governance::{AppMassDeprovision, GovernanceConfig, HighRisk, MassDeprovision, ScopeLimit};
 pub use intake::{IntakeConfig, IntakeSource, SecretRef, event_type};
 use layers::{env_table, merge, parse_table};
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
@@ -61,6 +63,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The HTTP event intake and its sources.
     pub intake: IntakeConfig,
+    /// Step-up approvals and the mass-deprovision guard.
+    pub governance: GovernanceConfig,
     /// The target apps.
     pub apps: Vec<AppConfig>,
     /// Rate limits shared by several apps (one vendor limiting all its SCIM apps together).
@@ -267,6 +271,7 @@ impl Config {
         }
         self.validate_worker()?;
         self.intake.validate(origin)?;
+        self.governance.validate(origin)?;
         if self.apps.is_empty() {
             return Err(ConfigError::invalid(origin, "apps", "at least one [[apps]] entry is needed"));
         }
@@ -279,6 +284,7 @@ impl Config {
                 ));
             }
             app.validate(origin, i)?;
+            app.validate_governance(origin, i)?;
             if let Some(group) = &app.rate_group
                 && !self.rate_groups.iter().any(|g| &g.id == group)
             {

@@ -125,6 +125,51 @@ impl Keys {
         format!("{}:totp-used:{approver}", self.ns)
     }
 
+    /// A held job (hash: `json`, `seq`, `wave`, `approvals`).
+    pub(super) fn held(&self, id: &str) -> String {
+        format!("{}:held:{id}", self.ns)
+    }
+
+    /// Sorted set of held job ids by when they were held.
+    pub(super) fn held_index(&self) -> String {
+        format!("{}:held-index", self.ns)
+    }
+
+    /// Sorted set of held grant ids by when they expire.
+    pub(super) fn held_expiry(&self) -> String {
+        format!("{}:held-expiry", self.ns)
+    }
+
+    /// The held job of a person in an app, if any (its id).
+    pub(super) fn held_person(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:held-person:{app}:{person}", self.ns)
+    }
+
+    /// The high-risk groups a person was let into in an app (set).
+    pub(super) fn granted(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:granted:{app}:{person}", self.ns)
+    }
+
+    /// A mass-deprovision wave (hash: `scope`, `opened_ms`, `state`, `approvals`, `limit`).
+    pub(super) fn wave(&self, id: &str) -> String {
+        format!("{}:wave:{id}", self.ns)
+    }
+
+    /// Sorted set of wave ids by when they opened.
+    pub(super) fn waves(&self) -> String {
+        format!("{}:waves", self.ns)
+    }
+
+    /// The open wave of a guard scope (`fleet` or `app:{app}`), if any.
+    pub(super) fn wave_open(&self, scope: &str) -> String {
+        format!("{}:wave-open:{scope}", self.ns)
+    }
+
+    /// The deprovisions let through in a guard scope's window (zset by time).
+    pub(super) fn deprovision_window(&self, scope: &str) -> String {
+        format!("{}:deprovision-window:{scope}", self.ns)
+    }
+
     /// Every key of the namespace, as a SCAN pattern.
     pub(super) fn pattern(&self) -> String {
         format!("{}:*", self.ns)

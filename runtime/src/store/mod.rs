@@ -20,6 +20,9 @@
 //! | sweep run sets | `{ns}:sweep:{app}:{run}`, `…:missing` (sets), `…:fixes` (list) | [`Store::desired`] |
 //! | per-app ops state | `{ns}:ops:{app}` (hash) | [`Store::ops`] |
 //! | newest time step of an approver's TOTP codes spent on an approval | `{ns}:totp-used:{approver}` | [`Store::totp`] |
+//! | jobs held for an approver | `{ns}:held:{id}` (hash `json`, `seq`, `wave`, `approvals`), `{ns}:held-index`, `{ns}:held-expiry` (zsets), `{ns}:held-person:{app}:{person}` (id) | [`Store::held`] |
+//! | high-risk groups let through | `{ns}:granted:{app}:{person}` (set) | [`Store::held`] |
+//! | mass-deprovision guard | `{ns}:deprovision-window:{scope}` (zset of job ids by ms), `{ns}:wave-open:{scope}` (id), `{ns}:wave:{id}` (hash), `{ns}:waves` (zset) | [`Store::waves`] |
 //!
 //! The registry lets a mover who leaves an app's scope, or a leaver, be
 //! deprovisioned where they were; the applied version keeps an older job
@@ -34,6 +37,7 @@ mod applied;
 mod claims;
 mod desired;
 mod evidence;
+mod held;
 mod journeys;
 mod keys;
 mod leases;
@@ -41,11 +45,13 @@ mod ops;
 mod pacing;
 mod registry;
 mod totp;
+mod waves;
 
 pub use applied::Applied;
 pub use claims::{Claims, Slot, SweepClaim, SweepTake};
 pub use desired::{Desired, DesiredAccount, MissingScan};
 pub use evidence::Evidence;
+pub use held::{Approval, Held, HeldJob, HoldKind};
 pub use journeys::{JourneyStep, Journeys};
 pub use keys::account_keys;
 pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Fenced, Lease, LeaseScope, Leases};
@@ -53,6 +59,7 @@ pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops};
 pub use pacing::Pacing;
 pub use registry::{PersonRecord, Planning, Recorded, Registry};
 pub use totp::Totp;
+pub use waves::{Admission, FLEET_SCOPE, Wave, Waves, app_scope};
 
 use std::time::Duration;
 
@@ -187,6 +194,16 @@ impl Store {
     /// The TOTP codes approvers spent, so none approves twice.
     pub fn totp(&self) -> Totp<'_> {
         Totp::new(self)
+    }
+
+    /// The jobs held for an approver, and the high-risk groups let through.
+    pub fn held(&self) -> Held<'_> {
+        Held::new(self)
+    }
+
+    /// The mass-deprovision guard's windows and waves.
+    pub fn waves(&self) -> Waves<'_> {
+        Waves::new(self)
     }
 
     /// Round-trips a PING.
