@@ -177,8 +177,16 @@ impl Approvers {
         };
         let deserializer = toml::Deserializer::parse(text)
             .map_err(|e| invalid(line_of(text, &e), e.message().to_owned()))?;
-        let shape: FileShape = serde_path_to_error::deserialize(deserializer)
-            .map_err(|e| invalid(e.path().to_string(), e.inner().message().to_owned()))?;
+        let shape: FileShape = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            // serde quotes the value it refused: not when it may be a secret.
+            let reason = if field.ends_with(".totp_secret") {
+                "expected a base32 string".to_owned()
+            } else {
+                e.inner().message().to_owned()
+            };
+            invalid(field, reason)
+        })?;
         let mut approvers: Vec<Approver> = Vec::with_capacity(shape.approvers.len());
         for (i, entry) in shape.approvers.iter().enumerate() {
             let field = |name: &str| format!("approvers[{i}].{name}");

@@ -114,7 +114,10 @@ fn errors_name_the_file_and_field_and_never_the_secret() {
     assert!(shown.contains("approvers.toml: line 5: "), "{shown}");
     assert!(!shown.contains("JBSWY3DP"), "{shown}");
     let typed = GOOD.replace("\"JBSWY3DPEHPK3PXP\"", "123456789");
-    assert_eq!(invalid(&typed).0, "approvers[0].totp_secret");
+    assert_eq!(
+        invalid(&typed),
+        ("approvers[0].totp_secret".to_owned(), "expected a base32 string".to_owned())
+    );
 }
 
 #[test]
