@@ -23,6 +23,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
+use scimfleet_runtime::store::{Store, StoreError};
 use scimfleet_schemas::PersonId;
 use serde::Deserialize;
 use zeroize::{Zeroize, Zeroizing};
@@ -82,6 +83,21 @@ pub enum ApproversError {
         #[source]
         source: TotpError,
     },
+    /// The code (or a newer one of the same approver) was used before.
+    #[error("code of approver `{name}` was used before; wait for the next one")]
+    Reused {
+        /// The approver.
+        name: String,
+    },
+    /// The used codes in Redis could not be read or written.
+    #[error("cannot record the use of approver `{name}`'s code")]
+    Store {
+        /// The approver.
+        name: String,
+        /// The Redis failure.
+        #[source]
+        source: StoreError,
+    },
     /// Enrolling a name the file already has.
     #[error("approver `{name}` is already in {path}")]
     Duplicate {
@@ -100,6 +116,14 @@ pub struct Approver {
     /// The approver's own HR id: a grant to this person is not theirs to approve.
     pub person_id: Option<PersonId>,
     secret: TotpSecret,
+}
+
+impl Approver {
+    /// Whether this approver may approve a grant to `person`: never one to
+    /// themselves (their `person_id`).
+    pub fn may_approve_for(&self, person: &PersonId) -> bool {
+        self.person_id.as_ref() != Some(person)
+    }
 }
 
 /// The approvers of one file, by name.
@@ -153,8 +177,16 @@ impl Approvers {
         };
         let deserializer = toml::Deserializer::parse(text)
             .map_err(|e| invalid(line_of(text, &e), e.message().to_owned()))?;
-        let shape: FileShape = serde_path_to_error::deserialize(deserializer)
-            .map_err(|e| invalid(e.path().to_string(), e.inner().message().to_owned()))?;
+        let shape: FileShape = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            // serde quotes the value it refused: not when it may be a secret.
+            let reason = if field.ends_with(".totp_secret") {
+                "expected a base32 string".to_owned()
+            } else {
+                e.inner().message().to_owned()
+            };
+            invalid(field, reason)
+        })?;
         let mut approvers: Vec<Approver> = Vec::with_capacity(shape.approvers.len());
         for (i, entry) in shape.approvers.iter().enumerate() {
             let field = |name: &str| format!("approvers[{i}].{name}");
@@ -206,6 +238,30 @@ impl Approvers {
         let step = totp::check(&approver.secret, code, now)
             .map_err(|source| ApproversError::Code { name: name.to_owned(), source })?;
         Ok((approver, step))
+    }
+
+    /// [`check_code`](Self::check_code), then spends the code's time step
+    /// in Redis: the approver when the code is right for `now` and neither
+    /// it nor a newer code of theirs was used before, by any process. The
+    /// one place a code is accepted; an approver can so approve once per
+    /// 30-second step.
+    pub async fn authenticate(
+        &self,
+        store: &Store,
+        name: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<&Approver, ApproversError> {
+        let (approver, step) = self.check_code(name, code, now)?;
+        let fresh = store
+            .totp()
+            .consume(&approver.name, step)
+            .await
+            .map_err(|source| ApproversError::Store { name: name.to_owned(), source })?;
+        if !fresh {
+            return Err(ApproversError::Reused { name: name.to_owned() });
+        }
+        Ok(approver)
     }
 }
 

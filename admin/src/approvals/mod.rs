@@ -7,10 +7,12 @@
 //!   approver with a TOTP secret and optionally their own HR id, and
 //!   [`approvers::enroll`] to add one.
 //!
-//! A code is accepted once: after [`approvers::Approvers::check_code`], the
-//! caller consumes the step in Redis (`Store::totp().consume`), which refuses
-//! that step and every older one of the same approver from then on, across
-//! every admin process.
+//! A code is accepted once: [`approvers::Approvers::authenticate`] checks it
+//! ([`approvers::Approvers::check_code`]) and then spends its time step in
+//! Redis (`Store::totp().consume`), which refuses that step and every older
+//! one of the same approver from then on, across every admin process.
+//! [`approvers::Approver::may_approve_for`] is the rule that nobody
+//! approves a grant to themselves.
 
 pub mod approvers;
 pub mod totp;

@@ -114,7 +114,10 @@ fn errors_name_the_file_and_field_and_never_the_secret() {
     assert!(shown.contains("approvers.toml: line 5: "), "{shown}");
     assert!(!shown.contains("JBSWY3DP"), "{shown}");
     let typed = GOOD.replace("\"JBSWY3DPEHPK3PXP\"", "123456789");
-    assert_eq!(invalid(&typed).0, "approvers[0].totp_secret");
+    assert_eq!(
+        invalid(&typed),
+        ("approvers[0].totp_secret".to_owned(), "expected a base32 string".to_owned())
+    );
 }
 
 #[test]
@@ -178,4 +181,51 @@ fn enroll_refuses_to_append_to_an_exposed_file() {
     let err = enroll(&path, "carol", None).expect_err("exposed");
     assert!(matches!(err, ApproversError::Exposed { .. }), "{err:?}");
     assert_eq!(fs::read_to_string(&path).expect("read"), GOOD, "left untouched");
+}
+
+#[test]
+fn nobody_approves_a_grant_to_themselves() {
+    let approvers = Approvers::parse(GOOD, "approvers.toml").expect("valid");
+    let (alice, bob) = (approvers.get("alice").expect("alice"), approvers.get("bob.ops").expect("bob"));
+    let e1001 = PersonId::parse("E1001").expect("id");
+    let e2002 = PersonId::parse("E2002").expect("id");
+    assert!(!alice.may_approve_for(&e1001));
+    assert!(alice.may_approve_for(&e2002));
+    assert!(bob.may_approve_for(&e1001), "no person id: only the code counts");
+}
+
+#[tokio::test]
+async fn a_code_authenticates_once_across_processes() {
+    use scimfleet_runtime::Secret;
+    use scimfleet_runtime::config::RedisConfig;
+
+    let url = std::env::var("SCIMFLEET_REDIS__URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let ns = format!("t-{}-approvers-{}", chrono::Utc::now().timestamp(), std::process::id());
+    let redis = RedisConfig::plain(Secret::new(url));
+    // Two connections, as two admin processes would have.
+    let (one, two) = (
+        Store::connect(&redis, &ns).await.expect("redis"),
+        Store::connect(&redis, &ns).await.expect("redis"),
+    );
+    let approvers = Approvers::parse(GOOD, "approvers.toml").expect("valid");
+    let alice = approvers.get("alice").expect("alice");
+    let now = 1_900_000_000;
+    let code = totp::code_at(&alice.secret, now);
+
+    let who = approvers.authenticate(&one, "alice", &code, now).await.expect("first use");
+    assert_eq!(who.name, "alice");
+    let err = approvers.authenticate(&two, "alice", &code, now + 5).await.expect_err("reused");
+    assert!(matches!(err, ApproversError::Reused { .. }), "{err:?}");
+    // The previous step's code is still inside the skew window, but older than the one spent.
+    let older = totp::code_at(&alice.secret, now - 30);
+    let err = approvers.authenticate(&two, "alice", &older, now).await.expect_err("older");
+    assert!(matches!(err, ApproversError::Reused { .. }), "{err:?}");
+    // A wrong code spends nothing; the next step's code works.
+    let err = approvers.authenticate(&one, "alice", "000000", now + 30).await.expect_err("wrong");
+    assert!(matches!(err, ApproversError::Code { .. }), "{err:?}");
+    approvers
+        .authenticate(&two, "alice", &totp::code_at(&alice.secret, now + 30), now + 30)
+        .await
+        .expect("next step");
+    one.delete_namespace().await.expect("cleanup");
 }
