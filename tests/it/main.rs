@@ -11,6 +11,7 @@
 mod common;
 
 mod architecture;
+mod audit_steps;
 mod breaker;
 mod cli;
 mod crash;
@@ -22,7 +23,9 @@ mod durability;
 mod evidence;
 mod exclusivity;
 mod faults;
+mod governance;
 mod harness;
+mod held_restart;
 mod identity;
 mod intake;
 mod isolation;
@@ -47,3 +50,4 @@ mod trace_export_down;
 mod tracing;
 mod transport_tls;
 mod verification;
+mod waves;

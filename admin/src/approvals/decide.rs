@@ -48,7 +48,8 @@ pub async fn approve(
     let Some(who) = approvers.get(approver) else {
         return Err(AdminError::Refused(format!("unknown approver `{approver}`")));
     };
-    let own = who.person_id.as_ref().is_some_and(|p| *p == held.job.person || p.as_str() == held.actor);
+    let own = !who.may_approve_for(&held.job.person)
+        || who.person_id.as_ref().is_some_and(|p| p.as_str() == held.actor);
     if own || who.name == held.actor {
         return Err(AdminError::Refused(format!(
             "approver `{approver}` cannot approve a grant to themselves or one they requested"

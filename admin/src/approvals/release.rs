@@ -4,6 +4,7 @@
 use chrono::Utc;
 use lapin::types::{AMQPValue, FieldTable};
 use scimfleet_runtime::broker::{self, Outgoing, Publisher, RECEIVED_AT_HEADER, Topology, persistent};
+use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_runtime::{Config, Store};
 use scimfleet_schemas::Job;
 
@@ -15,7 +16,7 @@ pub(crate) fn approvers(config: &Config) -> Result<Approvers, AdminError> {
     let path = config.governance.approvers_path(&config.base_dir).ok_or_else(|| {
         AdminError::Refused("no governance.approvers_file is configured: nothing can be approved".to_owned())
     })?;
-    Approvers::load(&path).map_err(|e| AdminError::Refused(scimfleet_runtime::telemetry::error_chain(&e)))
+    Approvers::load(&path).map_err(|e| AdminError::Refused(error_chain(&e)))
 }
 
 /// Checks `code` as `name`'s current TOTP code and spends it: a code (or an
@@ -27,15 +28,7 @@ pub(crate) async fn spend_code<'a>(
     code: &str,
 ) -> Result<&'a Approver, AdminError> {
     let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
-    let (approver, step) = approvers
-        .check_code(name, code, now)
-        .map_err(|e| AdminError::Refused(scimfleet_runtime::telemetry::error_chain(&e)))?;
-    if !store.totp().consume(&approver.name, step).await? {
-        return Err(AdminError::Refused(format!(
-            "code of approver `{name}` was used already: wait for the next one"
-        )));
-    }
-    Ok(approver)
+    approvers.authenticate(store, name, code, now).await.map_err(|e| AdminError::Refused(error_chain(&e)))
 }
 
 /// Publishes `jobs` to the jobs exchange with confirms.

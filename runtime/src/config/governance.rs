@@ -148,8 +148,8 @@ impl GovernanceConfig {
         if !(1..=2).contains(&self.approvals_required) {
             return Err(ConfigError::invalid(origin, "governance.approvals_required", "must be 1 or 2"));
         }
-        if self.hold_expiry < 60_000 {
-            return Err(ConfigError::invalid(origin, "governance.hold_expiry", "must be at least 1m"));
+        if self.hold_expiry < 1000 {
+            return Err(ConfigError::invalid(origin, "governance.hold_expiry", "must be at least 1s"));
         }
         let mass = &self.mass_deprovision;
         if mass.window < 1000 {
