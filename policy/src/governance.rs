@@ -70,3 +70,85 @@ pub fn deactivate_instead(job: &Job) -> Option<Job> {
     now.action = JobAction::Deactivate { lookup: lookup.clone(), groups: groups.clone() };
     Some(now)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use chrono::Utc;
+    use scimfleet_runtime::Config;
+    use scimfleet_schemas::{AppId, EventId, GroupPlan, Lookup, PersonId};
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[apps]]
+id = "git"
+base_url = "https://git.example.com/scim/v2"
+token_env = "T"
+deprovision = "delete"
+high_risk = { groups = ["admins"], create = true, delete = true }
+[[apps.groups]]
+name = "admins"
+[[apps.groups]]
+name = "staff"
+"#;
+
+    fn app() -> AppConfig {
+        Config::from_toml(CONFIG, "t.toml", PathBuf::new(), Vec::new()).expect("valid").apps.remove(0)
+    }
+
+    fn job(action: JobAction) -> Job {
+        let event = EventId::parse("e-1").expect("event id");
+        Job::new(
+            event,
+            AppId::parse("git").expect("app"),
+            PersonId::parse("E1").expect("p"),
+            1,
+            Utc::now(),
+            action,
+        )
+    }
+
+    fn lookup() -> Lookup {
+        Lookup { external_id: None, user_name: "e1@example.com".to_owned() }
+    }
+
+    fn upsert(member_of: &[&str]) -> Job {
+        let user = scimfleet_schemas::scim::ScimUser {
+            user_name: "e1@example.com".to_owned(),
+            ..Default::default()
+        };
+        let groups = GroupPlan {
+            member_of: member_of.iter().map(|g| (*g).to_owned()).collect(),
+            not_member_of: vec![],
+        };
+        job(JobAction::Upsert { user, managed: Vec::new(), groups })
+    }
+
+    #[test]
+    fn a_new_admin_group_and_a_new_account_are_high_risk_an_already_granted_group_is_not() {
+        let app = app();
+        let risk = grant_risk(&app, &upsert(&["admins", "staff"]), false, &[]);
+        assert_eq!(risk.reasons, ["create", "group admins"]);
+        assert_eq!(risk.new_groups, ["admins"]);
+        let again = grant_risk(&app, &upsert(&["admins", "staff"]), true, &["ADMINS".to_owned()]);
+        assert!(again.is_none(), "{again:?}");
+        assert!(grant_risk(&app, &upsert(&["staff"]), true, &[]).is_none());
+        assert_eq!(high_risk_groups(&app, &upsert(&["admins", "staff"])), ["admins"]);
+    }
+
+    #[test]
+    fn removing_access_is_never_a_grant_but_a_delete_can_wait_behind_a_deactivation() {
+        let app = app();
+        let deactivate = job(JobAction::Deactivate { lookup: lookup(), groups: GroupPlan::default() });
+        assert!(grant_risk(&app, &deactivate, true, &[]).is_none());
+        assert!(deactivate_instead(&deactivate).is_none());
+        let delete = job(JobAction::Delete { lookup: lookup(), groups: GroupPlan::default() });
+        assert_eq!(grant_risk(&app, &delete, true, &[]).reasons, ["delete"]);
+        let now = deactivate_instead(&delete).expect("a deactivation in its place");
+        assert_eq!(now.action.name(), "deactivate");
+        assert_eq!((&now.job_id, now.sequence), (&delete.job_id, delete.sequence));
+        assert!(high_risk_groups(&app, &delete).is_empty());
+    }
+}

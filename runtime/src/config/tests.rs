@@ -182,3 +182,31 @@ fn lease_ttl_is_at_least_a_second_and_below_the_job_timeout() {
         1000
     );
 }
+
+#[test]
+fn governance_defaults_hold_grants_fail_closed_and_a_typo_in_high_risk_groups_is_refused() {
+    let config = load(BASE).expect("valid");
+    let governance = &config.governance;
+    assert!(governance.stepped_up(&["pwd".into(), "mfa".into()], None));
+    assert!(!governance.stepped_up(&["pwd".into()], Some("urn:unknown")));
+    assert_eq!(governance.approvals_required, 1);
+    let app_limit = governance.app_limit(None);
+    assert_eq!(app_limit.allowed(1000), Some(100), "the count limit wins over 20 % of 1000");
+    assert_eq!(app_limit.allowed(100), Some(20));
+    assert_eq!(app_limit.allowed(5), Some(10), "the floor keeps a small app's single leaver free");
+    assert_eq!(governance.fleet_limit().allowed(0), Some(500));
+
+    let with_high_risk = |groups: &str| {
+        BASE.replace(
+            "token_env = \"GITHUB_TOKEN\"\n",
+            &format!("token_env = \"GITHUB_TOKEN\"\nhigh_risk = {{ groups = [{groups}] }}\n"),
+        )
+    };
+    let text = err(&with_high_risk("\"admns\""));
+    assert!(text.contains("apps[0].high_risk.groups[0]") && text.contains("admns"), "{text}");
+    let config = load(&with_high_risk("\"ENG\"")).expect("a managed group, in any case");
+    assert!(config.apps[0].is_high_risk_group("eng"));
+    let two = BASE
+        .replace("namespace = \"acme\"\n", "namespace = \"acme\"\n[governance]\napprovals_required = 3\n");
+    assert!(err(&two).contains("governance.approvals_required"));
+}
