@@ -112,6 +112,9 @@ fn exercised_metrics() -> Metrics {
     m.deprovision_verified.get_or_create(&Metrics::app("git")).observe(10.0);
     m.queue("git", "work", 0, 1);
     m.ready.set(1);
+    m.jobs_held.get_or_create(&AppReason { app: "git".into(), reason: "grant".into() }).inc();
+    m.held_jobs.set(1);
+    m.waves_open.set(0);
     m
 }
 
@@ -255,6 +258,8 @@ const TOPICS: &[Topic] = &[
     Topic("process not ready", None, &["scimfleet_ready", "== 0"]),
     Topic("events rejected", None, &["scimfleet_events_rejected_total"]),
     Topic("work backlog growing", None, &["deriv(scimfleet_queue_messages", r#"queue="work""#]),
+    Topic("mass deprovision held", Some("critical"), &["scimfleet_deprovision_waves_open"]),
+    Topic("grants awaiting approval", None, &["scimfleet_held_jobs"]),
 ];
 
 #[test]
