@@ -1,6 +1,6 @@
 //! `scimfleet config check`: a configuration that loaded is valid as a
 //! file; this also resolves every app's credentials (token, client secret
-//! or key, certificates) and the pseudonym key, so a missing environment
+//! or key, certificates), the pseudonym key and the approvers file, so a missing environment
 //! variable, an unreadable file or a key that does not parse is found
 //! before a process starts.
 
@@ -16,6 +16,10 @@ pub fn config_check(config: &Config, out: &mut impl Write) -> Result<(), AdminEr
         scimfleet_worker::Auth::from_config(config, index, app)?;
     }
     config.pseudonym_key()?;
-    writeln!(out, "{}: valid ({} apps)", config.origin, config.apps.len())?;
+    let approvers = match config.governance.approvers_path(&config.base_dir) {
+        Some(_) => format!(", {} approvers", crate::approvals::approvers_of(config)?.len()),
+        None => String::new(),
+    };
+    writeln!(out, "{}: valid ({} apps{approvers})", config.origin, config.apps.len())?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use scimfleet_runtime::store::{Approval, HeldJob, HoldKind};
 use scimfleet_runtime::{Config, Store};
 
 use super::note::{self, Note};
-use super::release::{approvers, publish, spend_code};
+use super::release::{approvers_of, publish, spend_code};
 use crate::AdminError;
 
 /// What an approval did.
@@ -36,7 +36,7 @@ pub async fn approve(
     out: &mut impl Write,
 ) -> Result<Decision, AdminError> {
     let store = Store::connect(&config.redis, &config.namespace).await?;
-    let approvers = approvers(config)?;
+    let approvers = approvers_of(config)?;
     let held = find(&store, id).await?;
     if held.kind == HoldKind::Wave {
         let wave = held.wave.unwrap_or_default();

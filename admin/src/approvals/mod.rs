@@ -25,4 +25,5 @@ mod wave;
 
 pub use decide::{Decision, approve, reject};
 pub use list::{Listing, gather, list};
+pub(crate) use release::approvers_of;
 pub use wave::{cancel_wave, release_wave};

@@ -12,7 +12,7 @@ use super::approvers::{Approver, Approvers};
 use crate::AdminError;
 
 /// The approvers of `config`; an error when none are configured.
-pub(crate) fn approvers(config: &Config) -> Result<Approvers, AdminError> {
+pub(crate) fn approvers_of(config: &Config) -> Result<Approvers, AdminError> {
     let path = config.governance.approvers_path(&config.base_dir).ok_or_else(|| {
         AdminError::Refused("no governance.approvers_file is configured: nothing can be approved".to_owned())
     })?;

@@ -12,7 +12,7 @@ use scimfleet_runtime::{Config, Store};
 
 use super::decide::Decision;
 use super::note::{self, Note};
-use super::release::{approvers, publish, spend_code};
+use super::release::{approvers_of, publish, spend_code};
 use crate::AdminError;
 
 /// Jobs published per batch of confirms.
@@ -31,7 +31,7 @@ pub async fn release_wave(
     if wave.state == "cancelled" {
         return Err(AdminError::Refused(format!("wave {id} was cancelled")));
     }
-    let approvers = approvers(config)?;
+    let approvers = approvers_of(config)?;
     let who = spend_code(&store, &approvers, approver, code).await?;
     let required = u32::from(config.governance.approvals_required);
     if wave.state == "open" {
@@ -97,7 +97,7 @@ pub async fn cancel_wave(
     if wave.state == "released" {
         return Err(AdminError::Refused(format!("wave {id} was released")));
     }
-    let approvers = approvers(config)?;
+    let approvers = approvers_of(config)?;
     let who = spend_code(&store, &approvers, approver, code).await?;
     store.waves().close(&wave, false).await?;
     let held = members(&store, id).await?;
