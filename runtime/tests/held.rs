@@ -18,10 +18,14 @@ async fn store(test: &str) -> Store {
 }
 
 fn leaver(n: u32, kind: HoldKind) -> HeldJob {
+    leaver_in("chat", n, kind)
+}
+
+fn leaver_in(app: &str, n: u32, kind: HoldKind) -> HeldJob {
     let lookup = Lookup { external_id: None, user_name: format!("e{n}@example.com") };
     let job = Job::new(
         EventId::parse(format!("leave-{n}")).expect("event id"),
-        AppId::parse("chat").expect("app"),
+        AppId::parse(app).expect("app"),
         PersonId::parse(format!("E{n}")).expect("person"),
         2,
         Utc::now(),
@@ -117,5 +121,29 @@ async fn a_held_job_is_claimed_once_and_counts_each_approver_once() {
     assert_eq!(claimed[0].approvals, ["alice", "bob"]);
     assert_eq!(store.held().approve(&held.id, "carol").await.expect("approve"), Approval::Gone);
     assert_eq!(store.held().of_person(app, person).await.expect("pointer"), None);
+    store.delete_namespace().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn the_fleet_wide_limit_counts_people_and_never_holds_half_of_a_counted_leaver() {
+    let store = store("fleet").await;
+    let fleet = ScopeLimit { max: 3, percent: 0.0, percent_floor: 0 };
+    let unlimited = ScopeLimit { max: 0, percent: 0.0, percent_floor: 0 };
+    let admit = async |app: &str, n: u32| {
+        let held = leaver_in(app, n, HoldKind::Wave);
+        store.waves().admit(&held, 3_600_000, unlimited, fleet, &format!("w{n}")).await.expect("admit")
+    };
+    for n in 1..=3 {
+        assert_eq!(admit("git", n).await, Admission::Admitted, "person {n} in git");
+    }
+    let fourth = admit("git", 4).await;
+    assert!(matches!(&fourth, Admission::Held { opened: true, scope, .. } if scope == "fleet"), "{fourth:?}");
+    // People already counted keep going in their other apps; new ones wait.
+    for n in 1..=3 {
+        assert_eq!(admit("chat", n).await, Admission::Admitted, "person {n} in chat");
+    }
+    assert!(matches!(admit("chat", 4).await, Admission::Held { opened: false, .. }));
+    assert!(matches!(admit("chat", 5).await, Admission::Held { opened: false, .. }));
+    assert_eq!(store.held().count().await.expect("count"), 3);
     store.delete_namespace().await.expect("cleanup");
 }

@@ -49,8 +49,8 @@ pub struct MassDeprovision {
     /// The sliding window deprovisions are counted over.
     #[serde(deserialize_with = "duration_ms")]
     pub window: u64,
-    /// Deprovisions across every app within the window before the rest are
-    /// held as a fleet-wide wave (0: no fleet-wide limit).
+    /// People deprovisioned (in any number of apps) within the window
+    /// before the rest are held as a fleet-wide wave (0: no fleet-wide limit).
     pub fleet_max: u32,
     /// Deprovisions in one app within the window before the rest are held
     /// as that app's wave, unless the app sets its own (0: no limit).

@@ -22,7 +22,7 @@
 //! | newest time step of an approver's TOTP codes spent on an approval | `{ns}:totp-used:{approver}` | [`Store::totp`] |
 //! | jobs held for an approver | `{ns}:held:{id}` (hash `json`, `seq`, `wave`, `approvals`), `{ns}:held-index`, `{ns}:held-expiry` (zsets), `{ns}:held-person:{app}:{person}` (id) | [`Store::held`] |
 //! | high-risk groups let through | `{ns}:granted:{app}:{person}` (set) | [`Store::held`] |
-//! | mass-deprovision guard | `{ns}:deprovision-window:{scope}` (zset of job ids by ms), `{ns}:wave-open:{scope}` (id), `{ns}:wave:{id}` (hash), `{ns}:waves` (zset) | [`Store::waves`] |
+//! | mass-deprovision guard | `{ns}:deprovision-window:{scope}` (zset by ms: job ids of an app, person ids fleet-wide), `{ns}:wave-open:{scope}` (id), `{ns}:wave:{id}` (hash), `{ns}:waves` (zset) | [`Store::waves`] |
 //!
 //! The registry lets a mover who leaves an app's scope, or a leaver, be
 //! deprovisioned where they were; the applied version keeps an older job

@@ -1,6 +1,7 @@
 //! The mass-deprovision guard's state: per scope (`fleet`, `app:{app}`) a
 //! sliding window of the deprovisions let through
-//! (`{ns}:deprovision-window:{scope}`, job ids by time on Redis's clock),
+//! (`{ns}:deprovision-window:{scope}`, by time on Redis's clock: job ids
+//! per app, person ids fleet-wide),
 //! the scope's open wave (`{ns}:wave-open:{scope}`), and each wave
 //! (`{ns}:wave:{id}`, listed by `{ns}:waves`). The jobs a wave holds are
 //! held jobs ([`super::Held`]) whose `wave` field names it.
@@ -20,13 +21,17 @@ use super::held::{APPROVE_SCRIPT, Approval, HeldJob};
 use super::{Store, StoreError, command};
 use crate::config::ScopeLimit;
 
-/// KEYS: [1] app window, [2] fleet window, [3] app open wave, [4] fleet open
-/// wave, [5] held, [6] held index, [7] person pointer, [8] waves index,
-/// [9] the candidate wave, [10] the app's members. ARGV: [1] job id,
-/// [2] window ms, [3] app max (0 none), [4] app percent, [5] percent floor,
-/// [6] fleet max (0 none), [7] held json, [8] seq, [9] candidate wave id,
-/// [10] app scope, [11] fleet scope.
+/// KEYS: [1] app window (job ids), [2] fleet window (person ids), [3] app
+/// open wave, [4] fleet open wave, [5] held, [6] held index, [7] person
+/// pointer, [8] waves index, [9] the candidate wave, [10] the app's members.
+/// ARGV: [1] job id, [2] window ms, [3] app max (0 none), [4] app percent,
+/// [5] percent floor, [6] fleet max (0 none), [7] held json, [8] seq,
+/// [9] candidate wave id, [10] app scope, [11] fleet scope, [12] person.
 /// Returns {'admitted'} or {'held', wave id, opened 0|1, scope}.
+///
+/// The fleet-wide limit counts people, not jobs: a leaver with accounts in
+/// fifty apps is one leaver, and once counted all their apps' deprovisions
+/// go, so a wave never leaves a person half removed.
 const ADMIT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -34,17 +39,19 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {'admitted'} end
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'held', redis.call('HGET', KEYS[5], 'wave'), '0', ''}
 end
-local wave = redis.call('GET', KEYS[4])
+local cutoff = now - tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+local counted = redis.call('ZSCORE', KEYS[2], ARGV[12])
+local wave = false
 local scope = ARGV[11]
+if not counted then wave = redis.call('GET', KEYS[4]) end
 if not wave then
   wave = redis.call('GET', KEYS[3])
   scope = ARGV[10]
 end
 local opened = '0'
 if not wave then
-  local cutoff = now - tonumber(ARGV[2])
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
   local allowed = -1
   local app_max = tonumber(ARGV[3])
   if app_max > 0 then allowed = app_max end
@@ -59,12 +66,12 @@ if not wave then
   local limit = 0
   if allowed >= 0 and redis.call('ZCARD', KEYS[1]) >= allowed then
     open_key = KEYS[3]; scope = ARGV[10]; limit = allowed
-  elseif fleet_max > 0 and redis.call('ZCARD', KEYS[2]) >= fleet_max then
+  elseif not counted and fleet_max > 0 and redis.call('ZCARD', KEYS[2]) >= fleet_max then
     open_key = KEYS[4]; scope = ARGV[11]; limit = fleet_max
   end
   if not open_key then
     redis.call('ZADD', KEYS[1], now, ARGV[1])
-    redis.call('ZADD', KEYS[2], now, ARGV[1])
+    redis.call('ZADD', KEYS[2], now, ARGV[12])
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     redis.call('PEXPIRE', KEYS[2], ARGV[2])
     return {'admitted'}
@@ -190,6 +197,7 @@ impl<'s> Waves<'s> {
             .arg(candidate)
             .arg(&scope)
             .arg(FLEET_SCOPE)
+            .arg(held.job.person.as_str())
             .invoke_async(&mut conn)
             .await
             .map_err(command("admit deprovision"))?;
