@@ -230,6 +230,7 @@ async fn plan_person(
         gated.publish.iter().map(|j| format!("{} {}", j.app, j.action.name())).collect();
     let mut detail = format!("{} job(s): {}", gated.publish.len(), planned.join(", "));
     if gated.held > 0 {
+        Span::current().record("scimfleet.held", gated.held);
         detail.push_str(&format!("; {} held for approval (`scimfleet approvals list`)", gated.held));
     }
     journey(ctx, event.id.as_str(), &step(event, "accepted", Some(detail), person, started)).await;

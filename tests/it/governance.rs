@@ -106,6 +106,13 @@ async fn an_admin_grant_without_step_up_waits_for_two_approvers_with_fresh_codes
     );
     let status = scimfleet_admin::status::gather(&fleet.config, None).await.expect("status");
     assert_eq!(status.approvals.held_grants, 1, "{:?}", status.approvals);
+    let journey = fleet.store().journeys().read("evt-grant").await.expect("journey");
+    assert!(
+        journey.iter().any(|s| s.detail.as_deref().is_some_and(|d| d.contains("1 held for approval"))),
+        "{journey:?}"
+    );
+    let metrics = fleet.metrics().render();
+    assert!(metrics.contains("scimfleet_jobs_held_total{app=\"git\",reason=\"grant\"} 1"), "{metrics}");
 
     let refused =
         approvals_refused(&config, &["approve", &id, "--approver", "grace", "--code", &grace.code()]);
