@@ -19,6 +19,7 @@
 //! | account index | `{ns}:account:{app}:ext:<externalId>` / `…:un:<lower-cased userName>` → person | [`Store::desired`] |
 //! | sweep run sets | `{ns}:sweep:{app}:{run}`, `…:missing` (sets), `…:fixes` (list) | [`Store::desired`] |
 //! | per-app ops state | `{ns}:ops:{app}` (hash) | [`Store::ops`] |
+//! | audit trail (one hash chain, every writer) | `{ns}:audit` (stream, field `r`: record JSON); `{ns}:audit:head` (`"{seq} {hash}"` of the last record, compare-and-set by every append) | [`Store::audit`] |
 //!
 //! The registry lets a mover who leaves an app's scope, or a leaver, be
 //! deprovisioned where they were; the applied version keeps an older job
@@ -30,6 +31,7 @@
 //! state, evidence) are fenced too: refused when a newer lease exists.
 
 mod applied;
+mod audit;
 mod claims;
 mod desired;
 mod evidence;
@@ -41,6 +43,7 @@ mod pacing;
 mod registry;
 
 pub use applied::Applied;
+pub use audit::{Appended, AuditPage, AuditStore};
 pub use claims::{Claims, Slot, SweepClaim, SweepTake};
 pub use desired::{Desired, DesiredAccount, MissingScan};
 pub use evidence::Evidence;
@@ -174,6 +177,11 @@ impl Store {
     /// The desired state, account index and sweep run sets.
     pub fn desired(&self) -> Desired<'_> {
         Desired::new(self)
+    }
+
+    /// The audit stream and its head.
+    pub fn audit(&self) -> AuditStore<'_> {
+        AuditStore::new(self)
     }
 
     /// The per-app operational state.
