@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audit;
 mod config_check;
 pub mod dlq;
 mod error;

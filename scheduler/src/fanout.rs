@@ -44,6 +44,7 @@ use chrono::Utc;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
 use scimfleet_policy as policy;
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::broker::{
     Outgoing, PublishError, Publisher, RECEIVED_AT_HEADER, Topology, persistent,
 };
@@ -54,6 +55,7 @@ use scimfleet_runtime::store::{JourneyStep, Lease, PersonRecord, Recorded, Store
 use scimfleet_runtime::telemetry::{self, Pseudonymizer, error_chain, propagation};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Event, EventError, Stage};
+use scimfleet_schemas::{AuditEntry, AuditKind};
 use tracing::Span;
 
 use crate::lease;
@@ -73,6 +75,8 @@ pub(crate) struct Context {
     pub queue: String,
     /// How long journey steps are kept.
     pub journey_retention: Duration,
+    /// The process's audit trail: every event dead letter.
+    pub audit: AuditLog,
 }
 
 /// How an event was settled.
@@ -352,6 +356,12 @@ async fn dead_letter(
         first_attempt_at: now,
         last_attempt_at: now,
     };
+    // Audited before the publish: a dead letter is never unaudited.
+    let audited = AuditEntry::new(AuditKind::DeadLettered, "scheduler")
+        .trace(propagation::trace_id(&Span::current()))
+        .detail("reason", kind)
+        .detail("event_id", envelope.event_id.clone().unwrap_or_default());
+    ctx.audit.record(audited).await.map_err(StoreError::from)?;
     let dlx = ctx.topology.events_dlx();
     ctx.publisher.dead_letter(&dlx, kind, &delivery.data, &delivery.properties, &envelope).await?;
     ctx.ops.metrics.events_rejected.get_or_create(&ReasonLabel { reason: kind.to_owned() }).inc();

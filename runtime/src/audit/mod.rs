@@ -129,6 +129,17 @@ impl AuditLog {
         }
     }
 
+    /// The audit log of a one-shot operator command (`dlq replay`, say):
+    /// writer `admin:{pid}:{random}`, signing with the evidence key when one
+    /// is configured; disabled with `[audit] enabled = false`. Records no
+    /// `ConfigLoaded`: the command's own entry says what it did.
+    pub fn for_operator(config: &Config, store: Store) -> Result<Self, AuditError> {
+        if !config.audit.enabled {
+            return Ok(Self::disabled());
+        }
+        Ok(Self::start(store, signing_key(config)?, writer("admin")))
+    }
+
     /// The audit log of a role's process (`worker`, `scheduler`, `admin`):
     /// writer `{role}:{pid}:{random}`, signing with the evidence key when
     /// one is configured. Records `ConfigLoaded` (the configuration file's
@@ -154,6 +165,20 @@ impl AuditLog {
         tracing::warn!(scimfleet.role = role, "the audit trail is disabled ([audit] enabled = false)");
         Ok(Self::disabled())
     }
+}
+
+/// The evidence signing key, when one is configured.
+fn signing_key(config: &Config) -> Result<Option<Arc<SigningKey>>, AuditError> {
+    if config.verification.evidence_signing_key_file.is_none() {
+        return Ok(None);
+    }
+    crate::signing::evidence_signing_key(config).map(|k| Some(Arc::new(k))).map_err(AuditError::Config)
+}
+
+/// A writer id: the role, the process id and a random part (several
+/// workers may share a process in tests).
+fn writer(role: &str) -> String {
+    format!("{role}:{}:{:04x}", std::process::id(), rand::random::<u16>())
 }
 
 /// The appender task's state.
