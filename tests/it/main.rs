@@ -11,6 +11,7 @@
 mod common;
 
 mod architecture;
+mod audit;
 mod breaker;
 mod cli;
 mod crash;
