@@ -55,7 +55,6 @@ use scimfleet_runtime::store::{JourneyStep, Lease, PersonRecord, Recorded, Store
 use scimfleet_runtime::telemetry::{self, Pseudonymizer, error_chain, propagation};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Event, EventError, Stage};
-use scimfleet_schemas::{AuditEntry, AuditKind};
 use tracing::Span;
 
 use crate::lease;
@@ -356,12 +355,7 @@ async fn dead_letter(
         first_attempt_at: now,
         last_attempt_at: now,
     };
-    // Audited before the publish: a dead letter is never unaudited.
-    let audited = AuditEntry::new(AuditKind::DeadLettered, "scheduler")
-        .trace(propagation::trace_id(&Span::current()))
-        .detail("reason", kind)
-        .detail("event_id", envelope.event_id.clone().unwrap_or_default());
-    ctx.audit.record(audited).await.map_err(StoreError::from)?;
+    crate::audit::dead_letter(&ctx.audit, kind, envelope.event_id.as_deref()).await?;
     let dlx = ctx.topology.events_dlx();
     ctx.publisher.dead_letter(&dlx, kind, &delivery.data, &delivery.properties, &envelope).await?;
     ctx.ops.metrics.events_rejected.get_or_create(&ReasonLabel { reason: kind.to_owned() }).inc();
