@@ -1,7 +1,9 @@
 //! `scimfleet audit verify`: the chain check over the stream (with its
 //! head) or an export file, with the public keys given or the public half
 //! of the configured evidence key. Prints what it checked and the first bad
-//! record, naming its `seq` and the case.
+//! record, naming its `seq` and the case. The whole trail is read into
+//! memory first (a re-ordered record is told from a removed one by looking
+//! ahead); at a few hundred bytes a record, ten million records need a few GB.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

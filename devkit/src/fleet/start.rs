@@ -212,9 +212,7 @@ fn service_env() -> Vec<(String, String)> {
     // suite runs against services elsewhere as well; and `[audit]`, so a
     // benchmark can measure the fleet with the audit trail off.
     const PASSED: [&str; 3] = ["SCIMFLEET_BROKER__", "SCIMFLEET_REDIS__", "SCIMFLEET_AUDIT__"];
-    std::env::vars()
-        .filter(|(k, _)| PASSED.iter().any(|p| k.starts_with(p)))
-        .collect()
+    std::env::vars().filter(|(k, _)| PASSED.iter().any(|p| k.starts_with(p))).collect()
 }
 
 /// Deletes Redis keys of test namespaces older than an hour (crashed runs).

@@ -59,12 +59,20 @@ pub enum AuditError {
     /// The appender task is gone (the process is stopping).
     #[error("the audit log has stopped")]
     Stopped,
+    /// The batch this entry was appended with failed (shared by every
+    /// entry of the batch).
+    #[error("an audit batch could not be appended")]
+    Batch(#[source] Arc<AuditError>),
 }
 
 impl AuditError {
     /// Whether reconnecting (or trying again) may cure it.
     pub fn recoverable(&self) -> bool {
-        !matches!(self, Self::Config(_))
+        match self {
+            Self::Config(_) => false,
+            Self::Batch(error) => error.recoverable(),
+            _ => true,
+        }
     }
 }
 
@@ -75,6 +83,7 @@ impl From<AuditError> for StoreError {
         match error {
             AuditError::Store(error) => error,
             AuditError::CorruptHead => StoreError::Corrupt { what: "audit head" },
+            AuditError::Batch(error) => StoreError::Audit(error),
             _ => StoreError::Contended { what: "audit trail" },
         }
     }
@@ -124,7 +133,7 @@ impl AuditLog {
         queue.send(Pending { entry, done }).await.map_err(|_| AuditError::Stopped)?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(Arc::into_inner(error).unwrap_or(AuditError::Contended)),
+            Ok(Err(error)) => Err(AuditError::Batch(error)),
             Err(_) => Err(AuditError::Stopped),
         }
     }

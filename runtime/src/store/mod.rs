@@ -87,6 +87,9 @@ pub enum StoreError {
         /// Which record.
         what: &'static str,
     },
+    /// The audit trail could not be appended to.
+    #[error("cannot append to the audit trail")]
+    Audit(#[source] std::sync::Arc<crate::audit::AuditError>),
     /// A compare-and-set kept losing to concurrent writers.
     #[error("stored {what} kept changing under concurrent writes")]
     Contended {
