@@ -228,3 +228,29 @@ async fn two_workers_and_a_scheduler_write_one_chain_and_verify_names_every_tamp
     std::fs::remove_dir_all(&dir).expect("cleanup");
     fleet.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_trail_says_so_once_and_records_nothing_more() {
+    let mut fleet = Fleet::start_idle(common::POLICY).await.expect("fleet starts");
+    let config = fleet.config_path();
+    let log = test_log_dir().join(format!("audit-{}-disabled.log", fleet.config.namespace));
+    let off = [("SCIMFLEET_AUDIT__ENABLED".to_owned(), "false".to_owned())];
+    let mut worker = FleetProcess::start_with_env("worker", &config, &log, &off);
+    let mut scheduler = FleetProcess::start_with_env("scheduler", &config, &log, &off);
+    fleet.publish(&bodies(&common::hires(71_000, 4, "Engineering"))).await.expect("published");
+    let applied = wait::until("the hires applied", Duration::from_secs(60), async || {
+        worker.assert_running();
+        scheduler.assert_running();
+        fleet.server("chat").users().len() == 4
+    })
+    .await;
+    applied.unwrap_or_else(|e| panic!("{e}"));
+    worker.kill();
+    scheduler.kill();
+    let all = parsed(&records(&fleet).await);
+    assert_eq!(all.len(), 2, "one config_loaded per process, nothing else: {all:?}");
+    assert!(all.iter().all(|r| r["kind"] == "config_loaded" && r["detail"]["enabled"] == false));
+    let text = std::fs::read_to_string(&log).expect("process log");
+    assert!(text.contains("the audit trail is disabled"), "a warning at start");
+    fleet.stop().await.expect("clean stop");
+}
