@@ -205,7 +205,7 @@ pub(crate) enum AuditCommand {
     /// or an export; exits non-zero naming the first bad seq and why.
     Verify {
         /// Configuration file (to read the stream, and its evidence key's public half).
-        #[arg(long, env = CONFIG_ENV)]
+        #[arg(long, env = CONFIG_ENV, required_unless_present = "file")]
         config: Option<PathBuf>,
         /// A public key (SPKI PEM) to trust; repeat it during a key rotation.
         #[arg(long = "public-key")]

@@ -8,6 +8,8 @@
 //! attribute values. The actor is the event's actor when the job carries
 //! one; sweep and remediation jobs are the worker's own doing.
 
+use std::time::Duration;
+
 use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::{AuditEntry, AuditKind, Job};
@@ -29,7 +31,19 @@ fn entry(worker: &AppWorker, kind: AuditKind, job: &Job) -> AuditEntry {
         .detail("action", job.action.name())
 }
 
+/// Records `entry`, trying again twice after a pause: the write it records
+/// already happened, and a requeued job that finds the app converged
+/// changes (and so records) nothing, so giving up loses the record.
 async fn record(worker: &AppWorker, entry: AuditEntry) -> Result<(), Transient> {
+    let mut pause = Duration::from_millis(200);
+    for _ in 0..2 {
+        match worker.audit.record(entry.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(error) if error.recoverable() => tokio::time::sleep(pause).await,
+            Err(error) => return Err(Transient::from(StoreError::from(error))),
+        }
+        pause *= 2;
+    }
     worker.audit.record(entry).await.map_err(|e| Transient::from(StoreError::from(e)))
 }
 
