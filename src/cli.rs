@@ -69,6 +69,9 @@ pub(crate) enum Command {
     /// Held high-risk grants and mass-deprovision waves: list, approve, reject, release, cancel.
     #[command(subcommand)]
     Approvals(crate::approvals::ApprovalsCommand),
+    /// Check or export the hash-chained audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -108,6 +111,8 @@ pub(crate) enum DlqCommand {
         target: DlqTarget,
         #[command(flatten)]
         select: DlqSelect,
+        #[command(flatten)]
+        operator: OperatorArg,
     },
     /// Delete dead letters for good.
     Purge {
@@ -115,6 +120,8 @@ pub(crate) enum DlqCommand {
         target: DlqTarget,
         #[command(flatten)]
         select: DlqSelect,
+        #[command(flatten)]
+        operator: OperatorArg,
     },
 }
 
@@ -128,6 +135,14 @@ pub(crate) struct DlqTarget {
     /// Most messages to read from the queue in one run.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) limit: usize,
+}
+
+/// Who runs an operator command, for the audit trail.
+#[derive(Debug, Args)]
+pub(crate) struct OperatorArg {
+    /// Your name, as the audit trail records it (default: `$USER`, else `operator`).
+    #[arg(long, env = "USER", default_value = "operator")]
+    pub(crate) operator: String,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +199,44 @@ pub(crate) enum EvidenceCommand {
         /// Directory to write `evidence-signing-<id>.pem` and `evidence-public-<id>.pem` to.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the chain (seq, prev, hashes, signatures, head) of the stream
+    /// or an export; exits non-zero naming the first bad seq and why.
+    Verify {
+        /// Configuration file (to read the stream, and its evidence key's public half).
+        #[arg(long, env = CONFIG_ENV, required_unless_present = "file")]
+        config: Option<PathBuf>,
+        /// A public key (SPKI PEM) to trust; repeat it during a key rotation.
+        #[arg(long = "public-key")]
+        public_keys: Vec<PathBuf>,
+        /// Check this JSON Lines export instead of the stream.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write audit records as JSON Lines, as stored; or, with `--dir`, append
+    /// the records not yet exported to one file a day.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only records at or after this time (RFC 3339, or a date: 2026-10-01).
+        #[arg(long, value_parser = parse_since, conflicts_with = "dir")]
+        since: Option<DateTime<Utc>>,
+        /// Only records about this person (HR id; matched by pseudonym).
+        #[arg(long, conflicts_with = "dir")]
+        person: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, conflicts_with = "dir")]
+        out: Option<PathBuf>,
+        /// Rolling export: append to `DIR/audit-YYYY-MM-DD.jsonl` after the last seq there.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 

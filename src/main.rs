@@ -17,8 +17,8 @@ use scimfleet_runtime::{Config, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Cli, Command, ConfigArg, ConfigCommand, DlqCommand, DlqSelect, EvidenceCommand, ReportCommand,
-    TopologyCommand, VerifyCommand,
+    AuditCommand, Cli, Command, ConfigArg, ConfigCommand, DlqCommand, DlqSelect, EvidenceCommand,
+    ReportCommand, TopologyCommand, VerifyCommand,
 };
 
 /// mimalloc instead of glibc's allocator: the fleet allocates per message
@@ -73,6 +73,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dlq(command) => dlq(command).await?,
         Command::Approvals(command) => approvals::run(command).await?,
         Command::Evidence(command) => return evidence(command).await,
+        Command::Audit(command) => return audit(command).await,
         Command::Report(ReportCommand::Leavers { config, since }) => {
             let config = load(&config, QUIET)?;
             admin::evidence::report_leavers(&config, since, out).await?;
@@ -123,16 +124,18 @@ async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
             let config = load(&target.config, QUIET_BROKER)?;
             admin::dlq::show(&config, &target.app, &id, target.limit, out).await?;
         }
-        DlqCommand::Replay { target, select } => {
+        DlqCommand::Replay { target, select, operator } => {
             let config = load(&target.config, QUIET_BROKER)?;
             let selection = selection(select);
-            let batch = admin::dlq::Batch { app: &target.app, selection: &selection, limit: target.limit };
+            let (app, limit, operator) = (&target.app, target.limit, &operator.operator);
+            let batch = admin::dlq::Batch { app, selection: &selection, limit, operator };
             admin::dlq::replay(&config, batch, out).await?;
         }
-        DlqCommand::Purge { target, select } => {
+        DlqCommand::Purge { target, select, operator } => {
             let config = load(&target.config, QUIET_BROKER)?;
             let selection = selection(select);
-            let batch = admin::dlq::Batch { app: &target.app, selection: &selection, limit: target.limit };
+            let (app, limit, operator) = (&target.app, target.limit, &operator.operator);
+            let batch = admin::dlq::Batch { app, selection: &selection, limit, operator };
             admin::dlq::purge(&config, batch, out).await?;
         }
     }
@@ -170,6 +173,34 @@ async fn evidence(command: EvidenceCommand) -> anyhow::Result<ExitCode> {
             println!("key id: {id}");
             println!("private key: {} (mode 0600; for workers and exports only)", private.display());
             println!("public key: {} (for evidence verify --public-key)", public.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let out = &mut std::io::stdout();
+    match command {
+        AuditCommand::Verify { config, public_keys, file, json } => {
+            let config = match &config {
+                Some(path) => Some(load(&ConfigArg { config: path.clone() }, QUIET)?),
+                None => None,
+            };
+            let options =
+                admin::audit::VerifyOptions { file: file.as_deref(), public_keys: &public_keys, json };
+            if !admin::audit::verify(config.as_deref(), options, out).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        AuditCommand::Export { config, since, person, out: output, dir } => {
+            let config = load(&config, QUIET)?;
+            let records = match dir {
+                Some(dir) => admin::audit::export_dir(&config, &dir).await?,
+                None => {
+                    admin::audit::export(&config, since, person.as_deref(), output.as_deref(), out).await?
+                }
+            };
+            eprintln!("{records} audit records exported");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -34,6 +34,9 @@ pub enum AdminError {
     /// Redis could not be reached or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit trail could not be written.
+    #[error(transparent)]
+    Audit(#[from] scimfleet_runtime::audit::AuditError),
     /// The status could not be gathered.
     #[error(transparent)]
     Status(#[from] StatusError),

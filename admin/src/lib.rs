@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod approvals;
+pub mod audit;
 mod config_check;
 pub mod dlq;
 mod error;

@@ -65,14 +65,15 @@ pub fn plan(event: &Event, apps: &[AppConfig], held: &[AppId]) -> Result<Plan, P
         };
         if let Some(action) = action {
             let data = &event.data;
-            jobs.push(Job::new(
+            let job = Job::new(
                 event.id.clone(),
                 app.id.clone(),
                 data.person_id.clone(),
                 data.sequence,
                 event.time,
                 action,
-            ));
+            );
+            jobs.push(Job { actor: Some(data.actor.id.clone()), ..job });
         }
     }
     Ok(Plan { jobs, active_in })

@@ -80,6 +80,8 @@ pub enum Purpose {
     Record,
     /// The trailer of an evidence export.
     Export,
+    /// The hash of one audit record, signed by the process that chained it.
+    Audit,
 }
 
 impl Purpose {
@@ -87,6 +89,7 @@ impl Purpose {
         match self {
             Self::Record => b"scimfleet evidence record v1\0",
             Self::Export => b"scimfleet evidence export v1\0",
+            Self::Audit => b"scimfleet audit record v1\0",
         }
     }
 }

@@ -1,44 +1,31 @@
-//! The scheduler's entries in the audit trail (holds, waves, supersedes).
-//! Temporary shim until the audit log lands: entries are logged.
+//! What the scheduler writes to the audit trail: every event it
+//! dead-letters, recorded before the publish (a publish that then fails
+//! requeues the event and may record it twice, never zero times), and the
+//! governance decisions it takes (holds, waves, supersedes, expiries). An
+//! entry names reasons and ids, never the event's content.
 
-use crate::fanout::Context;
+use scimfleet_runtime::audit::AuditLog;
+use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::telemetry::propagation;
+use scimfleet_schemas::{AuditEntry, AuditKind};
+use tracing::Span;
 
-/// One audit entry being built.
-pub(crate) struct Note {
-    kind: &'static str,
-    actor: String,
-    person: Option<String>,
-    app: Option<String>,
-    trace_id: Option<String>,
-    detail: Vec<(&'static str, String)>,
+/// Records that an event (`event_id`, when readable) is dead-lettered for `reason`.
+pub(crate) async fn dead_letter(
+    audit: &AuditLog,
+    reason: &str,
+    event_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut entry = AuditEntry::new(AuditKind::DeadLettered, "scheduler")
+        .trace(propagation::trace_id(&Span::current()))
+        .detail("reason", reason);
+    if let Some(event_id) = event_id {
+        entry = entry.detail("event_id", event_id);
+    }
+    audit.record(entry).await.map_err(StoreError::from)
 }
 
-impl Note {
-    pub(crate) fn new(kind: &'static str, actor: &str) -> Self {
-        Self { kind, actor: actor.to_owned(), person: None, app: None, trace_id: None, detail: Vec::new() }
-    }
-    pub(crate) fn person(mut self, person: &str) -> Self {
-        self.person = Some(person.to_owned());
-        self
-    }
-    pub(crate) fn app(mut self, app: &str) -> Self {
-        self.app = Some(app.to_owned());
-        self
-    }
-    pub(crate) fn trace(mut self, trace_id: Option<String>) -> Self {
-        self.trace_id = trace_id;
-        self
-    }
-    pub(crate) fn detail(mut self, key: &'static str, value: impl Into<String>) -> Self {
-        self.detail.push((key, value.into()));
-        self
-    }
-}
-
-/// Appends `note` to the audit trail.
-pub(crate) async fn record(_ctx: &Context, note: Note) {
-    tracing::debug!(
-        kind = note.kind, actor = %note.actor, person = ?note.person, app = ?note.app,
-        trace_id = ?note.trace_id, detail = ?note.detail, "audit"
-    );
+/// Appends a governance `entry` (a hold, a supersede, a wave, an expiry).
+pub(crate) async fn record(audit: &AuditLog, entry: AuditEntry) -> Result<(), StoreError> {
+    audit.record(entry).await.map_err(StoreError::from)
 }

@@ -44,6 +44,7 @@ use chrono::Utc;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
 use scimfleet_policy as policy;
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::broker::{
     Outgoing, PublishError, Publisher, RECEIVED_AT_HEADER, Topology, persistent,
 };
@@ -73,6 +74,8 @@ pub(crate) struct Context {
     pub queue: String,
     /// How long journey steps are kept.
     pub journey_retention: Duration,
+    /// The process's audit trail: every event dead letter.
+    pub audit: AuditLog,
 }
 
 /// How an event was settled.
@@ -357,6 +360,7 @@ async fn dead_letter(
         first_attempt_at: now,
         last_attempt_at: now,
     };
+    crate::audit::dead_letter(&ctx.audit, kind, envelope.event_id.as_deref()).await?;
     let dlx = ctx.topology.events_dlx();
     ctx.publisher.dead_letter(&dlx, kind, &delivery.data, &delivery.properties, &envelope).await?;
     ctx.ops.metrics.events_rejected.get_or_create(&ReasonLabel { reason: kind.to_owned() }).inc();

@@ -26,10 +26,10 @@ use scimfleet_runtime::config::AppConfig;
 use scimfleet_runtime::metrics::AppReason;
 use scimfleet_runtime::store::{Admission, HeldJob, HoldKind, StoreError};
 use scimfleet_runtime::telemetry::propagation;
-use scimfleet_schemas::{AppId, Event, Job, JobAction};
+use scimfleet_schemas::{AppId, AuditEntry, AuditKind, Event, Job, JobAction};
 use tracing::Span;
 
-use crate::audit::{self, Note};
+use crate::audit;
 use crate::fanout::Context;
 
 /// What the gate lets out now, of one event's jobs.
@@ -99,8 +99,10 @@ async fn supersede(ask: &Ask<'_>, jobs: &[Job], had: &[AppId]) -> Result<(), Sto
                 held = %id, app = %app, scimfleet.person = %ask.person,
                 "held {} job {id} superseded by event {}", old.kind.as_str(), ask.event.id
             );
-            let note = Note::new("superseded", ask.actor()).person(ask.person).app(app.as_str());
-            audit::record(ask.ctx, note.trace(ask.trace_id.clone()).detail("held", id.as_str())).await;
+            let entry =
+                AuditEntry::new(AuditKind::Superseded, ask.actor()).person(ask.person).app(app.as_str());
+            let entry = entry.trace(ask.trace_id.clone()).detail("held", id.as_str());
+            audit::record(&ask.ctx.audit, entry.detail("by_event", ask.event.id.as_str())).await?;
         }
     }
     Ok(())
@@ -159,16 +161,18 @@ async fn deprovision(ask: &Ask<'_>, app: &AppConfig, job: Job, gated: &mut Gated
                     wave = %wave, scope = %scope,
                     "mass-deprovision guard: more deprovisions in {scope} than allowed; wave {wave} holds the rest for an approver"
                 );
-                let note = Note::new("wave_held", "scheduler").trace(ask.trace_id.clone());
-                audit::record(ask.ctx, note.detail("wave", wave.as_str()).detail("scope", scope.as_str()))
-                    .await;
+                let entry = AuditEntry::new(AuditKind::WaveHeld, "scheduler").trace(ask.trace_id.clone());
+                let entry = entry.detail("wave", wave.as_str()).detail("scope", scope.as_str());
+                audit::record(&ask.ctx.audit, entry).await?;
             }
-            let note = Note::new("held", ask.actor()).person(ask.person).app(held.job.app.as_str());
-            let note = note
+            let entry =
+                AuditEntry::new(AuditKind::Held, ask.actor()).person(ask.person).app(held.job.app.as_str());
+            let entry = entry
                 .trace(ask.trace_id.clone())
                 .detail("held", held.id.as_str())
+                .detail("action", held.job.action.name())
                 .detail("wave", wave.as_str());
-            audit::record(ask.ctx, note.detail("reason", "mass deprovision")).await;
+            audit::record(&ask.ctx.audit, entry.detail("reason", "mass deprovision")).await?;
             Ok(())
         }
     }
@@ -194,6 +198,17 @@ async fn hold_grant(
         TimeDelta::milliseconds(i64::try_from(ask.ctx.config.governance.hold_expiry).unwrap_or(i64::MAX));
     let held = held_job(ask, job, HoldKind::Grant, reasons, grants, Some(expiry));
     gated.held += 1;
+    // Recorded before the hold, so a crash in between records it twice on
+    // redelivery rather than never.
+    if ask.ctx.store.held().get(&held.id).await?.is_none() {
+        let entry =
+            AuditEntry::new(AuditKind::Held, ask.actor()).person(ask.person).app(held.job.app.as_str());
+        let entry = entry
+            .trace(ask.trace_id.clone())
+            .detail("held", held.id.as_str())
+            .detail("action", held.job.action.name());
+        audit::record(&ask.ctx.audit, entry.detail("reason", held.reasons.join(", "))).await?;
+    }
     if ask.ctx.store.held().hold(&held).await? {
         let labels = AppReason { app: held.job.app.to_string(), reason: "grant".to_owned() };
         ask.ctx.ops.metrics.jobs_held.get_or_create(&labels).inc();
@@ -201,9 +216,6 @@ async fn hold_grant(
             held = %held.id, app = %held.job.app, scimfleet.person = %ask.person, reasons = %held.reasons.join(", "),
             "{} job {} held for approval: no step-up", held.job.action.name(), held.id
         );
-        let note = Note::new("held", ask.actor()).person(ask.person).app(held.job.app.as_str());
-        let note = note.trace(ask.trace_id.clone()).detail("held", held.id.as_str());
-        audit::record(ask.ctx, note.detail("reason", held.reasons.join(", "))).await;
     }
     Ok(())
 }

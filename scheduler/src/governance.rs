@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::Utc;
 use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::telemetry::error_chain;
+use scimfleet_schemas::{AuditEntry, AuditKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{self, Note};
+use crate::audit;
 use crate::fanout::Context;
 
 /// How often expiries are looked for and the gauges sampled.
@@ -40,8 +41,10 @@ async fn round(ctx: &Context) -> Result<(), StoreError> {
             continue;
         }
         tracing::info!(held = %id, app = %job.job.app, "held {} job {id} expired unapproved: rejected", job.job.action.name());
-        let note = Note::new("expired", "scheduler").person(&job.person).app(job.job.app.as_str());
-        audit::record(ctx, note.trace(job.trace_id.clone()).detail("held", id.as_str())).await;
+        let entry =
+            AuditEntry::new(AuditKind::Expired, "scheduler").person(&job.person).app(job.job.app.as_str());
+        let entry = entry.trace(job.trace_id.clone()).detail("held", id.as_str());
+        audit::record(&ctx.audit, entry.detail("action", job.job.action.name())).await?;
     }
     let count = held.count().await?;
     ctx.ops.metrics.held_jobs.set(i64::try_from(count).unwrap_or(i64::MAX));

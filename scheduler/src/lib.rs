@@ -11,6 +11,7 @@ mod stats;
 use std::sync::Arc;
 use std::time::Duration;
 
+use scimfleet_runtime::audit::{AuditError, AuditLog};
 use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::Config;
 use scimfleet_runtime::ops::{ComponentHealth, Ops};
@@ -31,6 +32,9 @@ pub enum SchedulerError {
     /// The pseudonym key is misconfigured.
     #[error(transparent)]
     Config(#[from] scimfleet_runtime::config::ConfigError),
+    /// The audit trail could not be set up.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 scimfleet_runtime::from_infra_errors!(SchedulerError);
@@ -40,6 +44,7 @@ impl Recoverable for SchedulerError {
         match self {
             Self::Infra(error) => error.recoverable(),
             Self::Config(_) => false,
+            Self::Audit(error) => error.recoverable(),
         }
     }
 }
@@ -53,8 +58,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
     let health = ops.health.component("scheduler");
+    // One audit log per process, started (and `ConfigLoaded` recorded) on
+    // the first connection that gets that far.
+    let audit = tokio::sync::OnceCell::new();
     let result = supervise("scheduler", shutdown.clone(), || {
-        run_once(config.clone(), stats.clone(), ops.clone(), &health, shutdown.clone())
+        let process = (stats.clone(), ops.clone(), &audit);
+        run_once(config.clone(), process, &health, shutdown.clone())
     })
     .await;
     health.unready();
@@ -64,14 +73,15 @@ pub async fn run(
 /// One connection's worth of scheduling: connect, declare, consume.
 async fn run_once(
     config: Arc<Config>,
-    stats: Arc<SchedulerStats>,
-    ops: Ops,
+    (stats, ops, audit): (Arc<SchedulerStats>, Ops, &tokio::sync::OnceCell<AuditLog>),
     health: &ComponentHealth,
     shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
     health.unready();
     let topology = Topology::of(&config);
     let store = Store::connect(&config.redis, &config.namespace).await?;
+    let audit =
+        audit.get_or_try_init(|| AuditLog::for_role(&config, store.clone(), "scheduler")).await?.clone();
     let connection =
         broker::connect(&config.broker, &format!("scimfleet-scheduler {}", config.namespace)).await?;
     let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
@@ -98,6 +108,7 @@ async fn run_once(
         pseudonyms,
         stats,
         ops,
+        audit,
     });
     let housekeeping = tokio::spawn(governance::housekeep(ctx.clone(), stop_sampling.clone()));
     let result = intake::consume(ctx, &channel, shutdown, grace, ready).await;

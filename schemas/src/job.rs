@@ -40,6 +40,10 @@ pub struct Job {
     /// found access still there (0 for the original job).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub remediation: u32,
+    /// The id of the event's actor (who caused the change), for the audit
+    /// trail; absent on sweep and remediation jobs planned without an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     /// What to do, with its payload.
     #[serde(flatten)]
     pub action: JobAction,
@@ -186,6 +190,7 @@ impl Job {
             event_time,
             attempt: 0,
             remediation: 0,
+            actor: None,
             action,
         }
     }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audit;
 pub mod deadletter;
 pub mod event;
 pub mod evidence;
@@ -8,6 +9,7 @@ pub mod job;
 pub mod scim;
 pub mod strict;
 
+pub use audit::{AuditEntry, AuditKind, AuditRecord};
 pub use deadletter::{DeadLetter, DeadLetterReason, Stage};
 pub use event::{Actor, Event, EventError, EventType, PersonState, PersonStatus};
 pub use evidence::{Check, EvidenceRecord, EvidenceStatus};
@@ -23,6 +25,7 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("job", schema_for!(Job)),
         ("dead-letter", schema_for!(DeadLetter)),
         ("evidence", schema_for!(EvidenceRecord)),
+        ("audit-record", schema_for!(AuditRecord)),
         ("scim-user", schema_for!(scim::ScimUser)),
         ("scim-group", schema_for!(scim::ScimGroup)),
         ("scim-patch-request", schema_for!(scim::PatchRequest)),

@@ -94,9 +94,21 @@ async fn purge_removes_only_the_selected_dead_letters() {
 
     let shown = dlq(&fleet, &["show", "--app", "events", "--id", "evt-bad-2"]);
     assert!(shown.contains("invalid_event") && shown.contains("evt-bad-2"), "{shown}");
-    assert_eq!(dlq(&fleet, &["purge", "--app", "events", "--id", "evt-bad-1"]).trim(), "1 purged");
+    let purged = dlq(&fleet, &["purge", "--app", "events", "--id", "evt-bad-1", "--operator", "alice"]);
+    assert_eq!(purged.trim(), "1 purged");
     let left = fleet.take_dead_letters("events").await.expect("read DLQ");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].0.event_id.as_deref(), Some("evt-bad-2"));
+    // The audit trail has both dead letters and the purge, by its operator.
+    let page = fleet.store().audit().page(None, 100).await.expect("audit stream");
+    let records: Vec<serde_json::Value> =
+        page.iter().map(|(_, r)| serde_json::from_str(r).expect("record JSON")).collect();
+    assert_eq!(records.iter().filter(|r| r["kind"] == "dead_lettered").count(), 2, "{records:?}");
+    let purge = records.iter().find(|r| r["kind"] == "purged").expect("the purge audited");
+    assert_eq!(
+        (&purge["actor"], &purge["app"], &purge["detail"]["count"]),
+        (&"alice".into(), &"events".into(), &1.into())
+    );
+    assert_eq!(purge["detail"]["selection"], serde_json::json!(["evt-bad-1"]));
     fleet.stop().await.expect("clean stop");
 }

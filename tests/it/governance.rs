@@ -145,7 +145,23 @@ async fn an_admin_grant_without_step_up_waits_for_two_approvers_with_fresh_codes
     })
     .await;
     assert_eq!(held_count(&fleet).await, 0, "an admin already approved is not held again");
-    crate::audit_steps::assert_recorded(&fleet, &["held", "approved", "approved"]).await;
+    crate::audit_steps::assert_recorded(
+        &fleet,
+        &["held", "approval_refused", "approval_refused", "approved", "approval_refused", "approved"],
+    )
+    .await;
+    let approved = crate::audit_steps::of_kind(&fleet, "approved").await;
+    let actors: Vec<&str> = approved.iter().filter_map(|r| r["actor"].as_str()).collect();
+    assert_eq!(actors, ["alice", "bob"], "each approval names its approver");
+    assert!(approved.iter().all(|r| r["detail"]["held"] == id.as_str() && r["trace_id"].is_string()));
+    let refusals = crate::audit_steps::of_kind(&fleet, "approval_refused").await;
+    let reasons: Vec<&str> = refusals.iter().filter_map(|r| r["detail"]["reason"].as_str()).collect();
+    assert!(reasons[0].contains("themselves") && reasons[2].contains("used before"), "{reasons:?}");
+    let writes = crate::audit_steps::of_kind(&fleet, "scim_write").await;
+    assert!(
+        writes.iter().any(|r| r["app"] == "git" && r["actor"] == "it-admin"),
+        "the approved write: {writes:?}"
+    );
     fleet.stop().await.expect("clean stop");
 }
 

@@ -11,6 +11,7 @@
 mod common;
 
 mod architecture;
+mod audit;
 mod audit_steps;
 mod breaker;
 mod cli;

@@ -125,6 +125,21 @@ async fn a_burst_of_leavers_beyond_the_limit_is_held_as_one_wave_until_released_
     fleet.wait_settled(SETTLE).await.expect("settled");
     assert_eq!(held(&fleet).await, 0);
     assert_eq!(active(&fleet, 1203, 60), 13, "a cancelled wave is never applied");
-    crate::audit_steps::assert_recorded(&fleet, &["wave_held", "wave_released", "wave_cancelled"]).await;
+    crate::audit_steps::assert_recorded(
+        &fleet,
+        &["wave_held", "wave_released", "wave_held", "wave_cancelled"],
+    )
+    .await;
+    let per_job =
+        |records: Vec<serde_json::Value>| records.iter().filter(|r| r["person"].is_string()).count();
+    assert_eq!(
+        per_job(crate::audit_steps::of_kind(&fleet, "held").await),
+        150 + 13,
+        "each held leaver audited"
+    );
+    assert_eq!(per_job(crate::audit_steps::of_kind(&fleet, "wave_released").await), 150);
+    let cancelled = crate::audit_steps::of_kind(&fleet, "wave_cancelled").await;
+    assert_eq!(per_job(cancelled.clone()), 13, "each unapplied leaver audited");
+    assert!(cancelled.iter().all(|r| r["actor"] == "bob" && r["detail"]["reason"] == "bad HR export"));
     fleet.stop().await.expect("clean stop");
 }

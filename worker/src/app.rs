@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::broker::{Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config};
 use scimfleet_runtime::ops::Ops;
@@ -59,6 +60,8 @@ pub(crate) struct AppWorker {
     pub evidence_retention: Duration,
     /// The key every evidence record is signed with.
     pub evidence_key: Arc<SigningKey>,
+    /// The process's audit trail.
+    pub audit: AuditLog,
 }
 
 /// What every app's worker of one connection shares.
@@ -71,6 +74,7 @@ pub(crate) struct Shared<'a> {
     pub instance: &'a Arc<str>,
     pub ops: &'a Ops,
     pub evidence_key: &'a Arc<SigningKey>,
+    pub audit: &'a AuditLog,
 }
 
 impl AppWorker {
@@ -110,6 +114,7 @@ impl AppWorker {
             max_remediations: app.max_remediations.unwrap_or(verification.max_remediations),
             evidence_retention: Duration::from_secs(u64::from(verification.evidence_retention_days) * 86_400),
             evidence_key: shared.evidence_key.clone(),
+            audit: shared.audit.clone(),
         }
     }
 }

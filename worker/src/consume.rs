@@ -268,6 +268,8 @@ async fn converged(
             return Ok(superseded(worker, job, person, "a newer lease refused its result"));
         }
     }
+    // Before the ack: every change to an app is in the audit trail.
+    crate::audit::scim_write(worker, job, outcome).await?;
     if let Some(read_back) = &outcome.read_back {
         let received = received_at(&delivery.properties);
         return verify::judge(worker, job, read_back, outcome.changed(), received, fence).await;

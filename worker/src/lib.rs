@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod app;
+mod audit;
 pub mod auth;
 pub mod breaker;
 pub mod client;

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use scimfleet_runtime::audit::{AuditError, AuditLog};
 use scimfleet_runtime::broker::{self, BrokerError, Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config, ConfigError};
 use scimfleet_runtime::metrics::Metrics;
@@ -49,6 +50,9 @@ pub enum WorkerError {
     /// RabbitMQ or Redis failed; the worker reconnects.
     #[error(transparent)]
     Infra(#[from] InfraError),
+    /// The audit trail could not be set up.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 scimfleet_runtime::from_infra_errors!(WorkerError);
@@ -123,6 +127,7 @@ impl Recoverable for WorkerError {
     fn recoverable(&self) -> bool {
         match self {
             Self::Infra(error) => error.recoverable(),
+            Self::Audit(error) => error.recoverable(),
             _ => false,
         }
     }
@@ -141,8 +146,12 @@ pub async fn run(
     // One id for this run's breakers in status reports, across reconnects.
     let instance = crate::notes::instance_id();
     let health = ops.health.component("worker");
+    // One audit log per process, started (and `ConfigLoaded` recorded) on
+    // the first connection that gets that far.
+    let audit = Arc::new(tokio::sync::OnceCell::new());
     let result = supervise("worker", shutdown.clone(), || {
         let run = Run {
+            audit: audit.clone(),
             stats: stats.clone(),
             instance: instance.clone(),
             ops: ops.clone(),
@@ -175,6 +184,7 @@ async fn join_consumers(
 
 /// What one connection's worth of work shares with the process.
 struct Run {
+    audit: Arc<tokio::sync::OnceCell<AuditLog>>,
     stats: Arc<WorkerStats>,
     instance: Arc<str>,
     ops: Ops,
@@ -217,12 +227,13 @@ async fn run_once(
     run: Run,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let Run { stats, instance, ops, health } = run;
+    let Run { audit, stats, instance, ops, health } = run;
     health.unready();
     // Like a token, a missing or unreadable key stops start-up, before any
     // connection, naming its field.
     let evidence_key = Arc::new(scimfleet_runtime::signing::evidence_signing_key(&config)?);
     let (store, convergers, sweep_apps) = prepare(&config, only.as_deref(), &ops).await?;
+    let audit = audit.get_or_try_init(|| AuditLog::for_role(&config, store.clone(), "worker")).await?.clone();
     let topology = Topology::of(&config);
     let connection =
         broker::connect(&config.broker, &format!("scimfleet-worker {}", config.namespace)).await?;
@@ -250,6 +261,7 @@ async fn run_once(
             instance: &instance,
             ops: &ops,
             evidence_key: &evidence_key,
+            audit: &audit,
         };
         let worker = Arc::new(AppWorker::new(&config, app, converger, &shared));
         // Two lanes, each with its own channel and prefetch: leavers never

@@ -158,6 +158,8 @@ async fn dead_letter(
     job: Option<&Job>,
     failure: Failure,
 ) -> Result<Settled, Transient> {
+    let attempts = job.map_or(1, |j| j.attempt + 1);
+    crate::audit::dead_letter(worker, job, &failure, attempts).await?;
     let envelope = DeadLetter {
         reason: failure.reason,
         detail: DeadLetter::truncate_detail(&failure.detail),
@@ -166,7 +168,7 @@ async fn dead_letter(
         job_id: job.map(|j| j.job_id.clone()),
         event_id: job.map(|j| j.event_id.to_string()),
         last_status: failure.last_status,
-        attempts: job.map_or(1, |j| j.attempt + 1),
+        attempts,
         first_attempt_at: failure.first_attempt_at,
         last_attempt_at: Utc::now(),
     };

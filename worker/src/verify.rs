@@ -69,6 +69,7 @@ pub(crate) async fn judge(
     record.remediations = record.remediations.max(job.remediation);
     let check = Check { at: now, verified: read_back.verified, found: read_back.found.clone() };
     worker.ops.metrics.verification(job.app.as_str(), check_name(job), read_back.verified);
+    crate::audit::verification(worker, job, check_name(job), read_back).await?;
     let verified_before = [&record.first_verification, &record.last_recheck]
         .iter()
         .any(|c| c.as_ref().is_some_and(|c| c.verified));

@@ -2,10 +2,12 @@
 
 use std::io::Write;
 
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::store::{Approval, HeldJob, HoldKind};
 use scimfleet_runtime::{Config, Store};
+use scimfleet_schemas::AuditKind;
 
-use super::note::{self, Note};
+use super::note::{self, Target, refused};
 use super::release::{approvers_of, publish, spend_code};
 use crate::AdminError;
 
@@ -45,32 +47,35 @@ pub async fn approve(
             held.id
         )));
     }
+    let target = || Target::Held(&held);
     let Some(who) = approvers.get(approver) else {
-        return Err(AdminError::Refused(format!("unknown approver `{approver}`")));
+        let reason = format!("unknown approver `{approver}`");
+        return Err(refused(config, &store, approver, target(), reason).await);
     };
     let own = !who.may_approve_for(&held.job.person)
         || who.person_id.as_ref().is_some_and(|p| p.as_str() == held.actor);
     if own || who.name == held.actor {
-        return Err(AdminError::Refused(format!(
-            "approver `{approver}` cannot approve a grant to themselves or one they requested"
-        )));
+        let reason =
+            format!("approver `{approver}` cannot approve a grant to themselves or one they requested");
+        return Err(refused(config, &store, approver, target(), reason).await);
     }
-    let who = spend_code(&store, &approvers, approver, code).await?;
+    let who = spend_code((config, &store), &approvers, (approver, code), target()).await?;
     let required = u32::from(config.governance.approvals_required);
     let count = match store.held().approve(&held.id, &who.name).await? {
         Approval::Gone => return Err(gone(&held.id)),
         Approval::Again => {
-            return Err(AdminError::Refused(format!("approver `{approver}` approved {} already", held.id)));
+            let reason = format!("approver `{approver}` approved {} already", held.id);
+            return Err(refused(config, &store, approver, target(), reason).await);
         }
         Approval::Counted(n) => n,
     };
-    let entry = Note::new("approved", &who.name).person(&held.person).app(held.job.app.as_str());
-    note::record(
-        &store,
-        entry.detail("held", held.id.as_str()).detail("approvals", format!("{count}/{required}")),
-    )
-    .await;
-    if count < required {
+    let released = count >= required;
+    let entry = note::about(AuditKind::Approved, &who.name, &held)
+        .detail("approvals", count)
+        .detail("required", required)
+        .detail("released", released);
+    AuditLog::for_operator(config, store.clone())?.record(entry).await?;
+    if !released {
         writeln!(
             out,
             "{}: approved by {approver} ({count} of {required}); waiting for another approver",
@@ -121,11 +126,11 @@ pub async fn reject(
             held.id
         )));
     }
+    let audit = AuditLog::for_operator(config, store.clone())?;
     if store.held().claim(&held.id, &held.job.app, &held.job.person, None).await?.is_none() {
         return Err(gone(&held.id));
     }
-    let entry = Note::new("rejected", operator).person(&held.person).app(held.job.app.as_str());
-    note::record(&store, entry.detail("held", held.id.as_str()).detail("reason", reason)).await;
+    audit.record(note::about(AuditKind::Rejected, operator, &held).detail("reason", reason)).await?;
     writeln!(out, "{}: rejected by {operator}; not published", held.id)?;
     Ok(Decision::Rejected)
 }

@@ -9,6 +9,7 @@ use scimfleet_runtime::{Config, Store};
 use scimfleet_schemas::Job;
 
 use super::approvers::{Approver, Approvers};
+use super::note::{Target, refused};
 use crate::AdminError;
 
 /// The approvers of `config`; an error when none are configured.
@@ -20,15 +21,19 @@ pub(crate) fn approvers_of(config: &Config) -> Result<Approvers, AdminError> {
 }
 
 /// Checks `code` as `name`'s current TOTP code and spends it: a code (or an
-/// older one) is accepted once, by every admin process together.
+/// older one) is accepted once, by every admin process together. A refusal
+/// is audited against `target`.
 pub(crate) async fn spend_code<'a>(
-    store: &Store,
+    (config, store): (&Config, &Store),
     approvers: &'a Approvers,
-    name: &str,
-    code: &str,
+    (name, code): (&str, &str),
+    target: Target<'_>,
 ) -> Result<&'a Approver, AdminError> {
     let now = u64::try_from(Utc::now().timestamp()).unwrap_or_default();
-    approvers.authenticate(store, name, code, now).await.map_err(|e| AdminError::Refused(error_chain(&e)))
+    match approvers.authenticate(store, name, code, now).await {
+        Ok(approver) => Ok(approver),
+        Err(error) => Err(refused(config, store, name, target, error_chain(&error)).await),
+    }
 }
 
 /// Publishes `jobs` to the jobs exchange with confirms.

@@ -7,11 +7,13 @@
 
 use std::io::Write;
 
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::store::{Approval, HeldJob, Wave};
 use scimfleet_runtime::{Config, Store};
+use scimfleet_schemas::{AuditEntry, AuditKind};
 
 use super::decide::Decision;
-use super::note::{self, Note};
+use super::note::{self, Target, refused};
 use super::release::{approvers_of, publish, spend_code};
 use crate::AdminError;
 
@@ -32,21 +34,26 @@ pub async fn release_wave(
         return Err(AdminError::Refused(format!("wave {id} was cancelled")));
     }
     let approvers = approvers_of(config)?;
-    let who = spend_code(&store, &approvers, approver, code).await?;
+    let who = spend_code((config, &store), &approvers, (approver, code), Target::Wave(id)).await?;
+    let audit = AuditLog::for_operator(config, store.clone())?;
     let required = u32::from(config.governance.approvals_required);
     if wave.state == "open" {
         let count = match store.waves().approve(id, &who.name).await? {
             Approval::Gone => return Err(AdminError::Refused(format!("no wave {id}"))),
             Approval::Again => {
-                return Err(AdminError::Refused(format!("approver `{approver}` approved wave {id} already")));
+                let reason = format!("approver `{approver}` approved wave {id} already");
+                return Err(refused(config, &store, approver, Target::Wave(id), reason).await);
             }
             Approval::Counted(n) => n,
         };
         if count < required {
-            let entry = Note::new("approved", &who.name)
+            let entry = AuditEntry::new(AuditKind::Approved, &who.name)
                 .detail("wave", id)
-                .detail("approvals", format!("{count}/{required}"));
-            note::record(&store, entry).await;
+                .detail("scope", wave.scope.as_str())
+                .detail("approvals", count)
+                .detail("required", required)
+                .detail("released", false);
+            audit.record(entry).await?;
             writeln!(
                 out,
                 "wave {id}: approved by {approver} ({count} of {required}); waiting for another approver"
@@ -56,11 +63,11 @@ pub async fn release_wave(
         store.waves().close(&wave, true).await?;
     }
     let held = members(&store, id).await?;
-    note::record(
-        &store,
-        Note::new("wave_released", &who.name).detail("wave", id).detail("jobs", held.len().to_string()),
-    )
-    .await;
+    let entry = AuditEntry::new(AuditKind::WaveReleased, &who.name)
+        .detail("wave", id)
+        .detail("scope", wave.scope.as_str())
+        .detail("count", held.len());
+    audit.record(entry).await?;
     let mut released = 0;
     for chunk in held.chunks(BATCH) {
         let claimed = claim_all(&store, chunk).await?;
@@ -73,8 +80,7 @@ pub async fn release_wave(
             return Err(error);
         }
         for job in &claimed {
-            let entry = Note::new("approved", &who.name).person(&job.person).app(job.job.app.as_str());
-            note::record(&store, entry.detail("held", job.id.as_str()).detail("wave", id)).await;
+            audit.record(note::about(AuditKind::WaveReleased, &who.name, job).detail("wave", id)).await?;
         }
         released += claimed.len();
     }
@@ -98,21 +104,20 @@ pub async fn cancel_wave(
         return Err(AdminError::Refused(format!("wave {id} was released")));
     }
     let approvers = approvers_of(config)?;
-    let who = spend_code(&store, &approvers, approver, code).await?;
+    let who = spend_code((config, &store), &approvers, (approver, code), Target::Wave(id)).await?;
+    let audit = AuditLog::for_operator(config, store.clone())?;
     store.waves().close(&wave, false).await?;
     let held = members(&store, id).await?;
     let claimed = claim_all(&store, &held).await?;
     for job in &claimed {
-        let entry = Note::new("wave_cancelled", &who.name).person(&job.person).app(job.job.app.as_str());
-        note::record(
-            &store,
-            entry.detail("held", job.id.as_str()).detail("wave", id).detail("reason", reason),
-        )
-        .await;
+        let entry = note::about(AuditKind::WaveCancelled, &who.name, job).detail("wave", id);
+        audit.record(entry.detail("reason", reason)).await?;
     }
-    let entry =
-        Note::new("wave_cancelled", &who.name).detail("wave", id).detail("jobs", claimed.len().to_string());
-    note::record(&store, entry.detail("reason", reason)).await;
+    let entry = AuditEntry::new(AuditKind::WaveCancelled, &who.name)
+        .detail("wave", id)
+        .detail("scope", wave.scope.as_str())
+        .detail("count", claimed.len());
+    audit.record(entry.detail("reason", reason)).await?;
     writeln!(out, "wave {id}: cancelled by {approver}; {} deprovision(s) not applied", claimed.len())?;
     Ok(Decision::Rejected)
 }

@@ -6,7 +6,10 @@ use std::io::Write;
 
 use lapin::Connection;
 use scimfleet_runtime::Config;
+use scimfleet_runtime::Store;
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::broker::{self, Publisher, Topology};
+use scimfleet_schemas::{AuditEntry, AuditKind};
 
 use super::{DeadMessage, Peek, Target, count, peek};
 use crate::AdminError;
@@ -63,6 +66,8 @@ pub struct Batch<'a> {
     pub selection: &'a Selection,
     /// Most messages read from the queue.
     pub limit: usize,
+    /// Who runs the command, for the audit trail.
+    pub operator: &'a str,
 }
 
 /// Republishes a batch of dead letters.
@@ -73,6 +78,22 @@ pub async fn replay(config: &Config, batch: Batch<'_>, out: &mut impl Write) -> 
 /// Deletes a batch of dead letters for good.
 pub async fn purge(config: &Config, batch: Batch<'_>, out: &mut impl Write) -> Result<(), AdminError> {
     Session::run(config, async |session| session.purge(config, batch, out).await).await
+}
+
+/// Records a replay or purge of `done` dead letters in the audit trail,
+/// as the batch's operator did it.
+async fn audit(config: &Config, kind: AuditKind, batch: Batch<'_>, done: usize) -> Result<(), AdminError> {
+    let store = Store::connect(&config.redis, &config.namespace).await?;
+    let selection = match batch.selection {
+        Selection::All => serde_json::Value::from("all"),
+        Selection::Ids(ids) => serde_json::Value::from(ids.clone()),
+    };
+    let entry = AuditEntry::new(kind, batch.operator)
+        .app(batch.app)
+        .detail("count", done)
+        .detail("selection", selection);
+    AuditLog::for_operator(config, store)?.record(entry).await?;
+    Ok(())
 }
 
 /// `events`, or a configured app.
@@ -174,6 +195,7 @@ impl Session {
         let (peek, selection) = (self.peek_batch(config, batch).await?, batch.selection);
         let publisher = Publisher::open(&self.connection).await?;
         let settled = peek.replay(&publisher, &self.topology, |m| selection.selects(m)).await?;
+        audit(config, AuditKind::Replayed, batch, settled.done).await?;
         writeln!(out, "{} replayed, {} kept (unreadable)", settled.done, settled.kept)?;
         Ok(())
     }
@@ -181,6 +203,7 @@ impl Session {
     async fn purge(&self, config: &Config, batch: Batch<'_>, out: &mut impl Write) -> Result<(), AdminError> {
         let (peek, selection) = (self.peek_batch(config, batch).await?, batch.selection);
         let settled = peek.purge(|m| selection.selects(m)).await?;
+        audit(config, AuditKind::Purged, batch, settled.done).await?;
         writeln!(out, "{} purged", settled.done)?;
         Ok(())
     }

@@ -219,10 +219,10 @@ scimfleet_worker=debug,scimfleet_devkit=debug";
 /// other `SCIMFLEET_*` settings cannot change what a test means.
 fn service_env() -> Vec<(String, String)> {
     // Every connection setting (URLs, TLS files, allow_plaintext), so the
-    // suite runs against services elsewhere as well.
-    std::env::vars()
-        .filter(|(k, _)| k.starts_with("SCIMFLEET_BROKER__") || k.starts_with("SCIMFLEET_REDIS__"))
-        .collect()
+    // suite runs against services elsewhere as well; and `[audit]`, so a
+    // benchmark can measure the fleet with the audit trail off.
+    const PASSED: [&str; 3] = ["SCIMFLEET_BROKER__", "SCIMFLEET_REDIS__", "SCIMFLEET_AUDIT__"];
+    std::env::vars().filter(|(k, _)| PASSED.iter().any(|p| k.starts_with(p))).collect()
 }
 
 /// Deletes Redis keys of test namespaces older than an hour (crashed runs).

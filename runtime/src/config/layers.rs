@@ -8,7 +8,7 @@ use super::ConfigError;
 
 const ENV_PREFIX: &str = "SCIMFLEET_";
 const TOP_LEVEL: &[&str] =
-    &["namespace", "broker", "redis", "scheduler", "worker", "verification", "telemetry"];
+    &["namespace", "broker", "redis", "scheduler", "worker", "verification", "telemetry", "audit"];
 
 pub(super) fn parse_table(text: &str, origin: &str) -> Result<Table, ConfigError> {
     text.parse::<Table>()

@@ -21,6 +21,7 @@ mod transport;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::Digest as _;
 use toml::Value;
 
 pub use app::{
@@ -65,6 +66,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     /// Step-up approvals and the mass-deprovision guard.
     pub governance: GovernanceConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
     /// The target apps.
     pub apps: Vec<AppConfig>,
     /// Rate limits shared by several apps (one vendor limiting all its SCIM apps together).
@@ -76,6 +79,19 @@ pub struct Config {
     /// Where the configuration came from, for error messages.
     #[serde(skip)]
     pub origin: String,
+    /// Hex SHA-256 of the configuration file's text (what the audit trail
+    /// records at start-up).
+    #[serde(skip)]
+    pub source_sha256: String,
+}
+
+/// `[audit]`: the hash-chained audit trail every role appends to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Whether processes append to the audit trail. Turning it off is
+    /// logged as a warning at start-up and recorded (one last record).
+    pub enabled: bool,
 }
 
 /// `[[rate_groups]]`: one rate shared by every app that names it.
@@ -240,6 +256,7 @@ impl Config {
         config.redis.resolve_paths(&base_dir);
         config.base_dir = base_dir;
         config.origin = origin.to_owned();
+        config.source_sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
         config.validate()?;
         Ok(config)
     }

@@ -101,10 +101,13 @@ fn environment_overrides_the_file() {
         ("SCIMFLEET_BROKER__ALLOW_PLAINTEXT".to_owned(), "true".to_owned()),
         ("SCIMFLEET_SCHEDULER__PREFETCH".to_owned(), "8".to_owned()),
         ("SCIMFLEET_AMQP_PORT".to_owned(), "5673".to_owned()),
+        ("SCIMFLEET_AUDIT__ENABLED".to_owned(), "false".to_owned()),
     ];
+    assert!(load(BASE).expect("valid").audit.enabled, "the audit trail is on by default");
     let config = Config::from_toml(BASE, "test.toml", PathBuf::new(), env).expect("valid");
     assert_eq!(config.broker.url.expose(), "amqp://u:p@rabbit:5672/%2f");
     assert_eq!(config.scheduler.prefetch, 8);
+    assert!(!config.audit.enabled);
 }
 
 #[test]

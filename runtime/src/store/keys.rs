@@ -170,6 +170,16 @@ impl Keys {
         format!("{}:deprovision-window:{scope}", self.ns)
     }
 
+    /// The audit stream (field `r`: one record's JSON).
+    pub(super) fn audit(&self) -> String {
+        format!("{}:audit", self.ns)
+    }
+
+    /// The head of the audit chain: `"{seq} {hash}"` of its last record.
+    pub(super) fn audit_head(&self) -> String {
+        format!("{}:audit:head", self.ns)
+    }
+
     /// Every key of the namespace, as a SCAN pattern.
     pub(super) fn pattern(&self) -> String {
         format!("{}:*", self.ns)

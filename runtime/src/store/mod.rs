@@ -23,6 +23,7 @@
 //! | jobs held for an approver | `{ns}:held:{id}` (hash `json`, `seq`, `wave`, `approvals`), `{ns}:held-index`, `{ns}:held-expiry` (zsets), `{ns}:held-person:{app}:{person}` (id) | [`Store::held`] |
 //! | high-risk groups let through | `{ns}:granted:{app}:{person}` (set) | [`Store::held`] |
 //! | mass-deprovision guard | `{ns}:deprovision-window:{scope}` (zset by ms: job ids of an app, person ids fleet-wide), `{ns}:wave-open:{scope}` (id), `{ns}:wave:{id}` (hash), `{ns}:waves` (zset) | [`Store::waves`] |
+//! | audit trail (one hash chain, every writer) | `{ns}:audit` (stream, field `r`: record JSON); `{ns}:audit:head` (`"{seq} {hash}"` of the last record, compare-and-set by every append) | [`Store::audit`] |
 //!
 //! The registry lets a mover who leaves an app's scope, or a leaver, be
 //! deprovisioned where they were; the applied version keeps an older job
@@ -34,6 +35,7 @@
 //! state, evidence) are fenced too: refused when a newer lease exists.
 
 mod applied;
+mod audit;
 mod claims;
 mod desired;
 mod evidence;
@@ -48,6 +50,7 @@ mod totp;
 mod waves;
 
 pub use applied::Applied;
+pub use audit::{Appended, AuditPage, AuditStore};
 pub use claims::{Claims, Slot, SweepClaim, SweepTake};
 pub use desired::{Desired, DesiredAccount, MissingScan};
 pub use evidence::Evidence;
@@ -94,6 +97,9 @@ pub enum StoreError {
         /// Which record.
         what: &'static str,
     },
+    /// The audit trail could not be appended to.
+    #[error("cannot append to the audit trail")]
+    Audit(#[source] std::sync::Arc<crate::audit::AuditError>),
     /// A compare-and-set kept losing to concurrent writers.
     #[error("stored {what} kept changing under concurrent writes")]
     Contended {
@@ -184,6 +190,11 @@ impl Store {
     /// The desired state, account index and sweep run sets.
     pub fn desired(&self) -> Desired<'_> {
         Desired::new(self)
+    }
+
+    /// The audit stream and its head.
+    pub fn audit(&self) -> AuditStore<'_> {
+        AuditStore::new(self)
     }
 
     /// The per-app operational state.
