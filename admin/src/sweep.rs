@@ -8,10 +8,13 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use lapin::Connection;
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::broker::{self, Publisher, Topology};
 use scimfleet_runtime::config::AppConfig;
+use scimfleet_runtime::guard::Guard;
+use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{Config, Store};
-use scimfleet_worker::sweep::{self, Finding, Sweep, SweepSummary};
+use scimfleet_worker::sweep::{self, Finding, Remediate, Sweep, SweepSummary};
 
 use crate::AdminError;
 use crate::render::{self, Column, Table};
@@ -43,12 +46,25 @@ pub async fn run(config: &Config, options: &Options, out: &mut impl Write) -> Re
         Some(path) => Some(BufWriter::new(File::create(path).map_err(AdminError::file("create", path))?)),
         None => None,
     };
+    let guarded = match options.remediate {
+        true => Some((
+            AuditLog::for_operator(config, store.clone())?,
+            Pseudonymizer::new(&config.pseudonym_key()?),
+        )),
+        false => None,
+    };
     let run_id = format!("{}-{}", chrono::Utc::now().timestamp_millis(), std::process::id());
     let started = std::time::Instant::now();
     let mut summaries: Vec<(String, SweepSummary)> = Vec::new();
     for (index, app) in apps {
         let sweep = Target { config, index, app, store: &store, run_id: &run_id };
-        let remediate = broker.as_ref().map(|(_, publisher)| (publisher, &topology));
+        let remediate =
+            broker.as_ref().zip(guarded.as_ref()).map(|((_, publisher), (audit, pseudonyms))| Remediate {
+                publisher,
+                topology: &topology,
+                guard: Guard { store: &store, audit, governance: &config.governance },
+                pseudonyms,
+            });
         let summary = sweep.run(remediate, report.as_mut()).await?;
         summaries.push((app.id.to_string(), summary));
     }
@@ -92,7 +108,7 @@ struct Target<'a> {
 impl Target<'_> {
     async fn run(
         &self,
-        remediate: Option<(&Publisher, &Topology)>,
+        remediate: Option<Remediate<'_>>,
         mut report: Option<&mut BufWriter<File>>,
     ) -> Result<SweepSummary, AdminError> {
         let config = self.config;
@@ -141,6 +157,7 @@ fn render(
     ];
     if remediate {
         columns.push(Column::right("queued", 8));
+        columns.push(Column::right("held", 8));
     }
     let rows: Vec<Vec<String>> = summaries
         .iter()
@@ -149,6 +166,7 @@ fn render(
             row.extend([s.seen, s.ok, s.orphan, s.unknown, s.drift, s.missing].map(|n| n.to_string()));
             if remediate {
                 row.push(s.remediations.to_string());
+                row.push(s.held.to_string());
             }
             row
         })
@@ -169,14 +187,22 @@ mod tests {
 
     #[test]
     fn the_table_has_one_line_per_app() {
-        let summary =
-            SweepSummary { seen: 5, ok: 2, orphan: 1, unknown: 1, drift: 1, missing: 1, remediations: 3 };
+        let summary = SweepSummary {
+            seen: 5,
+            ok: 2,
+            orphan: 1,
+            unknown: 1,
+            drift: 1,
+            missing: 1,
+            remediations: 3,
+            held: 2,
+        };
         let mut out = Vec::new();
         render(&[("git".to_owned(), summary)], true, &mut out).expect("rendered");
         let text = String::from_utf8(out).expect("utf-8");
         let line = text.lines().nth(1).expect("a line for git");
         let cells: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cells, ["git", "5", "2", "1", "1", "1", "1", "3"]);
+        assert_eq!(cells, ["git", "5", "2", "1", "1", "1", "1", "3", "2"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod locks;
 pub mod metrics;
 pub mod ops;

@@ -23,8 +23,9 @@
 use chrono::{TimeDelta, Utc};
 use scimfleet_policy::governance::{deactivate_instead, grant_risk, high_risk_groups};
 use scimfleet_runtime::config::AppConfig;
+use scimfleet_runtime::guard::{Asker, Guard, Guarded};
 use scimfleet_runtime::metrics::AppReason;
-use scimfleet_runtime::store::{Admission, HeldJob, HoldKind, StoreError};
+use scimfleet_runtime::store::{HeldJob, HoldKind, StoreError};
 use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::{AppId, AuditEntry, AuditKind, Event, Job, JobAction};
 use tracing::Span;
@@ -132,7 +133,6 @@ async fn upsert(
 }
 
 async fn deprovision(ask: &Ask<'_>, app: &AppConfig, job: Job, gated: &mut Gated) -> Result<(), StoreError> {
-    let governance = &ask.ctx.config.governance;
     let now = if app.high_risk.delete
         && !ask.stepped_up
         && let Some(deactivate) = deactivate_instead(&job)
@@ -142,49 +142,22 @@ async fn deprovision(ask: &Ask<'_>, app: &AppConfig, job: Job, gated: &mut Gated
     } else {
         job
     };
-    let app_limit = governance.app_limit(app.mass_deprovision.as_ref());
-    let fleet_limit = governance.fleet_limit();
-    if app_limit.allowed(u64::MAX).is_none() && fleet_limit.allowed(0).is_none() {
-        return admitted(ask, app, now, gated).await;
-    }
-    let held = held_job(ask, now, HoldKind::Wave, vec!["mass deprovision".to_owned()], Vec::new(), None);
-    let candidate = format!("w{}", &held.id[..12.min(held.id.len())]);
-    let window = governance.mass_deprovision.window;
-    match ask.ctx.store.waves().admit(&held, window, app_limit, fleet_limit, &candidate).await? {
-        Admission::Admitted => admitted(ask, app, held.job, gated).await,
-        Admission::Held { wave, opened, scope } => {
+    let guard =
+        Guard { store: &ask.ctx.store, audit: &ask.ctx.audit, governance: &ask.ctx.config.governance };
+    let asker = Asker { actor: ask.actor(), person: ask.person, trace_id: ask.trace_id.clone() };
+    let app_id = now.app.clone();
+    match guard.ask(app, now, asker).await? {
+        Guarded::Admitted(job) => {
+            gated.publish.push(job);
+            Ok(())
+        }
+        Guarded::Held { .. } => {
             gated.held += 1;
-            let labels = AppReason { app: held.job.app.to_string(), reason: "wave".to_owned() };
+            let labels = AppReason { app: app_id.to_string(), reason: "wave".to_owned() };
             ask.ctx.ops.metrics.jobs_held.get_or_create(&labels).inc();
-            if opened {
-                tracing::warn!(
-                    wave = %wave, scope = %scope,
-                    "mass-deprovision guard: more deprovisions in {scope} than allowed; wave {wave} holds the rest for an approver"
-                );
-                let entry = AuditEntry::new(AuditKind::WaveHeld, "scheduler").trace(ask.trace_id.clone());
-                let entry = entry.detail("wave", wave.as_str()).detail("scope", scope.as_str());
-                audit::record(&ask.ctx.audit, entry).await?;
-            }
-            let entry =
-                AuditEntry::new(AuditKind::Held, ask.actor()).person(ask.person).app(held.job.app.as_str());
-            let entry = entry
-                .trace(ask.trace_id.clone())
-                .detail("held", held.id.as_str())
-                .detail("action", held.job.action.name())
-                .detail("wave", wave.as_str());
-            audit::record(&ask.ctx.audit, entry.detail("reason", "mass deprovision")).await?;
             Ok(())
         }
     }
-}
-
-/// A deprovision goes out: the high-risk groups it had are no longer held.
-async fn admitted(ask: &Ask<'_>, app: &AppConfig, job: Job, gated: &mut Gated) -> Result<(), StoreError> {
-    if !app.high_risk.groups.is_empty() {
-        ask.ctx.store.held().set_granted(&job.app, &job.person, &[]).await?;
-    }
-    gated.publish.push(job);
-    Ok(())
 }
 
 async fn hold_grant(

@@ -1,10 +1,13 @@
 //! The mass-deprovision guard on the real services: a burst of leavers
 //! beyond an app's limit applies up to the limit and holds the rest as one
 //! wave, which an approver releases or cancels as a whole; single leavers
-//! below the limit are never held.
+//! below the limit are never held. A sweep remediating orphans never
+//! removes what a wave holds or an approver cancelled.
 
 use crate::common;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::governance::{Approver, approvals_ok, approvers_file};
@@ -141,5 +144,66 @@ async fn a_burst_of_leavers_beyond_the_limit_is_held_as_one_wave_until_released_
     let cancelled = crate::audit_steps::of_kind(&fleet, "wave_cancelled").await;
     assert_eq!(per_job(cancelled.clone()), 13, "each unapplied leaver audited");
     assert!(cancelled.iter().all(|r| r["actor"] == "bob" && r["detail"]["reason"] == "bad HR export"));
+    fleet.stop().await.expect("clean stop");
+}
+
+/// Runs `verify sweep --remediate` of chat; returns its summary of chat.
+fn sweep_remediating(config: &Path, name: &str) -> Value {
+    let report = config.with_file_name(name);
+    let output = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+        .args(["verify", "sweep", "--remediate", "--app", "chat", "--json"])
+        .arg(&report)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .map(common::keep_log)
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = std::fs::read_to_string(&report).expect("report");
+    let summary: Value =
+        report.lines().last().map(|l| serde_json::from_str(l).expect("JSON")).expect("summary");
+    summary["summary"][0].clone()
+}
+
+fn orphans_remediated_held(chat: &Value) -> (u64, u64, u64) {
+    let n = |k: &str| chat[k].as_u64().unwrap_or(u64::MAX);
+    (n("orphan"), n("remediations"), n("held"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_never_removes_what_a_wave_holds_or_an_approver_cancelled() {
+    let file = approvers_file("sweep-wave");
+    let alice = Approver::enroll(&file, "alice", None);
+    let mut fleet =
+        Fleet::start(&policy(&file).replace("app_max = 50", "app_max = 5")).await.expect("fleet starts");
+    let config = fleet.config_path();
+    fleet.publish_json(&hires(1300, 12, "Ops")).await.expect("hires published");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    wait_for("12 accounts", async || active(&fleet, 1300, 12) == 12).await;
+    fleet.publish_json(&leavers(1300, 12)).await.expect("leavers published");
+    wait_for("7 held", async || held(&fleet).await == 7).await;
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    wait_for("5 deactivated", async || active(&fleet, 1300, 12) == 7).await;
+
+    // The held leavers' accounts are orphans to a sweep: its deprovisions
+    // wait with them, never around the guard.
+    let chat = sweep_remediating(&config, "sweep-1.jsonl");
+    assert_eq!(orphans_remediated_held(&chat), (7, 0, 7), "{chat}");
+    assert_eq!(held(&fleet).await, 7, "the same seven, held once");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    assert_eq!(active(&fleet, 1300, 12), 7);
+
+    let wave = open_wave(&config);
+    let cancelled = approvals_ok(
+        &config,
+        &["cancel-wave", &wave, "--approver", "alice", "--code", &alice.code(), "--reason", "bad HR export"],
+    );
+    assert!(cancelled.contains("7 deprovision(s) not applied"), "{cancelled}");
+    // What the approver kept stays, though the registry still says they left.
+    let chat = sweep_remediating(&config, "sweep-2.jsonl");
+    assert_eq!(orphans_remediated_held(&chat), (7, 0, 0), "{chat}");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    assert_eq!(active(&fleet, 1300, 12), 7, "a cancelled wave is not applied by a sweep either");
+    crate::audit_steps::assert_recorded(&fleet, &["wave_held", "wave_cancelled"]).await;
     fleet.stop().await.expect("clean stop");
 }

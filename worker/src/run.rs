@@ -282,11 +282,16 @@ async fn run_once(
     // Not one of the consumers: a failing sweep is logged, never fatal; it
     // is aborted with the connection's work below.
     let sweeper = config.verification.sweep_every.zip(sweep_apps).map(|(period, sweep_apps)| {
+        let fleet = crate::schedule::Fleet {
+            store: store.clone(),
+            publisher: publisher.clone(),
+            audit: audit.clone(),
+            pseudonyms: pseudonyms.clone(),
+        };
         tokio::spawn(crate::schedule::sweep_periodically(
             config.clone(),
             sweep_apps,
-            store.clone(),
-            publisher.clone(),
+            fleet,
             Duration::from_millis(period),
             stop.clone(),
         ))

@@ -25,16 +25,18 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use scimfleet_runtime::Store;
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::broker::{Publisher, Topology};
 use scimfleet_runtime::config::{AppConfig, Config};
+use scimfleet_runtime::guard::Guard;
 use scimfleet_runtime::store::{Slot, StoreError, SweepClaim, SweepTake};
-use scimfleet_runtime::telemetry::error_chain;
+use scimfleet_runtime::telemetry::{Pseudonymizer, error_chain};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::run::app_client;
-use crate::sweep::{Sweep, sweep_app};
+use crate::sweep::{Remediate, Sweep, sweep_app};
 
 /// Longest TTL of a sweep claim: at most this long after its holder died,
 /// an app can be taken over.
@@ -71,10 +73,24 @@ struct Sweeper<'a> {
     config: &'a Config,
     store: &'a Store,
     publisher: &'a Publisher,
+    audit: &'a AuditLog,
+    pseudonyms: &'a Pseudonymizer,
     topology: Topology,
     /// This replica's id in the claims (host, process id, random bits).
     holder: Arc<str>,
     timing: Timing,
+}
+
+/// What the periodic sweeps share with the rest of the worker process.
+pub(crate) struct Fleet {
+    /// The fleet's Redis.
+    pub store: Store,
+    /// The publisher of remediation jobs.
+    pub publisher: Publisher,
+    /// The process's audit trail (held remediations).
+    pub audit: AuditLog,
+    /// Pseudonyms for the audit trail.
+    pub pseudonyms: Pseudonymizer,
 }
 
 /// Sweeps each of `apps` once per `period` (whenever no other replica did)
@@ -82,15 +98,16 @@ struct Sweeper<'a> {
 pub(crate) async fn sweep_periodically(
     config: Arc<Config>,
     apps: Vec<ServedApp>,
-    store: Store,
-    publisher: Publisher,
+    fleet: Fleet,
     period: Duration,
     stop: CancellationToken,
 ) {
     let sweeper = Sweeper {
         config: &config,
-        store: &store,
-        publisher: &publisher,
+        store: &fleet.store,
+        publisher: &fleet.publisher,
+        audit: &fleet.audit,
+        pseudonyms: &fleet.pseudonyms,
         topology: Topology::of(&config),
         holder: crate::notes::instance_id(),
         timing: Timing::of(period),
@@ -201,7 +218,12 @@ async fn sweep_once(sweeper: &Sweeper<'_>, (_, app, auth): &ServedApp) {
         }
     };
     let run_id = format!("periodic-{}", chrono::Utc::now().timestamp_millis());
-    let remediate = config.verification.sweep_remediate.then_some((sweeper.publisher, &sweeper.topology));
+    let remediate = config.verification.sweep_remediate.then_some(Remediate {
+        publisher: sweeper.publisher,
+        topology: &sweeper.topology,
+        guard: Guard { store: sweeper.store, audit: sweeper.audit, governance: &config.governance },
+        pseudonyms: sweeper.pseudonyms,
+    });
     let sweep = Sweep { client: &client, store: sweeper.store, app, run_id: &run_id, remediate };
     match sweep_app(&sweep, &mut |_| Ok(())).await {
         Ok(s) if s.is_clean() => tracing::info!(

@@ -1,8 +1,9 @@
 //! `scimfleet approvals release-wave|cancel-wave WAVE`: the decision on a
 //! held mass deprovision, taken as a whole. Both take an approver's code.
 //! Releasing publishes every deprovision the wave holds and restarts its
-//! scope's window; cancelling leaves them unapplied (each audited) until a
-//! newer event for the person says otherwise. A release cut short (the
+//! scope's window; cancelling leaves them unapplied (each audited, and
+//! marked so that sweeps leave the accounts alone too) until a newer event
+//! for the person says otherwise. A release cut short (the
 //! broker went away) is finished by running it again.
 
 use std::io::Write;
@@ -110,6 +111,7 @@ pub async fn cancel_wave(
     let held = members(&store, id).await?;
     let claimed = claim_all(&store, &held).await?;
     for job in &claimed {
+        store.held().mark_cancelled(&job.job.app, &job.job.person, job.job.sequence).await?;
         let entry = note::about(AuditKind::WaveCancelled, &who.name, job).detail("wave", id);
         audit.record(entry.detail("reason", reason)).await?;
     }

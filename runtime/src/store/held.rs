@@ -286,6 +286,40 @@ impl<'s> Held<'s> {
         fields.map_or(Ok(None), |f| decode(&f))
     }
 
+    /// Records that an approver cancelled the deprovision of `person` in
+    /// `app` at `sequence`: the person's registry still says they left, and
+    /// a sweep must not remove what the approver kept until a newer event.
+    pub async fn mark_cancelled(
+        self,
+        app: &AppId,
+        person: &PersonId,
+        sequence: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.store.conn.clone();
+        conn.set::<_, _, ()>(self.store.keys.cancelled(app, person), sequence)
+            .await
+            .map_err(command("record a cancelled deprovision"))
+    }
+
+    /// For each of `persons`, the sequence up to which a deprovision in
+    /// `app` was cancelled, if any.
+    pub async fn cancelled_many(
+        self,
+        app: &AppId,
+        persons: &[PersonId],
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        if persons.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = persons.iter().map(|p| self.store.keys.cancelled(app, p)).collect();
+        let mut conn = self.store.conn.clone();
+        redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(command("read cancelled deprovisions"))
+    }
+
     /// The high-risk groups `person` was let into in `app`.
     pub async fn granted(self, app: &AppId, person: &PersonId) -> Result<Vec<String>, StoreError> {
         let mut conn = self.store.conn.clone();

@@ -150,6 +150,12 @@ impl Keys {
         format!("{}:granted:{app}:{person}", self.ns)
     }
 
+    /// The sequence up to which an approver cancelled `person`'s
+    /// deprovision in `app` (a cancelled wave): sweeps leave it alone.
+    pub(super) fn cancelled(&self, app: &AppId, person: &PersonId) -> String {
+        format!("{}:cancelled:{app}:{person}", self.ns)
+    }
+
     /// A mass-deprovision wave (hash: `scope`, `opened_ms`, `state`, `approvals`, `limit`).
     pub(super) fn wave(&self, id: &str) -> String {
         format!("{}:wave:{id}", self.ns)

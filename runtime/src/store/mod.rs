@@ -22,6 +22,7 @@
 //! | newest time step of an approver's TOTP codes spent on an approval | `{ns}:totp-used:{approver}` | [`Store::totp`] |
 //! | jobs held for an approver | `{ns}:held:{id}` (hash `json`, `seq`, `wave`, `approvals`), `{ns}:held-index`, `{ns}:held-expiry` (zsets), `{ns}:held-person:{app}:{person}` (id) | [`Store::held`] |
 //! | high-risk groups let through | `{ns}:granted:{app}:{person}` (set) | [`Store::held`] |
+//! | deprovisions an approver cancelled | `{ns}:cancelled:{app}:{person}` (sequence) | [`Store::held`] |
 //! | mass-deprovision guard | `{ns}:deprovision-window:{scope}` (zset by ms: job ids of an app, person ids fleet-wide), `{ns}:wave-open:{scope}` (id), `{ns}:wave:{id}` (hash), `{ns}:waves` (zset) | [`Store::waves`] |
 //! | audit trail (one hash chain, every writer) | `{ns}:audit` (stream, field `r`: record JSON); `{ns}:audit:head` (`"{seq} {hash}"` of the last record, compare-and-set by every append) | [`Store::audit`] |
 //!

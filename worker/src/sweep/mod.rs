@@ -16,8 +16,9 @@
 //!
 //! Remediation jobs are kept in a Redis list until paging is over and only
 //! then published: a deletion while paging would shift the pages of the
-//! app and make the sweep skip accounts. Unknown accounts are never touched:
-//! nothing says whose they are.
+//! app and make the sweep skip accounts. Their deprovisions pass the
+//! mass-deprovision guard as leavers' do. Unknown accounts are never
+//! touched: nothing says whose they are.
 
 //!
 //! The stages live in their own files: [`classify`] judges one account,
@@ -28,7 +29,9 @@
 use scimfleet_runtime::Store;
 use scimfleet_runtime::broker::{PublishError, Publisher, Topology};
 use scimfleet_runtime::config::AppConfig;
+use scimfleet_runtime::guard::Guard;
 use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_schemas::{AppId, PersonId};
 use serde::Serialize;
 
@@ -78,6 +81,8 @@ pub struct SweepSummary {
     pub missing: u64,
     /// Remediation jobs published.
     pub remediations: u64,
+    /// Remediating deprovisions held by the mass-deprovision guard.
+    pub held: u64,
 }
 
 impl SweepSummary {
@@ -133,7 +138,21 @@ pub struct Sweep<'a> {
     /// A run id, unique per sweep, naming its Redis keys and remediation jobs.
     pub run_id: &'a str,
     /// Where to publish remediation jobs; `None`: report only.
-    pub remediate: Option<(&'a Publisher, &'a Topology)>,
+    pub remediate: Option<Remediate<'a>>,
+}
+
+/// Where remediation jobs go, and the guard their deprovisions pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Remediate<'a> {
+    /// The publisher of jobs.
+    pub publisher: &'a Publisher,
+    /// The fleet's exchanges.
+    pub topology: &'a Topology,
+    /// The mass-deprovision guard: a wrong scope filter makes orphans of
+    /// thousands at once, and those wait for an approver like leavers do.
+    pub guard: Guard<'a>,
+    /// The pseudonyms of held persons, for the audit trail.
+    pub pseudonyms: &'a Pseudonymizer,
 }
 
 impl std::fmt::Debug for Sweep<'_> {

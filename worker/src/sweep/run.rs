@@ -36,8 +36,8 @@ pub(super) async fn run(
         start += got;
     }
     sweep_missing(sweep, &mut summary, &mut fixes, on_finding).await?;
-    if let Some((publisher, topology)) = sweep.remediate {
-        summary.remediations = publish_fixes(sweep, publisher, topology).await?;
+    if let Some(remediate) = sweep.remediate {
+        (summary.remediations, summary.held) = publish_fixes(sweep, remediate).await?;
     }
     Ok(summary)
 }
@@ -61,6 +61,10 @@ async fn sweep_page(
     let records = store.registry().get_many(&persons).await?;
     let desired = store.desired().get_many(app, &persons).await?;
     store.desired().note_seen(app, sweep.run_id, &persons).await?;
+    let cancelled = match sweep.remediate {
+        Some(_) => store.held().cancelled_many(app, &persons).await?,
+        None => Vec::new(),
+    };
     let mut bodies = Vec::new();
     for (account, owner) in accounts.iter().zip(&owners) {
         summary.seen += 1;
@@ -74,7 +78,19 @@ async fn sweep_page(
         }
         // An account mapped to a person without a registry record is unknown.
         let person = owner.as_ref().filter(|_| record.is_some());
+        // An approver cancelled this deprovision (a wave); only a newer
+        // event of the person undoes that.
+        let kept = class == Class::Orphan
+            && at
+                .and_then(|i| cancelled.get(i))
+                .copied()
+                .flatten()
+                .zip(record)
+                .is_some_and(|(c, r)| c >= r.sequence);
         let remediation = match (person, record) {
+            (Some(_), Some(_)) if kept && sweep.remediate.is_some() => {
+                Some("not remediated: an approver cancelled its deprovision")
+            }
             (Some(person), Some(record)) if sweep.remediate.is_some() => {
                 Some(fixes.build(class, person, record, Some(account), wanted, &mut bodies))
             }
