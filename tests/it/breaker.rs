@@ -37,3 +37,39 @@ async fn an_open_breaker_parks_jobs_without_calling_the_app_and_closes_after_rec
     assert_eq!(fleet.worker().dead_lettered, 0);
     fleet.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_the_app_does_not_implement_is_dead_lettered_at_once_and_never_opens_the_breaker() {
+    use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, Route};
+    let policy = format!("[worker]\nretry_tiers_ms = [50, 200]\nbreaker_failures = 3\n{POLICY}");
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    fleet.publish_json(&common::hires(6100, 4, "Sales")).await.expect("published");
+    fleet.wait_settled(Duration::from_secs(60)).await.expect("hired");
+    let crm = fleet.server("crm").clone();
+    // A PATCH-less app: users are created and read, never patched.
+    crm.set_faults(Faults {
+        errors: vec![ErrorRule::new(Route::MethodOn("PATCH", Resource::Users), 1.0, 501)],
+        ..Faults::default()
+    });
+    let movers: Vec<_> = common::hires(6100, 4, "Sales")
+        .into_iter()
+        .map(|mut e| {
+            e["id"] = format!("move-{}", e["subject"].as_str().unwrap_or_default()).into();
+            e["type"] = "person.updated".into();
+            e["data"]["sequence"] = 2.into();
+            e["data"]["attributes"]["title"] = "Senior Clerk".into();
+            e
+        })
+        .collect();
+    fleet.publish_json(&movers).await.expect("movers published");
+    fleet.publish_json(&common::hires(6200, 4, "Sales")).await.expect("hires published");
+    fleet.wait_settled(Duration::from_secs(60)).await.expect("settled");
+    let stats = fleet.worker();
+    assert_eq!(stats.dead_lettered, 4, "each PATCH refused once, never retried: {stats:?}");
+    assert_eq!(stats.retried, 0, "{stats:?}");
+    assert_eq!(crm.count("PATCH", Resource::Users), 4, "one PATCH a mover");
+    assert_eq!(crm.users().len(), 8, "the breaker stayed closed: the new hires went through");
+    let metrics = fleet.metrics().render();
+    assert!(!metrics.contains("scimfleet_breaker_open{app=\"crm\"} 1"), "{metrics}");
+    fleet.stop().await.expect("clean stop");
+}

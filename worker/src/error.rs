@@ -4,8 +4,10 @@
 //! service provider, [`ApplyError`] for converging one job. Both classify
 //! themselves with [`disposition`](ScimCallError::disposition), so the
 //! consumer never inspects status codes: transport failures, `408`, `429`
-//! and `5xx` are retried (honouring `Retry-After`); every other answer is a
-//! permanent failure that goes to the dead-letter queue with a reason.
+//! and `5xx` but `501` are retried (honouring `Retry-After`); every other
+//! answer, `501 Not Implemented` and `405 Method Not Allowed` included (what
+//! the app cannot do, it will not do on the next try), is a permanent
+//! failure that goes to the dead-letter queue with a reason.
 //!
 //! Messages are safe to log and to put in a dead-letter envelope: they name
 //! the method and a path *template* (`/Users/{id}`), the status and the SCIM
@@ -187,6 +189,11 @@ impl ScimCallError {
 /// The status table: what an error status means for the job.
 fn status_disposition(status: u16, retry_after: Option<Duration>) -> Disposition {
     let reason = match status {
+        // A capability answer, not an outage: the app does not implement
+        // the method here (RFC 9110 §15.6.2, §15.5.6). Retrying it would
+        // only open the app's breaker for every other job.
+        501 => "not implemented by the app",
+        405 => "method not allowed by the app",
         408 | 429 | 500..=599 => return Disposition::Retry { after: retry_after },
         400 => "bad request",
         401 => "unauthorized",

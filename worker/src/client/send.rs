@@ -10,7 +10,7 @@
 //!   second answer is `401`/`403` too, the job fails permanently ("401/403
 //!   after one credential refresh" is the contract). A token endpoint that
 //!   fails fails the request with its own error (see `auth::oauth`).
-//! - **Short retries.** A transport error, `408`, `429` or `5xx` is tried
+//! - **Short retries.** A transport error, `408`, `429` or `5xx` (not `501`) is tried
 //!   again up to `retries` times after a jittered backoff (or the
 //!   `Retry-After` asked for), as long as the wait is at most `max_wait`.
 //!   Longer waits, and failures that outlast the retries, go back to the job,
@@ -264,7 +264,8 @@ impl ScimClient {
                 }
             }
             StatusCode::REQUEST_TIMEOUT => Next::Retry { wait: self.backoff(tries), paced: false },
-            _ if status.is_server_error() => {
+            // What the app does not implement it will not do on the next try.
+            _ if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED => {
                 let wait = self.backoff(tries).max(retry_after().unwrap_or_default());
                 Next::Retry { wait, paced: false }
             }

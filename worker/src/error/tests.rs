@@ -22,6 +22,8 @@ fn status_table() {
         (502, retry(wait)),
         (503, retry(wait)),
         (504, retry(None)),
+        (501, Disposition::DeadLetter { reason: "not implemented by the app" }),
+        (405, Disposition::DeadLetter { reason: "method not allowed by the app" }),
         (400, Disposition::DeadLetter { reason: "bad request" }),
         (401, Disposition::DeadLetter { reason: "unauthorized" }),
         (403, Disposition::DeadLetter { reason: "forbidden" }),
