@@ -69,6 +69,9 @@ pub(crate) enum Command {
     /// Held high-risk grants and mass-deprovision waves: list, approve, reject, release, cancel.
     #[command(subcommand)]
     Approvals(crate::approvals::ApprovalsCommand),
+    /// Events waiting for their effective date.
+    #[command(subcommand)]
+    Scheduled(crate::scheduled::ScheduledCommand),
     /// Check or export the hash-chained audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),

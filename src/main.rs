@@ -6,6 +6,7 @@
 
 mod approvals;
 mod cli;
+mod scheduled;
 mod service;
 
 use std::process::ExitCode;
@@ -72,6 +73,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { config, events } => return dev::demo(&config, &events).await,
         Command::Dlq(command) => dlq(command).await?,
         Command::Approvals(command) => approvals::run(command).await?,
+        Command::Scheduled(command) => scheduled::run(command).await?,
         Command::Evidence(command) => return evidence(command).await,
         Command::Audit(command) => return audit(command).await,
         Command::Report(ReportCommand::Leavers { config, since }) => {

@@ -8,6 +8,7 @@ mod error;
 pub mod evidence;
 mod publish;
 pub mod render;
+pub mod scheduled;
 pub mod status;
 pub mod sweep;
 mod topology;

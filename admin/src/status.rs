@@ -162,6 +162,17 @@ pub struct StatusReport {
     pub missing_queues: Vec<String>,
     /// What is held for an approver.
     pub approvals: ApprovalsStatus,
+    /// Events waiting for their effective date.
+    pub scheduled: ScheduledStatus,
+}
+
+/// Events kept until their `effective_at` (`scimfleet scheduled list` has the detail).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScheduledStatus {
+    /// How many.
+    pub events: u64,
+    /// When the soonest takes effect.
+    pub next: Option<DateTime<Utc>>,
 }
 
 /// Held grants and mass-deprovision waves (`scimfleet approvals list` has the detail).
@@ -215,6 +226,9 @@ pub async fn gather(config: &Config, only: Option<&str>) -> Result<StatusReport,
     let ops = store.ops().get_many(&apps).await?;
     let mut report = assemble(&topology, &apps, &figures, &ops, Utc::now());
     report.approvals = approvals(&store).await?;
+    let scheduled = store.scheduled().list().await?;
+    report.scheduled =
+        ScheduledStatus { events: scheduled.len() as u64, next: scheduled.first().map(|e| e.effective_at) };
     Ok(report)
 }
 
@@ -294,6 +308,7 @@ pub fn assemble(
         apps: statuses,
         missing_queues: missing,
         approvals: ApprovalsStatus::default(),
+        scheduled: ScheduledStatus::default(),
     }
 }
 

@@ -109,6 +109,8 @@ pub struct Metrics {
     pub held_jobs: Gauge,
     /// Mass-deprovision waves open now, awaiting release or cancel (sampled by the scheduler).
     pub waves_open: Gauge,
+    /// Events kept until their `effective_at` now (sampled by the scheduler).
+    pub scheduled_events: Gauge,
 }
 
 impl Default for Metrics {
@@ -148,6 +150,7 @@ impl Metrics {
             jobs_held: Family::default(),
             held_jobs: Gauge::default(),
             waves_open: Gauge::default(),
+            scheduled_events: Gauge::default(),
         };
         m.register_all();
         m
@@ -189,6 +192,7 @@ impl Metrics {
             "scimfleet_jobs_held", "Jobs held for an approver, by app and reason (grant, wave)" => jobs_held;
             "scimfleet_held_jobs", "Jobs held for an approver now (sampled)" => held_jobs;
             "scimfleet_deprovision_waves_open", "Mass-deprovision waves awaiting release or cancel (sampled)" => waves_open;
+            "scimfleet_scheduled_events", "Events kept until their effective_at (sampled)" => scheduled_events;
         }
         let build = Family::<VersionLabel, Gauge>::default();
         build.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);

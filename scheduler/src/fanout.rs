@@ -52,13 +52,14 @@ use scimfleet_runtime::config::Config;
 use scimfleet_runtime::metrics::{AppAction, ReasonLabel};
 use scimfleet_runtime::ops::Ops;
 use scimfleet_runtime::store::{JourneyStep, Lease, PersonRecord, Recorded, StoreError};
-use scimfleet_runtime::telemetry::{self, Pseudonymizer, error_chain, propagation};
+use scimfleet_runtime::telemetry::{self, Pseudonymizer, propagation};
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Event, EventError, Job, Stage};
 use tracing::Span;
 
+use crate::journey::{journey, step};
 use crate::stats::SchedulerStats;
-use crate::{gate, lease};
+use crate::{effective, gate, lease};
 
 /// What the scheduler needs to handle an event.
 pub(crate) struct Context {
@@ -92,6 +93,8 @@ pub(crate) enum Settled {
     /// Planned, but the lease passed to another replica before the record
     /// (a stall): nothing recorded, back to the queue to be planned again.
     FencedOut,
+    /// Kept until its `effective_at`; it comes back to the queue then.
+    Scheduled,
 }
 
 impl Settled {
@@ -103,6 +106,7 @@ impl Settled {
             Self::DeadLettered => "dead_lettered",
             Self::Deferred => "deferred",
             Self::FencedOut => "fenced_out",
+            Self::Scheduled => "scheduled",
         }
     }
 }
@@ -196,6 +200,9 @@ async fn plan_person(
         journey(ctx, event.id.as_str(), &step(event, "stale", Some(detail), person, started)).await;
         return Ok(Settled::Stale);
     }
+    if let Some(settled) = effective::before_plan(ctx, delivery, event, person, started).await? {
+        return Ok(settled);
+    }
     // Apps a stalled replica may still upsert to count as held: out of
     // scope, they get a deprovision.
     let mut held = planning.known.map(|k| k.apps).unwrap_or_default();
@@ -256,36 +263,6 @@ async fn fenced_out(ctx: &Context, event: &Event, person: &str, started: Instant
     let detail = format!("planning lease lost {when}; planned again from the current registry");
     journey(ctx, event.id.as_str(), &step(event, "fenced_out", Some(detail), person, started)).await;
     Settled::FencedOut
-}
-
-/// One journey step of the scheduler.
-fn step(event: &Event, outcome: &str, detail: Option<String>, person: &str, started: Instant) -> JourneyStep {
-    JourneyStep {
-        at: began(started),
-        stage: "scheduler".to_owned(),
-        app: None,
-        action: event.kind.as_str().to_owned(),
-        job_id: None,
-        attempt: None,
-        outcome: outcome.to_owned(),
-        detail,
-        status: None,
-        duration_ms: Some(started.elapsed().as_millis() as u64),
-        trace_id: propagation::trace_id(&Span::current()),
-        person: Some(person.to_owned()),
-    }
-}
-
-/// When a step that has run for `started.elapsed()` began.
-fn began(started: Instant) -> chrono::DateTime<Utc> {
-    Utc::now() - chrono::TimeDelta::from_std(started.elapsed()).unwrap_or_default()
-}
-
-/// Records a journey step; a failure costs the step, never the event.
-async fn journey(ctx: &Context, event_id: &str, step: &JourneyStep) {
-    if let Err(error) = ctx.store.journeys().step(event_id, step, ctx.journey_retention).await {
-        tracing::warn!(error = error_chain(&error), "journey step of event {event_id} not recorded");
-    }
 }
 
 async fn publish_jobs(ctx: &Context, jobs: &[Job], started: Instant) -> Result<(), PublishError> {

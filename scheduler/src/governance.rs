@@ -1,8 +1,8 @@
 //! The scheduler's housekeeping of held jobs: held grants past
 //! `governance.hold_expiry` are rejected as expired (audited, never
-//! published), and the held-job and open-wave gauges are sampled. Every
-//! replica runs it; a held job is claimed before it is acted on, so each
-//! expiry happens once.
+//! published), and the held-job, open-wave and scheduled-event gauges are
+//! sampled. Every replica runs it; a held job is claimed before it is acted
+//! on, so each expiry happens once.
 
 use std::time::Duration;
 
@@ -50,5 +50,7 @@ async fn round(ctx: &Context) -> Result<(), StoreError> {
     ctx.ops.metrics.held_jobs.set(i64::try_from(count).unwrap_or(i64::MAX));
     let open = ctx.store.waves().list().await?.iter().filter(|w| w.state == "open").count();
     ctx.ops.metrics.waves_open.set(i64::try_from(open).unwrap_or(i64::MAX));
+    let scheduled = ctx.store.scheduled().count().await?;
+    ctx.ops.metrics.scheduled_events.set(i64::try_from(scheduled).unwrap_or(i64::MAX));
     Ok(())
 }

@@ -72,6 +72,7 @@ async fn handle(ctx: Arc<Context>, delivery: Delivery) {
                 Settled::Accepted => &stats.accepted,
                 Settled::Stale => &stats.stale,
                 Settled::DeadLettered => &stats.dead_lettered,
+                Settled::Scheduled => &stats.scheduled,
                 // Republished to the queue before this ack: not settled yet.
                 Settled::Deferred | Settled::FencedOut => &stats.requeued,
             };

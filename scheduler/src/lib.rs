@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 mod audit;
+mod effective;
 mod fanout;
 mod gate;
 mod governance;
 mod intake;
+mod journey;
 mod lease;
 mod stats;
 
@@ -111,11 +113,13 @@ async fn run_once(
         audit,
     });
     let housekeeping = tokio::spawn(governance::housekeep(ctx.clone(), stop_sampling.clone()));
+    let releasing = tokio::spawn(effective::release_due(ctx.clone(), stop_sampling.clone()));
     let result = intake::consume(ctx, &channel, shutdown, grace, ready).await;
     health.unready();
     stop_sampling.cancel();
     let _sampled = sampler.await;
     let _housekept = housekeeping.await;
+    let _released = releasing.await;
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     let _closed = publisher_channel.close(200, "scheduler stopping".into()).await;

@@ -14,6 +14,8 @@ pub struct SchedulerStats {
     pub stale: AtomicU64,
     /// Events dead-lettered (invalid, or not mappable).
     pub dead_lettered: AtomicU64,
+    /// Events kept until their `effective_at` (received again when released).
+    pub scheduled: AtomicU64,
     /// Jobs published and confirmed.
     pub jobs_published: AtomicU64,
     /// Events handed back to the queue after an infrastructure error.
@@ -33,6 +35,8 @@ pub struct SchedulerSnapshot {
     pub stale: u64,
     /// See [`SchedulerStats::dead_lettered`].
     pub dead_lettered: u64,
+    /// See [`SchedulerStats::scheduled`].
+    pub scheduled: u64,
     /// See [`SchedulerStats::jobs_published`].
     pub jobs_published: u64,
     /// See [`SchedulerStats::requeued`].
@@ -46,7 +50,7 @@ impl SchedulerSnapshot {
     /// its connection may be redelivered and counted again, so this can
     /// exceed the events published; use [`Self::in_flight`] to tell idle.
     pub fn settled(&self) -> u64 {
-        self.accepted + self.stale + self.dead_lettered
+        self.accepted + self.stale + self.dead_lettered + self.scheduled
     }
 
     /// Deliveries taken but not finished yet (exact, redeliveries included).
@@ -64,6 +68,7 @@ impl SchedulerStats {
             accepted: get(&self.accepted),
             stale: get(&self.stale),
             dead_lettered: get(&self.dead_lettered),
+            scheduled: get(&self.scheduled),
             jobs_published: get(&self.jobs_published),
             requeued: get(&self.requeued),
             abandoned: get(&self.abandoned),

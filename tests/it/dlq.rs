@@ -3,7 +3,6 @@
 
 use crate::common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{POLICY, Person};
@@ -19,17 +18,7 @@ fn person(id: &'static str) -> Person<'static> {
 }
 
 fn dlq(fleet: &Fleet, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
-        .arg("dlq")
-        .args(args)
-        .arg("--config")
-        .arg(fleet.config_path())
-        .output()
-        .map(common::keep_log)
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    stdout
+    common::cli_ok(&fleet.config_path(), &[&["dlq"], args].concat())
 }
 
 async fn wait_for(what: &str, check: impl Fn() -> bool) {

@@ -55,14 +55,7 @@ fn status_json(fleet: &Fleet) -> Value {
 }
 
 fn status_table(fleet: &Fleet) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
-        .args(["status", "--config"])
-        .arg(fleet.config_path())
-        .output()
-        .map(common::keep_log)
-        .expect("runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    common::cli_ok(&fleet.config_path(), &["status"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ mod demo;
 mod deploy_artefacts;
 mod dlq;
 mod durability;
+mod effective;
 mod evidence;
 mod exclusivity;
 mod faults;

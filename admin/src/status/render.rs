@@ -60,6 +60,13 @@ pub fn render_table(report: &StatusReport) -> String {
             approvals.held_grants, approvals.held_in_waves
         ));
     }
+    if let Some(next) = report.scheduled.next {
+        out.push_str(&format!(
+            "scheduled: {} event(s) waiting for their effective date, the next at {}: see `scimfleet scheduled list`\n",
+            report.scheduled.events,
+            next.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
     if !report.missing_queues.is_empty() {
         let named: Vec<&str> = report.missing_queues.iter().take(MISSING_NAMED).map(String::as_str).collect();
         let more = report.missing_queues.len().saturating_sub(MISSING_NAMED);

@@ -176,6 +176,21 @@ impl Keys {
         format!("{}:deprovision-window:{scope}", self.ns)
     }
 
+    /// Sorted set of scheduled event ids by effective time (ms).
+    pub(super) fn scheduled_index(&self) -> String {
+        format!("{}:scheduled", self.ns)
+    }
+
+    /// A scheduled event's record; with an empty id, the prefix of all.
+    pub(super) fn scheduled(&self, id: &str) -> String {
+        format!("{}:scheduled:{id}", self.ns)
+    }
+
+    /// The id of `person`'s scheduled event.
+    pub(super) fn scheduled_person(&self, person: &PersonId) -> String {
+        format!("{}:scheduled-person:{person}", self.ns)
+    }
+
     /// The audit stream (field `r`: one record's JSON).
     pub(super) fn audit(&self) -> String {
         format!("{}:audit", self.ns)

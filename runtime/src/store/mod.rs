@@ -22,6 +22,7 @@
 //! | newest time step of an approver's TOTP codes spent on an approval | `{ns}:totp-used:{approver}` | [`Store::totp`] |
 //! | jobs held for an approver | `{ns}:held:{id}` (hash `json`, `seq`, `wave`, `approvals`), `{ns}:held-index`, `{ns}:held-expiry` (zsets), `{ns}:held-person:{app}:{person}` (id) | [`Store::held`] |
 //! | high-risk groups let through | `{ns}:granted:{app}:{person}` (set) | [`Store::held`] |
+//! | events effective later | `{ns}:scheduled` (zset by effective ms), `{ns}:scheduled:{id}` (record JSON), `{ns}:scheduled-person:{person}` (id) | [`Store::scheduled`] |
 //! | deprovisions an approver cancelled | `{ns}:cancelled:{app}:{person}` (sequence) | [`Store::held`] |
 //! | mass-deprovision guard | `{ns}:deprovision-window:{scope}` (zset by ms: job ids of an app, person ids fleet-wide), `{ns}:wave-open:{scope}` (id), `{ns}:wave:{id}` (hash), `{ns}:waves` (zset) | [`Store::waves`] |
 //! | audit trail (one hash chain, every writer) | `{ns}:audit` (stream, field `r`: record JSON); `{ns}:audit:head` (`"{seq} {hash}"` of the last record, compare-and-set by every append) | [`Store::audit`] |
@@ -47,6 +48,7 @@ mod leases;
 mod ops;
 mod pacing;
 mod registry;
+mod scheduled;
 mod totp;
 mod waves;
 
@@ -62,6 +64,7 @@ pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Fenced, Lease, LeaseScope, Leas
 pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops};
 pub use pacing::Pacing;
 pub use registry::{PersonRecord, Planning, Recorded, Registry};
+pub use scheduled::{CLAIM_MS, Scheduled, ScheduledEvent, Scheduling};
 pub use totp::Totp;
 pub use waves::{Admission, FLEET_SCOPE, Wave, Waves, app_scope};
 
@@ -216,6 +219,11 @@ impl Store {
     /// The mass-deprovision guard's windows and waves.
     pub fn waves(&self) -> Waves<'_> {
         Waves::new(self)
+    }
+
+    /// Events kept until their `effective_at`.
+    pub fn scheduled(&self) -> Scheduled<'_> {
+        Scheduled::new(self)
     }
 
     /// Round-trips a PING.

@@ -59,6 +59,7 @@ pub fn consumer_span(queue: &str, delivery: &Delivery, routing_key: &str) -> Spa
         scimfleet.person = Empty,
         scimfleet.outcome = Empty,
         scimfleet.held = Empty,
+        scimfleet.effective_at = Empty,
     );
     // The publisher's id, recorded only when it looks like an id (not an address).
     if let Some(id) = delivery.properties.message_id().as_ref().map(|id| id.as_str())

@@ -83,6 +83,25 @@ pub fn keep_log(output: Output) -> Output {
     output
 }
 
+/// Runs `scimfleet ARGS --config CONFIG`, asserts it succeeded, and returns
+/// its standard output (its standard error goes to the checked CLI log).
+pub fn cli_ok(config: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .map(keep_log)
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "scimfleet {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// A `scimfleet worker` child process, killed on drop so a failed assertion
 /// never leaves it running (and, in the test's process group, killed by
 /// nextest with a test that times out).
