@@ -28,6 +28,9 @@ pub enum AuditKind {
     ScimWrite,
     /// A read-back after a deprovision, or a re-check, judged access gone or not.
     Verification,
+    /// An upsert met an account bound to nobody and took it or left it
+    /// alone, per the app's `adopt`.
+    Adoption,
     /// A job was held for approval.
     Held,
     /// A held job was approved.
@@ -63,6 +66,7 @@ impl AuditKind {
         match self {
             Self::ScimWrite => "scim_write",
             Self::Verification => "verification",
+            Self::Adoption => "adoption",
             Self::Held => "held",
             Self::Approved => "approved",
             Self::Rejected => "rejected",

@@ -10,6 +10,7 @@
 
 mod common;
 
+mod adopt;
 mod architecture;
 mod audit;
 mod audit_steps;

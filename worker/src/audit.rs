@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use scimfleet_runtime::config::Adopt;
 use scimfleet_runtime::store::StoreError;
 use scimfleet_runtime::telemetry::propagation;
 use scimfleet_schemas::{AuditEntry, AuditKind, Job};
@@ -47,8 +48,18 @@ async fn record(worker: &AppWorker, entry: AuditEntry) -> Result<(), Transient> 
     worker.audit.record(entry).await.map_err(|e| Transient::from(StoreError::from(e)))
 }
 
-/// An attempt that changed the app: what it did, in counts.
+/// An attempt that changed the app: what it did, in counts. An account
+/// bound to nobody that the upsert took or left alone is recorded first.
 pub(crate) async fn scim_write(worker: &AppWorker, job: &Job, outcome: &Outcome) -> Result<(), Transient> {
+    if let Some(adopt) = outcome.adopted {
+        let decision = match adopt {
+            Adopt::Link => "linked",
+            Adopt::Skip => "left alone",
+            Adopt::Fail => "refused",
+        };
+        let entry = entry(worker, AuditKind::Adoption, job).detail("decision", decision);
+        record(worker, entry.detail("adopt", adopt.as_str())).await?;
+    }
     if !outcome.changed() {
         return Ok(());
     }
@@ -61,7 +72,8 @@ pub(crate) async fn scim_write(worker: &AppWorker, job: &Job, outcome: &Outcome)
         .detail("deactivated", outcome.deactivated)
         .detail("deleted", outcome.deleted)
         .detail("groups_added", outcome.groups_added)
-        .detail("groups_removed", outcome.groups_removed);
+        .detail("groups_removed", outcome.groups_removed)
+        .detail("adopted", outcome.adopted == Some(Adopt::Link));
     record(worker, entry).await
 }
 

@@ -35,6 +35,7 @@ use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use scimfleet_runtime::broker::{self, received_at};
+use scimfleet_runtime::config::Adopt;
 use scimfleet_runtime::ops::ReadyLatch;
 use scimfleet_runtime::store::{DesiredAccount, Fence, Fenced};
 use scimfleet_runtime::telemetry::error_chain;
@@ -248,7 +249,10 @@ async fn converged(
     // like now and how to map it back to the person (what a sweep compares
     // the app's accounts with): one round trip, under the lease, after the
     // apply, so it is the newest; refused when the lease passed on.
+    // An account left alone (`adopt = "skip"`) is not ours: nothing maps
+    // it back to the person, so a sweep reports it as unknown.
     let desired = match &job.action {
+        JobAction::Upsert { .. } if outcome.adopted == Some(Adopt::Skip) => None,
         JobAction::Upsert { user, managed, groups } => Some(DesiredAccount {
             sequence: job.sequence,
             user: user.clone(),

@@ -22,6 +22,7 @@
 //!
 //! Every step reads before it writes, so a second apply issues only GETs.
 
+use scimfleet_runtime::config::Adopt;
 use scimfleet_schemas::scim::{GroupRef, PatchOperation, ScimUser, UserAttr, diff_user};
 use scimfleet_schemas::{Expectation, GroupPlan, Job, JobAction, Lookup};
 use serde_json::json;
@@ -54,6 +55,9 @@ pub struct Outcome {
     pub verified: Option<bool>,
     /// For deprovision and verify jobs: what reading the account back found.
     pub read_back: Option<ReadBack>,
+    /// An upsert found an account bound to nobody and took it (`link`) or
+    /// left it alone (`skip`), per the app's `adopt`.
+    pub adopted: Option<Adopt>,
 }
 
 /// What reading an account back after a deprovision found.
@@ -94,12 +98,18 @@ pub struct Converger {
     client: ScimClient,
     groups: std::sync::Arc<GroupDirectory>,
     create_groups: bool,
+    adopt: Adopt,
 }
 
 impl Converger {
     /// A converger over `client`; `create_groups` allows creating missing groups.
     pub fn new(client: ScimClient, create_groups: bool) -> Self {
-        Self { client, groups: std::sync::Arc::default(), create_groups }
+        Self { client, groups: std::sync::Arc::default(), create_groups, adopt: Adopt::default() }
+    }
+
+    /// This converger deciding about unbound accounts as `adopt` says.
+    pub fn adopting(self, adopt: Adopt) -> Self {
+        Self { adopt, ..self }
     }
 
     /// This converger for one attempt under a lease: every write it makes
@@ -107,7 +117,7 @@ impl Converger {
     /// with [`ApplyError::LeaseLost`] otherwise (the check is in the client).
     pub fn under(&self, held: crate::lease::Held) -> Self {
         let client = self.client.guarded(held);
-        Self { client, groups: self.groups.clone(), create_groups: self.create_groups }
+        Self { client, groups: self.groups.clone(), create_groups: self.create_groups, adopt: self.adopt }
     }
 
     /// Converges the app to `job`. No span of its own: the worker's span of
@@ -174,6 +184,13 @@ impl Converger {
                 Created::Conflict => self.find(&lookup).await?.ok_or(ApplyError::ConflictNotFound)?,
             },
         };
+        if !outcome.created && identity::unbound(&actual, &lookup) {
+            match self.adopt {
+                Adopt::Link => outcome.adopted = Some(Adopt::Link),
+                Adopt::Skip => return Ok(Outcome { adopted: Some(Adopt::Skip), ..Outcome::default() }),
+                Adopt::Fail => return Err(ApplyError::Unbound),
+            }
+        }
         let id = user_id(&actual)?;
         if !outcome.created {
             // The account just created is as the job wants it; a provider that

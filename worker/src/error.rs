@@ -270,6 +270,12 @@ pub enum ApplyError {
         "the account found by userName is bound to another person (a different externalId); left untouched"
     )]
     IdentityConflict,
+    /// An account with the person's `userName` exists, bound to nobody,
+    /// and the app's `adopt = "fail"` leaves it to an operator.
+    #[error(
+        "an account with the person's userName exists, bound to no externalId; adopt = \"fail\" leaves it to an operator (link it with adopt = \"link\")"
+    )]
+    Unbound,
 }
 
 impl From<ScimCallError> for ApplyError {
@@ -294,6 +300,7 @@ impl ApplyError {
             Self::MissingId { .. } => Disposition::DeadLetter { reason: "invalid response" },
             // Retrying finds the same account; an operator must decide whose it is.
             Self::IdentityConflict => Disposition::DeadLetter { reason: "identity conflict" },
+            Self::Unbound => Disposition::DeadLetter { reason: "unbound account" },
         }
     }
 
@@ -305,6 +312,7 @@ impl ApplyError {
             Self::GroupMissing { .. }
             | Self::MissingId { .. }
             | Self::IdentityConflict
+            | Self::Unbound
             | Self::LeaseLost { .. } => None,
         }
     }

@@ -50,11 +50,14 @@ impl Failed<'_> {
         }
     }
 
-    /// The reason of a permanent failure: an account bound to another person
-    /// has a reason of its own, for the alert and the operator it needs.
+    /// The reason of a permanent failure: an account bound to another person,
+    /// or one bound to nobody that `adopt = "fail"` will not take, has a
+    /// reason of its own, for the alert and the operator it needs.
     fn permanent(self) -> DeadLetterReason {
         match self {
-            Self::Apply(ApplyError::IdentityConflict) => DeadLetterReason::IdentityConflict,
+            Self::Apply(ApplyError::IdentityConflict | ApplyError::Unbound) => {
+                DeadLetterReason::IdentityConflict
+            }
             _ => DeadLetterReason::PermanentError,
         }
     }

@@ -19,7 +19,9 @@
 //!
 //! The same look-up serves every job, so:
 //! - an upsert adopts an unbound account (and writes our `externalId` on
-//!   it), never one bound to someone else;
+//!   it) as the app's `adopt` says: `link` (the default) takes it, `skip`
+//!   leaves it alone, `fail` dead-letters the job; never one bound to
+//!   someone else;
 //! - a deprovision touches only accounts bound to the leaver, or unbound
 //!   accounts with the leaver's login: those are taken to be the leaver's
 //!   own accounts from before scimfleet managed the app, and are still
@@ -63,6 +65,13 @@ pub(crate) async fn find(client: &ScimClient, lookup: &Lookup) -> Result<Option<
     }
 }
 
+/// Whether `user`, found for `lookup`, is bound to nobody while the job
+/// maps an `externalId`: an account made before scimfleet managed the app
+/// (or by hand), which the app's `adopt` setting decides about.
+pub(crate) fn unbound(user: &ScimUser, lookup: &Lookup) -> bool {
+    lookup.external_id.is_some() && user.external_id.as_deref().is_none_or(str::is_empty)
+}
+
 /// Whether an account found by `userName` may be taken for `lookup`: it is
 /// bound to nobody, or to the same person (compared exactly). A look-up
 /// without an `externalId` has nothing to compare: see the module's
@@ -94,5 +103,13 @@ mod tests {
         assert!(!adoptable(&account(Some("e-2")), &lookup(Some("e-1"))), "someone else's");
         assert!(!adoptable(&account(Some("E-1")), &lookup(Some("e-1"))), "externalId is case-exact");
         assert!(adoptable(&account(Some("e-2")), &lookup(None)), "no externalId mapped: as before");
+    }
+
+    #[test]
+    fn unbound_means_no_external_id_where_we_map_one() {
+        assert!(unbound(&account(None), &lookup(Some("e-1"))));
+        assert!(unbound(&account(Some("")), &lookup(Some("e-1"))));
+        assert!(!unbound(&account(Some("e-1")), &lookup(Some("e-1"))), "ours");
+        assert!(!unbound(&account(None), &lookup(None)), "nothing to bind to: not told apart");
     }
 }

@@ -120,7 +120,7 @@ fn converger(
     let client = app_client(config, app, auth, store)
         .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?
         .with_metrics(metrics.clone());
-    Ok(Converger::new(client, app.create_groups))
+    Ok(Converger::new(client, app.create_groups).adopting(app.adopt))
 }
 
 impl Recoverable for WorkerError {

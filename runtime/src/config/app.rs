@@ -41,6 +41,10 @@ pub struct AppConfig {
     /// Create a missing group (by displayName) instead of failing the job.
     #[serde(default = "yes")]
     pub create_groups: bool,
+    /// What an upsert does with an existing account of the person's
+    /// `userName` that no `externalId` binds (one made before scimfleet).
+    #[serde(default)]
+    pub adopt: Adopt,
     /// Permit `http://` for a loopback host (local test targets only).
     #[serde(default)]
     pub allow_insecure_loopback: bool,
@@ -101,6 +105,32 @@ pub enum Deprovision {
     Deactivate,
     /// `DELETE` the account.
     Delete,
+}
+
+/// What an upsert does with an existing account of the person's `userName`
+/// that no `externalId` binds. An account bound to someone else is never
+/// taken, whatever this says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Adopt {
+    /// Take it over: write our `externalId` and the mapped attributes.
+    #[default]
+    Link,
+    /// Leave it alone: no write, the job succeeds (recorded in the audit trail).
+    Skip,
+    /// Refuse: dead-letter the job (`identity_conflict`) for an operator.
+    Fail,
+}
+
+impl Adopt {
+    /// The setting's name, as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Link => "link",
+            Self::Skip => "skip",
+            Self::Fail => "fail",
+        }
+    }
 }
 
 /// Attribute conditions: every named attribute must have one of the listed values.

@@ -25,7 +25,7 @@ use sha2::Digest as _;
 use toml::Value;
 
 pub use app::{
-    AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TemplatePart,
+    Adopt, AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TemplatePart,
 };
 pub use auth::{
     AppCredentials, BearerToken, ClientAuthMethod, OAuthConfig, OAuthCredentials, TargetTls, TokenSource,
