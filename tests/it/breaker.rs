@@ -46,9 +46,10 @@ async fn a_method_the_app_does_not_implement_is_dead_lettered_at_once_and_never_
     fleet.publish_json(&common::hires(6100, 4, "Sales")).await.expect("published");
     fleet.wait_settled(Duration::from_secs(60)).await.expect("hired");
     let crm = fleet.server("crm").clone();
-    // A PATCH-less app: users are created and read, never patched.
+    crm.clear_requests();
+    // An app that cannot create users (no fallback exists for that).
     crm.set_faults(Faults {
-        errors: vec![ErrorRule::new(Route::MethodOn("PATCH", Resource::Users), 1.0, 501)],
+        errors: vec![ErrorRule::new(Route::MethodOn("POST", Resource::Users), 1.0, 501)],
         ..Faults::default()
     });
     let movers: Vec<_> = common::hires(6100, 4, "Sales")
@@ -61,14 +62,15 @@ async fn a_method_the_app_does_not_implement_is_dead_lettered_at_once_and_never_
             e
         })
         .collect();
-    fleet.publish_json(&movers).await.expect("movers published");
     fleet.publish_json(&common::hires(6200, 4, "Sales")).await.expect("hires published");
+    fleet.publish_json(&movers).await.expect("movers published");
     fleet.wait_settled(Duration::from_secs(60)).await.expect("settled");
     let stats = fleet.worker();
-    assert_eq!(stats.dead_lettered, 4, "each PATCH refused once, never retried: {stats:?}");
+    assert_eq!(stats.dead_lettered, 4, "each create refused once, never retried: {stats:?}");
     assert_eq!(stats.retried, 0, "{stats:?}");
-    assert_eq!(crm.count("PATCH", Resource::Users), 4, "one PATCH a mover");
-    assert_eq!(crm.users().len(), 8, "the breaker stayed closed: the new hires went through");
+    assert_eq!(crm.count("POST", Resource::Users), 4, "one POST a new hire");
+    let titles = (6100..6104).filter_map(|n| crm.user_by_external_id(&format!("E{n}"))?.title);
+    assert!(titles.clone().all(|t| t == "Senior Clerk") && titles.count() == 4, "the breaker stayed closed");
     let metrics = fleet.metrics().render();
     assert!(!metrics.contains("scimfleet_breaker_open{app=\"crm\"} 1"), "{metrics}");
     fleet.stop().await.expect("clean stop");

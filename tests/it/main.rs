@@ -40,6 +40,7 @@ mod ops;
 mod outage;
 mod pipeline;
 mod poison;
+mod put_only;
 mod rate_limit;
 mod retry;
 mod scheduler_replicas;

@@ -226,6 +226,14 @@ impl ScimClient {
         self.patch(&call, &["Users", id], ops).await
     }
 
+    /// Replaces a user with `user` (PUT, RFC 7644 §3.5.1), for apps that
+    /// refuse PATCH. A 404 is an error, never "already gone": the account
+    /// was just read, so it means the app does not take PUT there either.
+    pub async fn put_user(&self, id: &str, user: &ScimUser) -> Result<(), ScimCallError> {
+        let call = Call::new(Method::PUT, "/Users/{id}");
+        self.put(&call, &["Users", id], user).await
+    }
+
     /// Deletes a user; 404 counts as done (already gone).
     pub async fn delete_user(&self, id: &str) -> Result<(), ScimCallError> {
         let call = Call::new(Method::DELETE, "/Users/{id}");
@@ -264,6 +272,12 @@ impl ScimClient {
     pub async fn patch_group(&self, id: &str, ops: Vec<PatchOperation>) -> Result<(), ScimCallError> {
         let call = Call::new(Method::PATCH, "/Groups/{id}");
         self.patch(&call, &["Groups", id], ops).await
+    }
+
+    /// Replaces a group with `group` (PUT), for apps that refuse PATCH on groups.
+    pub async fn put_group(&self, id: &str, group: &ScimGroup) -> Result<(), ScimCallError> {
+        let call = Call::new(Method::PUT, "/Groups/{id}");
+        self.put(&call, &["Groups", id], group).await
     }
 
     /// The base URL with `segments` appended, each percent-encoded.
@@ -322,6 +336,21 @@ impl ScimClient {
         match response.status().as_u16() {
             409 => Ok(Created::Conflict),
             200 | 201 => Ok(Created::New(has_id(call, call.json(response).await?, id_of)?)),
+            _ => Err(call.status_error(response).await),
+        }
+    }
+
+    async fn put<T: Serialize>(
+        &self,
+        call: &Call,
+        segments: &[&str],
+        value: &T,
+    ) -> Result<(), ScimCallError> {
+        let body = call.encode(value)?;
+        let response = self.send(call, self.url(segments), Some(body)).await?;
+        match response.status().as_u16() {
+            // The resource in a 200 is not needed: the body is not read.
+            200 | 204 => Ok(()),
             _ => Err(call.status_error(response).await),
         }
     }

@@ -29,8 +29,9 @@ use serde_json::json;
 
 use crate::client::{Created, ScimClient};
 pub use crate::error::ApplyError;
-use crate::groups::{self, GroupDirectory, Membership};
+use crate::groups::{GroupDirectory, Membership};
 use crate::identity;
+use crate::replace;
 
 /// What an apply did; all zero when the app already matched the job.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -199,7 +200,8 @@ impl Converger {
             if !ops.is_empty() {
                 outcome.reactivated = !actual.is_active();
                 outcome.patched_attributes = ops.len() - usize::from(outcome.reactivated);
-                self.client.patch_user(id, ops).await?;
+                let active = outcome.reactivated.then_some(true);
+                self.update_user(id, ops, || replace::user(&actual, &desired, managed, active)).await?;
             }
         }
         // A new account is in no group unless the app says otherwise (some add
@@ -218,6 +220,24 @@ impl Converger {
             outcome.groups_removed += usize::from(wrote);
         }
         Ok(outcome)
+    }
+
+    /// Sends `ops` to user `id` as a PATCH, or, once the app refused PATCH
+    /// on users, the `replacement` as a PUT (see `replace`).
+    async fn update_user(
+        &self,
+        id: &str,
+        ops: Vec<PatchOperation>,
+        replacement: impl FnOnce() -> ScimUser,
+    ) -> Result<(), ApplyError> {
+        let refusals = &self.groups.refusals;
+        if !refusals.users() {
+            match self.client.patch_user(id, ops).await {
+                Err(error) if replace::refused(&error) => refusals.refuse_users(self.client.app()),
+                done => return Ok(done?),
+            }
+        }
+        Ok(self.client.put_user(id, &replacement()).await?)
     }
 
     async fn ensure(
@@ -244,13 +264,14 @@ impl Converger {
         let mut outcome = Outcome::default();
         let names: Vec<&str> = plan.member_of.iter().chain(&plan.not_member_of).map(String::as_str).collect();
         for group_id in self.groups.held_by(&self.client, id, actual.groups.as_deref(), &names).await? {
-            outcome.groups_removed += usize::from(groups::leave(&self.client, &group_id, id).await?);
+            outcome.groups_removed += usize::from(self.groups.leave(&self.client, &group_id, id).await?);
         }
         if delete {
             self.client.delete_user(id).await?;
             outcome.deleted = true;
         } else if actual.is_active() {
-            self.client.patch_user(id, vec![PatchOperation::replace("active", json!(false))]).await?;
+            let ops = vec![PatchOperation::replace("active", json!(false))];
+            self.update_user(id, ops, || replace::user(&actual, &actual, &[], Some(false))).await?;
             outcome.deactivated = true;
         }
         Ok(outcome)

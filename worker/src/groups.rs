@@ -23,8 +23,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use scimfleet_schemas::scim::{GroupRef, PatchOperation, ScimGroup, eq_filter};
 use serde_json::json;
 
+use scimfleet_runtime::KeyedLocks;
+
 use crate::client::{Created, ScimClient};
 use crate::error::ApplyError;
+use crate::replace::{self, Refusals};
 
 /// Whether the person must be in a group or out of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +38,17 @@ pub(crate) enum Membership {
     NotMember,
 }
 
-/// Name → id cache of one app's groups.
+/// Name → id cache of one app's groups, and whether it takes PATCH on them.
 #[derive(Debug, Default)]
 pub(crate) struct GroupDirectory {
     ids: Mutex<HashMap<String, String>>,
     /// Held while finding-then-creating, so one process never creates a group twice.
     creating: tokio::sync::Mutex<()>,
+    /// What the app refused (PATCH on users, on groups): see `replace`.
+    pub(crate) refusals: Refusals,
+    /// Held around a group's read-modify-write (PUT), so jobs of this
+    /// process never overwrite each other's membership change.
+    replacing: KeyedLocks,
 }
 
 /// The cache key: displayName is caseExact=false (RFC 7643 §4.2).
@@ -136,7 +144,7 @@ impl GroupDirectory {
                     Membership::NotMember => Ok(false),
                 };
             };
-            match set_membership(client, &group_id, user_id, held, want).await? {
+            match self.set_membership(client, &group_id, user_id, held, want).await? {
                 Some(wrote) => return Ok(wrote),
                 None => self.forget(name, &group_id),
             }
@@ -169,43 +177,71 @@ impl GroupDirectory {
     }
 }
 
-/// Adds or removes the member if needed: `Some(wrote)`, or `None` when the
-/// group id no longer exists (so the caller resolves the name again).
-async fn set_membership(
-    client: &ScimClient,
-    group_id: &str,
-    user_id: &str,
-    held: Option<&[GroupRef]>,
-    want: Membership,
-) -> Result<Option<bool>, ApplyError> {
-    let is_member = match held {
-        Some(held) => held.iter().any(|g| g.value == group_id),
-        None => match client.get_group(group_id).await? {
-            Some(group) => group.has_member(user_id),
-            None => return Ok(None),
-        },
-    };
-    if is_member == (want == Membership::Member) {
-        return Ok(Some(false));
+impl GroupDirectory {
+    /// Adds or removes the member if needed: `Some(wrote)`, or `None` when
+    /// the group id no longer exists (so the caller resolves the name again).
+    async fn set_membership(
+        &self,
+        client: &ScimClient,
+        group_id: &str,
+        user_id: &str,
+        held: Option<&[GroupRef]>,
+        want: Membership,
+    ) -> Result<Option<bool>, ApplyError> {
+        let is_member = match held {
+            Some(held) => held.iter().any(|g| g.value == group_id),
+            None => match client.get_group(group_id).await? {
+                Some(group) => group.has_member(user_id),
+                None => return Ok(None),
+            },
+        };
+        if is_member == (want == Membership::Member) {
+            return Ok(Some(false));
+        }
+        self.write_membership(client, group_id, user_id, want).await
     }
-    let ops = match want {
-        Membership::Member => add_member(user_id),
-        Membership::NotMember => remove_member(user_id),
-    };
-    match client.patch_group(group_id, ops).await {
-        Ok(()) => Ok(Some(true)),
-        Err(error) if error.is_not_found() => Ok(None),
-        Err(error) => Err(error.into()),
-    }
-}
 
-/// Removes `user_id` from group `group_id`; true when it wrote, false when
-/// the group is gone (and the membership with it).
-pub(crate) async fn leave(client: &ScimClient, group_id: &str, user_id: &str) -> Result<bool, ApplyError> {
-    match client.patch_group(group_id, remove_member(user_id)).await {
-        Ok(()) => Ok(true),
-        Err(error) if error.is_not_found() => Ok(false),
-        Err(error) => Err(error.into()),
+    /// Removes `user_id` from group `group_id`; true when it wrote, false
+    /// when the group is gone (and the membership with it).
+    pub(crate) async fn leave(
+        &self,
+        client: &ScimClient,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<bool, ApplyError> {
+        let wrote = self.write_membership(client, group_id, user_id, Membership::NotMember).await?;
+        Ok(wrote.unwrap_or(false))
+    }
+
+    /// Sends one membership change: a PATCH, or once the app refused PATCH
+    /// on groups, the group as read now with the member in or out (PUT).
+    /// `None` when the group is gone.
+    async fn write_membership(
+        &self,
+        client: &ScimClient,
+        group_id: &str,
+        user_id: &str,
+        want: Membership,
+    ) -> Result<Option<bool>, ApplyError> {
+        if !self.refusals.groups() {
+            let ops = match want {
+                Membership::Member => add_member(user_id),
+                Membership::NotMember => remove_member(user_id),
+            };
+            match client.patch_group(group_id, ops).await {
+                Ok(()) => return Ok(Some(true)),
+                Err(error) if error.is_not_found() => return Ok(None),
+                Err(error) if replace::refused(&error) => self.refusals.refuse_groups(client.app()),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let _one_at_a_time = self.replacing.lock(group_id.to_owned()).await;
+        let Some(group) = client.get_group(group_id).await? else { return Ok(None) };
+        if group.has_member(user_id) == (want == Membership::Member) {
+            return Ok(Some(false));
+        }
+        client.put_group(group_id, &replace::group(group, user_id, want)).await?;
+        Ok(Some(true))
     }
 }
 

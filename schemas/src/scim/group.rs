@@ -26,6 +26,10 @@ pub struct ScimGroup {
     /// Resource metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<Meta>,
+    /// Attributes scimfleet does not model, kept as read so that a full
+    /// replacement (PUT, for apps without PATCH on groups) keeps them.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ScimGroup {

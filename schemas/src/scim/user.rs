@@ -66,6 +66,11 @@ pub struct ScimUser {
     /// Resource metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<Meta>,
+    /// Attributes scimfleet does not model (other schema extensions, vendor
+    /// attributes), kept as read so that a full replacement (PUT, for apps
+    /// without PATCH) sends them back instead of clearing them.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ScimUser {

@@ -68,6 +68,7 @@ impl Call {
             Method::GET => "GET",
             Method::POST => "POST",
             Method::PATCH => "PATCH",
+            Method::PUT => "PUT",
             Method::DELETE => "DELETE",
             _ => "OTHER",
         };
