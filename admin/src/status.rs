@@ -137,6 +137,8 @@ pub struct AppStatus {
     /// Jobs refused because the account found by login is bound to another
     /// person (dead-lettered as `identity_conflict`).
     pub identity_conflicts: u64,
+    /// Managed attributes the app drops when written, no longer written to it.
+    pub unsupported_attributes: Vec<String>,
     /// The app's latest failure.
     pub last_error: Option<LastError>,
 }
@@ -295,6 +297,7 @@ pub fn assemble(
             },
             verification_failures: ops.verification_failures,
             identity_conflicts: ops.identity_conflicts,
+            unsupported_attributes: ops.unsupported_attributes.clone(),
             last_error: ops.last_error.clone(),
         });
     }

@@ -23,8 +23,8 @@ mod labels;
 
 use labels::VersionLabel;
 pub use labels::{
-    AppAction, AppLabel, AppMethod, AppReason, JobOutcome, OutcomeLabel, QueueLabel, ReasonLabel,
-    ScimRequest, SourceLabel, SourceStatus, Verification,
+    AppAction, AppAttribute, AppLabel, AppMethod, AppReason, JobOutcome, OutcomeLabel, QueueLabel,
+    ReasonLabel, ScimRequest, SourceLabel, SourceStatus, Verification,
 };
 
 /// Content type of [`Metrics::render`].
@@ -111,6 +111,9 @@ pub struct Metrics {
     pub waves_open: Gauge,
     /// Events kept until their `effective_at` now (sampled by the scheduler).
     pub scheduled_events: Gauge,
+    /// Managed attributes an app dropped when written, by `app` and
+    /// `attribute`: 1 once this process found it (no longer written).
+    pub unsupported_attributes: Family<AppAttribute, Gauge>,
 }
 
 impl Default for Metrics {
@@ -151,6 +154,7 @@ impl Metrics {
             held_jobs: Gauge::default(),
             waves_open: Gauge::default(),
             scheduled_events: Gauge::default(),
+            unsupported_attributes: Family::default(),
         };
         m.register_all();
         m
@@ -193,6 +197,7 @@ impl Metrics {
             "scimfleet_held_jobs", "Jobs held for an approver now (sampled)" => held_jobs;
             "scimfleet_deprovision_waves_open", "Mass-deprovision waves awaiting release or cancel (sampled)" => waves_open;
             "scimfleet_scheduled_events", "Events kept until their effective_at (sampled)" => scheduled_events;
+            "scimfleet_unsupported_attributes", "Managed attributes an app drops when written (no longer written), by app and attribute" => unsupported_attributes;
         }
         let build = Family::<VersionLabel, Gauge>::default();
         build.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);

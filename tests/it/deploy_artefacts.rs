@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use scimfleet_runtime::metrics::{AppAction, AppReason, Metrics, OutcomeLabel, ReasonLabel};
+use scimfleet_runtime::metrics::{AppAction, AppAttribute, AppReason, Metrics, OutcomeLabel, ReasonLabel};
 use serde_json::Value;
 
 mod promql;
@@ -115,6 +115,10 @@ fn exercised_metrics() -> Metrics {
     m.jobs_held.get_or_create(&AppReason { app: "git".into(), reason: "grant".into() }).inc();
     m.held_jobs.set(1);
     m.waves_open.set(0);
+    m.scheduled_events.set(0);
+    m.unsupported_attributes
+        .get_or_create(&AppAttribute { app: "git".into(), attribute: "title".into() })
+        .set(1);
     m
 }
 

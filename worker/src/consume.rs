@@ -272,6 +272,9 @@ async fn converged(
             return Ok(superseded(worker, job, person, "a newer lease refused its result"));
         }
     }
+    if !outcome.unsupported.is_empty() {
+        crate::notes::unsupported(worker, &outcome.unsupported).await;
+    }
     // Before the ack: every change to an app is in the audit trail.
     crate::audit::scim_write(worker, job, outcome).await?;
     if let Some(read_back) = &outcome.read_back {

@@ -32,6 +32,7 @@ pub use crate::error::ApplyError;
 use crate::groups::{GroupDirectory, Membership};
 use crate::identity;
 use crate::replace;
+use crate::support::{self, AttributeSupport};
 
 /// What an apply did; all zero when the app already matched the job.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -59,6 +60,8 @@ pub struct Outcome {
     /// An upsert found an account bound to nobody and took it (`link`) or
     /// left it alone (`skip`), per the app's `adopt`.
     pub adopted: Option<Adopt>,
+    /// Managed attributes this apply found the app drops (no longer written).
+    pub unsupported: Vec<UserAttr>,
 }
 
 /// What reading an account back after a deprovision found.
@@ -100,12 +103,14 @@ pub struct Converger {
     groups: std::sync::Arc<GroupDirectory>,
     create_groups: bool,
     adopt: Adopt,
+    support: std::sync::Arc<AttributeSupport>,
 }
 
 impl Converger {
     /// A converger over `client`; `create_groups` allows creating missing groups.
     pub fn new(client: ScimClient, create_groups: bool) -> Self {
-        Self { client, groups: std::sync::Arc::default(), create_groups, adopt: Adopt::default() }
+        let (groups, support) = (std::sync::Arc::default(), std::sync::Arc::default());
+        Self { client, groups, create_groups, adopt: Adopt::default(), support }
     }
 
     /// This converger deciding about unbound accounts as `adopt` says.
@@ -118,7 +123,7 @@ impl Converger {
     /// with [`ApplyError::LeaseLost`] otherwise (the check is in the client).
     pub fn under(&self, held: crate::lease::Held) -> Self {
         let client = self.client.guarded(held);
-        Self { client, groups: self.groups.clone(), create_groups: self.create_groups, adopt: self.adopt }
+        Self { client, groups: self.groups.clone(), support: self.support.clone(), ..*self }
     }
 
     /// Converges the app to `job`. No span of its own: the worker's span of
@@ -174,10 +179,11 @@ impl Converger {
     ) -> Result<Outcome, ApplyError> {
         let desired = desired_user(user);
         let lookup = Lookup::of(&desired);
+        let managed = &self.support.effective(managed)[..];
         let mut outcome = Outcome::default();
         let actual = match self.find(&lookup).await? {
             Some(actual) => actual,
-            None => match self.client.create_user(&desired).await? {
+            None => match self.client.create_user(&self.support.strip(&desired)).await? {
                 Created::New(created) => {
                     outcome.created = true;
                     created
@@ -193,9 +199,9 @@ impl Converger {
             }
         }
         let id = user_id(&actual)?;
-        if !outcome.created {
-            // The account just created is as the job wants it; a provider that
-            // dropped an attribute is corrected by the next apply.
+        let written = if outcome.created {
+            managed.iter().copied().filter(|a| a.get(&desired).is_some()).collect()
+        } else {
             let ops = diff_user(&desired, &actual, managed);
             if !ops.is_empty() {
                 outcome.reactivated = !actual.is_active();
@@ -203,6 +209,15 @@ impl Converger {
                 let active = outcome.reactivated.then_some(true);
                 self.update_user(id, ops, || replace::user(&actual, &desired, managed, active)).await?;
             }
+            support::differing(&desired, &actual, managed)
+        };
+        // The first write of an attribute to this app is read back once:
+        // one the app drops is not written again (see `support`).
+        let unconfirmed = self.support.unconfirmed(&written);
+        if !unconfirmed.is_empty()
+            && let Some(after) = self.client.get_user(id).await?
+        {
+            outcome.unsupported = self.support.judge(self.client.app(), &desired, &after, &unconfirmed);
         }
         // A new account is in no group unless the app says otherwise (some add
         // new users to a default group, and say so in the answer): no group
@@ -350,66 +365,4 @@ fn judge(active: Option<bool>, groups: usize, expect: Expectation) -> (bool, Str
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(active: Option<bool>, groups: Option<Vec<&str>>) -> ScimUser {
-        let mut user = ScimUser::new("ada");
-        user.active = active;
-        user.groups = groups.map(|ids| {
-            ids.into_iter().map(|id| GroupRef { value: id.into(), reference: None, display: None }).collect()
-        });
-        user
-    }
-
-    #[test]
-    fn judge_table() {
-        use Expectation::{Absent, Inactive};
-        assert_eq!(judge(Some(false), 0, Inactive), (true, "inactive".into()));
-        assert_eq!(judge(Some(false), 2, Inactive), (false, "inactive, in 2 groups".into()));
-        assert_eq!(judge(Some(true), 0, Inactive), (false, "active".into()));
-        assert_eq!(judge(Some(false), 0, Absent), (false, "inactive".into()), "a delete leaves nothing");
-        assert!(!judge(None, 0, Inactive).0, "active not reported is not inactive");
-        assert_eq!(judge(Some(true), 1, Inactive).1, "active, in 1 group");
-    }
-
-    #[test]
-    fn desired_user_is_active_and_drops_server_attributes() {
-        let mut job_user = user(None, Some(vec!["g-1"]));
-        job_user.id = Some("u-1".into());
-        job_user.schemas.clear();
-        let desired = desired_user(&job_user);
-        assert_eq!(desired.active, Some(true));
-        assert_eq!(desired.id, None);
-        assert_eq!(desired.groups, None);
-        assert_eq!(desired.schemas, vec![scimfleet_schemas::scim::USER_SCHEMA.to_owned()]);
-        assert_eq!(desired.user_name, "ada");
-    }
-
-    #[test]
-    fn outcome_changed_reflects_writes_only() {
-        assert!(!Outcome::default().changed());
-        assert!(!Outcome { not_found: true, verified: Some(false), ..Outcome::default() }.changed());
-        for changed in [
-            Outcome { created: true, ..Outcome::default() },
-            Outcome { patched_attributes: 2, ..Outcome::default() },
-            Outcome { reactivated: true, ..Outcome::default() },
-            Outcome { deactivated: true, ..Outcome::default() },
-            Outcome { deleted: true, ..Outcome::default() },
-            Outcome { groups_added: 1, ..Outcome::default() },
-            Outcome { groups_removed: 1, ..Outcome::default() },
-        ] {
-            assert!(changed.changed(), "{changed:?}");
-        }
-    }
-
-    #[test]
-    fn missing_id_is_an_error_not_a_panic() {
-        let mut u = user(Some(true), None);
-        assert!(matches!(user_id(&u), Err(ApplyError::MissingId { resource: "User" })));
-        u.id = Some(String::new());
-        assert!(user_id(&u).is_err());
-        u.id = Some("u-1".into());
-        assert_eq!(user_id(&u).expect("has an id"), "u-1");
-    }
-}
+mod tests;

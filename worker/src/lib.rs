@@ -22,6 +22,7 @@ mod run;
 mod schedule;
 mod settle;
 mod stats;
+mod support;
 pub mod sweep;
 mod verify;
 

@@ -15,9 +15,10 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use scimfleet_runtime::metrics::Metrics;
+use scimfleet_runtime::metrics::{AppAttribute, Metrics};
 use scimfleet_runtime::store::{LastError, StoreError};
 use scimfleet_runtime::telemetry::error_chain;
+use scimfleet_schemas::scim::UserAttr;
 
 use crate::app::AppWorker;
 
@@ -78,6 +79,18 @@ pub(crate) async fn identity_conflict(worker: &AppWorker) {
     worker.ops.metrics.identity_conflicts.get_or_create(&labels).inc();
     if let Err(error) = worker.store.ops().count_identity_conflict(&worker.app).await {
         write_failed(worker, "identity conflict count", &error);
+    }
+}
+
+/// Records managed attributes the app drops when written: the metric and
+/// the app's list (for `scimfleet status`).
+pub(crate) async fn unsupported(worker: &AppWorker, attributes: &[UserAttr]) {
+    for attr in attributes {
+        let labels = AppAttribute { app: worker.app.to_string(), attribute: attr.path().to_owned() };
+        worker.ops.metrics.unsupported_attributes.get_or_create(&labels).set(1);
+        if let Err(error) = worker.store.ops().note_unsupported(&worker.app, attr.path()).await {
+            write_failed(worker, "unsupported attribute", &error);
+        }
     }
 }
 

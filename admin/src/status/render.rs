@@ -76,6 +76,13 @@ pub fn render_table(report: &StatusReport) -> String {
     out.push('\n');
     let rows: Vec<Vec<String>> = report.apps.iter().map(row).collect();
     out.push_str(&Table::new(COLUMNS).fit().render(&rows));
+    for app in report.apps.iter().filter(|a| !a.unsupported_attributes.is_empty()) {
+        out.push_str(&format!(
+            "{}: drops {} when written (no longer written)\n",
+            app.app,
+            app.unsupported_attributes.join(", ")
+        ));
+    }
     out
 }
 

@@ -50,6 +50,7 @@ fn git_down() -> AppOps {
         }),
         verification_failures: 4,
         identity_conflicts: 3,
+        unsupported_attributes: Vec::new(),
     }
 }
 

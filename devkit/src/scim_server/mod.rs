@@ -290,6 +290,13 @@ impl ScimServerHandle {
         self.faults.set(faults);
     }
 
+    /// Keeps only the core User schema from now on: extension attributes
+    /// (the enterprise extension, vendor ones) are accepted and silently
+    /// dropped, as servers that implement part of RFC 7643 do.
+    pub fn set_core_only(&self, core_only: bool) {
+        self.store().core_only = core_only;
+    }
+
     /// Removes every fault: requests are answered normally again.
     pub fn clear_faults(&self) {
         self.faults.set(Faults::default());

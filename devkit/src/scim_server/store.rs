@@ -68,12 +68,21 @@ pub(crate) struct Store {
     groups: Table<ScimGroup>,
     /// Every answered request.
     pub log: RequestLog,
+    /// Keep only the core User schema: extension attributes are accepted
+    /// on create, replace and patch, and silently dropped.
+    pub core_only: bool,
 }
 
 impl Store {
     /// An empty store whose resource locations start with `base_url`.
     pub(crate) fn new(base_url: String) -> Self {
-        Self { base_url, users: Table::default(), groups: Table::default(), log: RequestLog::default() }
+        Self {
+            base_url,
+            users: Table::default(),
+            groups: Table::default(),
+            log: RequestLog::default(),
+            core_only: false,
+        }
     }
 
     /// `http://HOST:PORT/scim/v2`.
@@ -156,7 +165,12 @@ impl Store {
     }
 
     fn check_user(&self, user: ScimUser, id: Option<&str>) -> Result<ScimUser> {
-        let user = normalise_user(user);
+        let mut user = normalise_user(user);
+        if self.core_only {
+            user.enterprise = None;
+            user.extra.clear();
+            user.fix_schemas();
+        }
         if user.user_name.trim().is_empty() {
             return Err(bad_request("invalidValue", "userName is required"));
         }

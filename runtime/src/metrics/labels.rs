@@ -51,6 +51,15 @@ pub struct AppMethod {
     pub method: String,
 }
 
+/// `app`, `attribute`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppAttribute {
+    /// The app id.
+    pub app: String,
+    /// A SCIM attribute path.
+    pub attribute: String,
+}
+
 /// `app`, `reason`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AppReason {

@@ -35,6 +35,7 @@ const BREAKER_PREFIX: &str = "breaker:";
 const LAST_ERROR: &str = "last_error";
 const VERIFICATION_FAILURES: &str = "verification_failures";
 const IDENTITY_CONFLICTS: &str = "identity_conflicts";
+const UNSUPPORTED_PREFIX: &str = "unsupported:";
 
 /// How long a breaker entry that is not open outlives its last write (or
 /// its `open_until`) before the next breaker change prunes it.
@@ -78,6 +79,9 @@ pub struct AppOps {
     /// Jobs refused because the account found by login is bound to another
     /// person, since the namespace began.
     pub identity_conflicts: u64,
+    /// Managed attributes the app dropped when written (so no longer
+    /// written), by SCIM path, sorted.
+    pub unsupported_attributes: Vec<String>,
 }
 
 /// One worker process's breaker entry.
@@ -131,8 +135,11 @@ impl AppOps {
             } else if field == IDENTITY_CONFLICTS {
                 ops.identity_conflicts =
                     value.parse().map_err(|_| StoreError::Corrupt { what: "identity conflict count" })?;
+            } else if let Some(path) = field.strip_prefix(UNSUPPORTED_PREFIX) {
+                ops.unsupported_attributes.push(path.to_owned());
             }
         }
+        ops.unsupported_attributes.sort();
         Ok(ops)
     }
 }
@@ -226,6 +233,19 @@ impl<'s> Ops<'s> {
     /// is bound to another person.
     pub async fn count_identity_conflict(self, app: &AppId) -> Result<(), StoreError> {
         self.count(app, IDENTITY_CONFLICTS, "count identity conflict").await
+    }
+
+    /// Records that `app` drops the managed attribute at `path` when written.
+    pub async fn note_unsupported(self, app: &AppId, path: &str) -> Result<(), StoreError> {
+        let mut conn = self.store.conn.clone();
+        redis::cmd("HSET")
+            .arg(self.store.keys.ops(app))
+            .arg(format!("{UNSUPPORTED_PREFIX}{path}"))
+            .arg(Utc::now().to_rfc3339())
+            .query_async::<u64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(command("note unsupported attribute"))
     }
 
     async fn count(self, app: &AppId, field: &str, what: &'static str) -> Result<(), StoreError> {
