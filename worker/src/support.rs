@@ -4,8 +4,9 @@
 //! of an extension attribute and keeps nothing of it, so every later apply
 //! would find it different and write it again, forever. The first time a
 //! managed attribute is written to an app (per process), the account is
-//! read back once by id: an attribute that took is trusted from then on;
-//! one that did not is unsupported there. Unsupported attributes are left
+//! read back once by id: an attribute read back with a value (in whatever
+//! form the app keeps it) is trusted from then on; one written with a value
+//! and read back without any is unsupported there. Unsupported attributes are left
 //! out of every later diff and create, logged once, and returned so the
 //! worker can count and report them (metric, `status`). Judged right after
 //! the write, so an admin's hand edit is not mistaken for a drop.
@@ -72,9 +73,12 @@ impl AttributeSupport {
     ) -> Vec<UserAttr> {
         let mut state = self.state();
         let mut dropped = Vec::new();
-        // A login the app rewrote is its own business, never "dropped".
+        // Only an attribute written with a value and read back with none is
+        // dropped: one read back in another form (a lower-cased address, a
+        // formatted number) took, in the app's form, and stays managed; a
+        // login is the app's business.
         for &attr in written.iter().filter(|a| **a != UserAttr::UserName) {
-            if diff_user(desired, after, &[attr]).is_empty() {
+            if attr.get(desired).is_none() || attr.get(after).is_some() {
                 state.confirmed.insert(attr);
             } else if state.unsupported.insert(attr) {
                 tracing::warn!(
@@ -112,5 +116,17 @@ mod tests {
         assert!(support.unconfirmed(&written).is_empty(), "each judged once");
         assert_eq!(support.effective(&written), [UserAttr::Title]);
         assert!(support.judge(&app, &desired, &after, &written).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn a_value_kept_in_the_apps_own_form_took() {
+        let support = AttributeSupport::default();
+        let app = AppId::parse("crm").expect("app id");
+        let mut desired = ScimUser::new("ada");
+        desired.title = Some("Clerk".into());
+        let mut after = ScimUser::new("ada");
+        after.title = Some("CLERK".into());
+        assert!(support.judge(&app, &desired, &after, &[UserAttr::Title]).is_empty());
+        assert_eq!(support.effective(&[UserAttr::Title]), [UserAttr::Title]);
     }
 }
