@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use generate::{any_json, objects, user, valid_event, with_key_twice};
 use proptest::prelude::*;
 use scimfleet_schemas::scim::{ListResponse, ScimError, ScimGroup, ScimUser};
-use scimfleet_schemas::{Event, Job};
+use scimfleet_schemas::{Event, Job, strict};
 use serde_json::Value;
 
 /// The seed corpus of `target`, as (file name, bytes), sorted by name.
@@ -194,11 +194,12 @@ fn job_corpus_replays_and_fixtures_parse() {
 fn scim_response_corpus_replays_and_vendor_shapes_parse() {
     for (name, body) in corpus("scim_response") {
         targets::scim_response(&body);
-        let read = serde_json::from_slice::<ListResponse<ScimUser>>(&body).is_ok()
-            || serde_json::from_slice::<ScimUser>(&body).is_ok()
-            || serde_json::from_slice::<ListResponse<ScimGroup>>(&body).is_ok()
-            || serde_json::from_slice::<ScimGroup>(&body).is_ok()
-            || serde_json::from_slice::<ScimError>(&body).is_ok();
+        // As the worker's client reads an answer: a repeated key refuses it.
+        let read = strict::from_slice::<ListResponse<ScimUser>>(&body).is_ok_and(|l| l.is_list())
+            || strict::from_slice::<ScimUser>(&body).is_ok()
+            || strict::from_slice::<ListResponse<ScimGroup>>(&body).is_ok_and(|l| l.is_list())
+            || strict::from_slice::<ScimGroup>(&body).is_ok()
+            || strict::from_slice::<ScimError>(&body).is_ok();
         assert_eq!(read, !name.starts_with("refused-"), "{name}");
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::Person;
 use scimfleet_devkit::fleet::Fleet;
-use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, Route};
+use scimfleet_devkit::scim_server::{ErrorRule, Faults, Quirks, Resource, Route};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -49,7 +49,7 @@ async fn joiners_movers_and_leavers_converge_with_put_when_patch_is_not_implemen
     let mut fleet = Fleet::start(POLICY).await.expect("fleet starts");
     let crm = fleet.server("crm").clone();
     // As the independent server this is modelled on: core attributes only.
-    crm.set_core_only(true);
+    crm.set_quirks(Quirks { core_only: true, ..Quirks::default() });
     crm.set_faults(Faults {
         errors: vec![
             ErrorRule::new(Route::MethodOn("PATCH", Resource::Users), 1.0, 501),
@@ -91,7 +91,7 @@ async fn joiners_movers_and_leavers_converge_with_put_when_patch_is_not_implemen
 async fn attributes_a_core_only_server_drops_are_reported_once_and_never_written_again() {
     let mut fleet = Fleet::start(POLICY).await.expect("fleet starts");
     let crm = fleet.server("crm").clone();
-    crm.set_core_only(true);
+    crm.set_quirks(Quirks { core_only: true, ..Quirks::default() });
     crm.set_faults(Faults {
         errors: vec![ErrorRule::new(Route::MethodOn("PATCH", Resource::Users), 1.0, 501)],
         ..Faults::default()

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::Person;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
+use scimfleet_devkit::scim_server::Quirks;
 use scimfleet_devkit::wait;
 use scimfleet_schemas::scim::{PatchOperation, ScimUser};
 use serde_json::{Value, json};
@@ -219,5 +220,27 @@ async fn a_periodic_sweep_finds_and_fixes_an_orphan_without_being_asked() {
         .count();
     println!("deactivated again after {listed} sweep page reads of git");
     assert!(listed > 0, "found by paging through the accounts, not by a re-check");
+    fleet.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeps_read_apps_that_leave_out_totals_and_stop_at_one_that_ignores_start_index() {
+    let fleet = Fleet::start(&policy()).await.expect("fleet starts");
+    let git = fleet.server("git").clone();
+    // Two full pages of accounts nobody maps to.
+    for n in 0..200 {
+        git.insert_user(ScimUser::new(format!("hand-made-{n}@example.com")));
+    }
+    // No totalResults, and past the end the first page again: read to the end, once.
+    git.set_quirks(Quirks { no_total_results: true, repeat_first_page_past_end: true, ..Quirks::default() });
+    let (findings, summary) = sweep(&fleet, &["--app", "git"], "quirks-1.jsonl");
+    assert_eq!(counts(&summary, "git"), json!([200, 0, 0, 200, 0, 0]));
+    assert_eq!(findings.len(), 200, "each account once");
+
+    // Every page the first: the sweep stops with the reason, judging nobody missing.
+    git.set_quirks(Quirks { ignore_start_index: true, ..Quirks::default() });
+    let output = scimfleet(&fleet, &["verify", "sweep", "--app", "git"]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("ignores startIndex"), "{}", text(&output));
     fleet.stop().await.expect("clean stop");
 }

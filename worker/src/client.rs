@@ -305,7 +305,15 @@ impl ScimClient {
     ) -> Result<ListResponse<T>, ScimCallError> {
         let response = self.send(call, url, None).await?;
         match response.status().as_u16() {
-            200 => call.json(response).await,
+            200 => {
+                let list: ListResponse<T> = call.json(response).await?;
+                match list.is_list() {
+                    true => Ok(list),
+                    // An error body answered with 200 is no empty result:
+                    // taken for one, it would create a duplicate account.
+                    false => Err(call.invalid(200, "not a ListResponse".to_owned())),
+                }
+            }
             _ => Err(call.status_error(response).await),
         }
     }

@@ -28,6 +28,7 @@ mod faults;
 mod log;
 mod middleware;
 mod patch;
+mod quirks;
 mod resources;
 mod routes;
 mod schema;
@@ -48,6 +49,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use faults::{ErrorRule, Faults, RetryAfter, Route};
 pub use log::{RequestRecord, Resource};
+pub use quirks::Quirks;
 
 use access::Access;
 use connection::Connection;
@@ -290,11 +292,9 @@ impl ScimServerHandle {
         self.faults.set(faults);
     }
 
-    /// Keeps only the core User schema from now on: extension attributes
-    /// (the enterprise extension, vendor ones) are accepted and silently
-    /// dropped, as servers that implement part of RFC 7643 do.
-    pub fn set_core_only(&self, core_only: bool) {
-        self.store().core_only = core_only;
+    /// Departs from the RFCs as `quirks` say from now on (as real servers do).
+    pub fn set_quirks(&self, quirks: Quirks) {
+        self.store().quirks = quirks;
     }
 
     /// Removes every fault: requests are answered normally again.

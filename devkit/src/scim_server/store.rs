@@ -27,6 +27,7 @@ mod groups;
 
 use super::log::RequestLog;
 use super::patch;
+use super::quirks::Quirks;
 use super::schema::{self, Schema};
 use super::table::{Record, Row, Table};
 
@@ -68,9 +69,8 @@ pub(crate) struct Store {
     groups: Table<ScimGroup>,
     /// Every answered request.
     pub log: RequestLog,
-    /// Keep only the core User schema: extension attributes are accepted
-    /// on create, replace and patch, and silently dropped.
-    pub core_only: bool,
+    /// How this server departs from the RFCs now.
+    pub quirks: Quirks,
 }
 
 impl Store {
@@ -81,7 +81,7 @@ impl Store {
             users: Table::default(),
             groups: Table::default(),
             log: RequestLog::default(),
-            core_only: false,
+            quirks: Quirks::default(),
         }
     }
 
@@ -144,7 +144,8 @@ impl Store {
     pub(crate) fn list_users(&self, filter: Option<&str>, page: Page) -> Result<ListResponse<ScimUser>> {
         let rows = select(&self.users, filter, USER_SCHEMA, "userName")?;
         // Only the page is rendered; the usual lookup (`count=2`) renders one user.
-        Ok(paginate(&rows, page, |row| self.render_user(row.resource.clone())))
+        let page = self.quirks.page(page, rows.len());
+        Ok(self.quirks.list(paginate(&rows, page, |row| self.render_user(row.resource.clone()))))
     }
 
     /// Every user, oldest first, `groups` filled in.
@@ -165,12 +166,7 @@ impl Store {
     }
 
     fn check_user(&self, user: ScimUser, id: Option<&str>) -> Result<ScimUser> {
-        let mut user = normalise_user(user);
-        if self.core_only {
-            user.enterprise = None;
-            user.extra.clear();
-            user.fix_schemas();
-        }
+        let user = self.quirks.user(normalise_user(user));
         if user.user_name.trim().is_empty() {
             return Err(bad_request("invalidValue", "userName is required"));
         }

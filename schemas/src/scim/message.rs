@@ -15,8 +15,10 @@ pub struct ListResponse<T> {
     /// Always the ListResponse URN.
     #[serde(default)]
     pub schemas: Vec<String>,
-    /// Results matching the query, across all pages.
-    pub total_results: u64,
+    /// Results matching the query, across all pages; some providers leave
+    /// it out (RFC 7644 §3.4.2 makes it required), so it may be unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_results: Option<u64>,
     /// 1-based index of the first result in this page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_index: Option<u64>,
@@ -29,11 +31,21 @@ pub struct ListResponse<T> {
 }
 
 impl<T> ListResponse<T> {
+    /// Whether this reads as a list answer at all: it gives `totalResults`,
+    /// names the ListResponse schema, or carries resources. Every field is
+    /// optional to the parser, so any JSON object parses; an error body of
+    /// another shape (`{"Errors": …}`) must not pass for an empty result.
+    pub fn is_list(&self) -> bool {
+        self.total_results.is_some()
+            || self.schemas.iter().any(|s| s == LIST_RESPONSE_SCHEMA)
+            || !self.resources.is_empty()
+    }
+
     /// A page starting at 1-based `start_index` out of `total_results`.
     pub fn new(resources: Vec<T>, total_results: u64, start_index: u64) -> Self {
         Self {
             schemas: vec![LIST_RESPONSE_SCHEMA.to_owned()],
-            total_results,
+            total_results: Some(total_results),
             start_index: Some(start_index),
             items_per_page: Some(resources.len() as u64),
             resources,

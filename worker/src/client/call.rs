@@ -30,7 +30,7 @@ pub(super) fn single<T>(
     list: ListResponse<T>,
     matches: impl Fn(&T) -> Option<bool>,
 ) -> Result<Option<T>, ScimCallError> {
-    let count = list.total_results.max(list.resources.len() as u64);
+    let count = list.total_results.unwrap_or(0).max(list.resources.len() as u64);
     if count > 1 {
         return Err(ScimCallError::Ambiguous { resource, attribute: attribute.to_owned(), matches: count });
     }
@@ -95,6 +95,11 @@ impl Call {
     pub(super) async fn json<T: DeserializeOwned>(&self, response: Response) -> Result<T, ScimCallError> {
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        // A repeated key (`"active": true, "active": false`) is refused, not
+        // read as whichever came last: the answer is ambiguous.
+        if let Err(repeated) = scimfleet_schemas::strict::check_unique_keys(&bytes) {
+            return Err(self.invalid(status, repeated.to_string()));
+        }
         serde_json::from_slice(&bytes).map_err(|e| self.invalid(status, json_reason(&e)))
     }
 

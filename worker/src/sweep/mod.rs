@@ -116,6 +116,17 @@ pub enum SweepError {
         #[source]
         source: ScimCallError,
     },
+    /// The app answered a later page with the first one again: it ignores
+    /// `startIndex`, so its accounts cannot all be read.
+    #[error(
+        "`{app}` answered startIndex={start} with its first page again: it ignores startIndex, so the sweep stopped before judging anyone missing"
+    )]
+    PagesRepeat {
+        /// The app.
+        app: AppId,
+        /// The startIndex asked for.
+        start: u64,
+    },
     /// Redis failed.
     #[error(transparent)]
     Store(#[from] StoreError),

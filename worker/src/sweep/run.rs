@@ -21,6 +21,7 @@ pub(super) async fn run(
     let mut summary = SweepSummary::default();
     let mut fixes = Fixes::new(sweep);
     let mut start = 1;
+    let mut first_page: Option<String> = None;
     loop {
         let page = sweep
             .client
@@ -28,9 +29,21 @@ pub(super) async fn run(
             .await
             .map_err(|source| SweepError::Scim { app: app.clone(), source })?;
         let got = page.resources.len() as u64;
+        // The first page again: past the end, some apps answer so (the
+        // end, then); within totalResults, the app ignores startIndex, and
+        // reading on would never end or call everyone else missing.
+        let first_id = page.resources.first().and_then(|u| u.id.clone());
+        if start > 1 && first_id.is_some() && first_id == first_page {
+            if page.total_results.is_some_and(|total| start <= total) {
+                return Err(SweepError::PagesRepeat { app: app.clone(), start });
+            }
+            break;
+        }
+        first_page = first_page.or(first_id);
         sweep_page(sweep, &page.resources, &mut summary, &mut fixes, on_finding).await?;
-        // RFC 7644 §3.4.2.4: the last page is short, or reaches totalResults.
-        if got < PAGE_SIZE || start + got > page.total_results {
+        // RFC 7644 §3.4.2.4: the last page is short, or reaches totalResults
+        // (when the app gives it; without it, a short page is the end).
+        if got < PAGE_SIZE || page.total_results.is_some_and(|total| start + got > total) {
             break;
         }
         start += got;

@@ -49,7 +49,8 @@ impl Store {
     /// `GET /Groups` with an optional `eq` filter on `displayName`, `externalId` or `id`.
     pub(crate) fn list_groups(&self, filter: Option<&str>, page: Page) -> Result<ListResponse<ScimGroup>> {
         let rows = select(&self.groups, filter, GROUP_SCHEMA, "displayName")?;
-        Ok(paginate(&rows, page, |row| self.render_group(row.resource.clone())))
+        let page = self.quirks.page(page, rows.len());
+        Ok(self.quirks.list(paginate(&rows, page, |row| self.render_group(row.resource.clone()))))
     }
 
     /// Every group, oldest first.
