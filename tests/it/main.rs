@@ -31,6 +31,7 @@ mod harness;
 mod held_restart;
 mod identity;
 mod intake;
+mod interop;
 mod isolation;
 mod lanes;
 mod leases;

@@ -59,6 +59,8 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
             }
         },
     };
+    let quirks = state.store().quirks.clone();
+    let response = quirks.answer(&method, response);
     let status = if dropped { 0 } else { response.status().as_u16() };
     // Ids are random, not personal; the query (a filter on userName) and
     // bodies are never logged.

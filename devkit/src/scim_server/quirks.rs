@@ -2,7 +2,10 @@
 //! ([`super::ScimServerHandle::set_quirks`]), so that the fleet's handling of
 //! each is tested against a server that behaves so. Default: none.
 
-use scimfleet_schemas::scim::{ListResponse, ScimUser};
+use axum::http::StatusCode;
+use axum::http::header::{self, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use scimfleet_schemas::scim::{ListResponse, SCIM_MEDIA_TYPE, ScimUser};
 
 use super::store::Page;
 
@@ -20,6 +23,14 @@ pub struct Quirks {
     /// A `startIndex` past the last resource gets the first page again
     /// instead of an empty one.
     pub repeat_first_page_past_end: bool,
+    /// A successful PATCH is answered `204 No Content` instead of `200` with
+    /// the resource (RFC 7644 §3.5.2 allows both).
+    pub patch_no_content: bool,
+    /// Errors (401, 404, 409, ...) come with a `text/html` page, as from a
+    /// proxy or a web framework's default handler, not a SCIM error.
+    pub html_errors: bool,
+    /// JSON answers say `application/scim+json; charset=utf-8`.
+    pub content_type_parameters: bool,
 }
 
 impl Quirks {
@@ -39,6 +50,30 @@ impl Quirks {
             list.total_results = None;
         }
         list
+    }
+
+    /// `response` to a `method` request, as this server sends it.
+    pub(crate) fn answer(&self, method: &str, response: Response) -> Response {
+        let status = response.status();
+        if self.patch_no_content && method == "PATCH" && status == StatusCode::OK {
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        if self.html_errors && (status.is_client_error() || status.is_server_error()) {
+            let (mut parts, _) = response.into_parts();
+            let page = format!("<html><body><h1>{status}</h1><p>Something went wrong.</p></body></html>");
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=iso-8859-1"));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            return Response::from_parts(parts, axum::body::Body::from(page));
+        }
+        let mut response = response;
+        let scim_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == SCIM_MEDIA_TYPE);
+        if self.content_type_parameters && scim_json {
+            let with_charset = HeaderValue::from_static("application/scim+json; charset=utf-8");
+            response.headers_mut().insert(header::CONTENT_TYPE, with_charset);
+        }
+        response
     }
 
     /// A user as stored.
