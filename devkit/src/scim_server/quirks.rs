@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use scimfleet_schemas::scim::{ListResponse, SCIM_MEDIA_TYPE, ScimUser};
+use scimfleet_schemas::scim::{ListResponse, PatchOp, PatchOperation, SCIM_MEDIA_TYPE, ScimUser};
 
 use super::store::Page;
 
@@ -31,6 +31,13 @@ pub struct Quirks {
     pub html_errors: bool,
     /// JSON answers say `application/scim+json; charset=utf-8`.
     pub content_type_parameters: bool,
+    /// A deleted user stays a member of its groups (a dangling member).
+    pub dangling_members: bool,
+    /// A `remove` of `members` with a value list (Entra ID's form) is
+    /// refused with 400; only `members[value eq "id"]` removes a member.
+    pub refuse_member_value_list: bool,
+    /// Ids are numbers written as strings (`"10042"`), not UUIDs.
+    pub numeric_ids: bool,
 }
 
 impl Quirks {
@@ -74,6 +81,16 @@ impl Quirks {
             response.headers_mut().insert(header::CONTENT_TYPE, with_charset);
         }
         response
+    }
+
+    /// Whether `ops` holds a `remove` of `members` by value list.
+    pub(crate) fn refuses(&self, ops: &[PatchOperation]) -> bool {
+        self.refuse_member_value_list
+            && ops.iter().any(|op| {
+                op.op == PatchOp::Remove
+                    && op.path.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("members"))
+                    && op.value.is_some()
+            })
     }
 
     /// A user as stored.

@@ -71,6 +71,8 @@ pub(crate) struct Store {
     pub log: RequestLog,
     /// How this server departs from the RFCs now.
     pub quirks: Quirks,
+    /// The last numeric id handed out.
+    next_number: u64,
 }
 
 impl Store {
@@ -82,10 +84,20 @@ impl Store {
             groups: Table::default(),
             log: RequestLog::default(),
             quirks: Quirks::default(),
+            next_number: 0,
         }
     }
 
     /// `http://HOST:PORT/scim/v2`.
+    /// A new resource id: a UUID, or with `Quirks::numeric_ids` a number.
+    pub(crate) fn new_id(&mut self) -> String {
+        if self.quirks.numeric_ids {
+            self.next_number += 1;
+            return (10_000 + self.next_number).to_string();
+        }
+        new_id()
+    }
+
     pub(crate) fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -99,7 +111,7 @@ impl Store {
     /// Stores `user` without the uniqueness check (for staging test state).
     pub(crate) fn insert_user(&mut self, user: ScimUser) -> ScimUser {
         let mut user = with_default_active(normalise_user(user));
-        let id = new_id();
+        let id = self.new_id();
         user.meta = Some(self.meta("User", &id, 1, None));
         user.id = Some(id);
         let user = self.users.insert(user).resource.clone();
@@ -130,6 +142,9 @@ impl Store {
     /// `DELETE /Users/{id}`; the user also leaves every group.
     pub(crate) fn delete_user(&mut self, id: &str) -> Result<()> {
         self.users.remove(id).ok_or_else(|| not_found("User", id))?;
+        if self.quirks.dangling_members {
+            return Ok(());
+        }
         for row in self.groups.rows_mut() {
             if row.resource.has_member(id) {
                 row.resource.members.retain(|m| m.value != id);

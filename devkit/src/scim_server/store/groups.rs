@@ -4,16 +4,14 @@
 
 use scimfleet_schemas::scim::{GROUP_SCHEMA, GroupMember, ListResponse, PatchOperation, ScimGroup};
 
-use super::{
-    Page, Result, Store, bad_request, conflict, new_id, not_found, paginate, patched, select, update,
-};
+use super::{Page, Result, Store, bad_request, conflict, not_found, paginate, patched, select, update};
 use crate::scim_server::schema;
 
 impl Store {
     /// `POST /Groups`.
     pub(crate) fn create_group(&mut self, group: ScimGroup) -> Result<ScimGroup> {
         let mut group = self.check_group(group, None)?;
-        let id = new_id();
+        let id = self.new_id();
         group.meta = Some(self.meta("Group", &id, 1, None));
         group.id = Some(id);
         let group = self.groups.insert(group).resource.clone();
@@ -35,6 +33,9 @@ impl Store {
 
     /// `PATCH /Groups/{id}`.
     pub(crate) fn patch_group(&mut self, id: &str, ops: &[PatchOperation]) -> Result<ScimGroup> {
+        if self.quirks.refuses(ops) {
+            return Err(bad_request("invalidSyntax", "remove members by value list is not supported"));
+        }
         let row = self.groups.get(id).ok_or_else(|| not_found("Group", id))?;
         let patched: ScimGroup = patched(&row.resource, ops, &schema::GROUP)?;
         let group = self.check_group(patched, Some(id))?;
