@@ -18,3 +18,15 @@ pub use config_check::config_check;
 pub use error::AdminError;
 pub use publish::publish;
 pub use topology::declare_topology;
+
+/// The pseudonym of the person with HR id `person`, as logs and records
+/// carry it, for commands that filter by person (`--person E123`).
+pub(crate) fn pseudonym_of(
+    config: &scimfleet_runtime::Config,
+    person: Option<&str>,
+) -> Result<Option<String>, AdminError> {
+    let Some(person) = person else { return Ok(None) };
+    let person = scimfleet_schemas::PersonId::parse(person).map_err(AdminError::Person)?;
+    let pseudonyms = scimfleet_runtime::telemetry::Pseudonymizer::new(&config.pseudonym_key()?);
+    Ok(Some(pseudonyms.person(&person)))
+}

@@ -6,9 +6,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use scimfleet_runtime::store::ScheduledEvent;
-use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{Config, Store};
-use scimfleet_schemas::PersonId;
 use serde::Serialize;
 
 use crate::AdminError;
@@ -50,13 +48,7 @@ pub async fn gather(
     store: &Store,
     person: Option<&str>,
 ) -> Result<Vec<ScheduledRow>, AdminError> {
-    let pseudonym = match person {
-        Some(person) => {
-            let person = PersonId::parse(person).map_err(AdminError::Person)?;
-            Some(Pseudonymizer::new(&config.pseudonym_key()?).person(&person))
-        }
-        None => None,
-    };
+    let pseudonym = crate::pseudonym_of(config, person)?;
     let events = store.scheduled().list().await?;
     Ok(events
         .iter()

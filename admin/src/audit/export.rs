@@ -7,9 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{Config, Store};
-use scimfleet_schemas::PersonId;
 use serde_json::Value;
 
 use crate::AdminError;
@@ -24,13 +22,7 @@ pub async fn export(
     output: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<u64, AdminError> {
-    let pseudonym = match person {
-        Some(person) => {
-            let person = PersonId::parse(person).map_err(AdminError::Person)?;
-            Some(Pseudonymizer::new(&config.pseudonym_key()?).person(&person))
-        }
-        None => None,
-    };
+    let pseudonym = crate::pseudonym_of(config, person)?;
     let store = Store::connect(&config.redis, &config.namespace).await?;
     let mut file = match output {
         Some(path) => Some(std::fs::File::create(path).map_err(AdminError::file("create", path))?),
