@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
-use scimfleet_runtime::broker::{Outgoing, persistent};
+use scimfleet_runtime::broker::persistent;
 use scimfleet_runtime::store::{ScheduledEvent, Scheduling, StoreError};
 use scimfleet_runtime::telemetry::{error_chain, propagation};
 use scimfleet_schemas::{AuditEntry, AuditKind, Event};
@@ -139,7 +139,6 @@ pub(crate) async fn release_due(ctx: Arc<Context>, stop: CancellationToken) {
 async fn release_round(ctx: &Context) -> Result<usize, Transient> {
     let scheduled = ctx.store.scheduled();
     let due = scheduled.claim_due(BATCH).await?;
-    let queue = ctx.topology.events_queue();
     for id in &due {
         let Some(event) = scheduled.get(id).await? else { continue };
         let mut headers = FieldTable::default();
@@ -147,14 +146,7 @@ async fn release_round(ctx: &Context) -> Result<usize, Transient> {
         let properties = persistent(event.content_type.as_deref().unwrap_or("application/cloudevents+json"))
             .with_message_id(id.as_str().into())
             .with_headers(headers);
-        let message = Outgoing {
-            exchange: "",
-            routing_key: &queue,
-            body: event.body.as_bytes(),
-            properties,
-            mandatory: true,
-        };
-        ctx.publisher.publish(message).await?;
+        crate::lease::to_intake(ctx, event.body.as_bytes(), properties).await?;
         scheduled.remove(id, &event.person).await?;
         tracing::info!(
             event_id = %id, scimfleet.person = %event.pseudonym, effective_at = %event.effective_at,

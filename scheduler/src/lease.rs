@@ -80,13 +80,17 @@ pub(crate) async fn release(ctx: &Context, lease: Lease) {
 /// Puts the event back at the tail of the intake queue, body and properties
 /// unchanged (confirmed); the caller then acks the delivery.
 pub(crate) async fn requeue_behind(ctx: &Context, delivery: &Delivery) -> Result<(), PublishError> {
+    to_intake(ctx, &delivery.data, delivery.properties.clone()).await
+}
+
+/// Publishes `body` to the tail of the intake queue through the default
+/// exchange (confirmed): how the scheduler hands an event back to itself.
+pub(crate) async fn to_intake(
+    ctx: &Context,
+    body: &[u8],
+    properties: lapin::BasicProperties,
+) -> Result<(), PublishError> {
     let queue = ctx.topology.events_queue();
-    let message = Outgoing {
-        exchange: "",
-        routing_key: &queue,
-        body: &delivery.data,
-        properties: delivery.properties.clone(),
-        mandatory: true,
-    };
+    let message = Outgoing { exchange: "", routing_key: &queue, body, properties, mandatory: true };
     ctx.publisher.publish(message).await
 }
