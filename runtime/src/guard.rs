@@ -8,7 +8,6 @@
 //! is held in its scope's wave ([`crate::store::Waves::admit`], one script,
 //! idempotent by job id) and the hold is audited (the wave's opening too).
 
-use chrono::Utc;
 use scimfleet_schemas::{AuditEntry, AuditKind, Job};
 
 use crate::audit::AuditLog;
@@ -74,20 +73,9 @@ impl Guard<'_> {
         if !self.applies_to(app) {
             return self.admitted(app, job).await;
         }
-        let held = HeldJob {
-            id: job.job_id.to_string(),
-            kind: HoldKind::Wave,
-            reasons: vec!["mass deprovision".to_owned()],
-            person: asker.person.to_owned(),
-            actor: asker.actor.to_owned(),
-            grants: Vec::new(),
-            held_at: Utc::now(),
-            expires_at: None,
-            trace_id: asker.trace_id.clone(),
-            wave: None,
-            approvals: Vec::new(),
-            job,
-        };
+        let reasons = vec!["mass deprovision".to_owned()];
+        let who = (asker.person, asker.actor);
+        let held = HeldJob::new(job, HoldKind::Wave, reasons, who, asker.trace_id.clone());
         let candidate = format!("w{}", &held.id[..12.min(held.id.len())]);
         let app_limit = self.governance.app_limit(app.mass_deprovision.as_ref());
         let fleet_limit = self.governance.fleet_limit();

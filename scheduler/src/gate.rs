@@ -20,7 +20,7 @@
 //! job id, so an event redelivered after a crash holds or admits exactly
 //! what it did the first time.
 
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use scimfleet_policy::governance::{deactivate_instead, grant_risk, high_risk_groups};
 use scimfleet_runtime::config::AppConfig;
 use scimfleet_runtime::guard::{Asker, Guard, Guarded};
@@ -169,7 +169,9 @@ async fn hold_grant(
 ) -> Result<(), StoreError> {
     let expiry =
         TimeDelta::milliseconds(i64::try_from(ask.ctx.config.governance.hold_expiry).unwrap_or(i64::MAX));
-    let held = held_job(ask, job, HoldKind::Grant, reasons, grants, Some(expiry));
+    let who = (ask.person, ask.actor());
+    let held = HeldJob::new(job, HoldKind::Grant, reasons, who, ask.trace_id.clone());
+    let held = HeldJob { grants, expires_at: Some(held.held_at + expiry), ..held };
     gated.held += 1;
     // Recorded before the hold, so a crash in between records it twice on
     // redelivery rather than never.
@@ -191,31 +193,6 @@ async fn hold_grant(
         );
     }
     Ok(())
-}
-
-fn held_job(
-    ask: &Ask<'_>,
-    job: Job,
-    kind: HoldKind,
-    reasons: Vec<String>,
-    grants: Vec<String>,
-    expiry: Option<TimeDelta>,
-) -> HeldJob {
-    let now = Utc::now();
-    HeldJob {
-        id: job.job_id.to_string(),
-        kind,
-        reasons,
-        person: ask.person.to_owned(),
-        actor: ask.event.data.actor.id.clone(),
-        grants,
-        held_at: now,
-        expires_at: expiry.map(|e| now + e),
-        trace_id: ask.trace_id.clone(),
-        wave: None,
-        approvals: Vec::new(),
-        job,
-    }
 }
 
 impl Ask<'_> {

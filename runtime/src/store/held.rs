@@ -14,65 +14,14 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use redis::{AsyncCommands, Script};
-use scimfleet_schemas::{AppId, Job, PersonId};
-use serde::{Deserialize, Serialize};
+use scimfleet_schemas::{AppId, PersonId};
 
 use super::{Store, StoreError, command};
 
-/// Why a job is held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HoldKind {
-    /// A high-risk grant from an actor without step-up.
-    Grant,
-    /// A deprovision beyond a mass-deprovision limit, held in a wave.
-    Wave,
-}
+mod record;
 
-impl HoldKind {
-    /// The wire name (metric label, listings).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Grant => "grant",
-            Self::Wave => "wave",
-        }
-    }
-}
-
-/// A job held for an approver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeldJob {
-    /// The held job's id (its job id).
-    pub id: String,
-    /// Grant or wave.
-    pub kind: HoldKind,
-    /// What made it high-risk (`group Admins`, `create`, `delete`) or the
-    /// limit a wave crossed.
-    pub reasons: Vec<String>,
-    /// The job, published as it is once released.
-    pub job: Job,
-    /// The pseudonymous person id (for logs and the audit trail).
-    pub person: String,
-    /// The event's actor.
-    pub actor: String,
-    /// High-risk groups the job grants, recorded as granted on release.
-    #[serde(default)]
-    pub grants: Vec<String>,
-    /// When it was held.
-    pub held_at: DateTime<Utc>,
-    /// When a held grant is rejected as expired.
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The trace of the event that was held.
-    #[serde(default)]
-    pub trace_id: Option<String>,
-    /// The wave holding it (filled from the record's `wave` field).
-    #[serde(default, skip_serializing)]
-    pub wave: Option<String>,
-    /// Approvers so far (filled from the record's `approvals` field).
-    #[serde(default, skip_serializing)]
-    pub approvals: Vec<String>,
-}
+use record::decode;
+pub use record::{HeldJob, HoldKind};
 
 /// Stores a held job unless one with its id is held already (a redelivered
 /// event). KEYS: held, index, expiry, person pointer. ARGV: id, json, seq,
@@ -359,21 +308,4 @@ impl<'s> Held<'s> {
             .await
             .map_err(command("record granted groups"))
     }
-}
-
-/// A held job from its `json`, `wave` and `approvals` fields; `None` when absent.
-fn decode(fields: &[Option<String>]) -> Result<Option<HeldJob>, StoreError> {
-    let Some(Some(json)) = fields.first() else {
-        return Ok(None);
-    };
-    let mut job: HeldJob =
-        serde_json::from_str(json).map_err(|_| StoreError::Corrupt { what: "held job" })?;
-    job.wave = fields.get(1).cloned().flatten().filter(|w| !w.is_empty());
-    job.approvals = fields
-        .get(2)
-        .cloned()
-        .flatten()
-        .map(|a| a.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default();
-    Ok(Some(job))
 }
