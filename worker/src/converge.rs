@@ -248,7 +248,7 @@ impl Converger {
         let refusals = &self.groups.refusals;
         if !refusals.users() {
             match self.client.patch_user(id, ops).await {
-                Err(error) if replace::refused(&error) => refusals.refuse_users(self.client.app()),
+                Err(error) if error.is_not_implemented() => refusals.refuse_users(self.client.app()),
                 done => return Ok(done?),
             }
         }

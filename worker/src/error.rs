@@ -170,6 +170,12 @@ impl ScimCallError {
         self.status() == Some(404) && matches!(self, Self::Status { .. })
     }
 
+    /// Whether the service provider said it does not implement the method
+    /// there (501, 405): a capability answer (see `status_disposition`).
+    pub fn is_not_implemented(&self) -> bool {
+        matches!(self, Self::Status { status: 501 | 405, .. })
+    }
+
     /// Whether to retry the job or dead-letter it.
     pub fn disposition(&self) -> Disposition {
         match self {

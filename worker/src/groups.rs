@@ -231,7 +231,7 @@ impl GroupDirectory {
             match client.patch_group(group_id, ops).await {
                 Ok(()) => return Ok(Some(true)),
                 Err(error) if error.is_not_found() => return Ok(None),
-                Err(error) if replace::refused(&error) => self.refusals.refuse_groups(client.app()),
+                Err(error) if error.is_not_implemented() => self.refusals.refuse_groups(client.app()),
                 Err(error) => return Err(error.into()),
             }
         }

@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use scimfleet_schemas::AppId;
 use scimfleet_schemas::scim::{GroupMember, ScimGroup, ScimUser, UserAttr};
 
-use crate::error::ScimCallError;
 use crate::groups::Membership;
 
 /// What an app refused: PATCH on users, PATCH on groups. Learned from its
@@ -59,11 +58,6 @@ impl Refusals {
             tracing::warn!(scimfleet.app = %app, "{app} does not implement PATCH on groups: changing members with PUT");
         }
     }
-}
-
-/// Whether `error` is the app saying it does not implement the method.
-pub(crate) fn refused(error: &ScimCallError) -> bool {
-    matches!(error, ScimCallError::Status { status: 501 | 405, .. })
 }
 
 /// The user a PUT sends: `actual` with the `managed` attributes of `desired`
@@ -145,18 +139,5 @@ mod tests {
         let removed = group(added, "u-1", Membership::NotMember);
         assert_eq!(removed.members.len(), 1);
         assert_eq!(group(removed, "u-1", Membership::Member).members.len(), 2, "never twice");
-    }
-
-    #[test]
-    fn only_501_and_405_are_refusals() {
-        let status = |status| ScimCallError::Status {
-            method: "PATCH",
-            path_template: "/Users/{id}",
-            status,
-            scim_type: None,
-            retry_after: None,
-        };
-        assert!(refused(&status(501)) && refused(&status(405)));
-        assert!(!refused(&status(500)) && !refused(&status(400)) && !refused(&status(404)));
     }
 }

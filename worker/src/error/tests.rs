@@ -115,3 +115,11 @@ fn retry_after_seconds_and_dates() {
     assert_eq!(parse_retry_after("soon", now), None);
     assert_eq!(parse_retry_after("", now), None);
 }
+
+#[test]
+fn only_501_and_405_are_not_implemented() {
+    assert!(status(501, None).is_not_implemented() && status(405, None).is_not_implemented());
+    for code in [500, 400, 404] {
+        assert!(!status(code, None).is_not_implemented(), "HTTP {code}");
+    }
+}
