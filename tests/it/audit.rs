@@ -34,18 +34,6 @@ fn scimfleet(args: &[&str], config: &Path) -> (bool, String) {
     (output.status.success(), format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
 }
 
-/// Every record of the stream, as stored.
-async fn records(fleet: &Fleet) -> Vec<String> {
-    let mut all = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = fleet.store().audit().page(after.as_deref(), 500).await.expect("redis");
-        let Some((last, _)) = page.last() else { return all };
-        after = Some(last.clone());
-        all.extend(page.into_iter().map(|(_, r)| r));
-    }
-}
-
 fn parsed(records: &[String]) -> Vec<Value> {
     records.iter().map(|r| serde_json::from_str(r).expect("record JSON")).collect()
 }
@@ -115,7 +103,7 @@ async fn wait_audited(fleet: &Fleet, processes: &mut [FleetProcess], (writes, ch
     let done = wait::until_steady("every write audited", Duration::from_secs(120), 4, async || {
         tokio::time::sleep(Duration::from_millis(200)).await;
         processes.iter_mut().for_each(FleetProcess::assert_running);
-        let all = parsed(&records(fleet).await);
+        let all = parsed(&crate::audit_steps::raw(fleet).await);
         count(&all, "scim_write") == writes && count(&all, "verification") == checks
     })
     .await;
@@ -141,7 +129,7 @@ async fn two_workers_and_a_scheduler_write_one_chain_and_verify_names_every_tamp
     wait_audited(&fleet, &mut processes, (2 * (PEOPLE + LEAVERS), 2 * LEAVERS)).await;
     processes.iter_mut().for_each(FleetProcess::kill);
 
-    let original = records(&fleet).await;
+    let original = crate::audit_steps::raw(&fleet).await;
     let good = parsed(&original);
     assert_eq!(count(&good, "config_loaded"), 3, "one per process");
     assert_eq!(count(&good, "dead_lettered"), 1, "the event that is not JSON");
@@ -247,7 +235,7 @@ async fn a_disabled_trail_says_so_once_and_records_nothing_more() {
     applied.unwrap_or_else(|e| panic!("{e}"));
     worker.kill();
     scheduler.kill();
-    let all = parsed(&records(&fleet).await);
+    let all = parsed(&crate::audit_steps::raw(&fleet).await);
     assert_eq!(all.len(), 2, "one config_loaded per process, nothing else: {all:?}");
     assert!(all.iter().all(|r| r["kind"] == "config_loaded" && r["detail"]["enabled"] == false));
     let text = std::fs::read_to_string(&log).expect("process log");

@@ -2,8 +2,6 @@
 //! are on record, in order, by whom, and the chain still verifies with
 //! `scimfleet audit verify`.
 
-use std::process::Command;
-
 use scimfleet_devkit::fleet::Fleet;
 use serde_json::Value;
 
@@ -20,16 +18,21 @@ const GOVERNANCE: &[&str] = &[
     "wave_cancelled",
 ];
 
-/// Every record of the fleet's audit stream, parsed.
-pub async fn records(fleet: &Fleet) -> Vec<Value> {
+/// Every record of the fleet's audit stream, as stored.
+pub async fn raw(fleet: &Fleet) -> Vec<String> {
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = fleet.store().audit().page(after.as_deref(), 500).await.expect("redis");
         let Some((last, _)) = page.last() else { return all };
         after = Some(last.clone());
-        all.extend(page.into_iter().map(|(_, r)| serde_json::from_str(&r).expect("record JSON")));
+        all.extend(page.into_iter().map(|(_, r)| r));
     }
+}
+
+/// Every record of the fleet's audit stream, parsed.
+pub async fn records(fleet: &Fleet) -> Vec<Value> {
+    raw(fleet).await.iter().map(|r| serde_json::from_str(r).expect("record JSON")).collect()
 }
 
 /// The records of `kind`.
@@ -57,16 +60,5 @@ pub async fn assert_recorded(fleet: &Fleet, kinds: &[&str]) {
             assert!(person.starts_with("p-"), "a pseudonym, never the HR id: {record}");
         }
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
-        .args(["audit", "verify", "--config"])
-        .arg(fleet.config_path())
-        .output()
-        .map(crate::common::keep_log)
-        .expect("runs");
-    assert!(
-        output.status.success(),
-        "audit verify: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::common::cli_ok(&fleet.config_path(), &["audit", "verify"]);
 }
