@@ -4,11 +4,11 @@
 
 use crate::common;
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::Person;
+use common::sweep::{read_report, sweep};
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::Quirks;
@@ -45,36 +45,6 @@ fn scimfleet(fleet: &Fleet, args: &[&str]) -> Output {
 
 fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// Runs a sweep with a JSON report; returns the findings (summary line
-/// apart) as (app, class, person) and the summary line.
-fn sweep(fleet: &Fleet, extra: &[&str], name: &str) -> (Vec<(String, String, String)>, Value) {
-    let file = fleet.config_path().with_file_name(name);
-    let file_arg = file.to_str().expect("utf-8 path");
-    let mut args = vec!["verify", "sweep", "--json", file_arg];
-    args.extend_from_slice(extra);
-    let output = scimfleet(fleet, &args);
-    println!("{}", text(&output));
-    assert!(output.status.success(), "{}", text(&output));
-    read_report(&file)
-}
-
-fn read_report(file: &Path) -> (Vec<(String, String, String)>, Value) {
-    let report = std::fs::read_to_string(file).expect("report written");
-    let mut lines: Vec<Value> =
-        report.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
-    let summary = lines.pop().expect("a summary line");
-    assert!(summary.get("summary").is_some(), "the last line is the summary: {summary}");
-    let mut findings: Vec<(String, String, String)> = lines
-        .iter()
-        .map(|f| {
-            let field = |k: &str| f[k].as_str().unwrap_or("-").to_owned();
-            (field("app"), field("class"), field("person"))
-        })
-        .collect();
-    findings.sort();
-    (findings, summary)
 }
 
 fn counts(summary: &Value, app: &str) -> Value {

@@ -6,8 +6,6 @@
 
 use crate::common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::governance::{Approver, approvals_ok, approvers_file};
@@ -148,20 +146,8 @@ async fn a_burst_of_leavers_beyond_the_limit_is_held_as_one_wave_until_released_
 }
 
 /// Runs `verify sweep --remediate` of chat; returns its summary of chat.
-fn sweep_remediating(config: &Path, name: &str) -> Value {
-    let report = config.with_file_name(name);
-    let output = Command::new(env!("CARGO_BIN_EXE_scimfleet"))
-        .args(["verify", "sweep", "--remediate", "--app", "chat", "--json"])
-        .arg(&report)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .map(common::keep_log)
-        .expect("runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report = std::fs::read_to_string(&report).expect("report");
-    let summary: Value =
-        report.lines().last().map(|l| serde_json::from_str(l).expect("JSON")).expect("summary");
+fn sweep_remediating(fleet: &Fleet, name: &str) -> Value {
+    let (_, summary) = common::sweep::sweep(fleet, &["--remediate", "--app", "chat"], name);
     summary["summary"][0].clone()
 }
 
@@ -187,7 +173,7 @@ async fn a_sweep_never_removes_what_a_wave_holds_or_an_approver_cancelled() {
 
     // The held leavers' accounts are orphans to a sweep: its deprovisions
     // wait with them, never around the guard.
-    let chat = sweep_remediating(&config, "sweep-1.jsonl");
+    let chat = sweep_remediating(&fleet, "sweep-1.jsonl");
     assert_eq!(orphans_remediated_held(&chat), (7, 0, 7), "{chat}");
     assert_eq!(held(&fleet).await, 7, "the same seven, held once");
     fleet.wait_settled(SETTLE).await.expect("settled");
@@ -200,7 +186,7 @@ async fn a_sweep_never_removes_what_a_wave_holds_or_an_approver_cancelled() {
     );
     assert!(cancelled.contains("7 deprovision(s) not applied"), "{cancelled}");
     // What the approver kept stays, though the registry still says they left.
-    let chat = sweep_remediating(&config, "sweep-2.jsonl");
+    let chat = sweep_remediating(&fleet, "sweep-2.jsonl");
     assert_eq!(orphans_remediated_held(&chat), (7, 0, 0), "{chat}");
     fleet.wait_settled(SETTLE).await.expect("settled");
     assert_eq!(active(&fleet, 1300, 12), 7, "a cancelled wave is not applied by a sweep either");
