@@ -42,18 +42,19 @@ const TICK: Duration = Duration::from_millis(200);
 /// Events released per round.
 const BATCH: usize = 100;
 
-/// Cancels what is scheduled for the person when older than `event`, then
-/// keeps `event` itself when it takes effect later. `Some` when it was kept
-/// (or dropped for a newer scheduled one): the event is settled.
+/// Cancels what is scheduled for the person (`kept`: the registry read
+/// found an event of theirs kept) when older than `event`, then keeps
+/// `event` itself when it takes effect later. `Some` when it was kept (or
+/// dropped for a newer scheduled one): the event is settled.
 pub(crate) async fn before_plan(
     ctx: &Context,
-    delivery: &Delivery,
-    event: &Event,
+    (delivery, event): (&Delivery, &Event),
     person: &str,
+    kept: bool,
     started: Instant,
 ) -> Result<Option<Settled>, Transient> {
     let scheduled = ctx.store.scheduled();
-    if let Some(old) = scheduled.cancel_older(&event.data.person_id, event.data.sequence).await? {
+    if kept && let Some(old) = scheduled.cancel_older(&event.data.person_id, event.data.sequence).await? {
         cancelled(ctx, &old, event).await?;
     }
     let Some(at) = later(event, delivery) else { return Ok(None) };

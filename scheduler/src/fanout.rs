@@ -200,7 +200,8 @@ async fn plan_person(
         journey(ctx, event.id.as_str(), &step(event, "stale", Some(detail), person, started)).await;
         return Ok(Settled::Stale);
     }
-    if let Some(settled) = effective::before_plan(ctx, delivery, event, person, started).await? {
+    let kept = planning.scheduled.is_some();
+    if let Some(settled) = effective::before_plan(ctx, (delivery, event), person, kept, started).await? {
         return Ok(settled);
     }
     // Apps a stalled replica may still upsert to count as held: out of

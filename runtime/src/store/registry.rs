@@ -129,9 +129,14 @@ pub struct Planning {
     pub known: Option<PersonRecord>,
     /// Apps that may have been sent upserts not reflected in `known`.
     pub pending: Vec<AppId>,
+    /// The id of the person's event kept for its effective date, if any.
+    pub scheduled: Option<String>,
 }
 
 type Fields = (Option<u64>, Option<String>, Option<String>);
+
+/// `seq`, `status`, `apps` and `pending` of a person's hash.
+type PlanningFields = (Option<u64>, Option<String>, Option<String>, Option<String>);
 
 /// The apps of a stored `apps` field.
 fn parse_apps(apps: &str) -> Result<Vec<AppId>, StoreError> {
@@ -192,21 +197,25 @@ impl<'s> Registry<'s> {
         rows.into_iter().map(person_record).collect()
     }
 
-    /// What a replica planning `person` reads: the record and the pending apps.
+    /// What a replica planning `person` reads: the record, the pending apps
+    /// and the id of an event of theirs kept for its effective date (one
+    /// round trip).
     pub async fn planning(self, person: &PersonId) -> Result<Planning, StoreError> {
         let mut conn = self.store.conn.clone();
-        let (seq, status, apps, pending): (Option<u64>, Option<String>, Option<String>, Option<String>) =
-            redis::cmd("HMGET")
-                .arg(self.store.keys.person(person))
-                .arg("seq")
-                .arg("status")
-                .arg("apps")
-                .arg("pending")
-                .query_async(&mut conn)
-                .await
-                .map_err(command("read person"))?;
+        let ((seq, status, apps, pending), scheduled): (PlanningFields, Option<String>) = redis::pipe()
+            .cmd("HMGET")
+            .arg(self.store.keys.person(person))
+            .arg("seq")
+            .arg("status")
+            .arg("apps")
+            .arg("pending")
+            .cmd("GET")
+            .arg(self.store.keys.scheduled_person(person))
+            .query_async(&mut conn)
+            .await
+            .map_err(command("read person"))?;
         let known = person_record((seq, status, apps))?;
-        Ok(Planning { known, pending: parse_apps(&pending.unwrap_or_default())? })
+        Ok(Planning { known, pending: parse_apps(&pending.unwrap_or_default())?, scheduled })
     }
 
     /// Announces, under `fence`, that upserts of `person` to `apps` are about
