@@ -203,13 +203,16 @@ impl Converger {
             managed.iter().copied().filter(|a| a.get(&desired).is_some()).collect()
         } else {
             let ops = diff_user(&desired, &actual, managed);
-            if !ops.is_empty() {
+            if ops.is_empty() {
+                Vec::new()
+            } else {
                 outcome.reactivated = !actual.is_active();
                 outcome.patched_attributes = ops.len() - usize::from(outcome.reactivated);
                 let active = outcome.reactivated.then_some(true);
                 self.update_user(id, ops, || replace::user(&actual, &desired, managed, active)).await?;
+                // Only attributes not judged yet need naming (see `support`).
+                support::differing(&desired, &actual, &self.support.unconfirmed(managed))
             }
-            support::differing(&desired, &actual, managed)
         };
         // The first write of an attribute to this app is read back once:
         // one the app drops is not written again (see `support`).
