@@ -123,7 +123,7 @@ name = "staff"
             member_of: member_of.iter().map(|g| (*g).to_owned()).collect(),
             not_member_of: vec![],
         };
-        job(JobAction::Upsert { user, managed: Vec::new(), groups })
+        job(JobAction::Upsert { user, managed: Vec::new(), groups, references: Vec::new() })
     }
 
     #[test]

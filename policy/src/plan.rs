@@ -16,10 +16,10 @@
 //! A deprovision carries only lookup keys and the groups to leave.
 
 use scimfleet_runtime::config::AppConfig;
-use scimfleet_schemas::{AppId, Event, Job, JobAction, Lookup, PersonState, PersonStatus};
+use scimfleet_schemas::{AppId, Event, Job, JobAction, PersonState, PersonStatus};
 
 use crate::deprovision::{deprovision_action, deprovision_mode};
-use crate::{groups, map_user, scope};
+use crate::{groups, map_user, mapping, scope};
 
 /// The jobs for an event and the apps the person holds an active account in afterwards.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +39,16 @@ pub enum PlanError {
     NoUserName {
         /// The app.
         app: AppId,
+    },
+    /// A mapped value is not what the app's mapping says it is.
+    #[error("app `{app}`: the value mapped to `{path}` {reason}")]
+    Value {
+        /// The app.
+        app: AppId,
+        /// The attribute path.
+        path: String,
+        /// What is wrong, without the value.
+        reason: String,
     },
 }
 
@@ -84,12 +94,13 @@ fn upsert(app: &AppConfig, person: &PersonState) -> Result<JobAction, PlanError>
         user: map_user(app, person)?,
         managed: app.mapping.attributes(),
         groups: groups::plan(app, person),
+        references: mapping::references(app),
     })
 }
 
 /// A deprovision carries only the mapped lookup keys and the groups to leave.
 fn deprovision(app: &AppConfig, person: &PersonState) -> Result<JobAction, PlanError> {
-    let lookup = Lookup::of(&map_user(app, person)?);
+    let lookup = mapping::lookup(app, person)?;
     Ok(deprovision_action(app, lookup, deprovision_mode(person.status, app)))
 }
 

@@ -65,6 +65,10 @@ pub enum JobAction {
         managed: Vec<UserAttr>,
         /// Group memberships to hold and to drop.
         groups: GroupPlan,
+        /// Managed paths whose value in `user` is a person id (a manager):
+        /// the worker sends that person's account id in the app instead.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        references: Vec<UserAttr>,
     },
     /// Remove group memberships, then set `active=false`.
     Deactivate {

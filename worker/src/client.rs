@@ -188,7 +188,8 @@ impl ScimClient {
         let list: ListResponse<ScimUser> = self.query(&call, url).await?;
         let attr = attribute.parse::<UserAttr>().ok();
         // A result without the attribute cannot be checked: it is not taken as a match.
-        let matches = |u: &ScimUser| attr.map_or(Some(true), |a| a.get(u).map(|v| same(a, v, value)));
+        let matches =
+            |u: &ScimUser| attr.as_ref().map_or(Some(true), |a| a.get(u).map(|v| same(a, &v, value)));
         let user = single(&call, "Users", attribute, list, matches)?;
         user.map(|u| has_id(&call, u, |u| &u.id)).transpose()
     }

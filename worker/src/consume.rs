@@ -51,6 +51,7 @@ use crate::decision::{Decision, Failure, Retry, RetryCause, Transient};
 use crate::failure::{self, Failed, note_success};
 use crate::lease::{self, Heartbeat, Held};
 use crate::observe;
+use crate::references::{self, Unresolved};
 use crate::retry;
 use crate::settle::{self, first_attempt_at};
 use crate::stats::WorkerStats;
@@ -178,6 +179,16 @@ async fn apply_leased(
     }
     let started = Instant::now();
     let converger = worker.converger.under(leased.held.clone());
+    let job = match references::resolve(worker, &converger, job).await {
+        Ok(resolved) => resolved,
+        Err(Unresolved::Store(error)) => return Err(error.into()),
+        Err(Unresolved::Apply(error)) => {
+            let times = (first_attempt_at(delivery, now), now);
+            let duration_ms = started.elapsed().as_millis() as u64;
+            return Ok(failure::on_failure(worker, job, Failed::Apply(&error), times, duration_ms).await);
+        }
+    };
+    let job = &*job;
     let attempt = AssertUnwindSafe(converger.apply(job)).catch_unwind();
     // A lost lease stops the attempt at once (a write already sent may
     // still land; the client sends no further one).
@@ -253,7 +264,7 @@ async fn converged(
     // it back to the person, so a sweep reports it as unknown.
     let desired = match &job.action {
         JobAction::Upsert { .. } if outcome.adopted == Some(Adopt::Skip) => None,
-        JobAction::Upsert { user, managed, groups } => Some(DesiredAccount {
+        JobAction::Upsert { user, managed, groups, .. } => Some(DesiredAccount {
             sequence: job.sequence,
             user: user.clone(),
             managed: managed.clone(),

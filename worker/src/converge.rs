@@ -130,7 +130,7 @@ impl Converger {
     /// the delivery already names the job, and spans cost CPU per job.
     pub async fn apply(&self, job: &Job) -> Result<Outcome, ApplyError> {
         let outcome = match &job.action {
-            JobAction::Upsert { user, managed, groups } => self.upsert(user, managed, groups).await?,
+            JobAction::Upsert { user, managed, groups, .. } => self.upsert(user, managed, groups).await?,
             JobAction::Deactivate { lookup, groups } => {
                 let mut outcome = self.deprovision(lookup, groups, false).await?;
                 outcome.read_back =
@@ -162,6 +162,19 @@ impl Converger {
             "job {} applied to {}", job.job_id, job.app
         );
         Ok(outcome)
+    }
+
+    /// The id of the account `lookup` finds (another person's, for a reference).
+    pub(crate) async fn account_id(&self, lookup: &Lookup) -> Result<Option<String>, ApplyError> {
+        Ok(self.find(lookup).await?.and_then(|u| u.id))
+    }
+
+    /// The id of the account whose `externalId` is exactly `external_id`.
+    pub(crate) async fn account_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<String>, ApplyError> {
+        Ok(self.client.find_user("externalId", external_id).await?.and_then(|u| u.id))
     }
 
     /// The account matching `lookup` that this job may touch: by
@@ -200,7 +213,8 @@ impl Converger {
         }
         let id = user_id(&actual)?;
         let written = if outcome.created {
-            managed.iter().copied().filter(|a| a.get(&desired).is_some()).collect()
+            let json = serde_json::Value::Object(desired.to_json());
+            managed.iter().filter(|a| a.value_in(&json).is_some()).cloned().collect()
         } else {
             let ops = diff_user(&desired, &actual, managed);
             if ops.is_empty() {

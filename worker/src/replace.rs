@@ -68,10 +68,15 @@ pub(crate) fn user(
     managed: &[UserAttr],
     active: Option<bool>,
 ) -> ScimUser {
-    let mut user = actual.clone();
-    for &attr in managed {
-        attr.set(&mut user, attr.get(desired).map(str::to_owned));
+    let mut json = actual.to_json();
+    let want = serde_json::Value::Object(desired.to_json());
+    for attr in managed {
+        attr.set_in(&mut json, attr.value_in(&want).cloned());
     }
+    // What was read parsed as a user, and a mapped value fits its path
+    // (the plan checked it): the fallback is never taken.
+    let mut user = ScimUser::from_json(json).unwrap_or_else(|_| actual.clone());
+    user.tidy();
     if let Some(active) = active {
         user.active = Some(active);
     }
@@ -113,7 +118,7 @@ mod tests {
         let mut desired = ScimUser::new("ada");
         desired.title = Some("Lead".into());
         desired.display_name = Some("Ignored".into());
-        let put = user(&actual, &desired, &[UserAttr::Title], Some(false));
+        let put = user(&actual, &desired, &["title".parse::<UserAttr>().expect("a path")], Some(false));
         let body = serde_json::to_value(&put).expect("json");
         assert_eq!(body["title"], "Lead");
         assert_eq!(body["displayName"], "Ada L", "not managed: as read");

@@ -15,7 +15,8 @@ use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use scimfleet_schemas::AppId;
-use scimfleet_schemas::scim::{ScimUser, UserAttr, diff_user};
+use scimfleet_schemas::scim::{ScimUser, UserAttr};
+use serde_json::Value;
 
 /// What one app keeps of the managed attributes.
 #[derive(Debug, Default)]
@@ -40,16 +41,23 @@ impl AttributeSupport {
     /// `managed` without what the app is known to drop.
     pub(crate) fn effective(&self, managed: &[UserAttr]) -> Vec<UserAttr> {
         let state = self.state();
-        managed.iter().copied().filter(|a| !state.unsupported.contains(a)).collect()
+        managed.iter().filter(|a| !state.unsupported.contains(*a)).cloned().collect()
     }
 
     /// `user` without the attributes the app is known to drop (a create).
     pub(crate) fn strip(&self, user: &ScimUser) -> ScimUser {
-        let mut user = user.clone();
-        for &attr in &self.state().unsupported {
-            attr.set(&mut user, None);
+        let unsupported = &self.state().unsupported;
+        if unsupported.is_empty() {
+            return user.clone();
         }
-        user
+        let mut json = user.to_json();
+        for attr in unsupported {
+            attr.set_in(&mut json, None);
+        }
+        // Removing attributes from a valid user leaves a valid user.
+        let mut stripped = ScimUser::from_json(json).unwrap_or_else(|_| user.clone());
+        stripped.fix_schemas();
+        stripped
     }
 
     /// Of `written`, those not judged yet.
@@ -57,8 +65,8 @@ impl AttributeSupport {
         let state = self.state();
         written
             .iter()
-            .copied()
-            .filter(|a| !state.confirmed.contains(a) && !state.unsupported.contains(a))
+            .filter(|a| !state.confirmed.contains(*a) && !state.unsupported.contains(*a))
+            .cloned()
             .collect()
     }
 
@@ -77,15 +85,16 @@ impl AttributeSupport {
         // dropped: one read back in another form (a lower-cased address, a
         // formatted number) took, in the app's form, and stays managed; a
         // login is the app's business.
-        for &attr in written.iter().filter(|a| **a != UserAttr::UserName) {
-            if attr.get(desired).is_none() || attr.get(after).is_some() {
-                state.confirmed.insert(attr);
-            } else if state.unsupported.insert(attr) {
+        let (desired, after) = (Value::Object(desired.to_json()), Value::Object(after.to_json()));
+        for attr in written.iter().filter(|a| !a.is_user_name()) {
+            if attr.value_in(&desired).is_none() || attr.value_in(&after).is_some() {
+                state.confirmed.insert(attr.clone());
+            } else if state.unsupported.insert(attr.clone()) {
                 tracing::warn!(
                     scimfleet.app = %app, attribute = attr.path(),
                     "{app} drops {} when written: not written there any more", attr.path()
                 );
-                dropped.push(attr);
+                dropped.push(attr.clone());
             }
         }
         dropped
@@ -94,12 +103,16 @@ impl AttributeSupport {
 
 /// The managed attributes whose value in `desired` differs from `actual`.
 pub(crate) fn differing(desired: &ScimUser, actual: &ScimUser, managed: &[UserAttr]) -> Vec<UserAttr> {
-    managed.iter().copied().filter(|&a| !diff_user(desired, actual, &[a]).is_empty()).collect()
+    scimfleet_schemas::scim::differing(desired, actual, managed).into_iter().cloned().collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn attr(path: &str) -> UserAttr {
+        path.parse().expect("a valid path")
+    }
 
     #[test]
     fn an_attribute_is_judged_once_and_a_dropped_one_leaves_the_diff() {
@@ -107,14 +120,15 @@ mod tests {
         let app = AppId::parse("crm").expect("app id");
         let mut desired = ScimUser::new("ada");
         desired.title = Some("Clerk".into());
-        UserAttr::Department.set(&mut desired, Some("Ops".into()));
+        let department = attr("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department");
+        department.set(&mut desired, Some("Ops".into())).expect("fits");
         let mut after = ScimUser::new("ada");
         after.title = Some("Clerk".into());
-        let written = [UserAttr::Title, UserAttr::Department];
+        let written = [attr("title"), department.clone()];
         assert_eq!(support.unconfirmed(&written), written);
-        assert_eq!(support.judge(&app, &desired, &after, &written), [UserAttr::Department]);
+        assert_eq!(support.judge(&app, &desired, &after, &written), [department]);
         assert!(support.unconfirmed(&written).is_empty(), "each judged once");
-        assert_eq!(support.effective(&written), [UserAttr::Title]);
+        assert_eq!(support.effective(&written), [attr("title")]);
         assert!(support.judge(&app, &desired, &after, &written).is_empty(), "reported once");
     }
 
@@ -126,7 +140,7 @@ mod tests {
         desired.title = Some("Clerk".into());
         let mut after = ScimUser::new("ada");
         after.title = Some("CLERK".into());
-        assert!(support.judge(&app, &desired, &after, &[UserAttr::Title]).is_empty());
-        assert_eq!(support.effective(&[UserAttr::Title]), [UserAttr::Title]);
+        assert!(support.judge(&app, &desired, &after, &[attr("title")]).is_empty());
+        assert_eq!(support.effective(&[attr("title")]), [attr("title")]);
     }
 }

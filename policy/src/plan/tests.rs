@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
 use scimfleet_runtime::Config;
-use scimfleet_schemas::scim::UserAttr;
 use scimfleet_schemas::{Event, JobAction};
 
 use super::*;
@@ -61,14 +60,18 @@ fn joiner_gets_upserts_only_where_in_scope() {
     let plan = plan(&event("person.hired", "active", "Engineering"), &apps(), &[]).expect("plan");
     assert_eq!(app_ids(&plan), vec![("github", "upsert"), ("slack", "upsert")]);
     assert_eq!(plan.active_in, vec![id("github"), id("slack")]);
-    let JobAction::Upsert { user, groups, managed } = &plan.jobs[0].action else { panic!("upsert") };
+    let JobAction::Upsert { user, groups, managed, .. } = &plan.jobs[0].action else { panic!("upsert") };
     assert_eq!(user.user_name, "ada@example.com");
     assert_eq!(user.display_name.as_deref(), Some("Ada Lovelace"));
     assert_eq!(user.external_id.as_deref(), Some("E1"));
     assert_eq!(user.active, Some(true));
     assert_eq!(groups.member_of, vec!["eng", "london"]);
     assert!(groups.not_member_of.is_empty());
-    assert!(managed.contains(&UserAttr::Department));
+    assert!(
+        managed
+            .iter()
+            .any(|a| a.path() == "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")
+    );
 }
 
 #[test]

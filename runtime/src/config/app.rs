@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use scimfleet_schemas::AppId;
-use scimfleet_schemas::scim::UserAttr;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::ConfigError;
+use super::mapping::{Mapping, check_attribute_name};
 
 /// A target SaaS app.
 #[derive(Debug, Clone, Deserialize)]
@@ -163,104 +163,6 @@ pub struct GroupRule {
     pub hr_groups: Vec<String>,
 }
 
-/// Where a SCIM attribute's value comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MappingSource {
-    /// An HR attribute (or `person_id`, `status`).
-    Attribute(String),
-    /// Text with `{attribute}` placeholders, e.g. `"{givenName} {familyName}"`.
-    Template(Vec<TemplatePart>),
-}
-
-/// A piece of a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplatePart {
-    /// Literal text.
-    Text(String),
-    /// An attribute's value.
-    Attribute(String),
-}
-
-impl MappingSource {
-    /// Parses an attribute name or a `{placeholder}` template.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if !raw.contains(['{', '}']) {
-            check_attribute_name(raw)?;
-            return Ok(Self::Attribute(raw.to_owned()));
-        }
-        let mut parts = Vec::new();
-        let mut rest = raw;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(TemplatePart::Text(rest[..open].to_owned()));
-            }
-            let close = rest[open..].find('}').ok_or("unclosed `{` in template")? + open;
-            let name = &rest[open + 1..close];
-            check_attribute_name(name)?;
-            parts.push(TemplatePart::Attribute(name.to_owned()));
-            rest = &rest[close + 1..];
-        }
-        if rest.contains('}') {
-            return Err("unmatched `}` in template".into());
-        }
-        if !rest.is_empty() {
-            parts.push(TemplatePart::Text(rest.to_owned()));
-        }
-        Ok(Self::Template(parts))
-    }
-}
-
-fn check_attribute_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok { Ok(()) } else { Err(format!("`{name}` is not an attribute name")) }
-}
-
-/// The attribute mapping of an app, in a stable order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping(pub Vec<(UserAttr, MappingSource)>);
-
-impl Mapping {
-    /// The mapping used when an app gives none.
-    pub fn standard() -> Self {
-        let pairs = [
-            ("userName", "userName"),
-            ("externalId", "person_id"),
-            ("name.givenName", "givenName"),
-            ("name.familyName", "familyName"),
-            ("displayName", "{givenName} {familyName}"),
-            ("emails[type eq \"work\"].value", "email"),
-            ("title", "title"),
-            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "employeeNumber"),
-            ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "department"),
-        ];
-        Self(
-            pairs
-                .iter()
-                .filter_map(|(path, source)| Some((path.parse().ok()?, MappingSource::parse(source).ok()?)))
-                .collect(),
-        )
-    }
-
-    /// The managed attribute paths.
-    pub fn attributes(&self) -> Vec<UserAttr> {
-        self.0.iter().map(|(attr, _)| *attr).collect()
-    }
-}
-
-impl<'de> Deserialize<'de> for Mapping {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = BTreeMap::<String, String>::deserialize(deserializer)?;
-        let mut pairs = Vec::with_capacity(raw.len());
-        for (path, source) in raw {
-            let attr: UserAttr = path.parse().map_err(serde::de::Error::custom)?;
-            let source = MappingSource::parse(&source)
-                .map_err(|e| serde::de::Error::custom(format!("mapping of `{path}`: {e}")))?;
-            pairs.push((attr, source));
-        }
-        Ok(Self(pairs))
-    }
-}
-
 impl AppConfig {
     /// The app's re-check delays in milliseconds, ascending.
     pub fn recheck_ms<'a>(&'a self, defaults: &'a super::VerificationConfig) -> &'a [u64] {
@@ -288,7 +190,7 @@ impl AppConfig {
         if self.concurrency == Some(0) {
             return Err(ConfigError::invalid(origin, field("concurrency"), "must be at least 1"));
         }
-        if !self.mapping.0.iter().any(|(attr, _)| *attr == UserAttr::UserName) {
+        if self.mapping.user_name().is_none() {
             return Err(ConfigError::invalid(origin, field("mapping"), "must map `userName`"));
         }
         let conditions = std::iter::once(("scope.include", &self.scope.include))

@@ -15,6 +15,7 @@ mod error;
 mod governance;
 mod intake;
 mod layers;
+mod mapping;
 mod pseudonym;
 mod transport;
 
@@ -24,9 +25,7 @@ use serde::Deserialize;
 use sha2::Digest as _;
 use toml::Value;
 
-pub use app::{
-    Adopt, AppConfig, Condition, Deprovision, GroupRule, Mapping, MappingSource, ScopeRule, TemplatePart,
-};
+pub use app::{Adopt, AppConfig, Condition, Deprovision, GroupRule, ScopeRule};
 pub use auth::{
     AppCredentials, BearerToken, ClientAuthMethod, OAuthConfig, OAuthCredentials, TargetTls, TokenSource,
 };
@@ -37,6 +36,7 @@ pub use error::ConfigError;
 pub use governance::{AppMassDeprovision, GovernanceConfig, HighRisk, MassDeprovision, ScopeLimit};
 pub use intake::{IntakeConfig, IntakeSource, SecretRef, event_type};
 use layers::{env_table, merge, parse_table};
+pub use mapping::{Mapping, MappingRule, MappingSource, TemplatePart, ValueKind};
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
 pub use transport::{BrokerConfig, RedisConfig};
 

@@ -85,7 +85,13 @@ fn duplicate_app_ids_and_missing_token_are_refused() {
 #[test]
 fn mapping_paths_and_templates_are_checked() {
     let bad_path = format!("{BASE}[apps.mapping]\nuserName = \"userName\"\n\"emails\" = \"email\"\n");
-    assert!(err(&bad_path).contains("not a supported SCIM User attribute path"));
+    assert!(err(&bad_path).contains("`emails` holds a list"), "{}", err(&bad_path));
+    let read_only = format!("{BASE}[apps.mapping]\nuserName = \"userName\"\nid = \"person_id\"\n");
+    assert!(err(&read_only).contains("assigned by the service provider"));
+    let bad_type = format!(
+        "{BASE}[apps.mapping]\nuserName = \"userName\"\ntitle = {{ from = \"t\", type = \"date\" }}\n"
+    );
+    assert!(err(&bad_type).contains("mapping of `title`: unknown type `date`"), "{}", err(&bad_type));
     let bad_template =
         format!("{BASE}[apps.mapping]\nuserName = \"userName\"\ndisplayName = \"{{givenName\"\n");
     assert!(err(&bad_template).contains("unclosed"));

@@ -1,80 +1,445 @@
-//! The User attributes scimfleet manages, named by their SCIM path, and the
-//! diff that turns "desired versus actual" into the smallest PATCH.
+//! The User attributes a mapping may target, named by their RFC 7644
+//! §3.5.2 attribute path, and how a path reads and writes a user held as
+//! JSON.
 //!
-//! Only attributes listed in an app's mapping are compared, so attributes the
-//! app or its administrators own are never touched. The paths are the exact
-//! RFC 7644 §3.5.2 attribute paths, so a mapping key is also the PATCH `path`.
+//! Any path of the grammar clients send is accepted: a core attribute
+//! (`title`), a sub-attribute (`name.givenName`), a value-filtered element
+//! of a multi-valued attribute or its sub-attribute (`emails[type eq
+//! "work"].value`, `addresses[type eq "work"].locality`), a whole
+//! multi-valued attribute (`roles`), and any of those in a schema extension,
+//! qualified by its URN (`urn:…:enterprise:2.0:User:manager.value`,
+//! `urn:example:…:acme:2.0:User:badgeId`). The path text is also the PATCH
+//! `path`, so what a mapping names is exactly what is sent.
+//!
+//! Attribute names are case-insensitive (RFC 7643 §2.1): reading matches
+//! keys ignoring case, so an app that answers `UserName` is still read.
+//! Attributes the service provider owns (`id`, `meta`, `groups`,
+//! `schemas`), the lifecycle's `active` and the write-only `password` are
+//! refused: a mapping could never hold them.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::json;
+use serde_json::{Map, Value};
 
-use super::{EnterpriseUser, MultiValue, Name, PatchOperation, ScimUser};
+use super::{EqFilter, USER_SCHEMA};
 
-macro_rules! user_attrs {
-    ($($variant:ident => $path:expr,)*) => {
-        /// A User attribute that a mapping may target, by SCIM path.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        #[non_exhaustive]
-        pub enum UserAttr {
-            $(
-                #[doc = concat!("`", $path, "`")]
-                $variant,
-            )*
-        }
+/// A User attribute path a mapping may target. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserAttr(Arc<Parsed>);
 
-        impl UserAttr {
-            /// Every supported attribute.
-            pub const ALL: &'static [UserAttr] = &[$(UserAttr::$variant,)*];
-
-            /// The SCIM attribute path.
-            pub fn path(self) -> &'static str {
-                match self {
-                    $(UserAttr::$variant => $path,)*
-                }
-            }
-        }
-    };
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Parsed {
+    /// The path as written (with a core-schema URN prefix removed).
+    text: String,
+    /// The extension schema URN; `None` for the core schema.
+    schema: Option<String>,
+    /// The top-level attribute (within the extension, if any).
+    name: String,
+    /// Selects elements of a multi-valued attribute: sub-attribute and value.
+    filter: Option<(String, String)>,
+    /// A sub-attribute of the attribute or of the selected element.
+    sub: Option<String>,
 }
 
-user_attrs! {
-    UserName => "userName",
-    ExternalId => "externalId",
-    DisplayName => "displayName",
-    NickName => "nickName",
-    Title => "title",
-    UserType => "userType",
-    PreferredLanguage => "preferredLanguage",
-    Locale => "locale",
-    Timezone => "timezone",
-    GivenName => "name.givenName",
-    FamilyName => "name.familyName",
-    MiddleName => "name.middleName",
-    FormattedName => "name.formatted",
-    WorkEmail => "emails[type eq \"work\"].value",
-    WorkPhone => "phoneNumbers[type eq \"work\"].value",
-    MobilePhone => "phoneNumbers[type eq \"mobile\"].value",
-    EmployeeNumber => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
-    CostCenter => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter",
-    Organization => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization",
-    Division => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:division",
-    Department => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
-}
+/// The multi-valued attributes of the core User schema (RFC 7643 §4.1.2).
+/// Their elements are complex, with a `value` except for `addresses`.
+const CORE_MULTI: &[&str] =
+    &["emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates"];
 
-/// The attribute path was not one scimfleet manages.
+/// Widely used single-valued User paths (RFC 7643 §4.1 and §4.3), each
+/// holding a string: what property tests and examples draw from.
+pub const COMMON_PATHS: &[&str] = &[
+    "userName",
+    "externalId",
+    "displayName",
+    "nickName",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "name.givenName",
+    "name.familyName",
+    "name.middleName",
+    "name.formatted",
+    "emails[type eq \"work\"].value",
+    "phoneNumbers[type eq \"work\"].value",
+    "phoneNumbers[type eq \"mobile\"].value",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:division",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+];
+
+/// Attributes no mapping may write, with why.
+const REFUSED: &[(&str, &str)] = &[
+    ("id", "is assigned by the service provider"),
+    ("meta", "is maintained by the service provider"),
+    ("groups", "is read-only; memberships come from `groups` rules"),
+    ("schemas", "follows from the attributes used"),
+    ("active", "follows the person's lifecycle (joiner, leaver)"),
+    ("password", "is write-only and could never be compared"),
+];
+
+/// A mapping path that is not a path scimfleet can manage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a supported SCIM User attribute path")]
-pub struct UnknownAttr(pub String);
+#[error("`{path}` is not a usable SCIM User attribute path: {reason}")]
+pub struct UnknownAttr {
+    /// The path as given.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn refuse(path: &str, reason: impl Into<String>) -> UnknownAttr {
+    UnknownAttr { path: path.to_owned(), reason: reason.into() }
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// Splits off the value filter, scanning for `]` outside quoted strings.
+fn split_filter(path: &str) -> Result<(&str, Option<&str>, &str), &'static str> {
+    let Some(open) = path.find('[') else { return Ok((path, None, "")) };
+    let inner = open + 1;
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in path[inner..].char_indices() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, _, '"') => quoted = !quoted,
+            (false, _, ']') => {
+                return Ok((&path[..open], Some(&path[inner..inner + i]), &path[inner + i + 1..]));
+            }
+            _ => {}
+        }
+    }
+    Err("unclosed `[`")
+}
 
 impl FromStr for UserAttr {
     type Err = UnknownAttr;
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        UserAttr::ALL.iter().copied().find(|a| a.path() == s).ok_or_else(|| UnknownAttr(s.to_owned()))
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let text = raw.trim();
+        // A core-schema URN prefix names the same attribute as the short path.
+        let text = strip_prefix_ci(text, USER_SCHEMA).and_then(|r| r.strip_prefix(':')).unwrap_or(text);
+        let (head, filter, tail) = split_filter(text).map_err(|e| refuse(raw, e))?;
+        // The URN ends at the last `:` before any filter: attribute names hold no `:`.
+        let (schema, head) = match strip_prefix_ci(head, "urn:") {
+            Some(_) => match head.rfind(':') {
+                // A URN is `urn:<NID>:<NSS>`: two colons before the attribute's.
+                Some(colon) if colon + 1 < head.len() && head[..colon].matches(':').count() >= 2 => {
+                    (Some(head[..colon].to_owned()), &head[colon + 1..])
+                }
+                _ => return Err(refuse(raw, "an extension path is `<schema URN>:<attribute>`")),
+            },
+            None => (None, head),
+        };
+        let (name, head_sub) = match head.split_once('.') {
+            Some((name, sub)) => (name, Some(sub)),
+            None => (head, None),
+        };
+        let tail_sub = match tail {
+            "" => None,
+            t => Some(
+                t.strip_prefix('.')
+                    .ok_or_else(|| refuse(raw, format!("unexpected `{t}` after the filter")))?,
+            ),
+        };
+        if filter.is_some() && head_sub.is_some() {
+            return Err(refuse(raw, "a sub-attribute goes after the filter"));
+        }
+        let sub = head_sub.or(tail_sub);
+        if !is_name(name) || sub.is_some_and(|s| !is_name(s)) {
+            return Err(refuse(raw, "attribute names are letters, digits, `_` and `-`, one `.` deep"));
+        }
+        if schema.is_none()
+            && let Some((_, why)) = REFUSED.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Err(refuse(raw, format!("`{name}` {why}")));
+        }
+        let filter = filter
+            .map(|f| {
+                let parsed = EqFilter::parse(f).map_err(|e| refuse(raw, e.to_string()))?;
+                if !is_name(&parsed.attribute) {
+                    return Err(refuse(raw, "a filter compares one sub-attribute, like `type eq \"work\"`"));
+                }
+                Ok((parsed.attribute, parsed.value))
+            })
+            .transpose()?;
+        let multi = schema.is_none() && CORE_MULTI.iter().any(|m| m.eq_ignore_ascii_case(name));
+        if multi && filter.is_none() && sub.is_some() {
+            let hint = format!(
+                "select an element first, like `{name}[type eq \"work\"].{}`",
+                sub.unwrap_or("value")
+            );
+            return Err(refuse(raw, hint));
+        }
+        let (text, name, sub) = (text.to_owned(), name.to_owned(), sub.map(str::to_owned));
+        Ok(Self(Arc::new(Parsed { text, schema, name, filter, sub })))
     }
+}
+
+impl UserAttr {
+    /// The [`COMMON_PATHS`], parsed.
+    pub fn common() -> Vec<UserAttr> {
+        COMMON_PATHS.iter().filter_map(|p| p.parse().ok()).collect()
+    }
+
+    /// The attribute path, as sent in a PATCH.
+    pub fn path(&self) -> &str {
+        &self.0.text
+    }
+
+    /// The extension schema URN the attribute belongs to; `None` for core.
+    pub fn schema(&self) -> Option<&str> {
+        self.0.schema.as_deref()
+    }
+
+    /// The top-level attribute's name (within its extension, if any).
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The sub-attribute, if the path names one.
+    pub fn sub(&self) -> Option<&str> {
+        self.0.sub.as_deref()
+    }
+
+    /// The value filter, if any, as (sub-attribute, value).
+    pub fn filter(&self) -> Option<(&str, &str)> {
+        self.0.filter.as_ref().map(|(a, v)| (a.as_str(), v.as_str()))
+    }
+
+    /// Whether this is `userName`, the login every mapping must set.
+    pub fn is_user_name(&self) -> bool {
+        self.0.schema.is_none() && self.0.sub.is_none() && self.0.name.eq_ignore_ascii_case("userName")
+    }
+
+    /// Whether this is `externalId`.
+    pub fn is_external_id(&self) -> bool {
+        self.0.schema.is_none() && self.0.sub.is_none() && self.0.name.eq_ignore_ascii_case("externalId")
+    }
+
+    /// Whether the path is a whole multi-valued core attribute whose
+    /// elements carry a `value` (`roles`, `entitlements`, `emails`, ...):
+    /// a list mapped to it is sent as `[{"value": ...}, ...]`.
+    pub fn takes_value_elements(&self) -> bool {
+        self.0.schema.is_none()
+            && self.0.filter.is_none()
+            && self.0.sub.is_none()
+            && CORE_MULTI.iter().any(|m| m.eq_ignore_ascii_case(&self.0.name) && *m != "addresses")
+    }
+
+    /// Whether the path is a whole core attribute that holds a list.
+    pub fn is_multi_valued(&self) -> bool {
+        self.0.schema.is_none()
+            && self.0.filter.is_none()
+            && self.0.sub.is_none()
+            && CORE_MULTI.iter().any(|m| m.eq_ignore_ascii_case(&self.0.name))
+    }
+
+    /// Whether values of this path are compared ignoring case (RFC 7643
+    /// §4.1.1: `userName` is caseExact=false; providers often lower-case it).
+    pub(crate) fn case_insensitive(&self) -> bool {
+        self.is_user_name()
+    }
+
+    /// The `(container key, attribute)` pair a PATCH `add` of a whole
+    /// element uses: `emails`, or `urn:…:User:addresses` in an extension.
+    pub(crate) fn list_path(&self) -> String {
+        match &self.0.schema {
+            Some(urn) => format!("{urn}:{}", self.0.name),
+            None => self.0.name.clone(),
+        }
+    }
+
+    /// The attribute's value in `user` (a User as JSON); `null` is absent.
+    pub fn value_in<'a>(&self, user: &'a Value) -> Option<&'a Value> {
+        let container = match &self.0.schema {
+            Some(urn) => get_ci(user, urn)?,
+            None => user,
+        };
+        let attr = get_ci(container, &self.0.name)?;
+        let target = match &self.0.filter {
+            Some(filter) => element(attr.as_array()?, filter)?,
+            None => attr,
+        };
+        let value = match &self.0.sub {
+            Some(sub) => get_ci(target, sub)?,
+            None => target,
+        };
+        (!value.is_null()).then_some(value)
+    }
+
+    /// Sets (or with `None` removes) the attribute in `user` (a User as
+    /// JSON object), creating the extension object, complex attribute or
+    /// filtered element it needs. Removing the last sub-attribute of a
+    /// filtered element removes the element; emptied containers go too.
+    pub fn set_in(&self, user: &mut Map<String, Value>, value: Option<Value>) {
+        match value.filter(|v| !v.is_null()) {
+            Some(value) => self.put(user, value),
+            None => self.clear(user),
+        }
+    }
+
+    fn put(&self, user: &mut Map<String, Value>, value: Value) {
+        let container = match &self.0.schema {
+            Some(urn) => object_ci(user, urn),
+            None => Some(user),
+        };
+        let Some(container) = container else { return };
+        let Some((fattr, fvalue)) = &self.0.filter else {
+            match &self.0.sub {
+                Some(sub) => {
+                    if let Some(complex) = object_ci(container, &self.0.name) {
+                        insert_ci(complex, sub, value);
+                    }
+                }
+                None => insert_ci(container, &self.0.name, value),
+            }
+            return;
+        };
+        let Some(list) = array_ci(container, &self.0.name) else { return };
+        let index = position(list, (fattr, fvalue)).unwrap_or_else(|| {
+            let mut fresh = Map::new();
+            fresh.insert(fattr.clone(), Value::String(fvalue.clone()));
+            fresh.insert("primary".to_owned(), Value::Bool(list.is_empty()));
+            list.push(Value::Object(fresh));
+            list.len() - 1
+        });
+        match (&self.0.sub, &mut list[index]) {
+            (Some(sub), Value::Object(element)) => insert_ci(element, sub, value),
+            (_, slot) => *slot = value,
+        }
+    }
+
+    fn clear(&self, user: &mut Map<String, Value>) {
+        let Some(container) = (match &self.0.schema {
+            Some(urn) => key_ci(user, urn).and_then(|k| user.get_mut(&k)).and_then(Value::as_object_mut),
+            None => Some(&mut *user),
+        }) else {
+            return;
+        };
+        let Some(name) = key_ci(container, &self.0.name) else { return };
+        match (&self.0.filter, &self.0.sub) {
+            (None, None) => {
+                container.remove(&name);
+            }
+            (None, Some(sub)) => {
+                if let Some(Value::Object(complex)) = container.get_mut(&name) {
+                    remove_ci(complex, sub);
+                }
+            }
+            (Some((fattr, fvalue)), sub) => {
+                if let Some(Value::Array(list)) = container.get_mut(&name)
+                    && let Some(i) = position(list, (fattr, fvalue))
+                {
+                    let emptied = match (sub, &mut list[i]) {
+                        (Some(sub), Value::Object(element)) => {
+                            remove_ci(element, sub);
+                            // What is left says only which element it was.
+                            element.keys().all(|k| k.eq_ignore_ascii_case(fattr) || k == "primary")
+                        }
+                        _ => true,
+                    };
+                    if emptied {
+                        list.remove(i);
+                    }
+                }
+            }
+        }
+        let empty = match container.get(&name) {
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(o)) => o.is_empty(),
+            _ => false,
+        };
+        if empty {
+            container.remove(&name);
+        }
+        if let Some(urn) = &self.0.schema
+            && let Some(key) = key_ci(user, urn)
+            && user.get(&key).and_then(Value::as_object).is_some_and(Map::is_empty)
+        {
+            user.remove(&key);
+        }
+    }
+}
+
+/// The element `filter` selects; a lone element without the filtered
+/// sub-attribute counts too, since some providers drop `type`.
+fn element<'a>(list: &'a [Value], filter: &(String, String)) -> Option<&'a Value> {
+    position(list, (&filter.0, &filter.1)).map(|i| &list[i])
+}
+
+fn position(list: &[Value], (attr, value): (&str, &str)) -> Option<usize> {
+    let matches =
+        |v: &Value| get_ci(v, attr).and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case(value));
+    list.iter().position(matches).or_else(|| match list {
+        [only] if get_ci(only, attr).is_none() => Some(0),
+        _ => None,
+    })
+}
+
+fn key_ci(map: &Map<String, Value>, key: &str) -> Option<String> {
+    if map.contains_key(key) {
+        return Some(key.to_owned());
+    }
+    map.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()
+}
+
+/// `value[key]`, matching the key ignoring case.
+pub(crate) fn get_ci<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    let map = value.as_object()?;
+    map.get(key).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+}
+
+fn insert_ci(map: &mut Map<String, Value>, key: &str, value: Value) {
+    let key = key_ci(map, key).unwrap_or_else(|| key.to_owned());
+    map.insert(key, value);
+}
+
+fn remove_ci(map: &mut Map<String, Value>, key: &str) {
+    if let Some(key) = key_ci(map, key) {
+        map.remove(&key);
+    }
+}
+
+/// `map[key]` as an object, made one (replacing a non-object) if need be.
+fn object_ci<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+    let slot = slot_ci(map, key);
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut()
+}
+
+/// `map[key]` as an array, made one (replacing a non-array) if need be.
+fn array_ci<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Vec<Value>> {
+    let slot = slot_ci(map, key);
+    if !slot.is_array() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut()
+}
+
+fn slot_ci<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Value {
+    let key = key_ci(map, key).unwrap_or_else(|| key.to_owned());
+    map.entry(key).or_insert(Value::Null)
 }
 
 impl fmt::Display for UserAttr {
@@ -102,244 +467,14 @@ impl JsonSchema for UserAttr {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let paths: Vec<&str> = UserAttr::ALL.iter().map(|a| a.path()).collect();
-        schemars::json_schema!({ "type": "string", "enum": paths })
-    }
-}
-
-fn multi<'a>(values: &'a [MultiValue], kind: &str) -> Option<&'a MultiValue> {
-    values
-        .iter()
-        .find(|v| v.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(kind)))
-        // Some providers drop `type`; a lone untyped value is the one we set.
-        .or_else(|| match values {
-            [only] if only.kind.is_none() => Some(only),
-            _ => None,
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "description": "An RFC 7644 §3.5.2 attribute path of the User resource"
         })
-}
-
-fn set_multi(values: &mut Vec<MultiValue>, kind: &str, value: Option<String>) {
-    let pos = values.iter().position(|v| v.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(kind)));
-    match (pos, value) {
-        (Some(i), Some(v)) => values[i].value = v,
-        (Some(i), None) => {
-            values.remove(i);
-        }
-        (None, Some(v)) => values.push(MultiValue {
-            value: v,
-            kind: Some(kind.to_owned()),
-            primary: Some(values.is_empty()),
-        }),
-        (None, None) => {}
-    }
-}
-
-impl UserAttr {
-    /// The attribute's value in `user`.
-    pub fn get(self, user: &ScimUser) -> Option<&str> {
-        let name = user.name.as_ref();
-        let ent = user.enterprise.as_ref();
-        let value = match self {
-            Self::UserName => Some(&user.user_name),
-            Self::ExternalId => user.external_id.as_ref(),
-            Self::DisplayName => user.display_name.as_ref(),
-            Self::NickName => user.nick_name.as_ref(),
-            Self::Title => user.title.as_ref(),
-            Self::UserType => user.user_type.as_ref(),
-            Self::PreferredLanguage => user.preferred_language.as_ref(),
-            Self::Locale => user.locale.as_ref(),
-            Self::Timezone => user.timezone.as_ref(),
-            Self::GivenName => name.and_then(|n| n.given_name.as_ref()),
-            Self::FamilyName => name.and_then(|n| n.family_name.as_ref()),
-            Self::MiddleName => name.and_then(|n| n.middle_name.as_ref()),
-            Self::FormattedName => name.and_then(|n| n.formatted.as_ref()),
-            Self::WorkEmail => multi(&user.emails, "work").map(|v| &v.value),
-            Self::WorkPhone => multi(&user.phone_numbers, "work").map(|v| &v.value),
-            Self::MobilePhone => multi(&user.phone_numbers, "mobile").map(|v| &v.value),
-            Self::EmployeeNumber => ent.and_then(|e| e.employee_number.as_ref()),
-            Self::CostCenter => ent.and_then(|e| e.cost_center.as_ref()),
-            Self::Organization => ent.and_then(|e| e.organization.as_ref()),
-            Self::Division => ent.and_then(|e| e.division.as_ref()),
-            Self::Department => ent.and_then(|e| e.department.as_ref()),
-        };
-        value.map(String::as_str)
-    }
-
-    /// Sets (or with `None` clears) the attribute in `user`.
-    pub fn set(self, user: &mut ScimUser, value: Option<String>) {
-        match self {
-            Self::UserName => user.user_name = value.unwrap_or_default(),
-            Self::ExternalId => user.external_id = value,
-            Self::DisplayName => user.display_name = value,
-            Self::NickName => user.nick_name = value,
-            Self::Title => user.title = value,
-            Self::UserType => user.user_type = value,
-            Self::PreferredLanguage => user.preferred_language = value,
-            Self::Locale => user.locale = value,
-            Self::Timezone => user.timezone = value,
-            Self::GivenName => user_name_mut(user).given_name = value,
-            Self::FamilyName => user_name_mut(user).family_name = value,
-            Self::MiddleName => user_name_mut(user).middle_name = value,
-            Self::FormattedName => user_name_mut(user).formatted = value,
-            Self::WorkEmail => set_multi(&mut user.emails, "work", value),
-            Self::WorkPhone => set_multi(&mut user.phone_numbers, "work", value),
-            Self::MobilePhone => set_multi(&mut user.phone_numbers, "mobile", value),
-            Self::EmployeeNumber => enterprise_mut(user).employee_number = value,
-            Self::CostCenter => enterprise_mut(user).cost_center = value,
-            Self::Organization => enterprise_mut(user).organization = value,
-            Self::Division => enterprise_mut(user).division = value,
-            Self::Department => enterprise_mut(user).department = value,
-        }
-        if user.name.as_ref().is_some_and(Name::is_empty) {
-            user.name = None;
-        }
-        if user.enterprise.as_ref().is_some_and(EnterpriseUser::is_empty) {
-            user.enterprise = None;
-        }
-    }
-
-    /// The multi-valued attribute and `type` behind a filtered path, if any.
-    fn multi_valued(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Self::WorkEmail => Some(("emails", "work")),
-            Self::WorkPhone => Some(("phoneNumbers", "work")),
-            Self::MobilePhone => Some(("phoneNumbers", "mobile")),
-            _ => None,
-        }
-    }
-
-    fn same(self, a: &str, b: &str) -> bool {
-        match self {
-            // userName is caseExact=false in RFC 7643 §4.1.1; providers often lower-case it.
-            Self::UserName => a.eq_ignore_ascii_case(b),
-            _ => a == b,
-        }
-    }
-}
-
-fn user_name_mut(user: &mut ScimUser) -> &mut Name {
-    user.name.get_or_insert_with(Name::default)
-}
-
-fn enterprise_mut(user: &mut ScimUser) -> &mut EnterpriseUser {
-    user.enterprise.get_or_insert_with(EnterpriseUser::default)
-}
-
-/// The PATCH operations that make `actual` agree with `desired` on the
-/// `managed` attributes, and reactivate it when `desired` is active.
-///
-/// Empty when nothing differs, which is what makes re-applying a job free.
-pub fn diff_user(desired: &ScimUser, actual: &ScimUser, managed: &[UserAttr]) -> Vec<PatchOperation> {
-    let mut ops = Vec::new();
-    for &attr in managed {
-        let want = attr.get(desired);
-        let have = attr.get(actual);
-        match (want, have) {
-            (Some(w), Some(h)) if attr.same(w, h) => {}
-            (None, None) => {}
-            (Some(w), have) => match (attr.multi_valued(), have) {
-                // RFC 7644 §3.5.2.3: `replace` with a value filter that matches
-                // nothing is a 400 noTarget, so a new element is added instead.
-                (Some((list, kind)), None) => ops.push(PatchOperation::add(
-                    list,
-                    json!([{ "value": w, "type": kind, "primary": multi_is_empty(actual, list) }]),
-                )),
-                _ => ops.push(PatchOperation::replace(attr.path(), json!(w))),
-            },
-            (None, Some(_)) => ops.push(PatchOperation::remove(attr.path())),
-        }
-    }
-    if desired.active == Some(true) && actual.active == Some(false) {
-        ops.push(PatchOperation::replace("active", json!(true)));
-    }
-    ops
-}
-
-fn multi_is_empty(user: &ScimUser, list: &str) -> bool {
-    match list {
-        "emails" => user.emails.is_empty(),
-        _ => user.phone_numbers.is_empty(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scim::PatchOp;
-
-    fn user(pairs: &[(UserAttr, &str)]) -> ScimUser {
-        let mut u = ScimUser::new("placeholder");
-        for (attr, value) in pairs {
-            attr.set(&mut u, Some((*value).to_owned()));
-        }
-        u
-    }
-
-    #[test]
-    fn every_path_round_trips_and_get_follows_set() {
-        for &attr in UserAttr::ALL {
-            assert_eq!(attr.path().parse::<UserAttr>(), Ok(attr));
-            let mut u = ScimUser::new("x");
-            attr.set(&mut u, Some("v1".into()));
-            assert_eq!(attr.get(&u), Some("v1"), "{attr}");
-            if attr != UserAttr::UserName {
-                attr.set(&mut u, None);
-                assert_eq!(attr.get(&u), None, "{attr}");
-            }
-        }
-        assert!("emails".parse::<UserAttr>().is_err());
-    }
-
-    #[test]
-    fn equal_users_need_no_patch() {
-        let a = user(&[(UserAttr::Title, "Engineer"), (UserAttr::Department, "R&D")]);
-        assert!(diff_user(&a, &a.clone(), UserAttr::ALL).is_empty());
-    }
-
-    #[test]
-    fn only_managed_differences_are_patched() {
-        let desired = user(&[(UserAttr::Title, "Lead"), (UserAttr::NickName, "x")]);
-        let actual = user(&[(UserAttr::Title, "Engineer"), (UserAttr::NickName, "owned-by-app")]);
-        let ops = diff_user(&desired, &actual, &[UserAttr::Title]);
-        assert_eq!(ops, vec![PatchOperation::replace("title", json!("Lead"))]);
-    }
-
-    #[test]
-    fn cleared_attribute_is_removed() {
-        let desired = user(&[]);
-        let actual = user(&[(UserAttr::Department, "Sales")]);
-        let ops = diff_user(&desired, &actual, &[UserAttr::Department]);
-        assert_eq!(ops, vec![PatchOperation::remove(UserAttr::Department.path())]);
-    }
-
-    #[test]
-    fn missing_work_email_is_added_not_replaced() {
-        let desired = user(&[(UserAttr::WorkEmail, "a@example.com")]);
-        let ops = diff_user(&desired, &user(&[]), &[UserAttr::WorkEmail]);
-        assert_eq!(ops.len(), 1);
-        assert_eq!(ops[0].op, PatchOp::Add);
-        assert_eq!(ops[0].path.as_deref(), Some("emails"));
-        let changed = user(&[(UserAttr::WorkEmail, "old@example.com")]);
-        let ops = diff_user(&desired, &changed, &[UserAttr::WorkEmail]);
-        assert_eq!(ops, vec![PatchOperation::replace(UserAttr::WorkEmail.path(), json!("a@example.com"))]);
-    }
-
-    #[test]
-    fn user_name_compares_case_insensitively() {
-        let mut desired = ScimUser::new("Ada@Example.com");
-        let actual = ScimUser::new("ada@example.com");
-        assert!(diff_user(&desired, &actual, &[UserAttr::UserName]).is_empty());
-        desired.user_name = "ada.l@example.com".into();
-        assert_eq!(diff_user(&desired, &actual, &[UserAttr::UserName]).len(), 1);
-    }
-
-    #[test]
-    fn inactive_account_is_reactivated_only_when_desired_active() {
-        let mut desired = ScimUser::new("a");
-        let mut actual = ScimUser::new("a");
-        actual.active = Some(false);
-        assert!(diff_user(&desired, &actual, &[]).is_empty());
-        desired.active = Some(true);
-        assert_eq!(diff_user(&desired, &actual, &[]), vec![PatchOperation::replace("active", json!(true))]);
-    }
-}
+#[path = "attr/tests.rs"]
+mod tests;

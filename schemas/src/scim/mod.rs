@@ -5,16 +5,18 @@
 //! and exact in what scimfleet itself sends.
 
 mod attr;
+mod diff;
 mod filter;
 mod group;
 mod message;
 mod user;
 
-pub use attr::{UserAttr, diff_user};
+pub use attr::{UnknownAttr, UserAttr};
+pub use diff::{diff_user, differing, same_value};
 pub use filter::{EqFilter, FilterError, eq_filter};
 pub use group::{GroupMember, ScimGroup};
 pub use message::{ListResponse, PatchOp, PatchOperation, PatchRequest, ScimError};
-pub use user::{EnterpriseUser, GroupRef, Meta, MultiValue, Name, ScimUser};
+pub use user::{EnterpriseUser, GroupRef, Meta, MultiValue, Name, ScimUser, ValueError};
 
 /// Core User schema URN.
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

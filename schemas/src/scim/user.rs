@@ -3,7 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
+use serde_json::{Map, Value};
+
+use super::diff::user_json;
+use super::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA, UserAttr};
 
 /// A SCIM User (RFC 7643 §4.1 and §4.3).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -79,12 +82,28 @@ impl ScimUser {
         Self { schemas: vec![USER_SCHEMA.to_owned()], user_name: user_name.into(), ..Self::default() }
     }
 
-    /// Sets `schemas` to what the populated attributes need.
+    /// Sets `schemas` to what the populated attributes need: the core
+    /// schema and the URN of every extension the user holds attributes of.
     pub fn fix_schemas(&mut self) {
         self.schemas = vec![USER_SCHEMA.to_owned()];
         if self.enterprise.is_some() {
             self.schemas.push(ENTERPRISE_USER_SCHEMA.to_owned());
         }
+        let extensions = self
+            .extra
+            .iter()
+            .filter(|(k, v)| k.len() > 4 && k[..4].eq_ignore_ascii_case("urn:") && v.is_object());
+        self.schemas.extend(extensions.map(|(k, _)| k.clone()));
+    }
+
+    /// The user as a JSON object, the form attribute paths read and write.
+    pub fn to_json(&self) -> Map<String, Value> {
+        user_json(self)
+    }
+
+    /// The user a JSON object describes.
+    pub fn from_json(json: Map<String, Value>) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(Value::Object(json))
     }
 
     /// Whether the account is active; a missing `active` counts as active,
@@ -110,6 +129,9 @@ pub struct Name {
     /// Middle name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub middle_name: Option<String>,
+    /// Other name components (`honorificPrefix`, ...), kept as read.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 impl Name {
@@ -119,13 +141,15 @@ impl Name {
             && self.family_name.is_none()
             && self.given_name.is_none()
             && self.middle_name.is_none()
+            && self.extra.is_empty()
     }
 }
 
 /// An element of a multi-valued attribute such as `emails`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MultiValue {
-    /// The value.
+    /// The value; empty when an app sent an element without one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
     /// Its kind, e.g. `work`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +157,9 @@ pub struct MultiValue {
     /// Whether it is the primary value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<bool>,
+    /// Other sub-attributes (`display`, ...), kept as read.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// An element of the read-only `groups` attribute of a User.
@@ -167,12 +194,56 @@ pub struct EnterpriseUser {
     /// Department.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
+    /// Other attributes of the extension (`manager`, ...), kept as read.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 impl EnterpriseUser {
     /// True when no attribute is set.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+/// A mapped value that the attribute it is written to cannot hold (a
+/// number written to a core string attribute). The value is not named: it
+/// may be personal data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the value does not fit `{path}`")]
+pub struct ValueError {
+    /// The attribute path.
+    pub path: String,
+}
+
+impl UserAttr {
+    /// The attribute's value in `user`.
+    pub fn get(&self, user: &ScimUser) -> Option<Value> {
+        self.value_in(&Value::Object(user.to_json())).cloned()
+    }
+
+    /// Sets (or with `None` clears) the attribute in `user`; on error the
+    /// user is left as it was.
+    pub fn set(&self, user: &mut ScimUser, value: Option<Value>) -> Result<(), ValueError> {
+        let mut json = user.to_json();
+        self.set_in(&mut json, value);
+        let mut updated =
+            ScimUser::from_json(json).map_err(|_| ValueError { path: self.path().to_owned() })?;
+        updated.tidy();
+        *user = updated;
+        Ok(())
+    }
+}
+
+impl ScimUser {
+    /// Drops emptied complex attributes, so that a cleared `name` is absent.
+    pub fn tidy(&mut self) {
+        if self.name.as_ref().is_some_and(Name::is_empty) {
+            self.name = None;
+        }
+        if self.enterprise.as_ref().is_some_and(EnterpriseUser::is_empty) {
+            self.enterprise = None;
+        }
     }
 }
 

@@ -109,11 +109,12 @@ fn round_trip<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(dat
 /// Every attribute the converger may compare, and the diff of a user
 /// against itself, which must be empty.
 fn read_user(user: &ScimUser) {
-    for attr in UserAttr::ALL {
+    let paths = UserAttr::common();
+    for attr in &paths {
         let _ = attr.get(user);
     }
     let _ = user.is_active();
-    assert!(diff_user(user, user, UserAttr::ALL).is_empty(), "a user differs from itself");
+    assert!(diff_user(user, user, &paths).is_empty(), "a user differs from itself");
 }
 
 /// The filter parser of the SCIM test server (and of PATCH value paths),

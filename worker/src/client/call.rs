@@ -5,18 +5,15 @@
 
 use reqwest::header;
 use reqwest::{Method, Response};
-use scimfleet_schemas::scim::{ListResponse, ScimError, UserAttr};
+use scimfleet_schemas::scim::{ListResponse, ScimError, UserAttr, same_value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ScimCallError, parse_retry_after, sanitize_scim_type};
 
 /// Compares a filtered attribute as the service provider should have.
-pub(super) fn same(attr: UserAttr, have: &str, want: &str) -> bool {
-    match attr {
-        UserAttr::UserName => have.eq_ignore_ascii_case(want),
-        _ => have == want,
-    }
+pub(super) fn same(attr: &UserAttr, have: &serde_json::Value, want: &str) -> bool {
+    same_value(attr, &serde_json::Value::String(want.to_owned()), have)
 }
 
 /// The only resource of a filtered list. More than one is ambiguous; one that

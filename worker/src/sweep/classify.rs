@@ -82,7 +82,7 @@ fn groups_differ(account: &ScimUser, plan: &GroupPlan) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use scimfleet_schemas::scim::{GroupRef, UserAttr};
+    use scimfleet_schemas::scim::GroupRef;
 
     use super::*;
 
@@ -124,7 +124,7 @@ mod tests {
         DesiredAccount {
             sequence: 3,
             user,
-            managed: vec![UserAttr::Title],
+            managed: vec!["title".parse().expect("a path")],
             groups: GroupPlan {
                 member_of: vec!["staff".to_owned()],
                 not_member_of: vec!["admins".to_owned()],

@@ -82,5 +82,7 @@ fn replay(record: &PersonRecord, desired: Option<&DesiredAccount>) -> Result<Job
         user: desired.user.clone(),
         managed: desired.managed.clone(),
         groups: desired.groups.clone(),
+        // Recorded resolved (see `references`): account ids already.
+        references: Vec::new(),
     })
 }
