@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 .PHONY: help
 help: ## Show this help
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: services
 services: ## Start RabbitMQ and Redis if nothing listens on 5672 / 6379 (installs them if absent)
@@ -33,8 +33,12 @@ OWN_PROCESS := tracing::an_event_is_one_trace_from_intake_to_every_scim_request_
 	trace_export_down::a_closed_collector_port_never_slows_or_stops_the_pipeline \
 	log_hygiene::a_noisy_run_logs_no_token_and_no_personal_data
 
+.PHONY: scim2
+scim2: ## Install the independent SCIM server the interop tests provision against (scim2-server, in a venv under target/)
+	@bash deploy/scim2-server.sh
+
 .PHONY: test
-test: services ## Run the whole test suite against the real RabbitMQ and Redis, then check its logs
+test: services scim2 ## Run the whole test suite against the real RabbitMQ and Redis, then check its logs
 	@rm -rf '$(TEST_LOG_DIR)' && mkdir -p '$(TEST_LOG_DIR)'
 	@export SCIMFLEET_TEST_LOG_DIR='$(TEST_LOG_DIR)'; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \

@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod oauth;
 pub mod otlp;
 pub mod policy;
+pub mod scim2;
 pub mod scim_server;
 pub mod tls;
 pub mod wait;

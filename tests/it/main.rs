@@ -11,6 +11,7 @@
 mod common;
 
 mod adopt;
+mod any_attribute;
 mod architecture;
 mod audit;
 mod audit_steps;

@@ -118,10 +118,14 @@ fn placeholder(app: &str) -> String {
     format!("http://127.0.0.1:1/placeholder/{app}")
 }
 
+/// The `base_url` policies give apps whose test server the fleet starts.
+const EXTERNAL_PLACEHOLDER: &str = "https://set-by-fleet";
+
 /// Fills the namespace, base URLs (placeholders until servers exist), tokens,
 /// the queue expiry and a throw-away evidence key (written to `dir`) into the
-/// policy; apps in `given` keep the credentials the policy gives them.
-/// Returns the text and the app ids.
+/// policy; apps in `given` keep the credentials the policy gives them, and
+/// apps with a `base_url` of their own are left alone. Returns the text and
+/// the ids of the apps the fleet serves.
 fn complete_policy(
     policy: &str,
     namespace: &str,
@@ -159,6 +163,11 @@ fn complete_policy(
     let apps = table.get_mut("apps").and_then(toml::Value::as_array_mut).ok_or("policy has no [[apps]]")?;
     for app in apps.iter_mut().filter_map(toml::Value::as_table_mut) {
         let id = app.get("id").and_then(toml::Value::as_str).ok_or("an app has no id")?.to_owned();
+        // An app with a real address is an outside server (an independent
+        // SCIM implementation a test started): left as the policy has it.
+        if app.get("base_url").and_then(toml::Value::as_str).is_some_and(|url| url != EXTERNAL_PLACEHOLDER) {
+            continue;
+        }
         app.insert("base_url".into(), placeholder(&id).into());
         app.insert("allow_insecure_loopback".into(), true.into());
         if !given.contains_key(&id) {

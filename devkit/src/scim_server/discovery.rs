@@ -11,7 +11,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use scimfleet_schemas::scim::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, ListResponse, USER_SCHEMA};
+use scimfleet_schemas::scim::{GROUP_SCHEMA, ListResponse, USER_SCHEMA};
 use serde_json::{Value, json};
 
 use super::middleware::scim_json;
@@ -58,14 +58,13 @@ pub(crate) async fn resource_types(State(state): State<AppState>) -> Response {
             "meta": { "resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{name}") },
         })
     };
-    let types = vec![
-        kind("User", USER_SCHEMA, json!([{ "schema": ENTERPRISE_USER_SCHEMA, "required": false }])),
-        kind("Group", GROUP_SCHEMA, json!([])),
-    ];
+    let extensions = USER.extensions.iter().map(|e| json!({ "schema": e.urn, "required": false })).collect();
+    let types =
+        vec![kind("User", USER_SCHEMA, Value::Array(extensions)), kind("Group", GROUP_SCHEMA, json!([]))];
     scim_json(StatusCode::OK, &ListResponse::new(types, 2, 1))
 }
 
-/// `GET /Schemas`: core User, enterprise User and core Group.
+/// `GET /Schemas`: core User, its extensions and core Group.
 pub(crate) async fn schemas(State(state): State<AppState>) -> Response {
     let base = state.store().base_url().to_owned();
     let schema = |id: &str, name: &str, attributes: Vec<Value>| {
@@ -81,15 +80,14 @@ pub(crate) async fn schemas(State(state): State<AppState>) -> Response {
     let core = |attrs: &[Attr], key: &str| {
         attrs.iter().filter(|a| !a.name.starts_with("urn:")).filter_map(|a| describe(a, key)).collect()
     };
-    let enterprise = USER.attrs.iter().find(|a| a.name == ENTERPRISE_USER_SCHEMA);
-    let enterprise_attrs =
-        enterprise.map(|e| e.subs.iter().map(|s| sub_attribute(s)).collect()).unwrap_or_default();
-    let list = vec![
-        schema(USER_SCHEMA, "User", core(USER.attrs, "userName")),
-        schema(ENTERPRISE_USER_SCHEMA, "EnterpriseUser", enterprise_attrs),
-        schema(GROUP_SCHEMA, "Group", core(GROUP.attrs, "displayName")),
-    ];
-    scim_json(StatusCode::OK, &ListResponse::new(list, 3, 1))
+    let mut list = vec![schema(USER_SCHEMA, "User", core(USER.attrs, "userName"))];
+    for extension in USER.extensions {
+        let attrs = extension.attrs.iter().filter_map(|a| describe(a, "")).collect();
+        list.push(schema(extension.urn, extension.name, attrs));
+    }
+    list.push(schema(GROUP_SCHEMA, "Group", core(GROUP.attrs, "displayName")));
+    let count = list.len() as u64;
+    scim_json(StatusCode::OK, &ListResponse::new(list, count, 1))
 }
 
 /// The schema entry of a top-level attribute (`key` is the required,
@@ -101,7 +99,7 @@ fn describe(attr: &Attr, key: &str) -> Option<Value> {
         return None;
     }
     let mut entry = match attr.kind {
-        Kind::Simple => sub_attribute(attr.name),
+        Kind::Simple => typed_attribute(attr.name, attr.ty),
         Kind::Complex | Kind::Multi => complex(attr.name, attr.subs, attr.kind == Kind::Multi, "readWrite"),
         // The only other read-only attribute is a User's `groups`.
         Kind::ReadOnly => complex(attr.name, &["value", "$ref", "display"], true, "readOnly"),
@@ -131,6 +129,10 @@ fn sub_attribute(name: &str) -> Value {
         "$ref" => "reference",
         _ => "string",
     };
+    typed_attribute(name, kind)
+}
+
+fn typed_attribute(name: &str, kind: &str) -> Value {
     json!({
         "name": name,
         "type": kind,

@@ -50,6 +50,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub use faults::{ErrorRule, Faults, RetryAfter, Route};
 pub use log::{RequestRecord, Resource};
 pub use quirks::Quirks;
+pub use schema::ACME_USER_SCHEMA;
 
 use access::Access;
 use connection::Connection;

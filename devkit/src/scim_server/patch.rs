@@ -97,6 +97,22 @@ fn apply_at(
     path: &AttrPath,
     value: Option<&Value>,
 ) -> Result<(), PatchError> {
+    let Some(urn) = path.ext else { return apply_in(obj, op, path, value) };
+    // An extension's attribute lives in the resource's object of its URN.
+    let inner = object_at(obj, urn)?;
+    apply_in(inner, op, path, value)?;
+    if inner.is_empty() {
+        obj.remove(urn);
+    }
+    Ok(())
+}
+
+fn apply_in(
+    obj: &mut Map<String, Value>,
+    op: PatchOp,
+    path: &AttrPath,
+    value: Option<&Value>,
+) -> Result<(), PatchError> {
     let attr = path.attr;
     if attr.kind == Kind::ReadOnly {
         return Err(PatchError::new("mutability", format!("`{}` is read-only", attr.name)));

@@ -97,7 +97,7 @@ impl Quirks {
     pub(crate) fn user(&self, mut user: ScimUser) -> ScimUser {
         if self.core_only {
             user.enterprise = None;
-            user.extra.clear();
+            user.extra.retain(|key, _| !key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")));
             user.fix_schemas();
         }
         user

@@ -66,7 +66,11 @@ async fn discovery_endpoints_describe_what_is_supported() {
     let endpoints: Vec<&Value> = types.resources.iter().map(|t| &t["endpoint"]).collect();
     assert_eq!(endpoints, [&json!("/Users"), &json!("/Groups")]);
     let schemas = h.get("/Schemas").await.list::<Value>();
-    assert_eq!(schemas.total_results, Some(3));
+    assert_eq!(schemas.total_results, Some(4), "User, its enterprise and custom extensions, Group");
+    let ids: Vec<&Value> = schemas.resources.iter().map(|s| &s["id"]).collect();
+    assert!(ids.contains(&&json!(scimfleet_devkit::scim_server::ACME_USER_SCHEMA)), "{ids:?}");
+    let user_type = types.resources.iter().find(|t| t["id"] == "User").expect("User");
+    assert_eq!(user_type["schemaExtensions"].as_array().map(Vec::len), Some(2));
     let user_schema = &schemas.resources[0]["attributes"];
     let user_name = user_schema.as_array().and_then(|a| a.iter().find(|x| x["name"] == "userName"));
     assert_eq!(

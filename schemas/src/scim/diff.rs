@@ -81,6 +81,10 @@ fn agrees(attr: &UserAttr, desired: &Value, actual: &Value) -> bool {
     }
 }
 
+/// A filtered element an `add` creates: list path, filter, the element,
+/// and the index of its operation.
+type NewElement = (String, (String, String), Map<String, Value>, usize);
+
 /// The PATCH operations that make `actual` agree with `desired` on the
 /// `managed` attributes, and reactivate it when `desired` is active.
 ///
@@ -91,7 +95,7 @@ pub fn diff_user(desired: &ScimUser, actual: &ScimUser, managed: &[UserAttr]) ->
     // A filtered element the account lacks is added whole, once, with every
     // mapped sub-attribute: RFC 7644 §3.5.2.3 makes `replace` through a
     // filter that matches nothing a 400 `noTarget`.
-    let mut new_elements: Vec<(String, (String, String), Map<String, Value>, usize)> = Vec::new();
+    let mut new_elements: Vec<NewElement> = Vec::new();
     for attr in managed {
         let (w, h) = (attr.value_in(&want), attr.value_in(&have));
         match (w, h) {

@@ -15,7 +15,10 @@ use crate::scim_server::schema::{Attr, Kind, Schema};
 /// A resolved `path`: attribute, optional value filter, optional sub-attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AttrPath {
-    /// The top-level attribute (an extension is one, keyed by its URN).
+    /// The extension the attribute is in (its URN): the attribute is then
+    /// one of the extension's, held in the resource's object of that key.
+    pub ext: Option<&'static str>,
+    /// The top-level attribute (a whole extension is one, keyed by its URN).
     pub attr: &'static Attr,
     /// Selects elements of a multi-valued attribute; attribute name canonical.
     pub filter: Option<EqFilter>,
@@ -28,7 +31,7 @@ impl AttrPath {
     pub(crate) fn parse(path: &str, schema: &'static Schema) -> Result<Self, PatchError> {
         let path = path.trim();
         let (head, filter, tail) = split_filter(path)?;
-        let (attr, head_sub) = resolve(head, schema)?;
+        let (ext, attr, head_sub) = resolve(head, schema)?;
         let tail_sub = match tail {
             "" => None,
             t => Some(t.strip_prefix('.').ok_or_else(|| invalid_path(format!("unexpected `{t}`")))?),
@@ -48,7 +51,7 @@ impl AttrPath {
             return Err(invalid_path(format!("`{path}`: {hint}")));
         }
         let filter = filter.map(|text| parse_filter(attr, text)).transpose()?;
-        Ok(Self { attr, filter, sub })
+        Ok(Self { ext, attr, filter, sub })
     }
 }
 
@@ -73,11 +76,12 @@ fn split_filter(path: &str) -> Result<(&str, Option<&str>, &str), PatchError> {
     Err(invalid_path("unclosed `[` in path"))
 }
 
-/// The attribute named by `head`, and the sub-attribute name if `head` has one.
-fn resolve<'a>(
-    head: &'a str,
-    schema: &'static Schema,
-) -> Result<(&'static Attr, Option<&'a str>), PatchError> {
+/// The extension, attribute and sub-attribute name `head` names.
+type Resolved<'a> = (Option<&'static str>, &'static Attr, Option<&'a str>);
+
+/// The attribute named by `head` (in an extension, if URN-qualified), and
+/// the sub-attribute name if `head` has one.
+fn resolve<'a>(head: &'a str, schema: &'static Schema) -> Result<Resolved<'a>, PatchError> {
     let mut rest = head;
     if starts_with_ci(head, "urn:") {
         if let Some(core_rest) = strip_prefix_ci(head, schema.core).and_then(|r| r.strip_prefix(':')) {
@@ -88,18 +92,27 @@ fn resolve<'a>(
                 Some((a, after))
             });
             return match ext {
-                Some((attr, "")) => Ok((attr, None)),
-                Some((attr, after)) => match after.strip_prefix(':') {
-                    Some(sub) => Ok((attr, Some(sub))),
-                    None => Err(invalid_path(format!("unknown schema in `{head}`"))),
+                Some((attr, "")) => Ok((None, attr, None)),
+                Some((attr, after)) => match (after.strip_prefix(':'), schema.extension(attr.name)) {
+                    (Some(inner), Some(extension)) => {
+                        let (name, sub) = match inner.split_once('.') {
+                            Some((name, sub)) => (name, Some(sub)),
+                            None => (inner, None),
+                        };
+                        let found = extension.attr(name);
+                        let found =
+                            found.ok_or_else(|| invalid_path(format!("unknown attribute `{head}`")))?;
+                        Ok((Some(extension.urn), found, sub))
+                    }
+                    _ => Err(invalid_path(format!("unknown schema in `{head}`"))),
                 },
                 None => Err(invalid_path(format!("unknown schema in `{head}`"))),
             };
         }
     }
     match rest.split_once('.') {
-        Some((name, sub)) => Ok((known(schema, name)?, Some(sub))),
-        None => Ok((known(schema, rest)?, None)),
+        Some((name, sub)) => Ok((None, known(schema, name)?, Some(sub))),
+        None => Ok((None, known(schema, rest)?, None)),
     }
 }
 

@@ -31,11 +31,17 @@ fn simple_and_sub_attribute_paths_resolve_case_insensitively() {
 #[test]
 fn extension_paths_resolve_to_the_urn_keyed_object() {
     let dept = path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").expect("dept");
-    assert_eq!((dept.attr.name, dept.sub), (ENTERPRISE_USER_SCHEMA, Some("department")));
+    assert_eq!((dept.ext, dept.attr.name, dept.sub), (Some(ENTERPRISE_USER_SCHEMA), "department", None));
     let whole = path(ENTERPRISE_USER_SCHEMA).expect("whole extension");
-    assert_eq!((whole.attr.name, whole.sub), (ENTERPRISE_USER_SCHEMA, None));
+    assert_eq!((whole.ext, whole.attr.name, whole.sub), (None, ENTERPRISE_USER_SCHEMA, None));
+    let manager =
+        path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").expect("manager");
     assert_eq!(
-        scim_type("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"),
+        (manager.ext, manager.attr.name, manager.sub),
+        (Some(ENTERPRISE_USER_SCHEMA), "manager", Some("value"))
+    );
+    assert_eq!(
+        scim_type("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:shoeSize"),
         "invalidPath"
     );
     assert_eq!(scim_type("urn:example:custom:2.0:User:shoeSize"), "invalidPath");
