@@ -90,6 +90,14 @@ pub struct AppConfig {
     /// This app's mass-deprovision limits, over the `[governance]` defaults.
     #[serde(default)]
     pub mass_deprovision: Option<super::AppMassDeprovision>,
+    /// A vendor profile (`aws-iam-identity-center`, `slack`, ...): what the
+    /// target's SCIM service is documented to do.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Target profile keys of this app, over the vendor profile and the
+    /// last probe (see `TargetProfile`).
+    #[serde(default)]
+    pub target: super::TargetProfile,
 }
 
 fn yes() -> bool {
@@ -164,6 +172,20 @@ pub struct GroupRule {
 }
 
 impl AppConfig {
+    /// What the configuration says of the target: the vendor profile with
+    /// the app's `[apps.target]` keys over it (a probe goes in between:
+    /// [`AppConfig::profile_with`]).
+    pub fn declared_profile(&self) -> super::TargetProfile {
+        self.profile_with(&super::TargetProfile::default())
+    }
+
+    /// The target profile with `probed` (the last probe) between the vendor
+    /// profile and the app's own keys.
+    pub fn profile_with(&self, probed: &super::TargetProfile) -> super::TargetProfile {
+        let vendor = self.profile.as_deref().and_then(super::vendors::vendor).map(|v| (v.profile)());
+        vendor.unwrap_or_default().overlay(probed).overlay(&self.target)
+    }
+
     /// The app's re-check delays in milliseconds, ascending.
     pub fn recheck_ms<'a>(&'a self, defaults: &'a super::VerificationConfig) -> &'a [u64] {
         self.recheck.as_deref().unwrap_or(&defaults.recheck)
@@ -189,6 +211,13 @@ impl AppConfig {
         }
         if self.concurrency == Some(0) {
             return Err(ConfigError::invalid(origin, field("concurrency"), "must be at least 1"));
+        }
+        if let Some(name) = &self.profile
+            && super::vendors::vendor(name).is_none()
+        {
+            let known: Vec<&str> = super::vendors::VENDORS.iter().map(|v| v.name).collect();
+            let why = format!("unknown vendor profile `{name}` (known: {})", known.join(", "));
+            return Err(ConfigError::invalid(origin, field("profile"), why));
         }
         if self.mapping.user_name().is_none() {
             return Err(ConfigError::invalid(origin, field("mapping"), "must map `userName`"));

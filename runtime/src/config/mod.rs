@@ -17,7 +17,9 @@ mod intake;
 mod layers;
 mod mapping;
 mod pseudonym;
+mod target;
 mod transport;
+pub mod vendors;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,7 @@ pub use governance::{AppMassDeprovision, GovernanceConfig, HighRisk, MassDeprovi
 pub use intake::{IntakeConfig, IntakeSource, SecretRef, event_type};
 use layers::{env_table, merge, parse_table};
 pub use mapping::{Mapping, MappingRule, MappingSource, TemplatePart, ValueKind};
+pub use target::TargetProfile;
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
 pub use transport::{BrokerConfig, RedisConfig};
 

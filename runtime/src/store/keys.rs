@@ -176,6 +176,11 @@ impl Keys {
         format!("{}:deprovision-window:{scope}", self.ns)
     }
 
+    /// The last probe of `app` (JSON).
+    pub(super) fn profile(&self, app: &AppId) -> String {
+        format!("{}:profile:{app}", self.ns)
+    }
+
     /// Sorted set of scheduled event ids by effective time (ms).
     pub(super) fn scheduled_index(&self) -> String {
         format!("{}:scheduled", self.ns)

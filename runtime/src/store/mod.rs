@@ -47,6 +47,7 @@ mod keys;
 mod leases;
 mod ops;
 mod pacing;
+mod profiles;
 mod registry;
 mod scheduled;
 mod totp;
@@ -63,6 +64,7 @@ pub use keys::account_keys;
 pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Fenced, Lease, LeaseScope, Leases};
 pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops};
 pub use pacing::Pacing;
+pub use profiles::{ProbedProfile, Profiles};
 pub use registry::{PersonRecord, Planning, Recorded, Registry};
 pub use scheduled::{CLAIM_MS, Scheduled, ScheduledEvent, Scheduling};
 pub use totp::Totp;
@@ -224,6 +226,11 @@ impl Store {
     /// Events kept until their `effective_at`.
     pub fn scheduled(&self) -> Scheduled<'_> {
         Scheduled::new(self)
+    }
+
+    /// The probed target profiles.
+    pub fn profiles(&self) -> Profiles<'_> {
+        Profiles::new(self)
     }
 
     /// Round-trips a PING.
