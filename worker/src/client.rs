@@ -21,6 +21,7 @@
 //! trace. Span fields and errors use path templates (`/Users/{id}`), never
 //! the filter values or ids in the real URL, and bodies are never logged.
 
+mod adapt;
 mod call;
 mod send;
 
@@ -97,6 +98,8 @@ pub struct ScimClient {
     server: (String, u16),
     /// For one attempt under a lease: writes are sent only while it is held.
     held: Option<crate::lease::Held>,
+    /// How users are found and memberships read (see `adapt`).
+    lookups: Arc<adapt::Lookups>,
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -153,6 +156,7 @@ impl ScimClient {
             metrics: None,
             server,
             held: None,
+            lookups: Arc::default(),
         })
     }
 
@@ -181,8 +185,9 @@ impl ScimClient {
         &self.app
     }
 
-    /// The user whose `attribute` equals `value`, if any; several is an error.
-    pub async fn find_user(&self, attribute: &str, value: &str) -> Result<Option<ScimUser>, ScimCallError> {
+    /// The user whose `attribute` equals `value` by a filter, if any;
+    /// several is an error. See `find_user` for apps that do not filter.
+    async fn filter_user(&self, attribute: &str, value: &str) -> Result<Option<ScimUser>, ScimCallError> {
         let call = Call::new(Method::GET, "/Users");
         let url = self.query_url("Users", attribute, value);
         let list: ListResponse<ScimUser> = self.query(&call, url).await?;

@@ -113,6 +113,11 @@ impl Converger {
         Self { client, groups, create_groups, adopt: Adopt::default(), support }
     }
 
+    /// What makes this converger (and its clones) follow a target profile.
+    pub(crate) fn adopter(&self) -> crate::profile::Adopter {
+        crate::profile::Adopter { client: self.client.clone(), groups: self.groups.clone() }
+    }
+
     /// This converger deciding about unbound accounts as `adopt` says.
     pub fn adopting(self, adopt: Adopt) -> Self {
         Self { adopt, ..self }

@@ -282,6 +282,15 @@ pub enum ApplyError {
         "an account with the person's userName exists, bound to no externalId; adopt = \"fail\" leaves it to an operator (link it with adopt = \"link\")"
     )]
     Unbound,
+    /// The app can do neither of the two ways a change could be made
+    /// safely (a group it neither PATCHes nor reads with its members).
+    #[error("{app} {why}; a change there needs an operator or another target profile")]
+    Unsupported {
+        /// The app.
+        app: String,
+        /// What it cannot do.
+        why: &'static str,
+    },
 }
 
 impl From<ScimCallError> for ApplyError {
@@ -307,6 +316,7 @@ impl ApplyError {
             // Retrying finds the same account; an operator must decide whose it is.
             Self::IdentityConflict => Disposition::DeadLetter { reason: "identity conflict" },
             Self::Unbound => Disposition::DeadLetter { reason: "unbound account" },
+            Self::Unsupported { .. } => Disposition::DeadLetter { reason: "unsupported by the app" },
         }
     }
 
@@ -319,6 +329,7 @@ impl ApplyError {
             | Self::MissingId { .. }
             | Self::IdentityConflict
             | Self::Unbound
+            | Self::Unsupported { .. }
             | Self::LeaseLost { .. } => None,
         }
     }

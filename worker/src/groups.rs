@@ -167,8 +167,8 @@ impl GroupDirectory {
         let mut ids = Vec::new();
         for name in names {
             let Some(group_id) = self.resolve(client, name, false).await? else { continue };
-            match client.get_group(&group_id).await? {
-                Some(group) if group.has_member(user_id) && !ids.contains(&group_id) => ids.push(group_id),
+            match client.group_has_member(&group_id, user_id).await? {
+                Some(true) if !ids.contains(&group_id) => ids.push(group_id),
                 Some(_) => {}
                 None => self.forget(name, &group_id),
             }
@@ -190,8 +190,8 @@ impl GroupDirectory {
     ) -> Result<Option<bool>, ApplyError> {
         let is_member = match held {
             Some(held) => held.iter().any(|g| g.value == group_id),
-            None => match client.get_group(group_id).await? {
-                Some(group) => group.has_member(user_id),
+            None => match client.group_has_member(group_id, user_id).await? {
+                Some(member) => member,
                 None => return Ok(None),
             },
         };
@@ -234,6 +234,11 @@ impl GroupDirectory {
                 Err(error) if error.is_not_implemented() => self.refusals.refuse_groups(client.app()),
                 Err(error) => return Err(error.into()),
             }
+        }
+        if !client.reads_group_members() {
+            // A PUT of a group read without its members would empty it.
+            let why = "neither PATCHes groups nor returns their members";
+            return Err(ApplyError::Unsupported { app: client.app().to_string(), why });
         }
         let _one_at_a_time = self.replacing.lock(group_id.to_owned()).await;
         let Some(group) = client.get_group(group_id).await? else { return Ok(None) };

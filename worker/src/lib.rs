@@ -16,6 +16,7 @@ mod lease;
 mod notes;
 mod observe;
 pub mod pace;
+mod profile;
 mod references;
 mod replace;
 pub mod retry;

@@ -216,6 +216,10 @@ async fn prepare<'c>(
         .into_iter()
         .map(|((_, app), auth)| Ok((app, converger(config, app, auth, &store, &ops.metrics)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
+    // Each app works as its target profile says from the first job on.
+    for (app, converger) in &convergers {
+        converger.adopter().adopt(&crate::profile::current(&store, app).await);
+    }
     Ok((store, convergers, sweep_apps))
 }
 
@@ -251,6 +255,8 @@ async fn run_once(
     // Two lanes per app; ready once every one of them is consuming.
     let ready = health.ready_when(2 * convergers.len(), &connection, &store);
     let mut consumers = JoinSet::new();
+    let adopters = convergers.iter().map(|(app, c)| ((*app).clone(), c.adopter())).collect();
+    let follower = tokio::spawn(crate::profile::follow(store.clone(), adopters, stop.clone()));
     for (app, converger) in convergers {
         let shared = Shared {
             topology: &topology,
@@ -303,6 +309,7 @@ async fn run_once(
         sweeper.abort();
     }
     sampler.abort();
+    follower.abort();
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     let _closed = publisher.channel().close(200, "worker stopping".into()).await;

@@ -39,8 +39,8 @@ pub use governance::{AppMassDeprovision, GovernanceConfig, HighRisk, MassDeprovi
 pub use intake::{IntakeConfig, IntakeSource, SecretRef, event_type};
 use layers::{env_table, merge, parse_table};
 pub use mapping::{Mapping, MappingRule, MappingSource, TemplatePart, ValueKind};
-pub use target::TargetProfile;
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
+pub use target::TargetProfile;
 pub use transport::{BrokerConfig, RedisConfig};
 
 const DEFAULTS: &str = include_str!("defaults.toml");
