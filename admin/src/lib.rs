@@ -6,6 +6,7 @@ mod config_check;
 pub mod dlq;
 mod error;
 pub mod evidence;
+pub mod plan;
 mod publish;
 pub mod render;
 pub mod scheduled;

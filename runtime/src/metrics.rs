@@ -114,6 +114,8 @@ pub struct Metrics {
     /// Managed attributes an app dropped when written, by `app` and
     /// `attribute`: 1 once this process found it (no longer written).
     pub unsupported_attributes: Family<AppAttribute, Gauge>,
+    /// Writes a `dry_run` app's jobs would have sent (recorded, not sent), by `app`.
+    pub dry_run_writes: Family<AppLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -155,6 +157,7 @@ impl Metrics {
             waves_open: Gauge::default(),
             scheduled_events: Gauge::default(),
             unsupported_attributes: Family::default(),
+            dry_run_writes: Family::default(),
         };
         m.register_all();
         m
@@ -198,6 +201,7 @@ impl Metrics {
             "scimfleet_deprovision_waves_open", "Mass-deprovision waves awaiting release or cancel (sampled)" => waves_open;
             "scimfleet_scheduled_events", "Events kept until their effective_at (sampled)" => scheduled_events;
             "scimfleet_unsupported_attributes", "Managed attributes an app drops when written (no longer written), by app and attribute" => unsupported_attributes;
+            "scimfleet_dry_run_writes", "Writes a dry-run app's jobs would have sent, recorded instead, by app" => dry_run_writes;
         }
         let build = Family::<VersionLabel, Gauge>::default();
         build.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);

@@ -54,6 +54,8 @@ pub(crate) struct AppWorker {
     pub rechecks_ms: Vec<u64>,
     /// Whether a failed verification re-applies the deprovision.
     pub remediate: bool,
+    /// Writes are recorded, not sent (see `dry_run`).
+    pub dry_run: bool,
     /// Remediations before the case is dead-lettered.
     pub max_remediations: u32,
     /// How long evidence is kept.
@@ -111,6 +113,7 @@ impl AppWorker {
             journey_retention: Duration::from_millis(config.telemetry.journey_retention),
             rechecks_ms: shared.topology.recheck_delays_ms(&app.id).to_vec(),
             remediate: app.remediate.unwrap_or(verification.remediate),
+            dry_run: app.dry_run,
             max_remediations: app.max_remediations.unwrap_or(verification.max_remediations),
             evidence_retention: Duration::from_secs(u64::from(verification.evidence_retention_days) * 86_400),
             evidence_key: shared.evidence_key.clone(),

@@ -23,6 +23,7 @@
 
 mod adapt;
 mod call;
+mod record;
 mod send;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use self::call::{Call, has_id, same, single};
+pub use self::record::{PLANNED_ID_PREFIX, PlannedWrite, Recorder};
 pub use self::send::RequestRetry;
 
 use crate::auth::Auth;
@@ -100,6 +102,8 @@ pub struct ScimClient {
     held: Option<crate::lease::Held>,
     /// How users are found and memberships read (see `adapt`).
     lookups: Arc<adapt::Lookups>,
+    /// Where writes go instead of the app, for plans and dry runs (see `record`).
+    recorder: Option<Arc<record::Recorder>>,
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -157,6 +161,7 @@ impl ScimClient {
             server,
             held: None,
             lookups: Arc::default(),
+            recorder: None,
         })
     }
 

@@ -46,8 +46,10 @@ use tracing::Instrument;
 use crate::WorkerError;
 use crate::app::AppWorker;
 use crate::breaker::Gate;
+use crate::client::Recorder;
 use crate::converge::{ApplyError, Outcome};
 use crate::decision::{Decision, Failure, Retry, RetryCause, Transient};
+use crate::dry_run;
 use crate::failure::{self, Failed, note_success};
 use crate::lease::{self, Heartbeat, Held};
 use crate::observe;
@@ -179,7 +181,7 @@ async fn apply_leased(
     }
     let started = Instant::now();
     let converger = worker.converger.under(leased.held.clone());
-    let job = match references::resolve(worker, &converger, job).await {
+    let job = match references::resolve(&worker.store, &converger, job).await {
         Ok(resolved) => resolved,
         Err(Unresolved::Store(error)) => return Err(error.into()),
         Err(Unresolved::Apply(error)) => {
@@ -189,6 +191,11 @@ async fn apply_leased(
         }
     };
     let job = &*job;
+    let recorder = worker.dry_run.then(|| Arc::new(Recorder::default()));
+    let converger = match &recorder {
+        Some(recorder) => converger.recording(recorder.clone()),
+        None => converger,
+    };
     let attempt = AssertUnwindSafe(converger.apply(job)).catch_unwind();
     // A lost lease stops the attempt at once (a write already sent may
     // still land; the client sends no further one).
@@ -206,6 +213,9 @@ async fn apply_leased(
         }
         Ok(Some(Ok(Ok(_)))) if !leased.held.is_held() => {
             return Ok(superseded(worker, job, person, "its lease was lost mid-attempt"));
+        }
+        Ok(Some(Ok(Ok(_)))) if let Some(recorder) = &recorder => {
+            return dry_run::record(worker, job, recorder.take()).await;
         }
         Ok(Some(Ok(Ok(outcome)))) => {
             return converged(worker, delivery, job, (person, leased.fence), outcome, duration_ms).await;

@@ -113,6 +113,13 @@ impl Converger {
         Self { client, groups, create_groups, adopt: Adopt::default(), support }
     }
 
+    /// This converger keeping its writes in `recorder` instead of sending
+    /// them (a plan, a dry run); reads still go to the app.
+    pub fn recording(&self, recorder: std::sync::Arc<crate::client::Recorder>) -> Self {
+        let client = self.client.recording(recorder);
+        Self { client, groups: self.groups.clone(), support: self.support.clone(), ..*self }
+    }
+
     /// What makes this converger (and its clones) follow a target profile.
     pub(crate) fn adopter(&self) -> crate::profile::Adopter {
         crate::profile::Adopter { client: self.client.clone(), groups: self.groups.clone() }

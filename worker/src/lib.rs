@@ -8,6 +8,7 @@ pub mod client;
 mod consume;
 pub mod converge;
 mod decision;
+mod dry_run;
 pub mod error;
 mod failure;
 mod groups;
@@ -16,8 +17,9 @@ mod lease;
 mod notes;
 mod observe;
 pub mod pace;
+mod plan;
 mod profile;
-mod references;
+pub mod references;
 mod replace;
 pub mod retry;
 mod run;
@@ -29,9 +31,12 @@ pub mod sweep;
 mod verify;
 
 pub use auth::Auth;
-pub use client::{Created, RequestRetry, ScimClient, ScimClientConfig};
+pub use client::{
+    Created, PLANNED_ID_PREFIX, PlannedWrite, Recorder, RequestRetry, ScimClient, ScimClientConfig,
+};
 pub use converge::{ApplyError, Converger, Outcome, ReadBack};
 pub use error::{Disposition, ScimCallError};
 pub use lease::Held;
+pub use plan::{app_converger, plan_job};
 pub use run::{WorkerError, app_client, run, select_apps};
 pub use stats::{WorkerSnapshot, WorkerStats};

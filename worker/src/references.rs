@@ -17,27 +17,28 @@
 
 use std::borrow::Cow;
 
-use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::store::{Store, StoreError};
 use scimfleet_schemas::scim::UserAttr;
 use scimfleet_schemas::{Job, JobAction, Lookup, PersonId};
 use serde_json::Value;
 
-use crate::app::AppWorker;
 use crate::converge::Converger;
 use crate::error::ApplyError;
 
 /// Why references could not be resolved.
-#[derive(Debug)]
-pub(crate) enum Unresolved {
+#[derive(Debug, thiserror::Error)]
+pub enum Unresolved {
     /// Redis could not be read: the delivery is requeued.
+    #[error(transparent)]
     Store(StoreError),
     /// The app could not be asked: the job is retried as any apply.
+    #[error(transparent)]
     Apply(ApplyError),
 }
 
 /// `job` with its references resolved to account ids (or left out).
 pub(crate) async fn resolve<'a>(
-    worker: &AppWorker,
+    store: &Store,
     converger: &Converger,
     job: &'a Job,
 ) -> Result<Cow<'a, Job>, Unresolved> {
@@ -52,7 +53,7 @@ pub(crate) async fn resolve<'a>(
     for path in references {
         let Some(Value::String(person)) = path.get(&user) else { continue };
         let account = match PersonId::parse(person.clone()) {
-            Ok(person) => account_of(worker, converger, job, &person).await?,
+            Ok(person) => account_of(store, converger, job, &person).await?,
             Err(_) => None,
         };
         let set = account.is_some_and(|id| path.set(&mut user, Some(Value::String(id))).is_ok());
@@ -80,12 +81,12 @@ fn leave_out(user: &mut scimfleet_schemas::scim::ScimUser, managed: &mut Vec<Use
 
 /// The id of `person`'s account in the job's app, if it has one.
 async fn account_of(
-    worker: &AppWorker,
+    store: &Store,
     converger: &Converger,
     job: &Job,
     person: &PersonId,
 ) -> Result<Option<String>, Unresolved> {
-    let recorded = worker.store.desired().get_many(&job.app, std::slice::from_ref(person)).await;
+    let recorded = store.desired().get_many(&job.app, std::slice::from_ref(person)).await;
     let recorded = recorded.map_err(Unresolved::Store)?.into_iter().next().flatten();
     let lookup = match recorded {
         Some(desired) => Lookup::of(&desired.user),

@@ -98,6 +98,10 @@ pub struct AppConfig {
     /// last probe (see `TargetProfile`).
     #[serde(default)]
     pub target: super::TargetProfile,
+    /// Record the writes each job would send (`scimfleet dry-run`) instead
+    /// of sending them; the app is only read.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 fn yes() -> bool {

@@ -176,6 +176,11 @@ impl Keys {
         format!("{}:deprovision-window:{scope}", self.ns)
     }
 
+    /// What a dry-run `app` would have sent (a capped list of JSON records).
+    pub(super) fn dry_run(&self, app: &AppId) -> String {
+        format!("{}:dry-run:{app}", self.ns)
+    }
+
     /// The last probe of `app` (JSON).
     pub(super) fn profile(&self, app: &AppId) -> String {
         format!("{}:profile:{app}", self.ns)

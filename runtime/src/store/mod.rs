@@ -40,6 +40,7 @@ mod applied;
 mod audit;
 mod claims;
 mod desired;
+mod dry_runs;
 mod evidence;
 mod held;
 mod journeys;
@@ -57,6 +58,7 @@ pub use applied::Applied;
 pub use audit::{Appended, AuditPage, AuditStore};
 pub use claims::{Claims, Slot, SweepClaim, SweepTake};
 pub use desired::{Desired, DesiredAccount, MissingScan};
+pub use dry_runs::DryRuns;
 pub use evidence::Evidence;
 pub use held::{Approval, Held, HeldJob, HoldKind};
 pub use journeys::{JourneyStep, Journeys};
@@ -226,6 +228,11 @@ impl Store {
     /// Events kept until their `effective_at`.
     pub fn scheduled(&self) -> Scheduled<'_> {
         Scheduled::new(self)
+    }
+
+    /// What dry-run apps would have been sent.
+    pub fn dry_runs(&self) -> DryRuns<'_> {
+        DryRuns::new(self)
     }
 
     /// The probed target profiles.
