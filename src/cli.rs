@@ -72,6 +72,13 @@ pub(crate) enum Command {
     /// Events waiting for their effective date.
     #[command(subcommand)]
     Scheduled(crate::scheduled::ScheduledCommand),
+    /// What events would do in each app (creates, changes, group moves,
+    /// deactivations, deletes), read from the apps as they are; writes nothing.
+    Plan(crate::targets::PlanArgs),
+    /// Reconcile one person now, app by app, printing each request and its result.
+    Sync(crate::targets::SyncArgs),
+    /// What a `dry_run = true` app's jobs would have sent.
+    DryRun(crate::targets::DryRunArgs),
     /// Check or export the hash-chained audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),

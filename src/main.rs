@@ -8,6 +8,7 @@ mod approvals;
 mod cli;
 mod scheduled;
 mod service;
+mod targets;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -74,6 +75,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dlq(command) => dlq(command).await?,
         Command::Approvals(command) => approvals::run(command).await?,
         Command::Scheduled(command) => scheduled::run(command).await?,
+        Command::Plan(args) => targets::plan(args).await?,
+        Command::Sync(args) => targets::sync(args).await?,
+        Command::DryRun(args) => targets::dry_run(args).await?,
         Command::Evidence(command) => return evidence(command).await,
         Command::Audit(command) => return audit(command).await,
         Command::Report(ReportCommand::Leavers { config, since }) => {

@@ -12,6 +12,7 @@ pub mod render;
 pub mod scheduled;
 pub mod status;
 pub mod sweep;
+pub mod sync;
 mod topology;
 pub mod trace;
 

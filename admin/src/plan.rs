@@ -184,3 +184,45 @@ fn patch_words(path: &str, op: &Value) -> String {
         _ => format!("set {target}"),
     }
 }
+
+/// `scimfleet dry-run --app A`: what a `dry_run = true` app's jobs would
+/// have sent, newest first: as lines, or (`json`) one JSON record per line.
+pub async fn dry_runs(
+    config: &Config,
+    app: &str,
+    limit: usize,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let app = config
+        .apps
+        .iter()
+        .find(|a| a.id.as_str() == app)
+        .ok_or_else(|| AdminError::UnknownApp(app.to_owned()))?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
+    let records = store.dry_runs().list(&app.id, limit).await?;
+    if !app.dry_run {
+        writeln!(out, "# {} is not in dry run now; these are from when it was", app.id)?;
+    }
+    for raw in &records {
+        if json {
+            writeln!(out, "{raw}")?;
+            continue;
+        }
+        let record: Value = serde_json::from_str(raw)?;
+        let writes: Vec<PlannedWrite> = serde_json::from_value(record["writes"].clone()).unwrap_or_default();
+        let (at, person, action) = (&record["at"], &record["person"], &record["action"]);
+        let (at, person, action) =
+            (at.as_str().unwrap_or("?"), person.as_str().unwrap_or("?"), action.as_str().unwrap_or("?"));
+        if writes.is_empty() {
+            writeln!(out, "{at}  {person:<10} {action:<10} nothing to change")?;
+        }
+        for write in &writes {
+            writeln!(out, "{at}  {person:<10} {action:<10} {}", describe(write))?;
+        }
+    }
+    if records.is_empty() && !json {
+        writeln!(out, "no dry-run record for {}", app.id)?;
+    }
+    Ok(())
+}

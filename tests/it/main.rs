@@ -41,6 +41,7 @@ mod log_hygiene;
 mod ops;
 mod outage;
 mod pipeline;
+mod plan;
 mod poison;
 mod put_only;
 mod rate_limit;

@@ -41,7 +41,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use self::call::{Call, has_id, same, single};
-pub use self::record::{PLANNED_ID_PREFIX, PlannedWrite, Recorder};
+pub use self::record::{PLANNED_ID_PREFIX, PlannedWrite, Recorder, Step, Steps};
 pub use self::send::RequestRetry;
 
 use crate::auth::Auth;
@@ -104,6 +104,8 @@ pub struct ScimClient {
     lookups: Arc<adapt::Lookups>,
     /// Where writes go instead of the app, for plans and dry runs (see `record`).
     recorder: Option<Arc<record::Recorder>>,
+    /// Where each sent request is noted, for runs that show their steps.
+    steps: Option<Arc<record::Steps>>,
 }
 
 impl std::fmt::Debug for ScimClient {
@@ -162,6 +164,7 @@ impl ScimClient {
             held: None,
             lookups: Arc::default(),
             recorder: None,
+            steps: None,
         })
     }
 

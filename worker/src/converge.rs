@@ -120,6 +120,12 @@ impl Converger {
         Self { client, groups: self.groups.clone(), support: self.support.clone(), ..*self }
     }
 
+    /// This converger noting every request it sends in `steps`.
+    pub fn observed(&self, steps: std::sync::Arc<crate::client::Steps>) -> Self {
+        let client = self.client.observed(steps);
+        Self { client, groups: self.groups.clone(), support: self.support.clone(), ..*self }
+    }
+
     /// What makes this converger (and its clones) follow a target profile.
     pub(crate) fn adopter(&self) -> crate::profile::Adopter {
         crate::profile::Adopter { client: self.client.clone(), groups: self.groups.clone() }

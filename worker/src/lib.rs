@@ -28,6 +28,7 @@ mod settle;
 mod stats;
 mod support;
 pub mod sweep;
+mod sync;
 mod verify;
 
 pub use auth::Auth;
@@ -40,3 +41,4 @@ pub use lease::Held;
 pub use plan::{app_converger, plan_job};
 pub use run::{WorkerError, app_client, run, select_apps};
 pub use stats::{WorkerSnapshot, WorkerStats};
+pub use sync::{SyncError, Synced, sync_job};

@@ -90,7 +90,43 @@ impl Recorder {
     }
 }
 
+/// One request a client sent, for a run that shows its steps (`scimfleet
+/// sync`): method, path template (never the URL, which may hold a filter
+/// value) and status (`None` when no answer came).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// The HTTP method.
+    pub method: String,
+    /// The path template, e.g. `/Users/{id}`.
+    pub path: String,
+    /// The answer's status.
+    pub status: Option<u16>,
+}
+
+/// The requests of one observed run, in order.
+#[derive(Debug, Default)]
+pub struct Steps {
+    steps: Mutex<Vec<Step>>,
+}
+
+impl Steps {
+    /// The steps so far; emptied.
+    pub fn take(&self) -> Vec<Step> {
+        std::mem::take(&mut *self.steps.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(super) fn push(&self, call: &Call, status: Option<u16>) {
+        let step = Step { method: call.name.to_owned(), path: call.path_template.to_owned(), status };
+        self.steps.lock().unwrap_or_else(PoisonError::into_inner).push(step);
+    }
+}
+
 impl ScimClient {
+    /// This client noting every request it sends in `steps`.
+    pub fn observed(&self, steps: Arc<Steps>) -> Self {
+        Self { steps: Some(steps), ..self.clone() }
+    }
+
     /// This client keeping its writes in `recorder` instead of sending them.
     pub fn recording(&self, recorder: Arc<Recorder>) -> Self {
         Self { recorder: Some(recorder), ..self.clone() }

@@ -82,6 +82,20 @@ impl ScimClient {
         if let Some(answer) = self.recorded(call, &url, body.as_deref()) {
             return Ok(answer);
         }
+        let answer = self.send_tries(call, url, body).await;
+        if let Some(steps) = &self.steps {
+            steps.push(call, answer.as_ref().ok().map(|r| r.status().as_u16()));
+        }
+        answer
+    }
+
+    /// [`ScimClient::send`]'s tries, until an answer or an error.
+    async fn send_tries(
+        &self,
+        call: &Call,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, ScimCallError> {
         let mut tries = 0;
         let mut refreshed = false;
         let mut resends = 0;
