@@ -128,7 +128,11 @@ impl Converger {
 
     /// What makes this converger (and its clones) follow a target profile.
     pub(crate) fn adopter(&self) -> crate::profile::Adopter {
-        crate::profile::Adopter { client: self.client.clone(), groups: self.groups.clone() }
+        crate::profile::Adopter {
+            client: self.client.clone(),
+            groups: self.groups.clone(),
+            support: self.support.clone(),
+        }
     }
 
     /// This converger deciding about unbound accounts as `adopt` says.

@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use scimfleet_runtime::metrics::{AppAttribute, Metrics};
-use scimfleet_runtime::store::{LastError, StoreError};
+use scimfleet_runtime::store::{LastError, Store, StoreError};
 use scimfleet_runtime::telemetry::error_chain;
+use scimfleet_schemas::AppId;
 use scimfleet_schemas::scim::UserAttr;
 
 use crate::app::AppWorker;
@@ -85,11 +86,19 @@ pub(crate) async fn identity_conflict(worker: &AppWorker) {
 /// Records managed attributes the app drops when written: the metric and
 /// the app's list (for `scimfleet status`).
 pub(crate) async fn unsupported(worker: &AppWorker, attributes: &[UserAttr]) {
+    unsupported_in(&worker.store, &worker.ops.metrics, &worker.app, attributes).await;
+}
+
+/// [`unsupported`] for `app`, with the store and metrics given.
+pub(crate) async fn unsupported_in(store: &Store, metrics: &Metrics, app: &AppId, attributes: &[UserAttr]) {
     for attr in attributes {
-        let labels = AppAttribute { app: worker.app.to_string(), attribute: attr.path().to_owned() };
-        worker.ops.metrics.unsupported_attributes.get_or_create(&labels).set(1);
-        if let Err(error) = worker.store.ops().note_unsupported(&worker.app, attr.path()).await {
-            write_failed(worker, "unsupported attribute", &error);
+        let labels = AppAttribute { app: app.to_string(), attribute: attr.path().to_owned() };
+        metrics.unsupported_attributes.get_or_create(&labels).set(1);
+        if let Err(error) = store.ops().note_unsupported(app, attr.path()).await {
+            tracing::warn!(
+                scimfleet.app = %app, error = error_chain(&error),
+                "could not record the unsupported attribute of {app} for status reports"
+            );
         }
     }
 }

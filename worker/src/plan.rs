@@ -27,7 +27,7 @@ pub async fn app_converger(
     let client = crate::run::app_client(config, app, auth, store)
         .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?;
     let converger = Converger::new(client, app.create_groups).adopting(app.adopt);
-    converger.adopter().adopt(&crate::profile::current(store, app).await);
+    converger.adopter().adopt(&crate::profile::current(store, app).await, &app.mapping.attributes());
     Ok(converger)
 }
 

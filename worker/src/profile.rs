@@ -14,8 +14,12 @@ use scimfleet_runtime::config::{AppConfig, TargetProfile};
 use scimfleet_runtime::store::Store;
 use tokio_util::sync::CancellationToken;
 
+use scimfleet_runtime::metrics::Metrics;
+use scimfleet_schemas::scim::UserAttr;
+
 use crate::client::ScimClient;
 use crate::groups::GroupDirectory;
+use crate::support::AttributeSupport;
 
 /// How often a worker reads the apps' last probe again.
 pub(crate) const REFRESH: Duration = Duration::from_secs(30);
@@ -25,11 +29,14 @@ pub(crate) const REFRESH: Duration = Duration::from_secs(30);
 pub(crate) struct Adopter {
     pub(crate) client: ScimClient,
     pub(crate) groups: Arc<GroupDirectory>,
+    pub(crate) support: Arc<AttributeSupport>,
 }
 
 impl Adopter {
-    /// Makes the app's converger work as `profile` says.
-    pub(crate) fn adopt(&self, profile: &TargetProfile) {
+    /// Makes the app's converger work as `profile` says; of `managed`, the
+    /// attributes the profile's `/Schemas` does not list are not written
+    /// (returned when newly found, to be reported).
+    pub(crate) fn adopt(&self, profile: &TargetProfile, managed: &[UserAttr]) -> Vec<UserAttr> {
         self.client.adopt_profile(profile);
         let app = self.client.app();
         if profile.patch_users == Some(false) {
@@ -38,6 +45,13 @@ impl Adopter {
         if profile.patch_groups == Some(false) {
             self.groups.refusals.refuse_groups(app);
         }
+        // A login and the binding are written whatever a schema says.
+        let unlisted: Vec<UserAttr> = managed
+            .iter()
+            .filter(|a| !a.is_user_name() && profile.lists(a) == Some(false))
+            .cloned()
+            .collect();
+        self.support.unlisted(app, &unlisted)
     }
 }
 
@@ -56,15 +70,26 @@ pub(crate) async fn current(store: &Store, app: &AppConfig) -> TargetProfile {
     }
 }
 
+/// Adopts `app`'s profile now and reports what it found unlisted.
+pub(crate) async fn adopt(store: &Store, metrics: &Metrics, app: &AppConfig, adopter: &Adopter) {
+    let unlisted = adopter.adopt(&current(store, app).await, &app.mapping.attributes());
+    crate::notes::unsupported_in(store, metrics, &app.id, &unlisted).await;
+}
+
 /// Adopts each app's profile again every [`REFRESH`] until `stop`.
-pub(crate) async fn follow(store: Store, apps: Vec<(AppConfig, Adopter)>, stop: CancellationToken) {
+pub(crate) async fn follow(
+    store: Store,
+    metrics: Arc<Metrics>,
+    apps: Vec<(AppConfig, Adopter)>,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(REFRESH) => {}
         }
         for (app, adopter) in &apps {
-            adopter.adopt(&current(&store, app).await);
+            adopt(&store, &metrics, app, adopter).await;
         }
     }
 }

@@ -218,7 +218,7 @@ async fn prepare<'c>(
         .collect::<Result<Vec<_>, WorkerError>>()?;
     // Each app works as its target profile says from the first job on.
     for (app, converger) in &convergers {
-        converger.adopter().adopt(&crate::profile::current(&store, app).await);
+        crate::profile::adopt(&store, &ops.metrics, app, &converger.adopter()).await;
     }
     Ok((store, convergers, sweep_apps))
 }
@@ -256,7 +256,8 @@ async fn run_once(
     let ready = health.ready_when(2 * convergers.len(), &connection, &store);
     let mut consumers = JoinSet::new();
     let adopters = convergers.iter().map(|(app, c)| ((*app).clone(), c.adopter())).collect();
-    let follower = tokio::spawn(crate::profile::follow(store.clone(), adopters, stop.clone()));
+    let follower =
+        tokio::spawn(crate::profile::follow(store.clone(), ops.metrics.clone(), adopters, stop.clone()));
     for (app, converger) in convergers {
         let shared = Shared {
             topology: &topology,

@@ -101,6 +101,24 @@ impl AttributeSupport {
     }
 }
 
+impl AttributeSupport {
+    /// Marks `unlisted` (managed attributes the app's `/Schemas` does not
+    /// list, per its target profile) unsupported before any is written:
+    /// returns those not known unsupported before.
+    pub(crate) fn unlisted(&self, app: &AppId, unlisted: &[UserAttr]) -> Vec<UserAttr> {
+        let mut state = self.state();
+        let fresh: Vec<UserAttr> =
+            unlisted.iter().filter(|a| state.unsupported.insert((*a).clone())).cloned().collect();
+        for attr in &fresh {
+            tracing::warn!(
+                scimfleet.app = %app, attribute = attr.path(),
+                "{app} does not list {} in its schemas: not written there", attr.path()
+            );
+        }
+        fresh
+    }
+}
+
 /// The managed attributes whose value in `desired` differs from `actual`.
 pub(crate) fn differing(desired: &ScimUser, actual: &ScimUser, managed: &[UserAttr]) -> Vec<UserAttr> {
     scimfleet_schemas::scim::differing(desired, actual, managed).into_iter().cloned().collect()

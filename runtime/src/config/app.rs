@@ -223,6 +223,14 @@ impl AppConfig {
             let why = format!("unknown vendor profile `{name}` (known: {})", known.join(", "));
             return Err(ConfigError::invalid(origin, field("profile"), why));
         }
+        let declared = self.declared_profile();
+        if let Some(attr) = self.mapping.attributes().into_iter().find(|a| declared.lists(a) == Some(false)) {
+            return Err(ConfigError::invalid(
+                origin,
+                field(&format!("mapping.\"{attr}\"")),
+                "the target does not list this attribute (target.user_attributes, from its /Schemas)",
+            ));
+        }
         if self.mapping.user_name().is_none() {
             return Err(ConfigError::invalid(origin, field("mapping"), "must map `userName`"));
         }

@@ -14,6 +14,7 @@
 //! everywhere means "assume the RFC", and the worker still learns at run
 //! time what a 501/405 tells it.
 
+use scimfleet_schemas::scim::UserAttr;
 use serde::{Deserialize, Serialize};
 
 /// What a target's SCIM service does; `None` is "not known: assume the RFC".
@@ -76,6 +77,31 @@ impl TargetProfile {
         }
     }
 
+    /// Whether the service's `/Schemas` lists `attr`: `None` when the
+    /// profile lists no attributes. A sub-attribute is listed with its
+    /// parent (`name` lists `name.givenName`), an element path with its
+    /// multi-valued attribute (`emails` lists `emails[type eq "work"].value`);
+    /// `externalId` is common to every resource (RFC 7643 §3.1) and never
+    /// in a schema, so always listed.
+    pub fn lists(&self, attr: &UserAttr) -> Option<bool> {
+        if self.user_attributes.is_empty() {
+            return None;
+        }
+        if attr.is_external_id() {
+            return Some(true);
+        }
+        let base = match attr.schema() {
+            Some(urn) => format!("{urn}:{}", attr.name()),
+            None => attr.name().to_owned(),
+        };
+        let full = attr.sub().map(|sub| format!("{base}.{sub}"));
+        let listed = self.user_attributes.iter().any(|listed| {
+            listed.eq_ignore_ascii_case(&base)
+                || full.as_deref().is_some_and(|f| listed.eq_ignore_ascii_case(f))
+        });
+        Some(listed)
+    }
+
     /// Whether the profile says anything at all.
     pub fn is_empty(&self) -> bool {
         *self == TargetProfile::default()
@@ -115,5 +141,28 @@ mod tests {
         let back: TargetProfile = toml::from_str(&text).expect("round trips");
         assert_eq!(back, merged, "{text}");
         assert!(toml::from_str::<TargetProfile>("patch_user = true").is_err(), "a typo is an error");
+    }
+
+    #[test]
+    fn an_attribute_is_listed_with_its_parent_or_its_list() {
+        let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let profile = TargetProfile {
+            user_attributes: vec![
+                "userName".into(),
+                "name".into(),
+                "emails".into(),
+                format!("{ent}:manager.value"),
+            ],
+            ..TargetProfile::default()
+        };
+        let lists = |path: &str| profile.lists(&path.parse().expect("path"));
+        for listed in ["username", "name.givenName", "emails[type eq \"work\"].value", "externalId"] {
+            assert_eq!(lists(listed), Some(true), "{listed}");
+        }
+        assert_eq!(lists(&format!("{ent}:manager.value")), Some(true));
+        for missing in ["title", "addresses[type eq \"work\"].locality", &format!("{ent}:department")] {
+            assert_eq!(lists(missing), Some(false), "{missing}");
+        }
+        assert_eq!(TargetProfile::default().lists(&"title".parse().expect("path")), None);
     }
 }

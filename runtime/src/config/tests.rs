@@ -100,6 +100,18 @@ fn mapping_paths_and_templates_are_checked() {
 }
 
 #[test]
+fn mapped_paths_are_checked_against_the_targets_listed_attributes() {
+    let listed = "[apps.target]\nuser_attributes = [\"userName\", \"name\", \"emails\"]\n";
+    let fits = format!(
+        "{BASE}[apps.mapping]\nuserName = \"userName\"\nexternalId = \"person_id\"\n\"name.givenName\" = \"givenName\"\n{listed}"
+    );
+    assert!(Config::from_toml(&fits, "t.toml", PathBuf::new(), Vec::new()).is_ok());
+    let unlisted = format!("{BASE}[apps.mapping]\nuserName = \"userName\"\ntitle = \"title\"\n{listed}");
+    let message = err(&unlisted);
+    assert!(message.contains("apps[0].mapping.\"title\"") && message.contains("does not list"), "{message}");
+}
+
+#[test]
 fn environment_overrides_the_file() {
     let env = vec![
         ("SCIMFLEET_BROKER__URL".to_owned(), "amqp://u:p@rabbit:5672/%2f".to_owned()),
