@@ -118,13 +118,15 @@ fn placeholder(app: &str) -> String {
     format!("http://127.0.0.1:1/placeholder/{app}")
 }
 
-/// The `base_url` policies give apps whose test server the fleet starts.
-const EXTERNAL_PLACEHOLDER: &str = "https://set-by-fleet";
+/// Whether `url` names this machine.
+fn is_loopback_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+}
 
 /// Fills the namespace, base URLs (placeholders until servers exist), tokens,
 /// the queue expiry and a throw-away evidence key (written to `dir`) into the
 /// policy; apps in `given` keep the credentials the policy gives them, and
-/// apps with a `base_url` of their own are left alone. Returns the text and
+/// apps with a loopback `base_url` of their own are left alone. Returns the text and
 /// the ids of the apps the fleet serves.
 fn complete_policy(
     policy: &str,
@@ -163,9 +165,10 @@ fn complete_policy(
     let apps = table.get_mut("apps").and_then(toml::Value::as_array_mut).ok_or("policy has no [[apps]]")?;
     for app in apps.iter_mut().filter_map(toml::Value::as_table_mut) {
         let id = app.get("id").and_then(toml::Value::as_str).ok_or("an app has no id")?.to_owned();
-        // An app with a real address is an outside server (an independent
-        // SCIM implementation a test started): left as the policy has it.
-        if app.get("base_url").and_then(toml::Value::as_str).is_some_and(|url| url != EXTERNAL_PLACEHOLDER) {
+        // An app at a loopback address is a server the test started itself
+        // (an independent SCIM implementation): left as the policy has it.
+        // Others (example URLs of a sample policy) are served by the fleet.
+        if app.get("base_url").and_then(toml::Value::as_str).is_some_and(is_loopback_url) {
             continue;
         }
         app.insert("base_url".into(), placeholder(&id).into());
