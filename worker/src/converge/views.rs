@@ -7,7 +7,7 @@ use super::Converger;
 impl Converger {
     /// This converger for one attempt under a lease: every write it makes
     /// is sent only while `held` says the lease is still held, and fails
-    /// with [`ApplyError::LeaseLost`] otherwise (the check is in the client).
+    /// with [`ApplyError::LeaseLost`](super::ApplyError::LeaseLost) otherwise (the check is in the client).
     pub fn under(&self, held: crate::lease::Held) -> Self {
         let client = self.client.guarded(held);
         Self { client, groups: self.groups.clone(), support: self.support.clone(), ..*self }
