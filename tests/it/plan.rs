@@ -39,8 +39,9 @@ fn person<'a>(id: &'a str, department: &'a str, title: &'a str) -> Person<'a> {
     Person { id, department, title, location: "Rome", groups: &[] }
 }
 
+/// Beside the fleet's config, not among the logs: events hold HR data.
 fn write_events(fleet: &Fleet, name: &str, events: &[Value]) -> PathBuf {
-    let path = test_log_dir().join(format!("plan-{}-{name}.jsonl", fleet.config.namespace));
+    let path = fleet.config_path().with_file_name(format!("{name}.jsonl"));
     let lines: Vec<String> = events.iter().map(Value::to_string).collect();
     std::fs::write(&path, lines.join("\n") + "\n").expect("events written");
     path
