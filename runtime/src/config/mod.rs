@@ -157,6 +157,11 @@ pub struct WorkerConfig {
     pub breaker_failures: u32,
     /// How long an open breaker parks the app's jobs before one probe.
     pub breaker_cooldown_ms: u64,
+    /// Probe each app's SCIM service again this long after its last probe
+    /// (one worker replica per app), and sooner when its answers suggest a
+    /// capability changed; off when absent.
+    #[serde(default, deserialize_with = "some_duration_ms")]
+    pub probe_every: Option<u64>,
 }
 
 /// `[verification]`: defaults for every app, which may set `recheck`,

@@ -181,6 +181,11 @@ impl Keys {
         format!("{}:dry-run:{app}", self.ns)
     }
 
+    /// Held by the worker probing `app` now (expires by itself).
+    pub(super) fn profile_claim(&self, app: &AppId) -> String {
+        format!("{}:profile-claim:{app}", self.ns)
+    }
+
     /// The last probe of `app` (JSON).
     pub(super) fn profile(&self, app: &AppId) -> String {
         format!("{}:profile:{app}", self.ns)

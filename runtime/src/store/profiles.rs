@@ -47,6 +47,23 @@ impl<'s> Profiles<'s> {
             .transpose()
     }
 
+    /// Claims the next probe of `app` for `ttl`: true for one caller
+    /// (one worker replica probes an app at a time).
+    pub async fn claim_probe(self, app: &AppId, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let mut conn = self.store.conn.clone();
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(self.store.keys.profile_claim(app))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms)
+            .query_async(&mut conn)
+            .await
+            .map_err(command("claim a probe"))?;
+        Ok(claimed.is_some())
+    }
+
     /// Keeps `probed` as `app`'s profile.
     pub async fn save(self, app: &AppId, probed: &ProbedProfile) -> Result<(), StoreError> {
         let mut conn = self.store.conn.clone();
