@@ -11,6 +11,8 @@ mod groups;
 mod harness;
 #[path = "scim_server/patch.rs"]
 mod patch;
+#[path = "scim_server/quirk_modes.rs"]
+mod quirk_modes;
 #[path = "scim_server/server.rs"]
 mod server;
 #[path = "scim_server/users.rs"]

@@ -3,7 +3,10 @@
 //!
 //! They describe what the server really does, so a client that reads them
 //! is told the truth: PATCH, `eq` filters (up to 1000 results) and ETags are
-//! supported; bulk, sort and password change are not. The `Schemas` are
+//! supported; bulk, sort and password change are not; and the quirks in
+//! effect change that as they would on a real server (PATCH of users
+//! refused, no filtering, a smaller page; `ResourceTypes` endpoints with
+//! the base path). The `Schemas` are
 //! generated from the same attribute tables PATCH resolves paths with, so
 //! the two cannot drift apart. Minimal but valid: every attribute has its
 //! name, type, plurality, mutability and sub-attributes.
@@ -14,6 +17,7 @@ use axum::response::Response;
 use scimfleet_schemas::scim::{GROUP_SCHEMA, ListResponse, USER_SCHEMA};
 use serde_json::{Value, json};
 
+use super::PREFIX;
 use super::middleware::scim_json;
 use super::routes::{AppState, MAX_RESULTS};
 use super::schema::{Attr, GROUP, Kind, USER};
@@ -24,12 +28,20 @@ const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 
 /// `GET /ServiceProviderConfig`.
 pub(crate) async fn service_provider_config(State(state): State<AppState>) -> Response {
-    let base = state.store().base_url().to_owned();
+    let (base, quirks) = {
+        let store = state.store();
+        (store.base_url().to_owned(), store.quirks.clone())
+    };
+    // The page limit binds filtered lists too, so it is the filter's maxResults.
+    let max_results = quirks
+        .max_page_size
+        .map_or(MAX_RESULTS, |max| i64::try_from(max).unwrap_or(i64::MAX).min(MAX_RESULTS));
     let body = json!({
         "schemas": [SPC_SCHEMA],
-        "patch": { "supported": true },
+        // One flag for every resource type: it follows Users, which every client patches.
+        "patch": { "supported": quirks.patch_users_refused.is_none() },
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
-        "filter": { "supported": true, "maxResults": MAX_RESULTS },
+        "filter": { "supported": !quirks.no_filter, "maxResults": max_results },
         "changePassword": { "supported": false },
         "sort": { "supported": false },
         "etag": { "supported": true },
@@ -46,13 +58,18 @@ pub(crate) async fn service_provider_config(State(state): State<AppState>) -> Re
 
 /// `GET /ResourceTypes`: User (with the enterprise extension) and Group.
 pub(crate) async fn resource_types(State(state): State<AppState>) -> Response {
-    let base = state.store().base_url().to_owned();
+    let (base, with_base_path) = {
+        let store = state.store();
+        (store.base_url().to_owned(), store.quirks.resource_type_endpoint_with_base_path)
+    };
+    // RFC 7643 §6 has `endpoint` relative to the base URL; some servers give the full path.
+    let endpoint_base = if with_base_path { PREFIX } else { "" };
     let kind = |name: &str, schema: &str, extensions: Value| {
         json!({
             "schemas": [RESOURCE_TYPE_SCHEMA],
             "id": name,
             "name": name,
-            "endpoint": format!("/{name}s"),
+            "endpoint": format!("{endpoint_base}/{name}s"),
             "schema": schema,
             "schemaExtensions": extensions,
             "meta": { "resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{name}") },

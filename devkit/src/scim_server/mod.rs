@@ -17,7 +17,9 @@
 //! hang up); HTTPS, with or without client certificates, comes from
 //! [`crate::tls`]; `store` holds users, groups and the request log behind one
 //! `std::sync::Mutex`; `patch` applies RFC 7644 PATCH operations to JSON,
-//! resolving paths against the attribute tables in `schema`.
+//! resolving paths against the attribute tables in `schema`; `view` shapes
+//! reads (`attributes=`, `excludedAttributes=`); `quirks` departs from the
+//! RFCs as real servers do, when a test asks.
 //! Tests read state through [`ScimServerHandle`] without HTTP.
 
 mod access;
@@ -34,6 +36,7 @@ mod routes;
 mod schema;
 mod store;
 mod table;
+mod view;
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -250,10 +250,16 @@ fn matches(element: &Value, filter: &EqFilter) -> bool {
     }
 }
 
-/// Two elements are the same when their `value`s are (or, lacking one, when equal).
+/// Two elements are the same when their `value`s are (or, lacking one, when
+/// equal), and their `type`s when both have one: a work and a mobile phone
+/// may share a number and are still two elements.
 fn same_element(a: &Value, b: &Value) -> bool {
+    let types = match (a.get("type"), b.get("type")) {
+        (Some(Value::String(x)), Some(Value::String(y))) => x.eq_ignore_ascii_case(y),
+        _ => true,
+    };
     match (a.get("value"), b.get("value")) {
-        (Some(x), Some(y)) => x == y,
+        (Some(x), Some(y)) => x == y && types,
         _ => a == b,
     }
 }

@@ -1,12 +1,19 @@
 //! Ways real SCIM servers depart from RFC 7643/7644, switched on at run time
 //! ([`super::ScimServerHandle::set_quirks`]), so that the fleet's handling of
 //! each is tested against a server that behaves so. Default: none.
+//!
+//! The `ServiceProviderConfig` follows the quirks that a real server would
+//! own up to there (PATCH refused, no filtering, a smaller page), so a
+//! client that reads it is told the truth; the others a client has to
+//! discover by trying, as with real servers.
 
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use scimfleet_schemas::scim::{ListResponse, PatchOp, PatchOperation, SCIM_MEDIA_TYPE, ScimUser};
+use scimfleet_schemas::scim::{ListResponse, PatchOp, PatchOperation, SCIM_MEDIA_TYPE, ScimError, ScimUser};
 
+use super::log::Resource;
+use super::middleware::ApiError;
 use super::store::Page;
 
 /// The departures a test server makes now.
@@ -38,16 +45,60 @@ pub struct Quirks {
     pub refuse_member_value_list: bool,
     /// Ids are numbers written as strings (`"10042"`), not UUIDs.
     pub numeric_ids: bool,
+    /// Every PATCH on `/Users/{id}` is answered with this status (501 or
+    /// 405, say) and a SCIM error, before the user is looked up, as from a
+    /// server that has no such route; with 405 comes `Allow: GET, PUT,
+    /// DELETE`. `patch.supported` is then false in `ServiceProviderConfig`.
+    pub patch_users_refused: Option<u16>,
+    /// The same for PATCH on `/Groups/{id}`: servers that patch users but
+    /// only replace groups whole. `ServiceProviderConfig` does not say it
+    /// (its one `patch.supported` flag follows users).
+    pub patch_groups_refused: Option<u16>,
+    /// Filtering is not implemented: the `filter` of a list request is
+    /// ignored, unparsed, and the whole collection is answered, paged as
+    /// usual (as many small SaaS servers do); `filter.supported` is false.
+    pub no_filter: bool,
+    /// `userName eq "X"` filters compare case-sensitively. Uniqueness of
+    /// `userName` on create and replace stays case-insensitive (a POST of
+    /// `ADA@x` next to `ada@x` is still 409), so a client that looks a user
+    /// up with other case finds nothing, then cannot create it either.
+    pub user_name_case_exact: bool,
+    /// `GET /Groups` and `GET /Groups/{id}` leave out `members` (as AWS IAM
+    /// Identity Center does): membership can only be asked with a filter,
+    /// `members eq "<userId>"` or `id eq "<groupId>" and members eq
+    /// "<userId>"`. Writes to groups are unaffected.
+    pub no_group_members: bool,
+    /// `attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5) are
+    /// ignored: reads return whole resources.
+    pub ignore_attributes: bool,
+    /// `/ResourceTypes` gives each `endpoint` with the server's base path
+    /// (`/scim/v2/Users`), not relative to it (`/Users`).
+    pub resource_type_endpoint_with_base_path: bool,
+    /// A list response holds at most this many resources whatever `count`
+    /// asks (`itemsPerPage` says how many it holds); `filter.maxResults`
+    /// says it.
+    pub max_page_size: Option<u64>,
 }
 
 impl Quirks {
     /// The page a list request for `page` of `total` resources gets.
     pub(crate) fn page(&self, page: Page, total: usize) -> Page {
         let past_end = page.start > total;
-        if self.ignore_start_index || (self.repeat_first_page_past_end && past_end) {
-            Page { start: 1, ..page }
+        let start = if self.ignore_start_index || (self.repeat_first_page_past_end && past_end) {
+            1
         } else {
-            page
+            page.start
+        };
+        let max = self.max_page_size.map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX));
+        Page { start, count: page.count.min(max) }
+    }
+
+    /// The status a PATCH of a `resource` is refused with, if it is.
+    pub(crate) fn patch_refused(&self, resource: Resource) -> Option<u16> {
+        match resource {
+            Resource::Users => self.patch_users_refused,
+            Resource::Groups => self.patch_groups_refused,
+            Resource::Other => None,
         }
     }
 
@@ -102,4 +153,15 @@ impl Quirks {
         }
         user
     }
+}
+
+/// The answer to a refused PATCH: `status` and a SCIM error, with the
+/// methods the route does allow when `status` is 405 (RFC 9110 §15.5.6
+/// requires `Allow` there).
+pub(crate) fn patch_refusal(status: u16) -> Response {
+    let mut response = ApiError(ScimError::new(status, None, "PATCH is not implemented")).into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED.as_u16() {
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, PUT, DELETE"));
+    }
+    response
 }

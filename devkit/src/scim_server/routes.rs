@@ -1,6 +1,6 @@
 //! The axum router: endpoints under `/scim/v2`, the middleware stack, and
 //! what the Users/Groups handlers (`resources`) share: list paging and the
-//! PATCH body.
+//! PATCH body, and the query parameters of reads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -108,6 +108,18 @@ pub(crate) struct ListParams {
     #[serde(rename = "startIndex")]
     start_index: Option<String>,
     count: Option<String>,
+    /// `attributes` and `excludedAttributes`, as for a single resource.
+    #[serde(flatten)]
+    pub(crate) view: ViewParams,
+}
+
+/// Query parameters of every read: which attributes to return (RFC 7644
+/// §3.4.2.5), comma-separated.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ViewParams {
+    pub(crate) attributes: Option<String>,
+    pub(crate) excluded_attributes: Option<String>,
 }
 
 /// Default and maximum page size (the latter is `filter.maxResults`).
@@ -131,12 +143,18 @@ impl ListParams {
     }
 }
 
-pub(crate) type Params = Result<Query<ListParams>, QueryRejection>;
+/// Query parameters as extracted: a malformed query is the handler's to refuse.
+pub(crate) type Params<T = ListParams> = Result<Query<T>, QueryRejection>;
 
 pub(crate) fn params(params: Params) -> Result<(ListParams, Page), ApiError> {
     let Query(params) = params.map_err(|e| ApiError(bad_request("invalidValue", e.body_text())))?;
     let page = params.page()?;
     Ok((params, page))
+}
+
+pub(crate) fn view_params(params: Params<ViewParams>) -> Result<ViewParams, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError(bad_request("invalidValue", e.body_text())))?;
+    Ok(params)
 }
 
 pub(crate) fn patch_request(headers: &HeaderMap, body: &Bytes) -> Result<PatchRequest, ApiError> {

@@ -18,11 +18,12 @@ use std::collections::HashMap;
 
 use chrono::SecondsFormat;
 use scimfleet_schemas::scim::{
-    EqFilter, GroupRef, ListResponse, Meta, PatchOperation, ScimError, ScimGroup, ScimUser, USER_SCHEMA,
+    GroupRef, ListResponse, Meta, PatchOperation, ScimError, ScimGroup, ScimUser, USER_SCHEMA,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod filter;
 mod groups;
 
 use super::log::RequestLog;
@@ -30,6 +31,7 @@ use super::patch;
 use super::quirks::Quirks;
 use super::schema::{self, Schema};
 use super::table::{Record, Row, Table};
+use filter::{Filterable, Query};
 
 type Result<T> = std::result::Result<T, ScimError>;
 
@@ -157,7 +159,12 @@ impl Store {
 
     /// `GET /Users` with an optional `eq` filter on `userName`, `externalId` or `id`.
     pub(crate) fn list_users(&self, filter: Option<&str>, page: Page) -> Result<ListResponse<ScimUser>> {
-        let rows = select(&self.users, filter, USER_SCHEMA, "userName")?;
+        let users = Filterable {
+            name_attr: "userName",
+            name_case_exact: self.quirks.user_name_case_exact,
+            member_of: None,
+        };
+        let rows = users.select(&self.users, &self.query(filter, USER_SCHEMA)?)?;
         // Only the page is rendered; the usual lookup (`count=2`) renders one user.
         let page = self.quirks.page(page, rows.len());
         Ok(self.quirks.list(paginate(&rows, page, |row| self.render_user(row.resource.clone()))))
@@ -178,6 +185,16 @@ impl Store {
     pub(crate) fn user_by_external_id(&self, external_id: &str) -> Option<ScimUser> {
         let row = self.users.with_external_id(external_id).next()?;
         Some(self.render_user(row.resource.clone()))
+    }
+
+    /// What the `filter` of a list request asks for; everything when this
+    /// server does not filter (`Quirks::no_filter`), which then never even
+    /// parses it.
+    fn query(&self, filter: Option<&str>, core_schema: &str) -> Result<Query> {
+        if self.quirks.no_filter {
+            return Ok(Query::All);
+        }
+        Query::parse(filter, core_schema)
     }
 
     fn check_user(&self, user: ScimUser, id: Option<&str>) -> Result<ScimUser> {
@@ -312,40 +329,6 @@ fn patched<T: serde::Serialize + DeserializeOwned>(
     let mut value = serde_json::to_value(resource).map_err(|e| ScimError::new(500, None, e.to_string()))?;
     patch::apply(&mut value, ops, schema).map_err(|e| bad_request(e.scim_type, e.detail))?;
     decode(value)
-}
-
-/// The lower-cased attribute (core schema URN prefix removed) and value of
-/// an `attr eq "value"` filter.
-fn parse_filter(filter: Option<&str>, core_schema: &str) -> Result<Option<(String, String)>> {
-    let Some(text) = filter else { return Ok(None) };
-    let filter = EqFilter::parse(text).map_err(|e| bad_request("invalidFilter", e.to_string()))?;
-    let attr = filter.attribute.to_ascii_lowercase();
-    let prefix = format!("{}:", core_schema.to_ascii_lowercase());
-    let attr = attr.strip_prefix(&prefix).map(str::to_owned).unwrap_or(attr);
-    Ok(Some((attr, filter.value)))
-}
-
-/// The rows of `table` an optional `eq` filter selects: on the unique name
-/// (`name_attr`), `externalId` or `id`; every row without a filter.
-fn select<'t, T: Record>(
-    table: &'t Table<T>,
-    filter: Option<&str>,
-    core_schema: &str,
-    name_attr: &str,
-) -> Result<Vec<&'t Row<T>>> {
-    let Some((attr, value)) = parse_filter(filter, core_schema)? else { return Ok(table.rows().collect()) };
-    Ok(match attr.as_str() {
-        "externalid" => table.with_external_id(&value).collect(),
-        "id" => table.get(&value).into_iter().collect(),
-        name if name == name_attr.to_ascii_lowercase() => table.named(&value).collect(),
-        _ => {
-            let supported = format!("{name_attr}, externalId and id");
-            return Err(bad_request(
-                "invalidFilter",
-                format!("only `eq` filters on {supported} are supported"),
-            ));
-        }
-    })
 }
 
 fn paginate<R, T>(rows: &[R], page: Page, render: impl Fn(&R) -> T) -> ListResponse<T> {

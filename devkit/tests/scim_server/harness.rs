@@ -107,15 +107,14 @@ impl Harness {
 
     /// `GET /Users?filter=...`, with the filter URL-encoded.
     pub async fn filter_users(&self, filter: &str) -> Answer {
-        let url = format!("{}/Users", self.server.base_url());
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(TOKEN)
-            .query(&[("filter", filter)])
-            .send()
-            .await
-            .expect("request is answered");
+        self.get_with("/Users", &[("filter", filter)]).await
+    }
+
+    /// `GET path?query`, with the query parameters URL-encoded.
+    pub async fn get_with(&self, path: &str, query: &[(&str, &str)]) -> Answer {
+        let url = format!("{}{path}", self.server.base_url());
+        let response =
+            self.http.get(url).bearer_auth(TOKEN).query(query).send().await.expect("request is answered");
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.json().await.expect("JSON body");

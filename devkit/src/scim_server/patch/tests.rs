@@ -182,3 +182,14 @@ fn members_are_appended_without_duplicates_and_removed_by_filter_or_value() {
         .expect_err("not a member");
     assert_eq!(err.scim_type, "noTarget");
 }
+
+#[test]
+fn elements_of_other_types_sharing_a_value_are_both_added() {
+    let ops = json!([
+        {"op": "add", "path": "phoneNumbers", "value": [{"value": "555", "type": "work"}]},
+        {"op": "add", "path": "phoneNumbers", "value": [{"value": "555", "type": "mobile"}]},
+        {"op": "add", "path": "phoneNumbers", "value": [{"value": "555", "type": "Mobile"}]},
+    ]);
+    let user = patch(json!({"userName": "ada"}), ops).expect("applies");
+    assert_eq!(user["phoneNumbers"].as_array().map(Vec::len), Some(2), "{user}");
+}

@@ -4,7 +4,8 @@
 
 use scimfleet_schemas::scim::{GROUP_SCHEMA, GroupMember, ListResponse, PatchOperation, ScimGroup};
 
-use super::{Page, Result, Store, bad_request, conflict, not_found, paginate, patched, select, update};
+use super::filter::Filterable;
+use super::{Page, Result, Store, bad_request, conflict, not_found, paginate, patched, update};
 use crate::scim_server::schema;
 
 impl Store {
@@ -47,9 +48,15 @@ impl Store {
         self.groups.remove(id).map(drop).ok_or_else(|| not_found("Group", id))
     }
 
-    /// `GET /Groups` with an optional `eq` filter on `displayName`, `externalId` or `id`.
+    /// `GET /Groups` with an optional `eq` filter on `displayName`,
+    /// `externalId` or `id`, or one on membership (see [`Query`](super::filter::Query)).
     pub(crate) fn list_groups(&self, filter: Option<&str>, page: Page) -> Result<ListResponse<ScimGroup>> {
-        let rows = select(&self.groups, filter, GROUP_SCHEMA, "displayName")?;
+        let groups = Filterable {
+            name_attr: "displayName",
+            name_case_exact: false,
+            member_of: Some(ScimGroup::has_member),
+        };
+        let rows = groups.select(&self.groups, &self.query(filter, GROUP_SCHEMA)?)?;
         let page = self.quirks.page(page, rows.len());
         Ok(self.quirks.list(paginate(&rows, page, |row| self.render_group(row.resource.clone()))))
     }
