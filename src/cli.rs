@@ -63,6 +63,9 @@ pub(crate) enum Command {
     Status(StatusArgs),
     /// The journey of one HR event: apps, actions, attempts, outcomes, timings, trace ids.
     Trace(TraceArgs),
+    /// Learn what an app's SCIM service really does (read-only requests),
+    /// keep it as the app's target profile and print it.
+    Probe(ProbeArgs),
     /// Reports for auditors.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -305,6 +308,24 @@ pub(crate) struct TraceArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProbeArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArg,
+    /// The app to probe.
+    #[arg(long)]
+    pub(crate) app: String,
+    /// Print the probed profile as one JSON document instead of the table.
+    #[arg(long, conflicts_with = "toml")]
+    pub(crate) json: bool,
+    /// Print an `[apps.target]` block to paste into the configuration.
+    #[arg(long)]
+    pub(crate) toml: bool,
+    /// Only print: do not keep the result as the app's probed profile.
+    #[arg(long)]
+    pub(crate) no_save: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -92,6 +92,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = load(&args.config, QUIET_BROKER)?;
             admin::status::run(&config, args.app.as_deref(), args.json, out).await?;
         }
+        Command::Probe(args) => {
+            let config = load(&args.config, QUIET)?;
+            let format = match (args.json, args.toml) {
+                (true, _) => admin::probe::Format::Json,
+                (_, true) => admin::probe::Format::Toml,
+                _ => admin::probe::Format::Text,
+            };
+            let options = admin::probe::Options { app: args.app, format, save: !args.no_save };
+            admin::probe::run(&config, &options, out).await?;
+        }
         Command::Trace(args) => {
             let config = load(&args.config, QUIET)?;
             if !admin::trace::run(&config, &args.event_id, args.json, out).await? {

@@ -7,6 +7,7 @@ pub mod dlq;
 mod error;
 pub mod evidence;
 pub mod plan;
+pub mod probe;
 mod publish;
 pub mod render;
 pub mod scheduled;

@@ -43,6 +43,8 @@ mod outage;
 mod pipeline;
 mod plan;
 mod poison;
+mod probe;
+mod probe_profiles;
 mod put_only;
 mod rate_limit;
 mod retry;

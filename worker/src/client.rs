@@ -23,6 +23,7 @@
 
 mod adapt;
 mod call;
+pub mod raw;
 mod record;
 mod send;
 
@@ -259,8 +260,9 @@ impl ScimClient {
         }
     }
 
-    /// The group whose `displayName` is `display_name`, if any; several is an error.
-    pub async fn find_group(&self, display_name: &str) -> Result<Option<ScimGroup>, ScimCallError> {
+    /// The group whose `displayName` is `display_name` by a filter, if any;
+    /// several is an error. See `find_group` for apps that do not filter.
+    async fn filter_group(&self, display_name: &str) -> Result<Option<ScimGroup>, ScimCallError> {
         let call = Call::new(Method::GET, "/Groups");
         let url = self.query_url("Groups", "displayName", display_name);
         let list: ListResponse<ScimGroup> = self.query(&call, url).await?;

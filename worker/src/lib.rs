@@ -18,6 +18,7 @@ mod notes;
 mod observe;
 pub mod pace;
 mod plan;
+pub mod probe;
 mod profile;
 pub mod references;
 mod replace;

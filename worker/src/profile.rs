@@ -3,6 +3,11 @@
 //! `TargetProfile`) from start-up, and again whenever a new probe is saved:
 //! the last probe is read from Redis every [`REFRESH`].
 //!
+//! With `worker.probe_every`, one replica per app probes it again once
+//! its last probe is that old, or sooner when its answers suggest a
+//! capability changed (filters refused again and again); the other
+//! replicas pick the new profile up at their next refresh.
+//!
 //! What a profile turns off stays learnable: an app the profile says takes
 //! PATCH still switches to PUT on its first 501; a refusal the profile
 //! states is adopted before any request is wasted on it.
@@ -10,8 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use scimfleet_runtime::config::{AppConfig, TargetProfile};
-use scimfleet_runtime::store::Store;
+use scimfleet_runtime::store::{ProbedProfile, Store};
+use scimfleet_runtime::telemetry::error_chain;
 use tokio_util::sync::CancellationToken;
 
 use scimfleet_runtime::metrics::Metrics;
@@ -57,23 +64,84 @@ impl Adopter {
 
 /// `app`'s profile now: its configuration with its last probe in between.
 pub(crate) async fn current(store: &Store, app: &AppConfig) -> TargetProfile {
+    current_and_last(store, app).await.0
+}
+
+/// [`current`], and when the last probe ran.
+async fn current_and_last(store: &Store, app: &AppConfig) -> (TargetProfile, Option<DateTime<Utc>>) {
     match store.profiles().get(&app.id).await {
-        Ok(probed) => app.profile_with(&probed.map(|p| p.profile).unwrap_or_default()),
+        Ok(probed) => {
+            let at = probed.as_ref().map(|p| p.probed_at);
+            (app.profile_with(&probed.map(|p| p.profile).unwrap_or_default()), at)
+        }
         Err(error) => {
             // The configured profile still holds; the next refresh reads again.
             tracing::warn!(
-                scimfleet.app = %app.id, error = scimfleet_runtime::telemetry::error_chain(&error),
+                scimfleet.app = %app.id, error = error_chain(&error),
                 "could not read the last probe of {}; using the configured profile", app.id
             );
-            app.declared_profile()
+            (app.declared_profile(), None)
         }
     }
 }
 
-/// Adopts `app`'s profile now and reports what it found unlisted.
-pub(crate) async fn adopt(store: &Store, metrics: &Metrics, app: &AppConfig, adopter: &Adopter) {
-    let unlisted = adopter.adopt(&current(store, app).await, &app.mapping.attributes());
+/// Adopts `app`'s profile now and reports what it found unlisted; with
+/// `probe_every`, probes the app first when its last probe is that old (or
+/// absent) or its answers suggest a capability changed.
+pub(crate) async fn adopt(
+    store: &Store,
+    metrics: &Metrics,
+    app: &AppConfig,
+    adopter: &Adopter,
+    probe_every: Option<Duration>,
+) {
+    let (mut profile, last) = current_and_last(store, app).await;
+    if let Some(every) = probe_every {
+        let stale =
+            last.is_none_or(|at| Utc::now().signed_duration_since(at).to_std().is_ok_and(|age| age >= every));
+        if (stale || adopter.client.capability_changed()) && reprobe(store, app, adopter).await {
+            profile = current(store, app).await;
+        }
+    }
+    let unlisted = adopter.adopt(&profile, &app.mapping.attributes());
     crate::notes::unsupported_in(store, metrics, &app.id, &unlisted).await;
+}
+
+/// How long one replica's claim on probing an app lasts: also the least
+/// time between two probes of an app that keeps refusing filters.
+const PROBE_CLAIM: Duration = Duration::from_secs(600);
+
+/// Probes `app` and saves the result, unless another replica claimed it;
+/// true when a new profile was saved.
+async fn reprobe(store: &Store, app: &AppConfig, adopter: &Adopter) -> bool {
+    match store.profiles().claim_probe(&app.id, PROBE_CLAIM).await {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(error) => {
+            tracing::warn!(scimfleet.app = %app.id, error = error_chain(&error), "could not claim a probe of {}", app.id);
+            return false;
+        }
+    }
+    adopter.client.capability_checked();
+    let probed = match crate::probe::probe(&adopter.client).await {
+        Ok(probe) => {
+            ProbedProfile { probed_at: Utc::now(), profile: probe.profile, findings: probe.findings }
+        }
+        Err(error) => {
+            tracing::warn!(scimfleet.app = %app.id, error = error_chain(&error), "probing {} failed; keeping its profile", app.id);
+            return false;
+        }
+    };
+    match store.profiles().save(&app.id, &probed).await {
+        Ok(()) => {
+            tracing::info!(scimfleet.app = %app.id, "{} probed again: its target profile is renewed", app.id);
+            true
+        }
+        Err(error) => {
+            tracing::warn!(scimfleet.app = %app.id, error = error_chain(&error), "could not save the probe of {}", app.id);
+            false
+        }
+    }
 }
 
 /// Adopts each app's profile again every [`REFRESH`] until `stop`.
@@ -81,6 +149,7 @@ pub(crate) async fn follow(
     store: Store,
     metrics: Arc<Metrics>,
     apps: Vec<(AppConfig, Adopter)>,
+    probe_every: Option<Duration>,
     stop: CancellationToken,
 ) {
     loop {
@@ -89,7 +158,7 @@ pub(crate) async fn follow(
             () = tokio::time::sleep(REFRESH) => {}
         }
         for (app, adopter) in &apps {
-            adopt(&store, &metrics, app, adopter).await;
+            adopt(&store, &metrics, app, adopter, probe_every).await;
         }
     }
 }

@@ -164,6 +164,20 @@ pub async fn run(
     result
 }
 
+/// Keeps every app's converger on its target profile (see `profile`) until `stop`.
+fn follow_profiles(
+    config: &Config,
+    store: &Store,
+    ops: &Ops,
+    convergers: &[(&AppConfig, Converger)],
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let adopters = convergers.iter().map(|(app, c)| ((*app).clone(), c.adopter())).collect();
+    let probe_every = config.worker.probe_every.map(Duration::from_millis);
+    let metrics = ops.metrics.clone();
+    tokio::spawn(crate::profile::follow(store.clone(), metrics, adopters, probe_every, stop.clone()))
+}
+
 /// Waits for every consumer; the first error stops the others (the
 /// connection is unhealthy) and is returned.
 async fn join_consumers(
@@ -217,8 +231,10 @@ async fn prepare<'c>(
         .map(|((_, app), auth)| Ok((app, converger(config, app, auth, &store, &ops.metrics)?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     // Each app works as its target profile says from the first job on.
+    // Without a probe yet, start-up does not wait for one: the first
+    // refresh makes it.
     for (app, converger) in &convergers {
-        crate::profile::adopt(&store, &ops.metrics, app, &converger.adopter()).await;
+        crate::profile::adopt(&store, &ops.metrics, app, &converger.adopter(), None).await;
     }
     Ok((store, convergers, sweep_apps))
 }
@@ -255,9 +271,7 @@ async fn run_once(
     // Two lanes per app; ready once every one of them is consuming.
     let ready = health.ready_when(2 * convergers.len(), &connection, &store);
     let mut consumers = JoinSet::new();
-    let adopters = convergers.iter().map(|(app, c)| ((*app).clone(), c.adopter())).collect();
-    let follower =
-        tokio::spawn(crate::profile::follow(store.clone(), ops.metrics.clone(), adopters, stop.clone()));
+    let follower = follow_profiles(&config, &store, &ops, &convergers, &stop);
     for (app, converger) in convergers {
         let shared = Shared {
             topology: &topology,

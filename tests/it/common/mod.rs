@@ -6,6 +6,7 @@
 pub mod governance;
 pub mod process;
 pub mod rabbit;
+pub mod seed;
 pub mod sweep;
 
 use std::path::Path;

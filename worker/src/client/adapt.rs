@@ -34,6 +34,17 @@ const SCAN_PAGE: u32 = 100;
 /// that repeats itself) must not hold a job for ever.
 const SCAN_PAGES: u32 = 2_000;
 
+/// Whether `error` says the app does not filter (as opposed to a failure).
+fn refuses_filter(error: &ScimCallError) -> bool {
+    match error {
+        ScimCallError::Status { status: 501, .. } => true,
+        ScimCallError::Status { status: 400, scim_type: Some(kind), .. } => {
+            kind.eq_ignore_ascii_case("invalidFilter")
+        }
+        _ => false,
+    }
+}
+
 /// The lookup behaviour of one app; defaults are the RFC's.
 #[derive(Debug)]
 pub(crate) struct Lookups {
@@ -42,7 +53,13 @@ pub(crate) struct Lookups {
     user_name_case_exact: AtomicBool,
     group_members: AtomicBool,
     page_size: AtomicU32,
+    /// Filters refused in a row (400 `invalidFilter`, 501): a capability
+    /// that changed, for the worker to probe the app again.
+    refused_filters: AtomicU32,
 }
+
+/// Filters refused in a row after which the app is probed again.
+const REFUSALS_BEFORE_PROBE: u32 = 3;
 
 impl Default for Lookups {
     fn default() -> Self {
@@ -52,6 +69,7 @@ impl Default for Lookups {
             user_name_case_exact: AtomicBool::new(false),
             group_members: AtomicBool::new(true),
             page_size: AtomicU32::new(SCAN_PAGE),
+            refused_filters: AtomicU32::new(0),
         }
     }
 }
@@ -70,6 +88,18 @@ impl ScimClient {
         l.page_size.store(page, Ordering::Relaxed);
     }
 
+    /// Whether the app's answers suggest its capabilities changed since its
+    /// profile was made (filters refused again and again); cleared by
+    /// [`ScimClient::capability_checked`].
+    pub fn capability_changed(&self) -> bool {
+        self.lookups.refused_filters.load(Ordering::Relaxed) >= REFUSALS_BEFORE_PROBE
+    }
+
+    /// Forgets the refusals counted so far (the app was probed again).
+    pub fn capability_checked(&self) {
+        self.lookups.refused_filters.store(0, Ordering::Relaxed);
+    }
+
     /// Whether a group read by id carries its members on this app.
     pub fn reads_group_members(&self) -> bool {
         self.lookups.group_members.load(Ordering::Relaxed)
@@ -85,7 +115,20 @@ impl ScimClient {
         if !filters {
             return self.scan_user(attribute, value).await;
         }
-        let found = self.filter_user(attribute, value).await?;
+        let found = match self.filter_user(attribute, value).await {
+            Err(error) if refuses_filter(&error) => {
+                l.refused_filters.fetch_add(1, Ordering::Relaxed);
+                // The externalId look-up falls back to userName itself.
+                if attribute == "externalId" {
+                    return Err(error);
+                }
+                return self.scan_user(attribute, value).await;
+            }
+            found => {
+                l.refused_filters.store(0, Ordering::Relaxed);
+                found?
+            }
+        };
         let lower = value.to_lowercase();
         if found.is_none()
             && attribute == "userName"
@@ -134,6 +177,48 @@ impl ScimClient {
             n => Err(ScimCallError::Ambiguous {
                 resource: "Users",
                 attribute: attribute.to_owned(),
+                matches: n as u64,
+            }),
+        }
+    }
+
+    /// The group whose `displayName` is `display_name`, if any; several is
+    /// an error. Found by a paged scan on apps that do not filter.
+    pub async fn find_group(&self, display_name: &str) -> Result<Option<ScimGroup>, ScimCallError> {
+        if self.lookups.filter_users.load(Ordering::Relaxed) {
+            return self.filter_group(display_name).await;
+        }
+        let call = Call::new(Method::GET, "/Groups");
+        let page = self.lookups.page_size.load(Ordering::Relaxed).to_string();
+        let (mut start, mut seen, mut found) = (1u64, HashSet::new(), Vec::new());
+        for _ in 0..SCAN_PAGES {
+            let mut url = self.url(&["Groups"]);
+            url.query_pairs_mut().append_pair("startIndex", &start.to_string()).append_pair("count", &page);
+            let list: ListResponse<ScimGroup> = self.query(&call, url).await?;
+            let count = list.resources.len() as u64;
+            let total = list.total_results.unwrap_or(u64::MAX);
+            let mut fresh = 0;
+            for group in list.resources {
+                if !group.id.as_ref().is_some_and(|id| seen.insert(id.clone())) {
+                    continue;
+                }
+                fresh += 1;
+                // displayName is caseExact=false (RFC 7643 §4.2).
+                if group.display_name.eq_ignore_ascii_case(display_name) {
+                    found.push(group);
+                }
+            }
+            start += count;
+            if count == 0 || fresh == 0 || start > total {
+                break;
+            }
+        }
+        match found.len() {
+            0 => Ok(None),
+            1 => found.pop().map(|g| has_id(&call, g, |g| &g.id)).transpose(),
+            n => Err(ScimCallError::Ambiguous {
+                resource: "Groups",
+                attribute: "displayName".to_owned(),
                 matches: n as u64,
             }),
         }
