@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::Person;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Quirks, Resource, ScimServerHandle};
+use scimfleet_devkit::wait;
 use scimfleet_schemas::scim::ScimUser;
 use serde_json::Value;
 
@@ -205,5 +206,52 @@ async fn group_patch_refused_at_run_time_and_attributes_ignored_still_converge()
         "405 met once per job in flight, then PUT"
     );
     assert_eq!(fleet.worker().retried, 0, "a 405 is an answer, not a transient failure");
+    fleet.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_probe_again_on_schedule_and_adopt_what_changed() {
+    let policy = format!("[worker]\nprobe_every = \"1s\"\n{POLICY}");
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    let app = scimfleet_schemas::AppId::parse("crm").expect("app id");
+    let saved = |fleet: &Fleet| {
+        let store = fleet.store().clone();
+        let app = app.clone();
+        async move { store.profiles().get(&app).await.expect("redis") }
+    };
+    wait::until("a first probe by the worker", SETTLE, async || saved(&fleet).await.is_some())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The app stops taking PATCH on users: the next probe says so, and the
+    // worker updates with PUT from then on, without a 501 first.
+    fleet.server("crm").set_quirks(Quirks { patch_users_refused: Some(501), ..Quirks::default() });
+    wait::until("a probe finding PATCH gone", SETTLE, async || {
+        saved(&fleet).await.is_some_and(|p| p.profile.patch_users == Some(false))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Adopted at the refresh after the probe (every second here).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let crm = fleet.server("crm").clone();
+    fleet
+        .publish_json(&[person("E9561", "Sales", "Clerk").event("hire-E9561", "person.hired", 1)])
+        .await
+        .expect("published");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    crm.clear_requests();
+    fleet
+        .publish_json(&[person("E9561", "Sales", "Lead").event("promote-E9561", "person.updated", 2)])
+        .await
+        .expect("published");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    // The probe's PATCHes go to ids that do not exist; the worker's would go to this one.
+    let id = crm.user_by_external_id("E9561").and_then(|u| u.id).expect("account");
+    let patches = crm
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.resource_id.as_deref() == Some(id.as_str()))
+        .count();
+    assert_eq!((patches, crm.count("PUT", Resource::Users)), (0, 1), "PUT at once");
+    assert_eq!(crm.user_by_external_id("E9561").and_then(|u| u.title).as_deref(), Some("Lead"));
     fleet.stop().await.expect("clean stop");
 }

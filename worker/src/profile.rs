@@ -99,7 +99,7 @@ pub(crate) async fn adopt(
     if let Some(every) = probe_every {
         let stale =
             last.is_none_or(|at| Utc::now().signed_duration_since(at).to_std().is_ok_and(|age| age >= every));
-        if (stale || adopter.client.capability_changed()) && reprobe(store, app, adopter).await {
+        if (stale || adopter.client.capability_changed()) && reprobe(store, app, adopter, every).await {
             profile = current(store, app).await;
         }
     }
@@ -107,14 +107,15 @@ pub(crate) async fn adopt(
     crate::notes::unsupported_in(store, metrics, &app.id, &unlisted).await;
 }
 
-/// How long one replica's claim on probing an app lasts: also the least
-/// time between two probes of an app that keeps refusing filters.
+/// How long one replica's claim on probing an app lasts at most: also the
+/// least time between two probes of an app that keeps refusing filters.
 const PROBE_CLAIM: Duration = Duration::from_secs(600);
 
-/// Probes `app` and saves the result, unless another replica claimed it;
-/// true when a new profile was saved.
-async fn reprobe(store: &Store, app: &AppConfig, adopter: &Adopter) -> bool {
-    match store.profiles().claim_probe(&app.id, PROBE_CLAIM).await {
+/// Probes `app` and saves the result, unless another replica claimed it
+/// (for `PROBE_CLAIM`, or `every` when shorter); true when a new profile
+/// was saved.
+async fn reprobe(store: &Store, app: &AppConfig, adopter: &Adopter, every: Duration) -> bool {
+    match store.profiles().claim_probe(&app.id, PROBE_CLAIM.min(every)).await {
         Ok(true) => {}
         Ok(false) => return false,
         Err(error) => {
@@ -152,10 +153,12 @@ pub(crate) async fn follow(
     probe_every: Option<Duration>,
     stop: CancellationToken,
 ) {
+    // A probe period shorter than the refresh is kept to.
+    let period = probe_every.map_or(REFRESH, |every| REFRESH.min(every));
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(REFRESH) => {}
+            () = tokio::time::sleep(period) => {}
         }
         for (app, adopter) in &apps {
             adopt(&store, &metrics, app, adopter, probe_every).await;
