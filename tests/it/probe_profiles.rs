@@ -9,43 +9,16 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::Person;
+use common::{members, person};
 use scimfleet_devkit::fleet::Fleet;
-use scimfleet_devkit::scim_server::{ErrorRule, Faults, Quirks, Resource, ScimServerHandle};
+use scimfleet_devkit::scim_server::{ErrorRule, Faults, Quirks, Resource};
 use scimfleet_devkit::wait;
 use scimfleet_schemas::scim::ScimUser;
 use serde_json::Value;
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-const POLICY: &str = r#"
-[[apps]]
-id = "crm"
-base_url = "https://set-by-fleet"
-token_env = "UNUSED"
-[[apps.groups]]
-name = "sales"
-when = { department = ["Sales"] }
-[[apps.groups]]
-name = "ops"
-when = { department = ["Ops"] }
-"#;
-
-fn person<'a>(id: &'a str, department: &'a str, title: &'a str) -> Person<'a> {
-    Person { id, department, title, location: "Rome", groups: &[] }
-}
-
-fn members(server: &ScimServerHandle, group: &str) -> Vec<String> {
-    let Some(group) = server.group_by_name(group) else { return Vec::new() };
-    let mut ids: Vec<String> = server
-        .users()
-        .into_iter()
-        .filter(|u| u.id.as_deref().is_some_and(|id| group.has_member(id)))
-        .filter_map(|u| u.external_id)
-        .collect();
-    ids.sort();
-    ids
-}
+const POLICY: &str = common::CRM_SALES_OPS;
 
 /// Probes the app and returns the saved profile (as `--json` printed it).
 async fn probe(fleet: &Fleet) -> Value {

@@ -37,7 +37,7 @@ use lapin::message::Delivery;
 use scimfleet_runtime::broker::{self, received_at};
 use scimfleet_runtime::config::Adopt;
 use scimfleet_runtime::ops::ReadyLatch;
-use scimfleet_runtime::store::{DesiredAccount, Fence, Fenced};
+use scimfleet_runtime::store::{Fence, Fenced};
 use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_schemas::{DeadLetterReason, Job, JobAction};
 use tokio_util::sync::CancellationToken;
@@ -274,13 +274,7 @@ async fn converged(
     // it back to the person, so a sweep reports it as unknown.
     let desired = match &job.action {
         JobAction::Upsert { .. } if outcome.adopted == Some(Adopt::Skip) => None,
-        JobAction::Upsert { user, managed, groups, .. } => Some(DesiredAccount {
-            sequence: job.sequence,
-            user: user.clone(),
-            managed: managed.clone(),
-            groups: groups.clone(),
-        }),
-        _ => None,
+        _ => crate::sync::desired_of(job),
     };
     if !matches!(job.action, JobAction::Verify { .. }) {
         let desired = desired.as_ref();

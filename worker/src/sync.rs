@@ -47,6 +47,20 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
+/// What a converged upsert leaves for sweeps to compare with; `None` for
+/// other jobs.
+pub(crate) fn desired_of(job: &Job) -> Option<DesiredAccount> {
+    match &job.action {
+        JobAction::Upsert { user, managed, groups, .. } => Some(DesiredAccount {
+            sequence: job.sequence,
+            user: user.clone(),
+            managed: managed.clone(),
+            groups: groups.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// Applies `job` now under the person's lease and records its result.
 pub async fn sync_job(converger: &Converger, store: &Store, job: &Job) -> Result<Synced, SyncError> {
     let Some((lease, applied)) = store.leases().try_take_applying(&job.app, &job.person, LEASE).await? else {
@@ -78,15 +92,7 @@ async fn apply(
     };
     let result = observed.apply(&job).await;
     if result.is_ok() {
-        let desired = match &job.action {
-            JobAction::Upsert { user, managed, groups, .. } => Some(DesiredAccount {
-                sequence: job.sequence,
-                user: user.clone(),
-                managed: managed.clone(),
-                groups: groups.clone(),
-            }),
-            _ => None,
-        };
+        let desired = desired_of(&job);
         let recorded = store
             .desired()
             .record_converged(&job.app, &job.person, job.sequence, desired.as_ref(), lease.fence())

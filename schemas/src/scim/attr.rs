@@ -110,8 +110,10 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
-/// Splits off the value filter, scanning for `]` outside quoted strings.
-fn split_filter(path: &str) -> Result<(&str, Option<&str>, &str), &'static str> {
+/// Splits an RFC 7644 value path (`emails[type eq "work"].value`) into the
+/// attribute, the filter's text and what follows it, scanning for the `]`
+/// outside quoted strings (a quoted id may hold `]` or `"`).
+pub fn split_value_path(path: &str) -> Result<(&str, Option<&str>, &str), &'static str> {
     let Some(open) = path.find('[') else { return Ok((path, None, "")) };
     let inner = open + 1;
     let (mut quoted, mut escaped) = (false, false);
@@ -123,6 +125,7 @@ fn split_filter(path: &str) -> Result<(&str, Option<&str>, &str), &'static str> 
             (false, _, ']') => {
                 return Ok((&path[..open], Some(&path[inner..inner + i]), &path[inner + i + 1..]));
             }
+            (false, _, '[') => return Err("nested filters are not supported"),
             _ => {}
         }
     }
@@ -136,7 +139,7 @@ impl FromStr for UserAttr {
         let text = raw.trim();
         // A core-schema URN prefix names the same attribute as the short path.
         let text = strip_prefix_ci(text, USER_SCHEMA).and_then(|r| r.strip_prefix(':')).unwrap_or(text);
-        let (head, filter, tail) = split_filter(text).map_err(|e| refuse(raw, e))?;
+        let (head, filter, tail) = split_value_path(text).map_err(|e| refuse(raw, e))?;
         // The URN ends at the last `:` before any filter: attribute names hold no `:`.
         let (schema, head) = match strip_prefix_ci(head, "urn:") {
             Some(_) => match head.rfind(':') {

@@ -11,7 +11,7 @@ mod group;
 mod message;
 mod user;
 
-pub use attr::{COMMON_PATHS, UnknownAttr, UserAttr};
+pub use attr::{COMMON_PATHS, UnknownAttr, UserAttr, split_value_path};
 pub use diff::{diff_user, differing, same_value};
 pub use filter::{EqFilter, FilterError, eq_filter};
 pub use group::{GroupMember, ScimGroup};

@@ -58,6 +58,38 @@ impl Person<'_> {
     }
 }
 
+/// One app, `crm`, whose `sales` and `ops` groups follow the department.
+pub const CRM_SALES_OPS: &str = r#"
+[[apps]]
+id = "crm"
+base_url = "https://set-by-fleet"
+token_env = "UNUSED"
+[[apps.groups]]
+name = "sales"
+when = { department = ["Sales"] }
+[[apps.groups]]
+name = "ops"
+when = { department = ["Ops"] }
+"#;
+
+/// A person in `department` with `title`, in Rome, in no HR group.
+pub fn person<'a>(id: &'a str, department: &'a str, title: &'a str) -> Person<'a> {
+    Person { id, department, title, location: "Rome", groups: &[] }
+}
+
+/// The `externalId`s of the members of `group` in `server`, sorted.
+pub fn members(server: &scimfleet_devkit::scim_server::ScimServerHandle, group: &str) -> Vec<String> {
+    let Some(group) = server.group_by_name(group) else { return Vec::new() };
+    let mut ids: Vec<String> = server
+        .users()
+        .into_iter()
+        .filter(|u| u.id.as_deref().is_some_and(|id| group.has_member(id)))
+        .filter_map(|u| u.external_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// `person.hired` events for `count` people `E{first}`, `E{first + 1}`, ...
 /// in `department` (ids double as event ids: `hire-E…`).
 pub fn hires(first: usize, count: usize, department: &str) -> Vec<Value> {

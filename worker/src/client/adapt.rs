@@ -23,9 +23,18 @@ use reqwest::Method;
 use scimfleet_runtime::config::TargetProfile;
 use scimfleet_schemas::scim::{ListResponse, ScimGroup, ScimUser, UserAttr, eq_filter};
 
+use serde::de::DeserializeOwned;
+
 use super::ScimClient;
 use super::call::{Call, has_id, same};
 use crate::error::ScimCallError;
+
+/// What a scan reads and how its answers are named in errors.
+struct Scan<'a> {
+    resource: &'static str,
+    call: Call,
+    attribute: &'a str,
+}
 
 /// Page size of a scan when the profile gives none.
 const SCAN_PAGE: u32 = 100;
@@ -143,43 +152,15 @@ impl ScimClient {
     /// The user whose `attribute` equals `value`, found by reading every
     /// page of `/Users`: for apps that do not filter.
     async fn scan_user(&self, attribute: &str, value: &str) -> Result<Option<ScimUser>, ScimCallError> {
-        let call = Call::new(Method::GET, "/Users");
         let attr = attribute.parse::<UserAttr>().ok();
-        let page = u64::from(self.lookups.page_size.load(Ordering::Relaxed));
-        let (mut start, mut seen, mut found) = (1u64, HashSet::new(), Vec::new());
-        for _ in 0..SCAN_PAGES {
-            let list = self.list_users(start, page).await?;
-            let count = list.resources.len() as u64;
-            let mut fresh = 0;
-            for user in list.resources {
-                // An app that ignores startIndex answers the same page again.
-                if !user.id.as_ref().is_some_and(|id| seen.insert(id.clone())) {
-                    continue;
-                }
-                fresh += 1;
-                let matches = attr
-                    .as_ref()
-                    .and_then(|a| a.get(&user))
-                    .is_some_and(|v| attr.as_ref().is_some_and(|a| same(a, &v, value)));
-                if matches {
-                    found.push(user);
-                }
-            }
-            let total = list.total_results.unwrap_or(u64::MAX);
-            start += count;
-            if count == 0 || fresh == 0 || start > total {
-                break;
-            }
-        }
-        match found.len() {
-            0 => Ok(None),
-            1 => found.pop().map(|u| has_id(&call, u, |u| &u.id)).transpose(),
-            n => Err(ScimCallError::Ambiguous {
-                resource: "Users",
-                attribute: attribute.to_owned(),
-                matches: n as u64,
-            }),
-        }
+        let matches =
+            |u: &ScimUser| attr.as_ref().is_some_and(|a| a.get(u).is_some_and(|v| same(a, &v, value)));
+        self.scan(
+            Scan { resource: "Users", call: Call::new(Method::GET, "/Users"), attribute },
+            matches,
+            |u| &u.id,
+        )
+        .await
     }
 
     /// The group whose `displayName` is `display_name`, if any; several is
@@ -188,24 +169,37 @@ impl ScimClient {
         if self.lookups.filter_users.load(Ordering::Relaxed) {
             return self.filter_group(display_name).await;
         }
-        let call = Call::new(Method::GET, "/Groups");
+        let scan =
+            Scan { resource: "Groups", call: Call::new(Method::GET, "/Groups"), attribute: "displayName" };
+        // displayName is caseExact=false (RFC 7643 §4.2).
+        self.scan(scan, |g: &ScimGroup| g.display_name.eq_ignore_ascii_case(display_name), |g| &g.id).await
+    }
+
+    /// The one resource of `scan.resource` that `matches`, read page by
+    /// page; several is an error. A page of nothing new (an app that
+    /// ignores `startIndex`) ends it.
+    async fn scan<T: DeserializeOwned + Default>(
+        &self,
+        scan: Scan<'_>,
+        matches: impl Fn(&T) -> bool,
+        id: fn(&T) -> &Option<String>,
+    ) -> Result<Option<T>, ScimCallError> {
         let page = self.lookups.page_size.load(Ordering::Relaxed).to_string();
         let (mut start, mut seen, mut found) = (1u64, HashSet::new(), Vec::new());
         for _ in 0..SCAN_PAGES {
-            let mut url = self.url(&["Groups"]);
+            let mut url = self.url(&[scan.resource]);
             url.query_pairs_mut().append_pair("startIndex", &start.to_string()).append_pair("count", &page);
-            let list: ListResponse<ScimGroup> = self.query(&call, url).await?;
+            let list: ListResponse<T> = self.query(&scan.call, url).await?;
             let count = list.resources.len() as u64;
             let total = list.total_results.unwrap_or(u64::MAX);
             let mut fresh = 0;
-            for group in list.resources {
-                if !group.id.as_ref().is_some_and(|id| seen.insert(id.clone())) {
+            for resource in list.resources {
+                if !id(&resource).as_ref().is_some_and(|i| seen.insert(i.clone())) {
                     continue;
                 }
                 fresh += 1;
-                // displayName is caseExact=false (RFC 7643 §4.2).
-                if group.display_name.eq_ignore_ascii_case(display_name) {
-                    found.push(group);
+                if matches(&resource) {
+                    found.push(resource);
                 }
             }
             start += count;
@@ -215,12 +209,11 @@ impl ScimClient {
         }
         match found.len() {
             0 => Ok(None),
-            1 => found.pop().map(|g| has_id(&call, g, |g| &g.id)).transpose(),
-            n => Err(ScimCallError::Ambiguous {
-                resource: "Groups",
-                attribute: "displayName".to_owned(),
-                matches: n as u64,
-            }),
+            1 => found.pop().map(|r| has_id(&scan.call, r, id)).transpose(),
+            n => {
+                let attribute = scan.attribute.to_owned();
+                Err(ScimCallError::Ambiguous { resource: scan.resource, attribute, matches: n as u64 })
+            }
         }
     }
 

@@ -55,25 +55,10 @@ impl AttrPath {
     }
 }
 
-/// Splits `emails[type eq "work"].value` into head, filter text and tail,
-/// respecting quoted strings (an escaped id may contain `]`).
+/// Splits `emails[type eq "work"].value` into head, filter text and tail
+/// (the grammar the client's mapping paths follow too).
 fn split_filter(path: &str) -> Result<(&str, Option<&str>, &str), PatchError> {
-    let Some(open) = path.find('[') else { return Ok((path, None, "")) };
-    let inner = open + 1;
-    let (mut quoted, mut escaped) = (false, false);
-    for (i, c) in path[inner..].char_indices() {
-        match (quoted, escaped, c) {
-            (true, true, _) => escaped = false,
-            (true, false, '\\') => escaped = true,
-            (true, false, '"') | (false, _, '"') => quoted = !quoted,
-            (false, _, ']') => {
-                return Ok((&path[..open], Some(&path[inner..inner + i]), &path[inner + i + 1..]));
-            }
-            (false, _, '[') => return Err(invalid_path("nested filters are not supported")),
-            _ => {}
-        }
-    }
-    Err(invalid_path("unclosed `[` in path"))
+    scimfleet_schemas::scim::split_value_path(path).map_err(invalid_path)
 }
 
 /// The extension, attribute and sub-attribute name `head` names.
