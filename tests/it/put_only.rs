@@ -114,3 +114,40 @@ async fn attributes_a_core_only_server_drops_are_reported_once_and_never_written
     assert_eq!(fleet.worker().dead_lettered, 0);
     fleet.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_of_a_core_only_server_reports_the_extension_attributes_and_none_is_ever_sent() {
+    let mut fleet = Fleet::start_without_worker(POLICY).await.expect("fleet starts");
+    let crm = fleet.server("crm").clone();
+    crm.set_quirks(Quirks { core_only: true, ..Quirks::default() });
+    let config = fleet.config_path();
+    let printed: serde_json::Value =
+        serde_json::from_str(&common::cli_ok(&config, &["probe", "--app", "crm", "--json"])).expect("JSON");
+    let number = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber";
+    let department = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
+    let mut unsupported: Vec<&str> =
+        printed["unsupported"].as_array().expect("a list").iter().filter_map(|a| a.as_str()).collect();
+    unsupported.sort_unstable();
+    assert_eq!(unsupported, [department, number], "{printed}");
+    // A worker started now knows before its first write.
+    fleet.spawn_worker(None);
+    crm.clear_requests();
+    fleet
+        .publish_json(&[person("E7501", "Sales", "Clerk").event("hire-E7501", "person.hired", 1)])
+        .await
+        .expect("published");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    let sent: Vec<String> =
+        crm.requests().into_iter().filter_map(|r| r.body).map(|b| b.to_string()).collect();
+    assert!(!sent.is_empty() && sent.iter().all(|b| !b.contains("enterprise")), "{sent:#?}");
+    let status: serde_json::Value =
+        serde_json::from_str(&common::cli_ok(&config, &["status", "--json"])).expect("JSON");
+    assert_eq!(
+        status["apps"][0]["unsupported_attributes"],
+        serde_json::json!([department, number]),
+        "{status}"
+    );
+    assert!(fleet.metrics().render().contains(&format!("attribute=\"{number}\"")));
+    assert_eq!(crm.user_by_external_id("E7501").and_then(|u| u.title).as_deref(), Some("Clerk"));
+    fleet.stop().await.expect("clean stop");
+}

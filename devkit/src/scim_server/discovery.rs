@@ -58,9 +58,10 @@ pub(crate) async fn service_provider_config(State(state): State<AppState>) -> Re
 
 /// `GET /ResourceTypes`: User (with the enterprise extension) and Group.
 pub(crate) async fn resource_types(State(state): State<AppState>) -> Response {
-    let (base, with_base_path) = {
+    let (base, with_base_path, core_only) = {
         let store = state.store();
-        (store.base_url().to_owned(), store.quirks.resource_type_endpoint_with_base_path)
+        let quirks = &store.quirks;
+        (store.base_url().to_owned(), quirks.resource_type_endpoint_with_base_path, quirks.core_only)
     };
     // RFC 7643 §6 has `endpoint` relative to the base URL; some servers give the full path.
     let endpoint_base = if with_base_path { PREFIX } else { "" };
@@ -75,15 +76,21 @@ pub(crate) async fn resource_types(State(state): State<AppState>) -> Response {
             "meta": { "resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{name}") },
         })
     };
-    let extensions = USER.extensions.iter().map(|e| json!({ "schema": e.urn, "required": false })).collect();
+    // A server that keeps only the core schema says so.
+    let listed = USER.extensions.iter().filter(|_| !core_only);
+    let extensions = listed.map(|e| json!({ "schema": e.urn, "required": false })).collect();
     let types =
         vec![kind("User", USER_SCHEMA, Value::Array(extensions)), kind("Group", GROUP_SCHEMA, json!([]))];
     scim_json(StatusCode::OK, &ListResponse::new(types, 2, 1))
 }
 
-/// `GET /Schemas`: core User, its extensions and core Group.
+/// `GET /Schemas`: core User, its extensions (none when it keeps only the
+/// core schema) and core Group.
 pub(crate) async fn schemas(State(state): State<AppState>) -> Response {
-    let base = state.store().base_url().to_owned();
+    let (base, core_only) = {
+        let store = state.store();
+        (store.base_url().to_owned(), store.quirks.core_only)
+    };
     let schema = |id: &str, name: &str, attributes: Vec<Value>| {
         json!({
             "schemas": [SCHEMA_SCHEMA],
@@ -98,7 +105,7 @@ pub(crate) async fn schemas(State(state): State<AppState>) -> Response {
         attrs.iter().filter(|a| !a.name.starts_with("urn:")).filter_map(|a| describe(a, key)).collect()
     };
     let mut list = vec![schema(USER_SCHEMA, "User", core(USER.attrs, "userName"))];
-    for extension in USER.extensions {
+    for extension in USER.extensions.iter().filter(|_| !core_only) {
         let attrs = extension.attrs.iter().filter_map(|a| describe(a, "")).collect();
         list.push(schema(extension.urn, extension.name, attrs));
     }

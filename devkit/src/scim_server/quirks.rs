@@ -21,7 +21,7 @@ use super::store::Page;
 pub struct Quirks {
     /// Keep only the core User schema: extension attributes (the enterprise
     /// one, vendor ones) are accepted on create, replace and patch, and
-    /// silently dropped.
+    /// silently dropped; `/Schemas` and `/ResourceTypes` list no extension.
     pub core_only: bool,
     /// List responses leave out `totalResults`.
     pub no_total_results: bool,
