@@ -112,7 +112,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Config(ConfigCommand::Check(arg)) => admin::config_check(&*arg.load()?, out)?,
+        Command::Config(ConfigCommand::Check(arg)) => {
+            let config = arg.load()?;
+            admin::config_check(&config, out)?;
+            admin::check_probed_mappings(&config, out).await?;
+        }
         Command::Topology(TopologyCommand::Declare(arg)) => {
             admin::declare_topology(&*arg.load()?, out).await?
         }

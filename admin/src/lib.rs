@@ -17,7 +17,7 @@ pub mod sync;
 mod topology;
 pub mod trace;
 
-pub use config_check::config_check;
+pub use config_check::{check_probed_mappings, config_check};
 pub use error::AdminError;
 pub use publish::publish;
 pub use topology::declare_topology;

@@ -129,6 +129,16 @@ async fn a_probe_of_a_core_only_server_reports_the_extension_attributes_and_none
         printed["unsupported"].as_array().expect("a list").iter().filter_map(|a| a.as_str()).collect();
     unsupported.sort_unstable();
     assert_eq!(unsupported, [department, number], "{printed}");
+    // `config check` names the fields the saved probe does not list.
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .map(common::keep_log)
+        .expect("runs");
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{said}");
+    assert!(said.contains(&format!("apps[0].mapping.\"{number}\": not listed by crm's /Schemas")), "{said}");
     // A worker started now knows before its first write.
     fleet.spawn_worker(None);
     crm.clear_requests();
