@@ -82,6 +82,8 @@ pub(crate) enum Command {
     Sync(crate::targets::SyncArgs),
     /// What a `dry_run = true` app's jobs would have sent.
     DryRun(crate::targets::DryRunArgs),
+    /// Turn an HR extract into the person events it calls for, and publish them.
+    Import(crate::sources::ImportArgs),
     /// Check or export the hash-chained audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -8,6 +8,7 @@ mod approvals;
 mod cli;
 mod scheduled;
 mod service;
+mod sources;
 mod targets;
 
 use std::process::ExitCode;
@@ -78,6 +79,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => targets::plan(args).await?,
         Command::Sync(args) => targets::sync(args).await?,
         Command::DryRun(args) => targets::dry_run(args).await?,
+        Command::Import(args) => sources::import(args).await?,
         Command::Evidence(command) => return evidence(command).await,
         Command::Audit(command) => return audit(command).await,
         Command::Report(ReportCommand::Leavers { config, since }) => {

@@ -6,6 +6,7 @@ mod config_check;
 pub mod dlq;
 mod error;
 pub mod evidence;
+pub mod import;
 pub mod plan;
 pub mod probe;
 mod publish;

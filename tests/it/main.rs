@@ -31,6 +31,7 @@ mod governance;
 mod harness;
 mod held_restart;
 mod identity;
+mod import;
 mod intake;
 mod interop;
 mod isolation;

@@ -17,6 +17,7 @@ mod intake;
 mod layers;
 mod mapping;
 mod pseudonym;
+mod sources;
 mod target;
 mod transport;
 pub mod vendors;
@@ -40,6 +41,7 @@ pub use intake::{IntakeConfig, IntakeSource, SecretRef, event_type};
 use layers::{env_table, merge, parse_table};
 pub use mapping::{Mapping, MappingRule, MappingSource, TemplatePart, ValueKind};
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
+pub use sources::{FileFormat, HrFileSource, ListColumn, SourceConfig, StatusColumn};
 pub use target::TargetProfile;
 pub use transport::{BrokerConfig, RedisConfig};
 
@@ -76,6 +78,9 @@ pub struct Config {
     /// Rate limits shared by several apps (one vendor limiting all its SCIM apps together).
     #[serde(default)]
     pub rate_groups: Vec<RateGroup>,
+    /// Systems feeding people in their own format (`[[sources]]`).
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
     /// The directory relative paths in the file are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -297,6 +302,7 @@ impl Config {
         self.validate_worker()?;
         self.intake.validate(origin)?;
         self.governance.validate(origin)?;
+        sources::validate(&self.sources, origin)?;
         if self.apps.is_empty() {
             return Err(ConfigError::invalid(origin, "apps", "at least one [[apps]] entry is needed"));
         }

@@ -112,6 +112,26 @@ fn mapped_paths_are_checked_against_the_targets_listed_attributes() {
 }
 
 #[test]
+fn hr_file_sources_are_checked_naming_the_field() {
+    let source = |extra: &str| {
+        format!(
+            "{BASE}[[sources]]\nkind = \"hr-file\"\nid = \"workday\"\nperson_id = \"Employee_ID\"\n{extra}"
+        )
+    };
+    assert!(
+        Config::from_toml(&source("time_zone = \"Europe/Rome\"\n"), "t.toml", PathBuf::new(), Vec::new())
+            .is_ok()
+    );
+    assert!(err(&source("time_zone = \"Mars/Olympus\"\n")).contains("sources[0].time_zone"));
+    assert!(err(&source("status = { column = \"S\" }\n")).contains("sources[0].status"));
+    assert!(err(&source("colums = {}\n")).contains("colums"), "a typo is an error");
+    let twice =
+        format!("{}[[sources]]\nkind = \"hr-file\"\nid = \"workday\"\nperson_id = \"X\"\n", source(""));
+    assert!(err(&twice).contains("sources[1].id"));
+    assert!(err(&format!("{BASE}[[sources]]\nkind = \"okta\"\nid = \"o\"\n")).contains("okta"));
+}
+
+#[test]
 fn environment_overrides_the_file() {
     let env = vec![
         ("SCIMFLEET_BROKER__URL".to_owned(), "amqp://u:p@rabbit:5672/%2f".to_owned()),

@@ -186,6 +186,11 @@ impl Keys {
         format!("{}:profile-claim:{app}", self.ns)
     }
 
+    /// The last row of each person an HR file `source` imported (a hash).
+    pub(super) fn import(&self, source: &str) -> String {
+        format!("{}:import:{source}", self.ns)
+    }
+
     /// The last probe of `app` (JSON).
     pub(super) fn profile(&self, app: &AppId) -> String {
         format!("{}:profile:{app}", self.ns)

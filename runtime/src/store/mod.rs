@@ -43,6 +43,7 @@ mod desired;
 mod dry_runs;
 mod evidence;
 mod held;
+mod imports;
 mod journeys;
 mod keys;
 mod leases;
@@ -61,6 +62,7 @@ pub use desired::{Desired, DesiredAccount, MissingScan};
 pub use dry_runs::DryRuns;
 pub use evidence::Evidence;
 pub use held::{Approval, Held, HeldJob, HoldKind};
+pub use imports::Imports;
 pub use journeys::{JourneyStep, Journeys};
 pub use keys::account_keys;
 pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Fenced, Lease, LeaseScope, Leases};
@@ -228,6 +230,11 @@ impl Store {
     /// Events kept until their `effective_at`.
     pub fn scheduled(&self) -> Scheduled<'_> {
         Scheduled::new(self)
+    }
+
+    /// The last rows of HR file sources.
+    pub fn imports(&self) -> Imports<'_> {
+        Imports::new(self)
     }
 
     /// What dry-run apps would have been sent.

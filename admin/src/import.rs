@@ -1,0 +1,241 @@
+//! `scimfleet import --source ID FILE`: an HR extract (a full list of the
+//! workers an HR system of record knows, Workday-style) turned into person
+//! events, and only those that change something.
+//!
+//! Each row is compared with what the same source said of the person last
+//! time (`Store::imports`): an unchanged row emits nothing, so importing
+//! the same file again changes nothing; a new person is hired, a changed
+//! one updated (rehired after a termination), suspended or terminated as
+//! the row's status says; a person the source brought in whom the file no
+//! longer lists is terminated. Sequences are the import's time in
+//! milliseconds (above the person's registered sequence), so a later file
+//! always wins; event ids derive from the person and the row's content, so
+//! a redelivered event is the same event.
+//!
+//! Every event is checked before any is published, then all are published
+//! with confirms, and only then is the source's view kept: a bad file
+//! publishes nothing, and a crash after publishing emits the same events
+//! again. Terminations go through the scheduler like any leaver's, so the
+//! mass-deprovision guard holds them as a wave when a file removes more
+//! people than its limits allow.
+
+pub mod parse;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use scimfleet_runtime::broker::{self, Publisher, Topology};
+use scimfleet_runtime::config::{HrFileSource, SourceConfig};
+use scimfleet_runtime::{Config, Store};
+use scimfleet_schemas::{Event, PersonId, PersonStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::Digest as _;
+
+use crate::AdminError;
+
+/// What a source last said of one person, as kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Kept {
+    status: PersonStatus,
+    attributes: std::collections::BTreeMap<String, String>,
+    groups: Vec<String>,
+    effective_at: Option<DateTime<Utc>>,
+    fingerprint: String,
+}
+
+/// What one import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Rows read.
+    pub rows: usize,
+    /// Events emitted, by type.
+    pub hired: usize,
+    /// Updated or rehired.
+    pub updated: usize,
+    /// Suspended.
+    pub suspended: usize,
+    /// Terminated (by status, or no longer listed).
+    pub terminated: usize,
+    /// Rows that changed nothing.
+    pub unchanged: usize,
+}
+
+/// Imports `file` as source `source` says; with `check`, reports what it
+/// would emit and publishes nothing.
+pub async fn run(
+    config: &Config,
+    source: &str,
+    file: &Path,
+    check: bool,
+    out: &mut impl Write,
+) -> Result<ImportReport, AdminError> {
+    let SourceConfig::HrFile(hr) = config
+        .sources
+        .iter()
+        .find(|s| s.id() == source)
+        .ok_or_else(|| AdminError::Refused(format!("no [[sources]] entry with id `{source}`")))?;
+    let input = std::fs::File::open(file).map_err(AdminError::file("open", file))?;
+    let rows = parse::parse(hr, std::io::BufReader::new(input))
+        .map_err(|e| AdminError::Refused(format!("{}: {e}", file.display())))?;
+    let store = Store::connect(&config.redis, &config.namespace).await?;
+    let (events, keep, report) = diff(hr, &store, rows).await?;
+    if !check && !events.is_empty() {
+        publish(config, &events).await?;
+        store.imports().keep(&hr.id, &keep).await?;
+    }
+    let verb = if check { "would emit" } else { "emitted" };
+    let r = report;
+    writeln!(
+        out,
+        "{}: {} rows; {verb} {} hired, {} updated, {} suspended, {} terminated; {} unchanged",
+        hr.id, r.rows, r.hired, r.updated, r.suspended, r.terminated, r.unchanged
+    )?;
+    Ok(report)
+}
+
+/// The events a file's `rows` call for, the rows to keep once they are
+/// published, and the counts.
+async fn diff(
+    hr: &HrFileSource,
+    store: &Store,
+    rows: Vec<parse::Row>,
+) -> Result<(Vec<String>, Vec<(String, String)>, ImportReport), AdminError> {
+    let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+    let before: HashMap<String, Kept> = store
+        .imports()
+        .all(&hr.id)
+        .await?
+        .into_iter()
+        .filter_map(|(person, raw)| Some((person, serde_json::from_str(&raw).ok()?)))
+        .collect();
+    let listed: Vec<PersonId> = rows.iter().map(|r| r.person.clone()).collect();
+    let gone: Vec<PersonId> = before
+        .iter()
+        .filter(|(person, kept)| {
+            kept.status != PersonStatus::Terminated && !listed.iter().any(|p| p.as_str() == *person)
+        })
+        .filter_map(|(person, _)| PersonId::parse(person.clone()).ok())
+        .collect();
+    let everyone: Vec<PersonId> = listed.iter().chain(&gone).cloned().collect();
+    let registered = store.registry().get_many(&everyone).await?;
+    let now = Utc::now().timestamp_millis().max(0) as u64;
+    let sequence_of =
+        |i: usize| registered.get(i).cloned().flatten().map_or(now, |r| now.max(r.sequence + 1));
+    let (mut events, mut keep) = (Vec::new(), Vec::new());
+    for (i, row) in rows.into_iter().enumerate() {
+        let mut kept = Kept {
+            status: row.status,
+            attributes: row.attributes,
+            groups: row.groups,
+            effective_at: row.effective_at,
+            fingerprint: String::new(),
+        };
+        kept.fingerprint = fingerprint(&kept);
+        let last = before.get(row.person.as_str());
+        if last.is_some_and(|l| l.fingerprint == kept.fingerprint) {
+            report.unchanged += 1;
+            continue;
+        }
+        let known = last.is_some() || registered.get(i).is_some_and(Option::is_some);
+        if !known && kept.status == PersonStatus::Terminated {
+            // Someone who left before this source was used: nothing of
+            // theirs came from scimfleet (a sweep finds older accounts).
+            keep.push((row.person.to_string(), serde_json::to_string(&kept)?));
+            report.unchanged += 1;
+            continue;
+        }
+        let kind = match kept.status {
+            PersonStatus::Terminated => "person.terminated",
+            PersonStatus::Suspended => "person.suspended",
+            PersonStatus::Active if last.is_some_and(|l| l.status == PersonStatus::Terminated) => {
+                "person.rehired"
+            }
+            PersonStatus::Active if known => "person.updated",
+            PersonStatus::Active => "person.hired",
+        };
+        count(&mut report, kind);
+        events.push(event(hr, &row.person, kind, sequence_of(i), &kept)?);
+        keep.push((row.person.to_string(), serde_json::to_string(&kept)?));
+    }
+    for (j, person) in gone.iter().enumerate() {
+        let Some(last) = before.get(person.as_str()) else { continue };
+        let mut kept = Kept { status: PersonStatus::Terminated, effective_at: None, ..last.clone() };
+        kept.fingerprint = fingerprint(&kept);
+        count(&mut report, "person.terminated");
+        events.push(event(hr, person, "person.terminated", sequence_of(listed.len() + j), &kept)?);
+        keep.push((person.to_string(), serde_json::to_string(&kept)?));
+    }
+    Ok((events, keep, report))
+}
+
+fn count(report: &mut ImportReport, kind: &str) {
+    match kind {
+        "person.hired" => report.hired += 1,
+        "person.suspended" => report.suspended += 1,
+        "person.terminated" => report.terminated += 1,
+        _ => report.updated += 1,
+    }
+}
+
+/// A stable digest of what a row says.
+fn fingerprint(kept: &Kept) -> String {
+    let content = json!([kept.status, kept.attributes, kept.groups, kept.effective_at]);
+    hex::encode(sha2::Sha256::digest(content.to_string().as_bytes()))
+}
+
+/// The CloudEvent of `kind` for `person`, checked as the scheduler will.
+fn event(
+    hr: &HrFileSource,
+    person: &PersonId,
+    kind: &str,
+    sequence: u64,
+    kept: &Kept,
+) -> Result<String, AdminError> {
+    let status = match kind {
+        "person.terminated" => "terminated",
+        "person.suspended" => "suspended",
+        _ => "active",
+    };
+    let body = json!({
+        "specversion": "1.0",
+        "id": format!("{}-{}-{}", hr.id, person, &kept.fingerprint[..16]),
+        "source": format!("hr-file/{}", hr.id),
+        "type": kind,
+        "time": Utc::now().to_rfc3339(),
+        "subject": person.as_str(),
+        "datacontenttype": "application/json",
+        "data": {
+            "person_id": person.as_str(), "sequence": sequence, "status": status,
+            "effective_at": kept.effective_at.map(|at| at.to_rfc3339()),
+            "attributes": kept.attributes, "groups": kept.groups,
+            "actor": { "id": format!("hr-file:{}", hr.id) },
+        },
+    })
+    .to_string();
+    // The reason names the field, never a value.
+    Event::parse(body.as_bytes()).map_err(|e| AdminError::Refused(format!("person {person}: {e}")))?;
+    Ok(body)
+}
+
+/// Publishes `events` with confirms (all or, on a failure, an error).
+async fn publish(config: &Config, events: &[String]) -> Result<(), AdminError> {
+    let connection = broker::connect(&config.broker, "scimfleet-import").await?;
+    let publisher = Publisher::open(&connection).await?;
+    let topology = Topology::of(config);
+    let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
+    topology.ensure(publisher.channel(), &apps, config.broker.declare_topology).await?;
+    let lines = events.join("\n");
+    let report = broker::events::publish_jsonl(&publisher, &topology, std::io::Cursor::new(lines)).await?;
+    let _closed = connection.close(200, "import done".into()).await;
+    if report.confirmed != events.len() {
+        return Err(AdminError::Refused(format!(
+            "{} of {} events confirmed",
+            report.confirmed,
+            events.len()
+        )));
+    }
+    Ok(())
+}
