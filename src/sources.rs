@@ -18,12 +18,23 @@ pub(crate) struct ImportArgs {
     /// Report what would be emitted; publish nothing.
     #[arg(long)]
     pub check: bool,
+    /// Release an import held by the mass-deprovision limits as this approver.
+    #[arg(long, requires = "code")]
+    pub approver: Option<String>,
+    /// The approver's current TOTP code.
+    #[arg(long, requires = "approver")]
+    pub code: Option<String>,
     /// The HR extract.
     pub file: PathBuf,
 }
 
 pub(crate) async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let config = crate::load(&args.config, crate::QUIET_BROKER)?;
-    import::run(&config, &args.source, &args.file, args.check, &mut std::io::stdout()).await?;
+    let approval = args
+        .approver
+        .as_deref()
+        .zip(args.code.as_deref())
+        .map(|(approver, code)| import::Approval { approver, code });
+    import::run(&config, &args.source, &args.file, args.check, approval, &mut std::io::stdout()).await?;
     Ok(())
 }

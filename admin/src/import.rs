@@ -15,9 +15,12 @@
 //! Every event is checked before any is published, then all are published
 //! with confirms, and only then is the source's view kept: a bad file
 //! publishes nothing, and a crash after publishing emits the same events
-//! again. Terminations go through the scheduler like any leaver's, so the
-//! mass-deprovision guard holds them as a wave when a file removes more
-//! people than its limits allow.
+//! again. A file terminating more of the source's people than
+//! `governance.mass_deprovision` allows (`fleet_max` people, or over
+//! `app_percent` of them once `percent_floor` are counted) is held whole:
+//! nothing is published until an approver's TOTP code releases it (both
+//! recorded in the audit trail); the scheduler's guard still applies to
+//! what is published.
 
 pub mod parse;
 
@@ -26,10 +29,11 @@ use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::broker::{self, Publisher, Topology};
 use scimfleet_runtime::config::{HrFileSource, SourceConfig};
 use scimfleet_runtime::{Config, Store};
-use scimfleet_schemas::{Event, PersonId, PersonStatus};
+use scimfleet_schemas::{AuditEntry, AuditKind, Event, PersonId, PersonStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Digest as _;
@@ -63,13 +67,26 @@ pub struct ImportReport {
     pub unchanged: usize,
 }
 
+/// An approver's go-ahead for an import the mass-deprovision limits hold:
+/// their name and current TOTP code.
+#[derive(Debug, Clone, Copy)]
+pub struct Approval<'a> {
+    /// The approver (`governance.approvers_file`).
+    pub approver: &'a str,
+    /// Their current code.
+    pub code: &'a str,
+}
+
 /// Imports `file` as source `source` says; with `check`, reports what it
-/// would emit and publishes nothing.
+/// would emit and publishes nothing. A file terminating more people than
+/// `governance.mass_deprovision` allows is held (nothing published, an
+/// error saying so) unless `approval` releases it.
 pub async fn run(
     config: &Config,
     source: &str,
     file: &Path,
     check: bool,
+    approval: Option<Approval<'_>>,
     out: &mut impl Write,
 ) -> Result<ImportReport, AdminError> {
     let SourceConfig::HrFile(hr) = config
@@ -81,7 +98,42 @@ pub async fn run(
     let rows = parse::parse(hr, std::io::BufReader::new(input))
         .map_err(|e| AdminError::Refused(format!("{}: {e}", file.display())))?;
     let store = Store::connect(&config.redis, &config.namespace).await?;
-    let (events, keep, report) = diff(hr, &store, rows).await?;
+    let (events, keep, report, population) = diff(hr, &store, rows).await?;
+    if let Some(limit) = over_limit(config, report.terminated, population) {
+        let held = format!(
+            "{} terminations of {population} people exceed governance.mass_deprovision ({limit})",
+            report.terminated
+        );
+        if check {
+            writeln!(out, "{}: held for approval: {held}", hr.id)?;
+        } else {
+            let Some(approval) = approval else {
+                let entry = AuditEntry::new(AuditKind::WaveHeld, "scimfleet import")
+                    .detail("import", hr.id.as_str())
+                    .detail("terminations", report.terminated)
+                    .detail("people", population);
+                AuditLog::for_operator(config, store.clone())?.record(entry).await?;
+                return Err(AdminError::Refused(format!(
+                    "{}: held for approval, nothing published: {held}; an approver releases it with --approver NAME --code TOTP",
+                    hr.id
+                )));
+            };
+            let approvers = crate::approvals::approvers_of(config)?;
+            let target = crate::approvals::Target::Import(&hr.id);
+            let who = crate::approvals::spend_code(
+                (config, &store),
+                &approvers,
+                (approval.approver, approval.code),
+                target,
+            )
+            .await?;
+            let entry = AuditEntry::new(AuditKind::WaveReleased, who.name.as_str())
+                .detail("import", hr.id.as_str())
+                .detail("terminations", report.terminated)
+                .detail("people", population);
+            AuditLog::for_operator(config, store.clone())?.record(entry).await?;
+        }
+    }
     if !check && !events.is_empty() {
         publish(config, &events).await?;
         store.imports().keep(&hr.id, &keep).await?;
@@ -96,13 +148,25 @@ pub async fn run(
     Ok(report)
 }
 
-/// The events a file's `rows` call for, the rows to keep once they are
-/// published, and the counts.
-async fn diff(
-    hr: &HrFileSource,
-    store: &Store,
-    rows: Vec<parse::Row>,
-) -> Result<(Vec<String>, Vec<(String, String)>, ImportReport), AdminError> {
+/// What a file calls for: its events, the rows to keep once they are
+/// published, the counts, and how many people the source knew active
+/// (the population its terminations are a share of).
+type Diff = (Vec<String>, Vec<(String, String)>, ImportReport, usize);
+
+/// The limit `terminated` of `population` people breaks, if any.
+fn over_limit(config: &Config, terminated: usize, population: usize) -> Option<String> {
+    let limits = &config.governance.mass_deprovision;
+    if limits.fleet_max > 0 && terminated > limits.fleet_max as usize {
+        return Some(format!("fleet_max {}", limits.fleet_max));
+    }
+    let share = terminated as f64 * 100.0 / population.max(1) as f64;
+    let counts = terminated >= limits.percent_floor as usize;
+    (limits.app_percent > 0.0 && counts && share > limits.app_percent)
+        .then(|| format!("{share:.0} % of them, over app_percent {}", limits.app_percent))
+}
+
+/// What `rows` call for (see [`Diff`]).
+async fn diff(hr: &HrFileSource, store: &Store, rows: Vec<parse::Row>) -> Result<Diff, AdminError> {
     let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
     let before: HashMap<String, Kept> = store
         .imports()
@@ -168,7 +232,8 @@ async fn diff(
         events.push(event(hr, person, "person.terminated", sequence_of(listed.len() + j), &kept)?);
         keep.push((person.to_string(), serde_json::to_string(&kept)?));
     }
-    Ok((events, keep, report))
+    let active_before = before.values().filter(|k| k.status != PersonStatus::Terminated).count();
+    Ok((events, keep, report, active_before.max(report.rows)))
 }
 
 fn count(report: &mut ImportReport, kind: &str) {

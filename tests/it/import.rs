@@ -141,3 +141,54 @@ async fn a_termination_dated_in_pacific_time_takes_effect_at_that_instant_and_a_
     assert!(fleet.server("chat").user_by_external_id("E9703").is_none(), "nothing published");
     fleet.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extract_terminating_40_percent_is_held_whole_until_an_approver_releases_it() {
+    use common::governance::{Approver, approvers_file};
+    let file = approvers_file("import");
+    let alice = Approver::enroll(&file, "alice", None);
+    let governance = format!(
+        "[governance]\napprovers_file = \"{}\"\n[governance.mass_deprovision]\nwindow = \"1h\"\nfleet_max = 0\napp_max = 0\napp_percent = 20.0\npercent_floor = 1\n",
+        file.display()
+    );
+    let fleet = Fleet::start(&format!("{governance}{POLICY}")).await.expect("fleet starts");
+    let chat = fleet.server("chat").clone();
+    let ids: Vec<String> = (1..=10).map(|n| format!("E98{n:02}")).collect();
+    let everyone: Vec<Worker<'_>> = ids.iter().map(|id| (id.as_str(), "Sales", "Active", "")).collect();
+    import(&fleet, &extract(&fleet, "all", &everyone));
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    let kept: Vec<Worker<'_>> = everyone[4..].to_vec();
+    let fewer = extract(&fleet, "fewer", &kept);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+            .args(["import", "--source", "workday", "--config"])
+            .arg(fleet.config_path())
+            .arg(&fewer)
+            .args(args)
+            .output()
+            .map(common::keep_log)
+            .expect("runs")
+    };
+    let held = run(&[]);
+    let said = String::from_utf8_lossy(&held.stderr);
+    assert!(!held.status.success() && said.contains("held for approval, nothing published"), "{said}");
+    assert!(said.contains("4 terminations of 10 people"), "{said}");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    assert!(ids.iter().all(|id| active(&chat, id) == Some(true)), "nobody terminated");
+    let refused = run(&["--approver", "alice", "--code", &alice.wrong_code()]);
+    assert!(!refused.status.success());
+    let released = run(&["--approver", "alice", "--code", &alice.code()]);
+    let said = String::from_utf8_lossy(&released.stdout);
+    assert!(released.status.success() && said.contains("4 terminated"), "{said}");
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    // Published: the scheduler's own guard still meters them (a wave holds the rest).
+    let gone = ids[..4].iter().filter(|id| active(&chat, id) == Some(false)).count();
+    let listing: Value =
+        serde_json::from_str(&common::cli_ok(&fleet.config_path(), &["approvals", "list", "--json"]))
+            .expect("JSON");
+    let waiting: u64 =
+        listing["waves"].as_array().into_iter().flatten().filter_map(|w| w["held"].as_u64()).sum();
+    assert_eq!(gone as u64 + waiting, 4, "{listing}");
+    assert!(ids[4..].iter().all(|id| active(&chat, id) == Some(true)));
+    fleet.stop().await.expect("clean stop");
+}

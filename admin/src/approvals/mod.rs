@@ -25,5 +25,6 @@ mod wave;
 
 pub use decide::{Decision, approve, reject};
 pub use list::{Listing, gather, list};
-pub(crate) use release::approvers_of;
+pub(crate) use note::Target;
+pub(crate) use release::{approvers_of, spend_code};
 pub use wave::{cancel_wave, release_wave};

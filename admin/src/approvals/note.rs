@@ -32,6 +32,9 @@ pub(crate) async fn refused(
     let entry = match target {
         Target::Held(held) => about(AuditKind::ApprovalRefused, approver, held),
         Target::Wave(wave) => AuditEntry::new(AuditKind::ApprovalRefused, approver).detail("wave", wave),
+        Target::Import(source) => {
+            AuditEntry::new(AuditKind::ApprovalRefused, approver).detail("import", source)
+        }
     };
     let recorded = match AuditLog::for_operator(config, store.clone()) {
         Ok(audit) => audit.record(entry.detail("reason", reason.as_str())).await.map_err(AdminError::from),
@@ -49,4 +52,6 @@ pub(crate) enum Target<'a> {
     Held(&'a HeldJob),
     /// A wave, by id.
     Wave(&'a str),
+    /// An HR file import held by the mass-deprovision limits, by source id.
+    Import(&'a str),
 }
