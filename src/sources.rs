@@ -1,9 +1,12 @@
 //! `scimfleet import`: people from an HR file source (`[[sources]]`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use scimfleet_admin::import;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::ConfigArg;
 
@@ -24,17 +27,37 @@ pub(crate) struct ImportArgs {
     /// The approver's current TOTP code.
     #[arg(long, requires = "approver")]
     pub code: Option<String>,
+    /// Watch this drop folder instead: import each file dropped there, then
+    /// move it to `imported/`, `held/` or `failed/` (until stopped).
+    #[arg(long, conflicts_with_all = ["file", "check", "approver"])]
+    pub watch: Option<PathBuf>,
+    /// How often the drop folder is looked at.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub every: Duration,
     /// The HR extract.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "watch")]
+    pub file: Option<PathBuf>,
 }
 
-pub(crate) async fn import(args: ImportArgs) -> anyhow::Result<()> {
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let ms = scimfleet_runtime::config::parse_duration_ms(text);
+    ms.filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is not a duration like 10s"))
+}
+
+pub(crate) async fn import(args: ImportArgs, stop: CancellationToken) -> anyhow::Result<()> {
     let config = crate::load(&args.config, crate::QUIET_BROKER)?;
+    if let Some(dir) = &args.watch {
+        import::watch(&config, &args.source, dir, args.every, stop, &mut std::io::stdout()).await?;
+        return Ok(());
+    }
+    let Some(file) = &args.file else { anyhow::bail!("give the extract, or --watch a drop folder") };
     let approval = args
         .approver
         .as_deref()
         .zip(args.code.as_deref())
         .map(|(approver, code)| import::Approval { approver, code });
-    import::run(&config, &args.source, &args.file, args.check, approval, &mut std::io::stdout()).await?;
+    import::run(&config, &args.source, file, args.check, approval, &mut std::io::stdout()).await?;
     Ok(())
 }

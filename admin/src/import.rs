@@ -23,6 +23,9 @@
 //! what is published.
 
 pub mod parse;
+mod watch;
+
+pub use watch::watch;
 
 use std::collections::HashMap;
 use std::io::Write;

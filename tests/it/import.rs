@@ -192,3 +192,55 @@ async fn an_extract_terminating_40_percent_is_held_whole_until_an_approver_relea
     assert!(ids[4..].iter().all(|id| active(&chat, id) == Some(true)));
     fleet.stop().await.expect("clean stop");
 }
+
+/// A `scimfleet import --watch` child, killed on drop.
+struct Watcher(std::process::Child);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_folder_imports_each_complete_file_and_sets_bad_ones_aside_with_the_reason() {
+    let fleet = Fleet::start(POLICY).await.expect("fleet starts");
+    let dir = fleet.config_path().with_file_name("drop");
+    std::fs::create_dir_all(&dir).expect("drop folder");
+    let log =
+        scimfleet_devkit::fleet::test_log_dir().join(format!("import-watch-{}.log", fleet.config.namespace));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_scimfleet"))
+        .args(["import", "--source", "workday", "--every", "200ms", "--watch"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(fleet.config_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("watcher starts");
+    let _watcher = Watcher(child);
+    // Written under another name, then renamed: never read half-written.
+    let staged =
+        extract(&fleet, "staged", &[("E9901", "Sales", "Active", ""), ("E9902", "Ops", "Active", "")]);
+    std::fs::rename(&staged, dir.join("1-monday.csv")).expect("dropped");
+    let chat = fleet.server("chat").clone();
+    let imported = dir.join("imported").join("1-monday.csv");
+    scimfleet_devkit::wait::until("the file imported and applied", SETTLE, async || {
+        imported.exists() && active(&chat, "E9902") == Some(true)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("2-tuesday.csv"), "Employee_ID,Email\nE9903,e9903@example.com\n")
+        .expect("dropped");
+    let failed = dir.join("failed").join("2-tuesday.csv.error.txt");
+    scimfleet_devkit::wait::until("the bad file set aside", SETTLE, async || failed.exists())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reason = std::fs::read_to_string(&failed).expect("reason");
+    assert!(reason.contains("has no column"), "names the missing column: {reason}");
+    assert!(dir.join("failed").join("2-tuesday.csv").exists() && !dir.join("2-tuesday.csv").exists());
+    fleet.wait_settled(SETTLE).await.expect("settled");
+    assert!(chat.user_by_external_id("E9903").is_none(), "nothing of a bad file is published");
+    fleet.stop().await.expect("clean stop");
+}
