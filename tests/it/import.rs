@@ -231,8 +231,9 @@ async fn a_drop_folder_imports_each_complete_file_and_sets_bad_ones_aside_with_t
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join("2-tuesday.csv"), "Employee_ID,Email\nE9903,e9903@example.com\n")
-        .expect("dropped");
+    let partial = dir.join("2-tuesday.csv.partial");
+    std::fs::write(&partial, "Employee_ID,Email\nE9903,e9903@example.com\n").expect("written");
+    std::fs::rename(&partial, dir.join("2-tuesday.csv")).expect("dropped");
     let failed = dir.join("failed").join("2-tuesday.csv.error.txt");
     scimfleet_devkit::wait::until("the bad file set aside", SETTLE, async || failed.exists())
         .await
