@@ -142,17 +142,11 @@ pub fn diff_user(desired: &ScimUser, actual: &ScimUser, managed: &[UserAttr]) ->
 
 /// Whether `attr` is filtered and no element of `user` matches its filter.
 fn element_missing(attr: &UserAttr, user: &Value) -> bool {
-    let Some((fattr, fvalue)) = attr.filter() else { return false };
-    let element_path = format!("{}[{}]", attr.list_path(), super::eq_filter(fattr, fvalue));
-    element_path.parse::<UserAttr>().ok().is_none_or(|p| p.value_in(user).is_none())
+    attr.filter().is_some() && attr.element_in(user).is_none_or(Value::is_null)
 }
 
 fn attr_list_is_empty(attr: &UserAttr, user: &Value) -> bool {
-    attr.list_path()
-        .parse::<UserAttr>()
-        .ok()
-        .and_then(|p| p.value_in(user).and_then(Value::as_array).map(Vec::is_empty))
-        .unwrap_or(true)
+    attr.attribute_in(user).and_then(Value::as_array).is_none_or(Vec::is_empty)
 }
 
 #[cfg(test)]

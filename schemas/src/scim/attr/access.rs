@@ -8,20 +8,32 @@ use super::UserAttr;
 impl UserAttr {
     /// The attribute's value in `user` (a User as JSON); `null` is absent.
     pub fn value_in<'a>(&self, user: &'a Value) -> Option<&'a Value> {
-        let container = match &self.0.schema {
-            Some(urn) => get_ci(user, urn)?,
-            None => user,
-        };
-        let attr = get_ci(container, &self.0.name)?;
-        let target = match &self.0.filter {
-            Some(filter) => element(attr.as_array()?, filter)?,
-            None => attr,
-        };
+        let target = self.element_in(user)?;
         let value = match &self.0.sub {
             Some(sub) => get_ci(target, sub)?,
             None => target,
         };
         (!value.is_null()).then_some(value)
+    }
+
+    /// The top-level attribute the path is in (a whole list, for a
+    /// filtered path), as held in `user`.
+    pub(crate) fn attribute_in<'a>(&self, user: &'a Value) -> Option<&'a Value> {
+        let container = match &self.0.schema {
+            Some(urn) => get_ci(user, urn)?,
+            None => user,
+        };
+        get_ci(container, &self.0.name)
+    }
+
+    /// The attribute, or for a filtered path the element its filter
+    /// selects, as held in `user` (before any sub-attribute).
+    pub(crate) fn element_in<'a>(&self, user: &'a Value) -> Option<&'a Value> {
+        let attr = self.attribute_in(user)?;
+        match &self.0.filter {
+            Some(filter) => element(attr.as_array()?, filter),
+            None => Some(attr),
+        }
     }
 
     /// Sets (or with `None` removes) the attribute in `user` (a User as
