@@ -42,9 +42,7 @@ pub async fn check_probed_mappings(config: &Config, out: &mut impl Write) -> Res
     for (index, app) in config.apps.iter().enumerate() {
         let Some(probed) = store.profiles().get(&app.id).await? else { continue };
         let profile = app.profile_with(&probed.profile);
-        for attr in
-            app.mapping.attributes().iter().filter(|a| !a.is_user_name() && profile.lists(a) == Some(false))
-        {
+        for attr in profile.unlisted(&app.mapping.attributes()) {
             let when = probed.probed_at.format("%Y-%m-%d %H:%M UTC");
             writeln!(
                 out,

@@ -98,12 +98,7 @@ pub async fn run(
 /// list (none when it lists nothing). The login is left out: it is
 /// written whatever a schema says.
 pub fn unsupported(app: &AppConfig, profile: &TargetProfile) -> Vec<String> {
-    app.mapping
-        .attributes()
-        .iter()
-        .filter(|a| !a.is_user_name() && profile.lists(a) == Some(false))
-        .map(|a| a.path().to_owned())
-        .collect()
+    profile.unlisted(&app.mapping.attributes()).iter().map(|a| a.path().to_owned()).collect()
 }
 
 fn write_toml(

@@ -52,13 +52,7 @@ impl Adopter {
         if profile.patch_groups == Some(false) {
             self.groups.refusals.refuse_groups(app);
         }
-        // A login and the binding are written whatever a schema says.
-        let unlisted: Vec<UserAttr> = managed
-            .iter()
-            .filter(|a| !a.is_user_name() && profile.lists(a) == Some(false))
-            .cloned()
-            .collect();
-        self.support.unlisted(app, &unlisted)
+        self.support.unlisted(app, &profile.unlisted(managed))
     }
 }
 

@@ -102,6 +102,13 @@ impl TargetProfile {
         Some(listed)
     }
 
+    /// Of `managed`, the attributes the service's `/Schemas` does not list
+    /// (none when it lists nothing). The login is left out: it is written
+    /// whatever a schema says.
+    pub fn unlisted(&self, managed: &[UserAttr]) -> Vec<UserAttr> {
+        managed.iter().filter(|a| !a.is_user_name() && self.lists(a) == Some(false)).cloned().collect()
+    }
+
     /// Whether the profile says anything at all.
     pub fn is_empty(&self) -> bool {
         *self == TargetProfile::default()
