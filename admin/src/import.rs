@@ -33,7 +33,6 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use scimfleet_runtime::audit::AuditLog;
-use scimfleet_runtime::broker::{self, Publisher, Topology};
 use scimfleet_runtime::config::{HrFileSource, SourceConfig};
 use scimfleet_runtime::{Config, Store};
 use scimfleet_schemas::{AuditEntry, AuditKind, Event, PersonId, PersonStatus};
@@ -70,6 +69,14 @@ pub struct ImportReport {
     pub unchanged: usize,
 }
 
+/// The HR file source `id`.
+fn hr_source<'c>(config: &'c Config, id: &str) -> Result<&'c HrFileSource, AdminError> {
+    match config.sources.iter().find(|s| s.id() == id) {
+        Some(SourceConfig::HrFile(hr)) => Ok(hr),
+        None => Err(AdminError::Refused(format!("no [[sources]] entry with id `{id}`"))),
+    }
+}
+
 /// An approver's go-ahead for an import the mass-deprovision limits hold:
 /// their name and current TOTP code.
 #[derive(Debug, Clone, Copy)]
@@ -92,11 +99,7 @@ pub async fn run(
     approval: Option<Approval<'_>>,
     out: &mut impl Write,
 ) -> Result<ImportReport, AdminError> {
-    let SourceConfig::HrFile(hr) = config
-        .sources
-        .iter()
-        .find(|s| s.id() == source)
-        .ok_or_else(|| AdminError::Refused(format!("no [[sources]] entry with id `{source}`")))?;
+    let hr = hr_source(config, source)?;
     let input = std::fs::File::open(file).map_err(AdminError::file("open", file))?;
     let rows = parse::parse(hr, std::io::BufReader::new(input))
         .map_err(|e| AdminError::Refused(format!("{}: {e}", file.display())))?;
@@ -290,14 +293,9 @@ fn event(
 
 /// Publishes `events` with confirms (all or, on a failure, an error).
 async fn publish(config: &Config, events: &[String]) -> Result<(), AdminError> {
-    let connection = broker::connect(&config.broker, "scimfleet-import").await?;
-    let publisher = Publisher::open(&connection).await?;
-    let topology = Topology::of(config);
-    let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
-    topology.ensure(publisher.channel(), &apps, config.broker.declare_topology).await?;
     let lines = events.join("\n");
-    let report = broker::events::publish_jsonl(&publisher, &topology, std::io::Cursor::new(lines)).await?;
-    let _closed = connection.close(200, "import done".into()).await;
+    let report =
+        crate::publish::publish_lines(config, "scimfleet-import", std::io::Cursor::new(lines)).await?;
     if report.confirmed != events.len() {
         return Err(AdminError::Refused(format!(
             "{} of {} events confirmed",

@@ -194,11 +194,7 @@ pub async fn dry_runs(
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
-    let app = config
-        .apps
-        .iter()
-        .find(|a| a.id.as_str() == app)
-        .ok_or_else(|| AdminError::UnknownApp(app.to_owned()))?;
+    let app = config.app(app).ok_or_else(|| AdminError::UnknownApp(app.to_owned()))?;
     let store = Store::connect(&config.redis, &config.namespace).await?;
     let records = store.dry_runs().list(&app.id, limit).await?;
     if !app.dry_run {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scimfleet_runtime::Config;
-use scimfleet_runtime::config::{FileFormat, SourceConfig};
+use scimfleet_runtime::config::FileFormat;
 use tokio_util::sync::CancellationToken;
 
 use crate::AdminError;
@@ -26,9 +26,7 @@ pub async fn watch(
     stop: CancellationToken,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
-    let Some(SourceConfig::HrFile(hr)) = config.sources.iter().find(|s| s.id() == source) else {
-        return Err(AdminError::Refused(format!("no [[sources]] entry with id `{source}`")));
-    };
+    let hr = super::hr_source(config, source)?;
     let extension = match hr.format {
         FileFormat::Csv => "csv",
         FileFormat::Jsonl => "jsonl",
