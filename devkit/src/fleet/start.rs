@@ -120,7 +120,7 @@ fn placeholder(app: &str) -> String {
 
 /// Whether `url` names this machine.
 fn is_loopback_url(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+    url::Url::parse(url).is_ok_and(|u| scimfleet_runtime::tls::is_loopback(&u))
 }
 
 /// Fills the namespace, base URLs (placeholders until servers exist), tokens,

@@ -148,8 +148,7 @@ impl HrFileSource {
             ));
         }
         for name in self.attributes.keys() {
-            let ok =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let ok = super::mapping::check_attribute_name(name).is_ok();
             if !ok || ["status", "person_id"].contains(&name.as_str()) {
                 return Err(ConfigError::invalid(
                     origin,
