@@ -24,9 +24,7 @@ pub async fn app_converger(
     store: &Store,
 ) -> Result<Converger, WorkerError> {
     let auth = crate::auth::Auth::from_config(config, index, app)?;
-    let client = crate::run::app_client(config, app, auth, store)
-        .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?;
-    let converger = Converger::new(client, app.create_groups).adopting(app.adopt);
+    let converger = crate::run::converger(config, app, auth, store, None)?;
     converger.adopter().adopt(&crate::profile::current(store, app).await, &app.mapping.attributes());
     Ok(converger)
 }

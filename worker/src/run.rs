@@ -110,16 +110,21 @@ pub fn app_client(
     Ok(client.with_pacer(pacer(config, app, store)))
 }
 
-fn converger(
+/// `app`'s converger over its client ([`app_client`]), counting in
+/// `metrics` when given.
+pub(crate) fn converger(
     config: &Config,
     app: &AppConfig,
     auth: Auth,
     store: &Store,
-    metrics: &Arc<Metrics>,
+    metrics: Option<&Arc<Metrics>>,
 ) -> Result<Converger, WorkerError> {
     let client = app_client(config, app, auth, store)
-        .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?
-        .with_metrics(metrics.clone());
+        .map_err(|source| WorkerError::Client { app: app.id.clone(), source })?;
+    let client = match metrics {
+        Some(metrics) => client.with_metrics(metrics.clone()),
+        None => client,
+    };
     Ok(Converger::new(client, app.create_groups).adopting(app.adopt))
 }
 
@@ -228,7 +233,7 @@ async fn prepare<'c>(
         .map(|_| tokens.iter().map(|((i, app), token)| (*i, (*app).clone(), token.clone())).collect());
     let convergers = tokens
         .into_iter()
-        .map(|((_, app), auth)| Ok((app, converger(config, app, auth, &store, &ops.metrics)?)))
+        .map(|((_, app), auth)| Ok((app, converger(config, app, auth, &store, Some(&ops.metrics))?)))
         .collect::<Result<Vec<_>, WorkerError>>()?;
     // Each app works as its target profile says from the first job on.
     // Without a probe yet, start-up does not wait for one: the first
