@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::mapping::{Mapping, check_attribute_name};
+pub(super) use crate::tls::is_loopback;
 
 /// A target SaaS app.
 #[derive(Debug, Clone, Deserialize)]
@@ -289,16 +290,6 @@ impl AppConfig {
             ));
         }
         Ok(())
-    }
-}
-
-/// Whether `url` names this machine (a test target may then use `http://`).
-pub(super) fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
     }
 }
 
