@@ -84,6 +84,9 @@ pub(crate) enum Command {
     DryRun(crate::targets::DryRunArgs),
     /// Turn an HR extract into the person events it calls for, and publish them.
     Import(crate::sources::ImportArgs),
+    /// Identity-provider sources served by the intake: renew their subscriptions.
+    #[command(subcommand)]
+    Sources(crate::sources::SourcesCommand),
     /// Check or export the hash-chained audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -144,7 +147,8 @@ pub(crate) enum DlqCommand {
 pub(crate) struct DlqTarget {
     #[command(flatten)]
     pub(crate) config: ConfigArg,
-    /// An app id, or `events` for the events dead-letter queue.
+    /// An app id, `events` for the events dead-letter queue, or `sources`
+    /// for deliveries of `[[sources]]` that could not be processed.
     #[arg(long)]
     pub(crate) app: String,
     /// Most messages to read from the queue in one run.

@@ -80,6 +80,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => targets::sync(args).await?,
         Command::DryRun(args) => targets::dry_run(args).await?,
         Command::Import(args) => sources::import(args, stop).await?,
+        Command::Sources(command) => sources::sources(command).await?,
         Command::Evidence(command) => return evidence(command).await,
         Command::Audit(command) => return audit(command).await,
         Command::Report(ReportCommand::Leavers { config, since }) => {

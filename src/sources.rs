@@ -1,9 +1,11 @@
-//! `scimfleet import`: people from an HR file source (`[[sources]]`).
+//! `scimfleet import`: people from an HR file source (`[[sources]]`), and
+//! `scimfleet sources renew`: the subscriptions and channels of the
+//! identity-provider sources the intake serves.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use scimfleet_admin::import;
 
 use tokio_util::sync::CancellationToken;
@@ -59,5 +61,29 @@ pub(crate) async fn import(args: ImportArgs, stop: CancellationToken) -> anyhow:
         .zip(args.code.as_deref())
         .map(|(approver, code)| import::Approval { approver, code });
     import::run(&config, &args.source, file, args.check, approval, &mut std::io::stdout()).await?;
+    Ok(())
+}
+
+/// `scimfleet sources`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SourcesCommand {
+    /// Create or renew the Graph subscriptions and Google channels of the
+    /// `[[sources]]` that keep them (the intake also does it on schedule).
+    Renew {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
+pub(crate) async fn sources(command: SourcesCommand) -> anyhow::Result<()> {
+    let SourcesCommand::Renew { config, source } = command;
+    let config = crate::load(&config, crate::QUIET_BROKER)?;
+    let lines = scimfleet_intake::sources::renew_all(config, source.as_deref()).await?;
+    for line in lines {
+        println!("{line}");
+    }
     Ok(())
 }

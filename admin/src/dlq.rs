@@ -17,7 +17,7 @@ use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use scimfleet_schemas::deadletter::HEADER_PREFIX;
-use scimfleet_schemas::{AppId, DeadLetter, Job};
+use scimfleet_schemas::{AppId, DeadLetter, Job, Stage};
 
 use scimfleet_runtime::broker::events::routing_of;
 use scimfleet_runtime::broker::{
@@ -38,6 +38,8 @@ pub enum Target {
     Events,
     /// `{ns}.jobs.{app}.dlq`: jobs an app refused.
     App(AppId),
+    /// `{ns}.sources.dlq`: deliveries of `[[sources]]` that could not be processed.
+    Sources,
 }
 
 impl Target {
@@ -46,6 +48,7 @@ impl Target {
         match self {
             Self::Events => topology.events_dlq(),
             Self::App(app) => topology.app_dlq(app),
+            Self::Sources => topology.sources_dlq(),
         }
     }
 }
@@ -196,8 +199,15 @@ impl Peek {
 }
 
 /// Where a dead letter goes back to: a job to its app's work queue with a
-/// fresh attempt count; anything else (an event) to the events exchange.
+/// fresh attempt count; a source's delivery to that source's queue (the
+/// source events it processed before are skipped there); anything else (an
+/// event) to the events exchange.
 fn replay_target(topology: &Topology, message: &DeadMessage) -> Option<(String, String, Vec<u8>)> {
+    if message.envelope.as_ref().is_some_and(|e| e.stage == Stage::Intake) {
+        let delivery: serde_json::Value = serde_json::from_slice(&message.body).ok()?;
+        let source = delivery.get("source")?.as_str()?;
+        return Some((String::new(), topology.source_queue(source), message.body.clone()));
+    }
     let from_worker = message.envelope.as_ref().is_some_and(|e| e.app.is_some());
     if !from_worker {
         let (routing_key, _) = routing_of(&message.body);

@@ -31,26 +31,15 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use scimfleet_runtime::audit::AuditLog;
 use scimfleet_runtime::config::{HrFileSource, SourceConfig};
+use scimfleet_runtime::people::{self, View};
+use scimfleet_runtime::store::Kept;
 use scimfleet_runtime::{Config, Store};
-use scimfleet_schemas::{AuditEntry, AuditKind, Event, PersonId, PersonStatus};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use sha2::Digest as _;
+use scimfleet_schemas::{AuditEntry, AuditKind, EventType, PersonId, PersonStatus};
+use serde::Serialize;
 
 use crate::AdminError;
-
-/// What a source last said of one person, as kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Kept {
-    status: PersonStatus,
-    attributes: std::collections::BTreeMap<String, String>,
-    groups: Vec<String>,
-    effective_at: Option<DateTime<Utc>>,
-    fingerprint: String,
-}
 
 /// What one import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -73,6 +62,10 @@ pub struct ImportReport {
 fn hr_source<'c>(config: &'c Config, id: &str) -> Result<&'c HrFileSource, AdminError> {
     match config.sources.iter().find(|s| s.id() == id) {
         Some(SourceConfig::HrFile(hr)) => Ok(hr),
+        Some(other) => Err(AdminError::Refused(format!(
+            "source `{id}` is of kind {}: its events come through the intake, not a file",
+            other.kind()
+        ))),
         None => Err(AdminError::Refused(format!("no [[sources]] entry with id `{id}`"))),
     }
 }
@@ -142,7 +135,7 @@ pub async fn run(
     }
     if !check && !events.is_empty() {
         publish(config, &events).await?;
-        store.imports().keep(&hr.id, &keep).await?;
+        store.sources().keep(&hr.id, &keep).await?;
     }
     let verb = if check { "would emit" } else { "emitted" };
     let r = report;
@@ -157,7 +150,18 @@ pub async fn run(
 /// What a file calls for: its events, the rows to keep once they are
 /// published, the counts, and how many people the source knew active
 /// (the population its terminations are a share of).
-type Diff = (Vec<String>, Vec<(String, String)>, ImportReport, usize);
+type Diff = (Vec<String>, Vec<Kept>, ImportReport, usize);
+
+/// What to keep of `person`: the view, and the logins a Security Event
+/// Token may name them by.
+fn kept_row(person: &PersonId, view: &View) -> Result<Kept, AdminError> {
+    Ok(Kept {
+        person: person.to_string(),
+        user: None,
+        view: serde_json::to_string(view)?,
+        subjects: people::subjects(&view.attributes),
+    })
+}
 
 /// The limit `terminated` of `population` people breaks, if any.
 fn over_limit(config: &Config, terminated: usize, population: usize) -> Option<String> {
@@ -174,7 +178,7 @@ fn over_limit(config: &Config, terminated: usize, population: usize) -> Option<S
 /// What `rows` call for (see [`Diff`]).
 async fn diff(hr: &HrFileSource, store: &Store, rows: Vec<parse::Row>) -> Result<Diff, AdminError> {
     let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
-    let before: HashMap<String, Kept> = store
+    let before: HashMap<String, View> = store
         .imports()
         .all(&hr.id)
         .await?
@@ -191,104 +195,62 @@ async fn diff(hr: &HrFileSource, store: &Store, rows: Vec<parse::Row>) -> Result
         .collect();
     let everyone: Vec<PersonId> = listed.iter().chain(&gone).cloned().collect();
     let registered = store.registry().get_many(&everyone).await?;
-    let now = Utc::now().timestamp_millis().max(0) as u64;
     let sequence_of =
-        |i: usize| registered.get(i).cloned().flatten().map_or(now, |r| now.max(r.sequence + 1));
+        |i: usize| people::sequence_now(registered.get(i).cloned().flatten().map(|r| r.sequence));
     let (mut events, mut keep) = (Vec::new(), Vec::new());
     for (i, row) in rows.into_iter().enumerate() {
-        let mut kept = Kept {
-            status: row.status,
-            attributes: row.attributes,
-            groups: row.groups,
-            effective_at: row.effective_at,
-            fingerprint: String::new(),
-        };
-        kept.fingerprint = fingerprint(&kept);
+        let kept = View::new(row.status, row.attributes, row.groups, row.effective_at);
         let last = before.get(row.person.as_str());
-        if last.is_some_and(|l| l.fingerprint == kept.fingerprint) {
+        if kept.same_as(last) {
             report.unchanged += 1;
             continue;
         }
-        let known = last.is_some() || registered.get(i).is_some_and(Option::is_some);
-        if !known && kept.status == PersonStatus::Terminated {
+        let known = registered.get(i).is_some_and(Option::is_some);
+        let Some(kind) = people::event_type(&kept, last, known) else {
             // Someone who left before this source was used: nothing of
             // theirs came from scimfleet (a sweep finds older accounts).
-            keep.push((row.person.to_string(), serde_json::to_string(&kept)?));
+            keep.push(kept_row(&row.person, &kept)?);
             report.unchanged += 1;
             continue;
-        }
-        let kind = match kept.status {
-            PersonStatus::Terminated => "person.terminated",
-            PersonStatus::Suspended => "person.suspended",
-            PersonStatus::Active if last.is_some_and(|l| l.status == PersonStatus::Terminated) => {
-                "person.rehired"
-            }
-            PersonStatus::Active if known => "person.updated",
-            PersonStatus::Active => "person.hired",
         };
         count(&mut report, kind);
         events.push(event(hr, &row.person, kind, sequence_of(i), &kept)?);
-        keep.push((row.person.to_string(), serde_json::to_string(&kept)?));
+        keep.push(kept_row(&row.person, &kept)?);
     }
     for (j, person) in gone.iter().enumerate() {
         let Some(last) = before.get(person.as_str()) else { continue };
-        let mut kept = Kept { status: PersonStatus::Terminated, effective_at: None, ..last.clone() };
-        kept.fingerprint = fingerprint(&kept);
-        count(&mut report, "person.terminated");
-        events.push(event(hr, person, "person.terminated", sequence_of(listed.len() + j), &kept)?);
-        keep.push((person.to_string(), serde_json::to_string(&kept)?));
+        let kept = last.with_status(PersonStatus::Terminated);
+        count(&mut report, EventType::Terminated);
+        events.push(event(hr, person, EventType::Terminated, sequence_of(listed.len() + j), &kept)?);
+        keep.push(kept_row(person, &kept)?);
     }
     let active_before = before.values().filter(|k| k.status != PersonStatus::Terminated).count();
     Ok((events, keep, report, active_before.max(report.rows)))
 }
 
-fn count(report: &mut ImportReport, kind: &str) {
+fn count(report: &mut ImportReport, kind: EventType) {
     match kind {
-        "person.hired" => report.hired += 1,
-        "person.suspended" => report.suspended += 1,
-        "person.terminated" => report.terminated += 1,
-        _ => report.updated += 1,
+        EventType::Hired => report.hired += 1,
+        EventType::Suspended => report.suspended += 1,
+        EventType::Terminated => report.terminated += 1,
+        EventType::Updated | EventType::Rehired => report.updated += 1,
     }
-}
-
-/// A stable digest of what a row says.
-fn fingerprint(kept: &Kept) -> String {
-    let content = json!([kept.status, kept.attributes, kept.groups, kept.effective_at]);
-    hex::encode(sha2::Sha256::digest(content.to_string().as_bytes()))
 }
 
 /// The CloudEvent of `kind` for `person`, checked as the scheduler will.
 fn event(
     hr: &HrFileSource,
     person: &PersonId,
-    kind: &str,
+    kind: EventType,
     sequence: u64,
-    kept: &Kept,
+    kept: &View,
 ) -> Result<String, AdminError> {
-    let status = match kind {
-        "person.terminated" => "terminated",
-        "person.suspended" => "suspended",
-        _ => "active",
-    };
-    let body = json!({
-        "specversion": "1.0",
-        "id": format!("{}-{}-{}", hr.id, person, &kept.fingerprint[..16]),
-        "source": format!("hr-file/{}", hr.id),
-        "type": kind,
-        "time": Utc::now().to_rfc3339(),
-        "subject": person.as_str(),
-        "datacontenttype": "application/json",
-        "data": {
-            "person_id": person.as_str(), "sequence": sequence, "status": status,
-            "effective_at": kept.effective_at.map(|at| at.to_rfc3339()),
-            "attributes": kept.attributes, "groups": kept.groups,
-            "actor": { "id": format!("hr-file:{}", hr.id) },
-        },
-    })
-    .to_string();
+    let id = format!("{}-{}-{}", hr.id, person, &kept.fingerprint[..16]);
+    let (source, actor) = (format!("hr-file/{}", hr.id), format!("hr-file:{}", hr.id));
+    let origin = people::Origin { source: &source, id: &id, actor: &actor };
     // The reason names the field, never a value.
-    Event::parse(body.as_bytes()).map_err(|e| AdminError::Refused(format!("person {person}: {e}")))?;
-    Ok(body)
+    people::event_json(origin, person, kind, sequence, kept)
+        .map_err(|e| AdminError::Refused(format!("person {person}: {e}")))
 }
 
 /// Publishes `events` with confirms (all or, on a failure, an error).

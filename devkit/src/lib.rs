@@ -4,6 +4,7 @@ pub mod certs;
 pub mod demo;
 pub mod expect;
 pub mod fleet;
+pub mod idp;
 pub mod oauth;
 pub mod otlp;
 pub mod policy;

@@ -8,6 +8,7 @@ pub mod request;
 pub mod server;
 pub mod signature;
 pub mod source;
+pub mod sources;
 pub mod tls;
 
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub enum IntakeError {
     /// The TLS certificate or key cannot be used.
     #[error("{0}")]
     Tls(String),
+    /// A source's API refused or failed (`scimfleet sources renew`).
+    #[error("{0}")]
+    Source(String),
     /// The listener could not be bound or failed.
     #[error("intake.listen: cannot serve on {address}")]
     Listen {
@@ -60,6 +64,7 @@ pub async fn run(config: Arc<Config>, ops: Ops, stop: CancellationToken) -> Resu
     };
     // Sources and TLS files first: a bad secret stops start-up before anything listens.
     source::load(&config)?;
+    sources::load(&config)?;
     if let (Some(cert), Some(key)) = (&config.intake.tls_cert_file, &config.intake.tls_key_file) {
         tls::acceptor(&config.base_dir.join(cert), &config.base_dir.join(key)).map_err(IntakeError::Tls)?;
     }
@@ -78,6 +83,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> Result<(), IntakeError> {
     let sources = source::load(&config)?;
+    let adapters = sources::load(&config)?;
     let tls = match (&config.intake.tls_cert_file, &config.intake.tls_key_file) {
         (Some(cert), Some(key)) => Some(
             tls::acceptor(&config.base_dir.join(cert), &config.base_dir.join(key))
@@ -90,8 +96,25 @@ pub async fn serve(
     let conn = client.get_connection_manager().await.map_err(StoreError::Connect)?;
     let link = publish::Link::default();
     let health = ops.health.component("intake");
-    let maintaining = tokio::spawn(link.clone().maintain(config.clone(), health, store, stop.clone()));
+    let maintaining =
+        tokio::spawn(link.clone().maintain(config.clone(), health, store.clone(), stop.clone()));
     let intake = &config.intake;
+    let emitter = sources::process::Emitter {
+        context: sources::Context {
+            store: store.clone(),
+            config: config.clone(),
+            guard: guard::Guard::new(conn.clone(), &config.namespace),
+        },
+        link: link.clone(),
+        metrics: ops.metrics.clone(),
+        publish_timeout: Duration::from_millis(intake.publish_timeout),
+    };
+    let mut duties = tokio::task::JoinSet::new();
+    duties.spawn(sources::process::run(adapters.clone(), emitter.clone(), stop.clone()));
+    for adapter in &adapters {
+        let (adapter, emitter, stop) = (adapter.clone(), emitter.clone(), stop.clone());
+        duties.spawn(async move { adapter.run(emitter.context.clone(), emitter, stop).await });
+    }
     let shared = Arc::new(server::Shared {
         keys: sources.iter().map(|s| s.keys.clone()).collect(),
         sources,
@@ -106,6 +129,8 @@ pub async fn serve(
         guard: guard::Guard::new(conn, &config.namespace),
         link,
         metrics: ops.metrics.clone(),
+        adapters,
+        emitter,
     });
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -119,6 +144,7 @@ pub async fn serve(
         None => axum::serve(listener, router).with_graceful_shutdown(stopped).await,
     };
     stop.cancel();
+    while duties.join_next().await.is_some() {}
     let _stopped = maintaining.await;
     served.map_err(|source| IntakeError::Listen { address, source })
 }

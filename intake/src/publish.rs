@@ -70,12 +70,17 @@ impl Link {
     ) {
         let topology = Topology::of(&config);
         let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
+        let sources: Vec<&str> = config.sources.iter().filter(|s| s.is_served()).map(|s| s.id()).collect();
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
             let connected = async {
                 let connection = broker::connect(&config.broker, "scimfleet-intake").await?;
                 let publisher = Publisher::open(&connection).await?;
                 topology.ensure(publisher.channel(), &apps, config.broker.declare_topology).await?;
+                if !sources.is_empty() {
+                    // Kept deliveries go to these queues through the default exchange.
+                    topology.declare_sources(publisher.channel(), &sources).await?;
+                }
                 Ok::<_, broker::BrokerError>((connection, publisher))
             };
             let (connection, publisher) = match connected.await {

@@ -22,7 +22,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use scimfleet_runtime::metrics::{Metrics, SourceLabel, SourceStatus};
@@ -62,11 +62,18 @@ pub struct Shared {
     pub link: Link,
     /// The process's metrics.
     pub metrics: Arc<Metrics>,
+    /// The `[[sources]]` served at `/v1/sources/{id}`.
+    pub adapters: Vec<Arc<dyn crate::sources::Adapter>>,
+    /// Keeps and records their deliveries.
+    pub emitter: crate::sources::process::Emitter,
 }
 
 /// The router of the intake listener.
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route(EVENTS_PATH, post(post_events).options(handshake)).with_state(shared)
+    Router::new()
+        .route(EVENTS_PATH, post(post_events).options(handshake))
+        .route(crate::sources::SOURCES_PATH, any(crate::sources::handle))
+        .with_state(shared)
 }
 
 async fn post_events(State(shared): State<Arc<Shared>>, request: Request) -> Response {

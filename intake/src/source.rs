@@ -38,11 +38,13 @@ impl Source {
 /// Loads every `[[intake.sources]]`, reading and decoding their secrets.
 pub fn load(config: &Config) -> Result<Vec<Source>, ConfigError> {
     let origin = config.origin.as_str();
-    if config.intake.sources.is_empty() {
+    if config.intake.sources.is_empty() && !config.sources.iter().any(|s| s.is_served()) {
         return Err(ConfigError::Invalid {
             origin: origin.to_owned(),
             field: "intake.sources".to_owned(),
-            reason: "the intake needs at least one [[intake.sources]] entry".to_owned(),
+            reason:
+                "the intake needs at least one [[intake.sources]] entry, or a [[sources]] entry it serves"
+                    .to_owned(),
         });
     }
     config

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod locks;
 pub mod metrics;
 pub mod ops;
+pub mod people;
 pub mod secret;
 pub mod shutdown;
 pub mod signing;

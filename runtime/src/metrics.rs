@@ -24,7 +24,7 @@ mod labels;
 use labels::VersionLabel;
 pub use labels::{
     AppAction, AppAttribute, AppLabel, AppMethod, AppReason, JobOutcome, OutcomeLabel, QueueLabel,
-    ReasonLabel, ScimRequest, SourceLabel, SourceStatus, Verification,
+    ReasonLabel, ScimRequest, SourceLabel, SourceOutcome, SourceStatus, Verification,
 };
 
 /// Content type of [`Metrics::render`].
@@ -102,6 +102,8 @@ pub struct Metrics {
     pub intake_requests: Family<SourceStatus, Counter>,
     /// Events the HTTP intake published and had confirmed, by `source`.
     pub intake_events: Family<SourceLabel, Counter>,
+    /// Stored deliveries of `[[sources]]` processed, by `source` and `outcome`.
+    pub source_deliveries: Family<SourceOutcome, Counter>,
     /// Jobs the scheduler held for an approver, by `app` and `reason`
     /// (`grant`: high-risk without step-up; `wave`: mass-deprovision guard).
     pub jobs_held: Family<AppReason, Counter>,
@@ -152,6 +154,7 @@ impl Metrics {
             ready: Gauge::default(),
             intake_requests: Family::default(),
             intake_events: Family::default(),
+            source_deliveries: Family::default(),
             jobs_held: Family::default(),
             held_jobs: Gauge::default(),
             waves_open: Gauge::default(),
@@ -196,6 +199,7 @@ impl Metrics {
             "scimfleet_ready", "1 while connected to RabbitMQ and Redis with the topology declared" => ready;
             "scimfleet_intake_requests", "HTTP intake requests answered, by source and status" => intake_requests;
             "scimfleet_intake_events", "Events the HTTP intake published with confirms, by source" => intake_events;
+            "scimfleet_source_deliveries", "Stored source deliveries processed, by source and outcome (processed, duplicate, dead_lettered, retried)" => source_deliveries;
             "scimfleet_jobs_held", "Jobs held for an approver, by app and reason (grant, wave)" => jobs_held;
             "scimfleet_held_jobs", "Jobs held for an approver now (sampled)" => held_jobs;
             "scimfleet_deprovision_waves_open", "Mass-deprovision waves awaiting release or cancel (sampled)" => waves_open;

@@ -89,6 +89,8 @@ pub enum Stage {
     Scheduler,
     /// SCIM apply.
     Worker,
+    /// The intake's event sources (`[[sources]]`): a delivery that cannot be read.
+    Intake,
 }
 
 /// A header value: dead-letter headers are strings or unsigned integers.

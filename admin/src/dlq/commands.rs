@@ -96,10 +96,13 @@ async fn audit(config: &Config, kind: AuditKind, batch: Batch<'_>, done: usize) 
     Ok(())
 }
 
-/// `events`, or a configured app.
+/// `events`, `sources`, or a configured app.
 fn target(config: &Config, app: &str) -> Result<Target, AdminError> {
     if app == "events" {
         return Ok(Target::Events);
+    }
+    if app == "sources" {
+        return Ok(Target::Sources);
     }
     let app = config.app(app).ok_or_else(|| AdminError::UnknownApp(app.to_owned()))?;
     Ok(Target::App(app.id.clone()))
@@ -153,6 +156,9 @@ impl Session {
         let table = Table::new([Column::left("queue", 24).after(""), Column::right("messages", 8)]);
         let mut targets = vec![("events".to_owned(), Target::Events)];
         targets.extend(config.apps.iter().map(|a| (a.id.to_string(), Target::App(a.id.clone()))));
+        if config.sources.iter().any(|s| s.is_served()) {
+            targets.push(("sources".to_owned(), Target::Sources));
+        }
         for (name, target) in targets {
             let messages = count(&self.connection, &self.topology, &target).await?;
             table.write_rows(&[vec![name, messages.to_string()]], out)?;

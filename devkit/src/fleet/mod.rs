@@ -147,6 +147,11 @@ impl Fleet {
         &self.servers
     }
 
+    /// The fleet's configuration, as its scheduler and workers run it.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
     /// A configuration file for this fleet, for `scimfleet --config`.
     pub fn config_path(&self) -> PathBuf {
         self.token_dir.join("scimfleet.toml")

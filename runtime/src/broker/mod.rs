@@ -12,6 +12,7 @@ mod headers;
 pub mod inspect;
 mod publish;
 mod settle;
+mod sources;
 mod topology;
 
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};

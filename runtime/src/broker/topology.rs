@@ -325,7 +325,11 @@ async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> 
         .map_err(BrokerError::channel(format!("declare exchange {name}")))
 }
 
-async fn declare_queue(channel: &Channel, name: &str, arguments: FieldTable) -> Result<(), BrokerError> {
+pub(super) async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    arguments: FieldTable,
+) -> Result<(), BrokerError> {
     let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
     channel
         .queue_declare(name.into(), options, arguments)
@@ -353,7 +357,7 @@ fn text(value: &str) -> AMQPValue {
 
 impl Topology {
     /// Arguments of a durable quorum queue, with a dead-letter target when given.
-    fn quorum(&self, dead_letter: Option<(&str, &str)>) -> FieldTable {
+    pub(super) fn quorum(&self, dead_letter: Option<(&str, &str)>) -> FieldTable {
         let mut args = quorum(dead_letter);
         if let Some(ms) = self.queue_expires_ms {
             // https://www.rabbitmq.com/docs/ttl#queue-ttl: removes the queue

@@ -95,6 +95,30 @@ impl SecretRef {
     }
 }
 
+impl SecretRef {
+    /// Reads the secret (a file relative to `base_dir`), trimmed. Errors
+    /// name `field`, never the value.
+    pub fn read(&self, origin: &str, field: String, base_dir: &Path) -> Result<Secret, ConfigError> {
+        let invalid = |why: String| ConfigError::invalid(origin, field.clone(), why);
+        let value = match self.source() {
+            Some(TokenSource::Env(var)) => {
+                std::env::var(&var).map_err(|_| invalid(format!("environment variable {var} is not set")))?
+            }
+            Some(TokenSource::File(file)) => {
+                let path = base_dir.join(&file);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?
+            }
+            None => return Err(invalid("set exactly one of env and file".into())),
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(invalid("the secret is empty".into()));
+        }
+        Ok(Secret::new(value))
+    }
+}
+
 impl IntakeSource {
     /// Reads the source's secrets. Errors name the field
     /// (`intake.sources[0].secrets[1]`), never a value.
@@ -103,23 +127,7 @@ impl IntakeSource {
             .iter()
             .enumerate()
             .map(|(i, reference)| {
-                let field = format!("intake.sources[{index}].secrets[{i}]");
-                let invalid = |why: String| ConfigError::invalid(origin, field.clone(), why);
-                let value = match reference.source() {
-                    Some(TokenSource::Env(var)) => std::env::var(&var)
-                        .map_err(|_| invalid(format!("environment variable {var} is not set")))?,
-                    Some(TokenSource::File(file)) => {
-                        let path = base_dir.join(&file);
-                        std::fs::read_to_string(&path)
-                            .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?
-                    }
-                    None => return Err(invalid("set exactly one of env and file".into())),
-                };
-                let value = value.trim();
-                if value.is_empty() {
-                    return Err(invalid("the secret is empty".into()));
-                }
-                Ok(Secret::new(value))
+                reference.read(origin, format!("intake.sources[{index}].secrets[{i}]"), base_dir)
             })
             .collect()
     }

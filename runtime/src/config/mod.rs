@@ -41,7 +41,10 @@ pub use intake::{IntakeConfig, IntakeSource, SecretRef, event_type};
 use layers::{env_table, merge, parse_table};
 pub use mapping::{Mapping, MappingRule, MappingSource, TemplatePart, ValueKind};
 pub use pseudonym::MIN_PSEUDONYM_KEY_BYTES;
-pub use sources::{FileFormat, HrFileSource, ListColumn, SourceConfig, StatusColumn};
+pub use sources::{
+    FileFormat, GRAPH_MAX_LIFETIME_MS, HrFileSource, ListColumn, PushSource, SourceApi, SourceConfig,
+    SourceOAuth, SsfPoll, SsfSource, StatusColumn, Subscription,
+};
 pub use target::TargetProfile;
 pub use transport::{BrokerConfig, RedisConfig};
 

@@ -21,11 +21,17 @@
 //! A column a source names and a file lacks stops the import naming the
 //! column; a value is never echoed (it is HR data).
 
+mod push;
+mod ssf;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use super::ConfigError;
+
+pub use push::{GRAPH_MAX_LIFETIME_MS, PushSource, SourceApi, SourceOAuth, Subscription};
+pub use ssf::{SsfPoll, SsfSource};
 
 /// One configured source.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +39,16 @@ use super::ConfigError;
 pub enum SourceConfig {
     /// HR extracts (Workday-style worker files) imported with `scimfleet import`.
     HrFile(HrFileSource),
+    /// Okta Event Hooks.
+    Okta(PushSource),
+    /// Microsoft Entra ID through Microsoft Graph change notifications and delta queries.
+    Entra(PushSource),
+    /// PingOne webhooks (`ACTIVITY` format).
+    Pingone(PushSource),
+    /// Google Workspace Directory push notifications (`users.watch`).
+    Google(PushSource),
+    /// A Shared Signals Framework receiver (RISC, CAEP).
+    Ssf(SsfSource),
 }
 
 impl SourceConfig {
@@ -40,8 +56,34 @@ impl SourceConfig {
     pub fn id(&self) -> &str {
         match self {
             Self::HrFile(source) => &source.id,
+            Self::Okta(source) | Self::Entra(source) | Self::Pingone(source) | Self::Google(source) => {
+                &source.id
+            }
+            Self::Ssf(source) => &source.id,
         }
     }
+
+    /// The kind, as written in `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::HrFile(_) => "hr-file",
+            Self::Okta(_) => "okta",
+            Self::Entra(_) => "entra",
+            Self::Pingone(_) => "pingone",
+            Self::Google(_) => "google",
+            Self::Ssf(_) => "ssf",
+        }
+    }
+
+    /// Whether the intake serves this source at `/v1/sources/{id}`.
+    pub fn is_served(&self) -> bool {
+        !matches!(self, Self::HrFile(_))
+    }
+}
+
+/// 1-64 letters, digits, `-` and `_`: a source id, safe in a URL path and a key.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// The layout of a file format.
@@ -116,9 +158,7 @@ pub struct ListColumn {
 impl HrFileSource {
     pub(super) fn validate(&self, origin: &str, i: usize) -> Result<(), ConfigError> {
         let field = |name: &str| format!("sources[{i}].{name}");
-        let id_ok =
-            !self.id.is_empty() && self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !id_ok {
+        if !valid_id(&self.id) {
             return Err(ConfigError::invalid(origin, field("id"), "letters, digits, `-` and `_` only"));
         }
         if self.person_id.trim().is_empty() {
@@ -171,6 +211,11 @@ pub(super) fn validate(sources: &[SourceConfig], origin: &str) -> Result<(), Con
     for (i, source) in sources.iter().enumerate() {
         match source {
             SourceConfig::HrFile(file) => file.validate(origin, i)?,
+            SourceConfig::Okta(push)
+            | SourceConfig::Entra(push)
+            | SourceConfig::Pingone(push)
+            | SourceConfig::Google(push) => push.validate(origin, i, source.kind())?,
+            SourceConfig::Ssf(ssf) => ssf.validate(origin, i)?,
         }
         if sources[..i].iter().any(|other| other.id() == source.id()) {
             return Err(ConfigError::invalid(

@@ -116,6 +116,16 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+/// `source`, `outcome`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceOutcome {
+    /// The `[[sources]]` id.
+    pub source: String,
+    /// What became of a stored delivery: `processed`, `duplicate`,
+    /// `dead_lettered`, `retried`.
+    pub outcome: &'static str,
+}
+
 /// `source`, `status`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceStatus {

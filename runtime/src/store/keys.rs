@@ -191,6 +191,30 @@ impl Keys {
         format!("{}:import:{source}", self.ns)
     }
 
+    /// A source event id already turned into events (expires after the
+    /// source's `dedupe_for`).
+    pub(super) fn source_seen(&self, source: &str, event: &str) -> String {
+        use sha2::Digest as _;
+        // Hashed: the id is the sender's text and may hold anything.
+        format!("{}:source-seen:{source}:{}", self.ns, hex::encode(sha2::Sha256::digest(event.as_bytes())))
+    }
+
+    /// A source's user id → person id (a hash).
+    pub(super) fn source_users(&self, source: &str) -> String {
+        format!("{}:source-users:{source}", self.ns)
+    }
+
+    /// What a source keeps between runs: subscription ids, delta links (a hash).
+    pub(super) fn source_state(&self, source: &str) -> String {
+        format!("{}:source-state:{source}", self.ns)
+    }
+
+    /// Lower-cased login or e-mail → `{source}\t{person}` (a hash): how a
+    /// Security Event Token's subject is found.
+    pub(super) fn subjects(&self) -> String {
+        format!("{}:subjects", self.ns)
+    }
+
     /// The last probe of `app` (JSON).
     pub(super) fn profile(&self, app: &AppId) -> String {
         format!("{}:profile:{app}", self.ns)

@@ -52,6 +52,7 @@ mod pacing;
 mod profiles;
 mod registry;
 mod scheduled;
+mod sources;
 mod totp;
 mod waves;
 
@@ -71,6 +72,7 @@ pub use pacing::Pacing;
 pub use profiles::{ProbedProfile, Profiles};
 pub use registry::{PersonRecord, Planning, Recorded, Registry};
 pub use scheduled::{CLAIM_MS, Scheduled, ScheduledEvent, Scheduling};
+pub use sources::{Kept, Sources};
 pub use totp::Totp;
 pub use waves::{Admission, FLEET_SCOPE, Wave, Waves, app_scope};
 
@@ -235,6 +237,11 @@ impl Store {
     /// The last rows of HR file sources.
     pub fn imports(&self) -> Imports<'_> {
         Imports::new(self)
+    }
+
+    /// What event sources keep: seen event ids, user links, subjects, state.
+    pub fn sources(&self) -> Sources<'_> {
+        Sources::new(self)
     }
 
     /// What dry-run apps would have been sent.

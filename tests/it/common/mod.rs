@@ -7,6 +7,7 @@ pub mod governance;
 pub mod process;
 pub mod rabbit;
 pub mod seed;
+pub mod sources;
 pub mod sweep;
 
 use std::path::Path;

@@ -145,6 +145,24 @@ impl RabbitNode {
         let _ = child.wait();
     }
 
+    /// SIGSTOP to the node: it holds every connection open and answers
+    /// nothing (a broker stalled by a long GC, a full disk, a paused VM)
+    /// until [`RabbitNode::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: a paused node carries on where it stopped.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").arg(signal).arg(child.id().to_string()).status();
+        }
+    }
+
     /// SIGKILL to the node: a crash, not a shutdown.
     pub fn kill(&mut self) {
         let Some(mut child) = self.child.take() else { return };
