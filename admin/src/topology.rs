@@ -1,4 +1,5 @@
-//! `scimfleet topology declare`: the exchanges and queues of every app,
+//! `scimfleet topology declare`: the exchanges and queues of every app
+//! (and of every `[[sources]]` entry the intake serves),
 //! declared once by an operator whose user may configure them, for
 //! deployments whose roles run with `broker.declare_topology = false` and
 //! users that may not.
@@ -15,8 +16,19 @@ pub async fn declare_topology(config: &Config, out: &mut impl Write) -> Result<(
     let connection = broker::connect(&config.broker, "scimfleet-topology").await?;
     let channel = connection.create_channel().await.map_err(broker::BrokerError::Connect)?;
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
-    Topology::of(config).declare(&channel, &apps).await?;
-    writeln!(out, "topology of namespace {} declared for {} apps", config.namespace, apps.len())?;
+    let topology = Topology::of(config);
+    topology.declare(&channel, &apps).await?;
+    let sources: Vec<&str> = config.sources.iter().filter(|s| s.is_served()).map(|s| s.id()).collect();
+    if !sources.is_empty() {
+        topology.declare_sources(&channel, &sources).await?;
+    }
+    writeln!(
+        out,
+        "topology of namespace {} declared for {} apps and {} sources",
+        config.namespace,
+        apps.len(),
+        sources.len()
+    )?;
     let _closed = connection.close(200, "topology declared".into()).await;
     Ok(())
 }

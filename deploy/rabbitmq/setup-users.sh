@@ -29,7 +29,10 @@ nothing='^$'
 # role   configure      write                                            read
 permissions() {
     case $1 in
-    intake) echo "$nothing ^$ns\\\\.events\$ $nothing" ;;
+    # The default exchange and its own source queues: a delivery of an
+    # identity-provider source is kept on {ns}.sources.{id} before it is
+    # acknowledged, then consumed from there.
+    intake) echo "$nothing ^($ns\\\\.events|amq\\\\.default)\$ ^$ns\\\\.sources\\\\.[^.]+\$" ;;
     # The default exchange: an event whose person is being planned elsewhere
     # goes back to the intake queue.
     scheduler) echo "$nothing ^($ns\\\\.(jobs|events\\\\.dlx)|amq\\\\.default)\$ ^$ns\\\\.events\\\\.intake\$" ;;

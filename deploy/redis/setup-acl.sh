@@ -22,11 +22,14 @@ for role in intake scheduler worker admin; do
     var="SCIMFLEET_REDIS_${role^^}_PASSWORD"
     password=${!var:?$var is not set}
     hash=$(printf '%s' "$password" | sha256sum | cut -d' ' -f1)
-    keys="~$ns:*"
-    # The intake only remembers webhook ids it has seen.
-    [[ $role == intake ]] && keys="~$ns:intake:*"
-    redis-cli "$@" ACL SETUSER "$ns-$role" reset on "#$hash" "$keys" resetchannels "${commands[@]}" >/dev/null
-    echo "redis: $ns-$role: keys $keys, commands ${commands[*]}"
+    keys=("~$ns:*")
+    # The intake remembers webhook ids and rate buckets, and its identity-
+    # provider sources keep their views of people, seen event ids, user
+    # links, the subjects index and subscription state; it reads (only) the
+    # person registry, to give a changed person the next sequence.
+    [[ $role == intake ]] && keys=("~$ns:intake:*" "~$ns:source-*" "~$ns:import:*" "~$ns:subjects" "%R~$ns:person:*")
+    redis-cli "$@" ACL SETUSER "$ns-$role" reset on "#$hash" "${keys[@]}" resetchannels "${commands[@]}" >/dev/null
+    echo "redis: $ns-$role: keys ${keys[*]}, commands ${commands[*]}"
 done
 if [[ -n "$(redis-cli "$@" CONFIG GET aclfile 2>/dev/null | sed -n 2p)" ]]; then
     redis-cli "$@" ACL SAVE >/dev/null

@@ -79,7 +79,8 @@ impl Link {
                 topology.ensure(publisher.channel(), &apps, config.broker.declare_topology).await?;
                 if !sources.is_empty() {
                     // Kept deliveries go to these queues through the default exchange.
-                    topology.declare_sources(publisher.channel(), &sources).await?;
+                    let declare = config.broker.declare_topology;
+                    topology.ensure_sources(publisher.channel(), &sources, declare).await?;
                 }
                 Ok::<_, broker::BrokerError>((connection, publisher))
             };

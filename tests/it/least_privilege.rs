@@ -16,6 +16,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::{Fleet, test_log_dir};
+use scimfleet_devkit::idp::{IdpStub, okta};
 use scimfleet_devkit::scim_server::{ErrorRule, Faults, Resource, Route};
 use scimfleet_devkit::wait;
 use scimfleet_intake::Key;
@@ -89,10 +90,11 @@ fn rand_u128() -> u128 {
 }
 
 const SECRET: &str = "whsec_bGVhc3QtcHJpdmlsZWdlLXRlc3Qtc2VjcmV0";
+const OKTA_SECRET: &str = "lp-okta-hook-secret";
 
 /// `intake` on `port`, its ops listener on `ops`, one source signing with
-/// the secret in `dir/secret`.
-fn policy(dir: &Path, port: u16, ops: u16) -> String {
+/// the secret in `dir/secret`, and an Okta source reading users from `okta`.
+fn policy(dir: &Path, port: u16, ops: u16, okta: &str) -> String {
     // A breaker that stays closed: the 503s are there to take the retry path.
     let worker = "[worker]\nretry_tiers_ms = [100, 300]\nmax_attempts = 20\nrequest_retries = 0\nbreaker_failures = 1000\n";
     let intake = format!(
@@ -100,7 +102,13 @@ fn policy(dir: &Path, port: u16, ops: u16) -> String {
          secrets = [{{ file = \"{}\" }}]\nrate_per_second = 100.0\nburst = 100\n",
         dir.join("secret").display()
     );
-    format!("{worker}[telemetry]\nintake_listen = \"127.0.0.1:{ops}\"\n{intake}{}", common::POLICY)
+    let source = format!(
+        "[[sources]]\nkind = \"okta\"\nid = \"okta\"\nsecrets = [{{ file = \"{}\" }}]\n\
+         person_id = \"profile.employeeNumber\"\n[sources.api]\nbase_url = \"{okta}\"\ntoken = {{ file = \"{}\" }}\n",
+        dir.join("okta-secret").display(),
+        dir.join("okta-token").display()
+    );
+    format!("{worker}[telemetry]\nintake_listen = \"127.0.0.1:{ops}\"\n{intake}{}\n{source}", common::POLICY)
 }
 
 fn person(n: u32) -> Person<'static> {
@@ -145,8 +153,11 @@ async fn roles_run_with_the_shipped_least_privilege_users_and_nothing_more() {
     let dir = std::env::temp_dir().join(scimfleet_devkit::fleet::unique_namespace("sf-lp"));
     std::fs::create_dir_all(&dir).expect("secret directory");
     std::fs::write(dir.join("secret"), SECRET).expect("secret");
+    std::fs::write(dir.join("okta-secret"), OKTA_SECRET).expect("okta secret");
+    std::fs::write(dir.join("okta-token"), "lp-okta-token").expect("okta token");
+    let okta = IdpStub::start("SSWS lp-okta-token", okta::routes()).await.expect("Okta stub");
     let (port, ops) = (common::rabbit::free_port(), common::rabbit::free_port());
-    let fleet = Fleet::start_idle(&policy(&dir, port, ops)).await.expect("fleet starts");
+    let fleet = Fleet::start_idle(&policy(&dir, port, ops, &okta.url)).await.expect("fleet starts");
     let users = Users::create(&fleet.config.namespace);
     let topology = Topology::of(&fleet.config);
     // Re-declared by the one user that may configure: proves it may.
@@ -200,6 +211,29 @@ async fn roles_run_with_the_shipped_least_privilege_users_and_nothing_more() {
     let event = posted.event("lp-posted", "person.hired", 1);
     post_signed(&mut intake, port, ops, &event).await;
     events.push(event);
+
+    // An Okta hook, kept on the source's queue, read back and provisioned.
+    let hooked = "E88030";
+    let user = okta::user("00u88030", "ACTIVE", "e88030@example.com", common::GIVEN_NAME, hooked, hooked);
+    okta.directory.put_user("00u88030", user);
+    let hook = common::sources::fixture("okta/user.lifecycle.activate.json")
+        .replace("{{USER_ID}}", "00u88030")
+        .replace("{{UUID}}", "lp-okta-1")
+        .replace("{{PUBLISHED}}", "2026-12-05T09:00:00.000Z");
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/sources/okta"))
+        .header("authorization", OKTA_SECRET)
+        .body(hook)
+        .send()
+        .await
+        .expect("the intake answers");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    wait::until("the Okta user provisioned", Duration::from_secs(60), async || {
+        intake.assert_running();
+        fleet.server("chat").user_by_external_id(hooked).and_then(|u| u.active) == Some(true)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let bodies: Vec<Vec<u8>> = events.iter().map(|e| serde_json::to_vec(e).expect("json")).collect();
     let states = expect::final_states(bodies.iter().map(Vec::as_slice));

@@ -152,7 +152,7 @@ async fn consume_all(
     for adapter in adapters {
         let channel = connection.create_channel().await?;
         let ids: Vec<&str> = vec![adapter.id()];
-        topology.declare_sources(&channel, &ids).await?;
+        topology.ensure_sources(&channel, &ids, config.broker.declare_topology).await?;
         let queue = topology.source_queue(adapter.id());
         let (adapter, emitter, stop) = (adapter.clone(), emitter.clone(), stop.clone());
         let failures = Arc::new(AtomicU32::new(0));

@@ -9,7 +9,8 @@
 //! to be read back) never holds up another's.
 
 use lapin::Channel;
-use lapin::options::QueueDeleteOptions;
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
 
 use super::BrokerError;
 use super::topology::{Topology, declare_queue};
@@ -23,6 +24,24 @@ impl Topology {
     /// Where source deliveries that can never be processed are kept.
     pub fn sources_dlq(&self) -> String {
         format!("{}.sources.dlq", self.namespace())
+    }
+
+    /// Declares the queues of `sources` when `declare`
+    /// (`broker.declare_topology`); otherwise checks, configuring nothing,
+    /// that they exist (`scimfleet topology declare` made them).
+    pub async fn ensure_sources(&self, channel: &Channel, sources: &[&str], declare: bool) -> Result<(), BrokerError> {
+        if declare {
+            return self.declare_sources(channel, sources).await;
+        }
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let queues = sources.iter().map(|s| self.source_queue(s)).chain([self.sources_dlq()]);
+        for queue in queues {
+            channel
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+                .map_err(|source| BrokerError::Missing { queue, source })?;
+        }
+        Ok(())
     }
 
     /// Declares the queues of `sources` and the sources' dead-letter queue.
