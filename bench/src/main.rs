@@ -165,6 +165,13 @@ async fn run(params: Params) -> anyhow::Result<()> {
     eprintln!("bench: dead neighbour, {} people, twice...", params.isolation_people);
     let isolation =
         scenarios::isolation::run(&params).await.map_err(fleet_err).context("dead-neighbour scenario")?;
+    let ssf_leavers = scenarios::ssf::leavers(&params)?;
+    let signals = if ssf_leavers > 0 {
+        eprintln!("bench: {ssf_leavers} RISC account-disabled SETs against as many native leavers...");
+        Some(scenarios::ssf::run(&params, ssf_leavers).await.context("SSF scenario")?)
+    } else {
+        None
+    };
     let (people, mix) = request_mix(&mixed, params.apps);
     eprintln!("bench: HTTP limit, {people} people per app...");
     let http = limits::http::run(
@@ -205,6 +212,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
         mixed,
         backlog,
         isolation,
+        signals,
         http,
         broker,
         combined,

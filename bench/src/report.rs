@@ -18,6 +18,7 @@ use crate::params::Params;
 use crate::scenarios::backlog::Backlog;
 use crate::scenarios::isolation::Isolation;
 use crate::scenarios::mixed::Mixed;
+use crate::scenarios::ssf::Signals;
 use crate::sys::Cost;
 
 /// Target 1: SCIM operations/s end to end.
@@ -29,6 +30,9 @@ const TARGET_IDLE_LEAVER_P99_MS: f64 = 250.0;
 const TARGET_BACKLOG_LEAVER_P99_MS: f64 = 2_000.0;
 /// The backlog target 2 speaks of.
 const TARGET_BACKLOG_UPSERTS: usize = 100_000;
+/// Target 6: a RISC SET's p99 (push → verified in every app) at most this
+/// many times a native leaver's (publish → verified), measured side by side.
+const TARGET_SET_OVER_NATIVE_P99: f64 = 1.5;
 /// Target 3: peak RSS per process, MiB.
 const TARGET_RSS_MB: f64 = 150.0;
 
@@ -43,6 +47,8 @@ pub struct Results {
     pub backlog: Option<Backlog>,
     /// The dead neighbour.
     pub isolation: Isolation,
+    /// RISC SETs against native leavers, unless `BENCH_SSF_LEAVERS=0`.
+    pub signals: Option<Signals>,
     /// Limit (a).
     pub http: HttpLimit,
     /// Limit (b).
@@ -139,6 +145,13 @@ impl Results {
             format!("{peak:.0} MB (bench process)"),
             rss,
         ));
+        if let Some(s) = &self.signals {
+            out.push((
+                format!("6. RISC SET leaver p99 <= {TARGET_SET_OVER_NATIVE_P99}x native leaver p99"),
+                format!("{:.0} ms vs {:.0} ms", s.set.p99_ms, s.native.p99_ms),
+                verdict(s.set.p99_ms <= s.native.p99_ms * TARGET_SET_OVER_NATIVE_P99),
+            ));
+        }
         out.push((
             "dead neighbour: healthy p99 with a dead app <= 2x all healthy".into(),
             format!("{:.2}x", self.isolation.worst_ratio()),
@@ -166,6 +179,7 @@ impl Results {
             "mixed": self.mixed.to_json(),
             "leavers_behind_backlog": self.backlog.as_ref().map(Backlog::to_json),
             "dead_neighbour": self.isolation.to_json(),
+            "risc_set_vs_native_leaver": self.signals.as_ref().map(Signals::to_json),
             "limits": {
                 "http": self.http.to_json(),
                 "broker": self.broker.to_json(),
@@ -193,6 +207,7 @@ impl Results {
                 "throughput_window": "from the start of the first publish to the last SCIM answer",
                 "job_latency": "per (app, person): answer time of the last successful write naming the person's account, minus the start of the confirmed publish batch holding the person's last event",
                 "leaver_latency": "publish start to the first verified read-back in the slowest app, from the evidence records",
+                "risc_set_latency": "start of the SET's push to the intake to the first verified read-back in the slowest app, one at a time alternating with native leavers",
                 "limit_as_events_per_s": "limit rate divided by this run's requests (or messages) per event",
                 "combined_limit": "limits (a) and (b) run at once, each with its whole workload; events/s = the events whose requests and messages both loops had done, over the time until both finished",
                 "bench_process": "the fleet, the SCIM test servers (with request logs) and the bench itself share this process",
@@ -218,6 +233,7 @@ impl Results {
         self.mixed_rows(&mut t);
         self.backlog_rows(&mut t);
         self.isolation_rows(&mut t);
+        self.signal_rows(&mut t);
         self.limit_rows(&mut t, &r);
         self.intake_rows(&mut t);
         t.section("performance targets");
@@ -343,6 +359,30 @@ impl Results {
                 iso.dead_lettered
             ),
         );
+    }
+
+    fn signal_rows(&self, t: &mut Table) {
+        if let Some(s) = &self.signals {
+            t.section(&format!(
+                "RISC account-disabled SET against native leaver ({} each, alternating)",
+                s.set.count
+            ));
+            t.percentiles(
+                "native leaver publish -> verified (all apps)",
+                &s.native,
+                "person.terminated published",
+            );
+            t.percentiles(
+                "SET push -> verified (all apps)",
+                &s.set,
+                &format!(
+                    "RFC 8935 push; p50 {:.2}x, p99 {:.2}x native",
+                    s.set.p50_ms / s.native.p50_ms.max(0.001),
+                    s.set.p99_ms / s.native.p99_ms.max(0.001)
+                ),
+            );
+            t.cost(&s.cost);
+        }
     }
 
     fn limit_rows(&self, t: &mut Table, r: &Ratios) {

@@ -195,30 +195,41 @@ pub async fn probe_leaver(fleet: &mut Fleet, probe: &Planned) -> Result<Duration
     let started = Instant::now();
     let published_at = chrono::Utc::now();
     fleet.publish_json(std::slice::from_ref(&probe.event)).await?;
-    let deadline = started + PROBE_WITHIN;
     let person = PersonId::parse(&probe.person)?;
     let sequence = probe.event["data"]["sequence"].as_u64().ok_or("the probe has no sequence")?;
+    until_verified(fleet, &person, sequence, published_at, started).await
+}
+
+/// Waits (from `started`, at most [`PROBE_WITHIN`]) until every app has
+/// verified `person`'s deprovision at `sequence`; returns `since` → the
+/// last app's verified read-back, from the evidence records.
+pub async fn until_verified(
+    fleet: &Fleet,
+    person: &PersonId,
+    sequence: u64,
+    since: chrono::DateTime<chrono::Utc>,
+    started: Instant,
+) -> Result<Duration, FleetError> {
+    let deadline = started + PROBE_WITHIN;
     let apps: Vec<AppId> = fleet.servers().keys().cloned().collect();
     let mut verified_at = Vec::with_capacity(apps.len());
     for app in &apps {
         // One Redis read per app and poll: the poll only notices completion,
         // the figure is the time the worker recorded in the evidence.
         loop {
-            let record = fleet.store().evidence().get(app, &person, sequence).await?;
+            let record = fleet.store().evidence().get(app, person, sequence).await?;
             if let Some(check) = record.and_then(|r| r.first_verification).filter(|c| c.verified) {
                 verified_at.push(check.at);
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "leaver {} not verified gone from {app} within {PROBE_WITHIN:?}",
-                    probe.person
-                )
-                .into());
+                return Err(
+                    format!("leaver {person} not verified gone from {app} within {PROBE_WITHIN:?}").into()
+                );
             }
             tokio::time::sleep(PROBE_POLL).await;
         }
     }
-    let last = verified_at.into_iter().max().unwrap_or(published_at);
-    Ok((last - published_at).to_std().unwrap_or_default())
+    let last = verified_at.into_iter().max().unwrap_or(since);
+    Ok((last - since).to_std().unwrap_or_default())
 }

@@ -1,6 +1,6 @@
 //! The fleet scenarios: the mixed workload (throughput, job latency, then
-//! leavers on the idle fleet), leavers behind an upsert backlog, and the
-//! dead neighbour.
+//! leavers on the idle fleet), leavers behind an upsert backlog, the
+//! dead neighbour, and RISC SETs against native leavers (`ssf`).
 //!
 //! Each scenario starts a fleet of its own (`scimfleet_devkit::fleet::Fleet`:
 //! one in-process SCIM test server per app, the scheduler and one worker on
@@ -10,6 +10,7 @@
 pub mod backlog;
 pub mod isolation;
 pub mod mixed;
+pub mod ssf;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -221,6 +221,10 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
     async fn renew(&self, _context: &Context) -> Result<Vec<String>, Failure> {
         Ok(Vec::new())
     }
+    /// A delivery [`Receipt::Keep`] asked for could not be kept (the sender
+    /// is answered 503 and sends it again): undo what `receive` claimed for
+    /// it (a SET's `jti`), so the retry is accepted; nothing by default.
+    async fn not_kept(&self, _context: &Context, _delivery: &Delivery) {}
     /// Background duties (subscription renewal, delta queries, polling)
     /// until `stop`; none by default.
     async fn run(&self, _context: Context, _emit: process::Emitter, stop: CancellationToken) {
@@ -293,10 +297,16 @@ pub(crate) async fn handle(
         };
         match adapter.receive(&emitter.context, &received).await {
             Receipt::Answer(response) => response,
-            Receipt::Keep { reply, headers } => match emitter.keep(&delivery(&id, headers, &body)).await {
-                Ok(()) => reply,
-                Err(failure) => unavailable("kept", failure),
-            },
+            Receipt::Keep { reply, headers } => {
+                let kept = delivery(&id, headers, &body);
+                match emitter.keep(&kept).await {
+                    Ok(()) => reply,
+                    Err(failure) => {
+                        adapter.not_kept(&emitter.context, &kept).await;
+                        unavailable("kept", failure)
+                    }
+                }
+            }
             Receipt::Record { reason, reply } => {
                 match emitter.record(&delivery(&id, Vec::new(), &body), &reason).await {
                     Ok(()) => reply,

@@ -29,7 +29,12 @@ impl Topology {
     /// Declares the queues of `sources` when `declare`
     /// (`broker.declare_topology`); otherwise checks, configuring nothing,
     /// that they exist (`scimfleet topology declare` made them).
-    pub async fn ensure_sources(&self, channel: &Channel, sources: &[&str], declare: bool) -> Result<(), BrokerError> {
+    pub async fn ensure_sources(
+        &self,
+        channel: &Channel,
+        sources: &[&str],
+        declare: bool,
+    ) -> Result<(), BrokerError> {
         if declare {
             return self.declare_sources(channel, sources).await;
         }

@@ -12,11 +12,15 @@
 //! audience = "https://scimfleet.example.com"   # `aud` each SET must name
 //! # config_url = "https://idp.example.com/.well-known/ssf-configuration"  (default)
 //! push_token = { env = "SSF_PUSH_TOKEN" }      # bearer the transmitter pushes with
+//! stream_id = "f67e39a0a4d34d56b3aa1bc4cff0069f" # optional: asks for a verification event at start
 //! [sources.poll]                               # RFC 8936, instead of or beside push
 //! endpoint = "https://idp.example.com/ssf/poll"
 //! token = { env = "SSF_POLL_TOKEN" }
 //! every = "5s"
 //! ```
+//!
+//! The transmitter's management API (the verification endpoint, the stream
+//! configuration) is called with `management_token`, or else the poll token.
 
 use serde::Deserialize;
 
@@ -34,7 +38,8 @@ pub struct SsfSource {
     pub issuer: String,
     /// This receiver's audience (each SET's `aud` must name it).
     pub audience: String,
-    /// The transmitter configuration (default `{issuer}/.well-known/ssf-configuration`).
+    /// The transmitter configuration (default: `/.well-known/ssf-configuration`
+    /// on the issuer's host, before the issuer's path; see [`Self::configuration_url`]).
     #[serde(default)]
     pub config_url: Option<String>,
     /// The bearer token a push must carry in `Authorization`; pushes are
@@ -47,6 +52,10 @@ pub struct SsfSource {
     /// The stream id the transmitter gave this receiver, for verification requests.
     #[serde(default)]
     pub stream_id: Option<String>,
+    /// The bearer token of the transmitter's management API (verification
+    /// requests, stream configuration); the poll token when unset.
+    #[serde(default)]
+    pub management_token: Option<SecretRef>,
     /// How long a SET `jti` is remembered against replays (default 7 days).
     #[serde(default = "week", deserialize_with = "duration_ms")]
     pub dedupe_for: u64,
@@ -95,10 +104,14 @@ impl SsfSource {
         if self.push_token.is_none() && self.poll.is_none() {
             return invalid("push_token", "set push_token (push delivery) or [sources.poll]");
         }
-        if self.push_token.as_ref().is_some_and(|t| t.source().is_none())
-            || self.poll.as_ref().is_some_and(|p| p.token.source().is_none())
-        {
+        if self.push_token.as_ref().is_some_and(|t| t.source().is_none()) {
             return invalid("push_token", "a secret sets exactly one of env and file");
+        }
+        if self.poll.as_ref().is_some_and(|p| p.token.source().is_none()) {
+            return invalid("poll.token", "a secret sets exactly one of env and file");
+        }
+        if self.management_token.as_ref().is_some_and(|t| t.source().is_none()) {
+            return invalid("management_token", "a secret sets exactly one of env and file");
         }
         if self.poll.as_ref().is_some_and(|p| p.max_events == 0) {
             return invalid("poll.max_events", "must be at least 1");
@@ -109,10 +122,46 @@ impl SsfSource {
         Ok(())
     }
 
-    /// Where the transmitter's configuration is read.
+    /// Where the transmitter's configuration is read: `config_url`, else
+    /// `/.well-known/ssf-configuration` inserted between the issuer's host
+    /// and its path (SSF 1.0 §7.2: `https://tr.example.com/issuer1` →
+    /// `https://tr.example.com/.well-known/ssf-configuration/issuer1`).
     pub fn configuration_url(&self) -> String {
-        self.config_url
-            .clone()
-            .unwrap_or_else(|| format!("{}/.well-known/ssf-configuration", self.issuer.trim_end_matches('/')))
+        if let Some(url) = &self.config_url {
+            return url.clone();
+        }
+        let issuer = self.issuer.trim_end_matches('/');
+        let after_scheme = issuer.find("://").map_or(0, |at| at + 3);
+        let (origin, path) = match issuer[after_scheme..].find('/') {
+            Some(slash) => issuer.split_at(after_scheme + slash),
+            None => (issuer, ""),
+        };
+        format!("{origin}/.well-known/ssf-configuration{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(issuer: &str) -> SsfSource {
+        let toml =
+            format!("id = \"s\"\nissuer = \"{issuer}\"\naudience = \"a\"\npush_token = {{ env = \"X\" }}\n");
+        toml::from_str(&toml).expect("parses")
+    }
+
+    #[test]
+    fn the_configuration_sits_between_host_and_path() {
+        let at = |issuer: &str| source(issuer).configuration_url();
+        assert_eq!(at("https://tr.example.com"), "https://tr.example.com/.well-known/ssf-configuration");
+        assert_eq!(at("https://tr.example.com/"), "https://tr.example.com/.well-known/ssf-configuration");
+        assert_eq!(
+            at("https://tr.example.com/issuer1"),
+            "https://tr.example.com/.well-known/ssf-configuration/issuer1"
+        );
+        let mut explicit = source("https://tr.example.com");
+        explicit.config_url = Some("https://tr.example.com/.well-known/risc-configuration".into());
+        assert_eq!(explicit.configuration_url(), "https://tr.example.com/.well-known/risc-configuration");
+        assert!(explicit.validate("policy.toml", 0).is_ok());
     }
 }
