@@ -128,7 +128,13 @@ fn hr_file_sources_are_checked_naming_the_field() {
     let twice =
         format!("{}[[sources]]\nkind = \"hr-file\"\nid = \"workday\"\nperson_id = \"X\"\n", source(""));
     assert!(err(&twice).contains("sources[1].id"));
-    assert!(err(&format!("{BASE}[[sources]]\nkind = \"okta\"\nid = \"o\"\n")).contains("okta"));
+    assert!(err(&format!("{BASE}[[sources]]\nkind = \"okta\"\nid = \"o\"\n")).contains("secrets"));
+    assert!(err(&format!("{BASE}[[sources]]\nkind = \"workday-api\"\nid = \"w\"\n")).contains("workday-api"));
+    let okta = format!(
+        "{BASE}[[sources]]\nkind = \"okta\"\nid = \"o\"\nsecrets = [{{ env = \"S\" }}]\n\
+         dedupe_for = \"1h\"\n[sources.api]\nbase_url = \"https://acme.okta.com\"\ntoken = {{ env = \"T\" }}\n"
+    );
+    assert!(err(&okta).contains("sources[0].dedupe_for"), "{}", err(&okta));
 }
 
 #[test]
