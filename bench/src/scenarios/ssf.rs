@@ -191,6 +191,7 @@ impl Intake {
             if let Ok(publisher) = Publisher::open(&connection).await {
                 let _deleted =
                     Topology::of(&self.config).delete_sources(publisher.channel(), &[SOURCE]).await;
+                let _closed = publisher.channel().close(200, "bench done".into()).await;
             }
             let _closed = connection.close(200, "bench done".into()).await;
         }
