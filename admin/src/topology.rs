@@ -3,6 +3,10 @@
 //! declared once by an operator whose user may configure them, for
 //! deployments whose roles run with `broker.declare_topology = false` and
 //! users that may not.
+//!
+//! `scimfleet topology definitions`: the same topology, the vhost and the
+//! role users as RabbitMQ definitions (JSON) to import instead
+//! (`deploy/rabbitmq/definitions.json` is the example configuration's).
 
 use std::io::Write;
 
@@ -30,5 +34,15 @@ pub async fn declare_topology(config: &Config, out: &mut impl Write) -> Result<(
         sources.len()
     )?;
     let _closed = connection.close(200, "topology declared".into()).await;
+    Ok(())
+}
+
+/// Writes the RabbitMQ definitions of the configuration (vhost, role users
+/// without passwords and their permissions, exchanges, queues, bindings) to
+/// `out` as pretty JSON; connects to nothing.
+pub fn write_definitions(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
+    let definitions = broker::definitions(config);
+    serde_json::to_writer_pretty(&mut *out, &definitions)?;
+    writeln!(out)?;
     Ok(())
 }

@@ -204,8 +204,9 @@ async fn run(params: Params) -> anyhow::Result<()> {
     };
     let intake_events = if params.quick { 10_000 } else { 50_000 };
     eprintln!("bench: HTTP intake, {intake_events} signed events, singles then batches of 100...");
-    let intake =
-        limits::intake::run(broker_config.url.expose(), intake_events, 64, 100).await.context("intake")?;
+    let intake = limits::intake::run(broker_config.url.first().expose(), intake_events, 64, 100)
+        .await
+        .context("intake")?;
 
     let results = Results {
         params,

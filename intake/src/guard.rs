@@ -1,108 +1,51 @@
-//! What the intake keeps in Redis: replay marks and per-source rate buckets,
-//! shared by every intake replica.
+//! What the intake keeps in Redis: replay marks and per-source rate
+//! buckets, shared by every intake replica. The records and their keys live
+//! with every other Redis record ([`scimfleet_runtime::store::IntakeMarks`]);
+//! this is the intake's handle on them.
 //!
-//! | record | key | value |
-//! |---|---|---|
-//! | a `webhook-id` seen | `{ns}:intake:seen:{source}:{sha256(id) hex}` | `1`, `PX` = twice the tolerance |
-//! | a source's GCRA bucket | `{ns}:intake:rate:{source}` | theoretical arrival time, ms |
-//!
-//! A replay mark is claimed with `SET NX PX` before publishing (claim →
-//! work → record): a second request with the same id inside the window is
-//! refused with 409 even while the first is still publishing. If the
-//! publish fails, the mark is removed, so the sender's retry of the same
-//! message is accepted. The mark lives twice the tolerance because a
-//! timestamp may be up to one tolerance in the future and one in the past.
-//! The id is hashed: it is the sender's text and may hold anything.
+//! A replay mark is claimed before publishing (claim → work → record): a
+//! second request with the same id inside the window is refused with 409
+//! even while the first is still publishing. If the publish fails, the mark
+//! is removed, so the sender's retry of the same message is accepted. The
+//! mark lives twice the tolerance because a timestamp may be up to one
+//! tolerance in the future and one in the past.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
-use redis::aio::ConnectionManager;
-use sha2::{Digest, Sha256};
-
-/// GCRA on Redis's clock. KEYS[1]: the bucket. ARGV[1]: emission interval
-/// ms, ARGV[2]: tolerance ms (interval × (burst − 1)). Returns 0 when the
-/// request may go, else the wait in ms.
-const RATE: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + tonumber(ARGV[1])
-local allow_at = new_tat - tonumber(ARGV[2]) - tonumber(ARGV[1])
-if allow_at > now then return math.ceil(allow_at - now) end
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
-return 0";
-
-static RATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RATE));
+use scimfleet_runtime::Store;
+use scimfleet_runtime::store::StoreError;
 
 /// The intake's Redis records; cheap to clone.
 #[derive(Clone)]
 pub struct Guard {
-    conn: ConnectionManager,
-    ns: String,
+    store: Store,
 }
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("ns", &self.ns).finish_non_exhaustive()
+        f.debug_struct("Guard").finish_non_exhaustive()
     }
 }
 
 impl Guard {
-    /// A guard on `conn` for namespace `ns`.
-    pub fn new(conn: ConnectionManager, ns: &str) -> Self {
-        Self { conn, ns: ns.to_owned() }
-    }
-
-    /// The one constructor of replay-mark keys.
-    fn seen_key(&self, source: &str, id: &str) -> String {
-        format!("{}:intake:seen:{source}:{}", self.ns, hex::encode(Sha256::digest(id.as_bytes())))
-    }
-
-    /// The one constructor of rate-bucket keys.
-    fn rate_key(&self, source: &str) -> String {
-        format!("{}:intake:rate:{source}", self.ns)
+    /// A guard on `store`'s connection and namespace.
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 
     /// Claims `id` for `source` for `window`; `false` when already seen.
-    pub async fn claim(&self, source: &str, id: &str, window: Duration) -> Result<bool, redis::RedisError> {
-        let mut conn = self.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.seen_key(source, id))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1))
-            .query_async(&mut conn)
-            .await?;
-        Ok(set.is_some())
+    pub async fn claim(&self, source: &str, id: &str, window: Duration) -> Result<bool, StoreError> {
+        self.store.intake().claim(source, id, window).await
     }
 
     /// Forgets a claim whose publish failed, so the sender's retry is accepted.
-    pub async fn release(&self, source: &str, id: &str) -> Result<(), redis::RedisError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("DEL").arg(self.seen_key(source, id)).query_async::<u64>(&mut conn).await.map(drop)
+    pub async fn release(&self, source: &str, id: &str) -> Result<(), StoreError> {
+        self.store.intake().release(source, id).await
     }
 
     /// Takes one request from `source`'s bucket; `Duration::ZERO` when it
     /// may go, else how long until it could.
-    pub async fn pace(
-        &self,
-        source: &str,
-        rate_per_second: f64,
-        burst: u32,
-    ) -> Result<Duration, redis::RedisError> {
-        let mut conn = self.conn.clone();
-        let interval_ms = 1000.0 / rate_per_second;
-        let tolerance_ms = interval_ms * f64::from(burst.saturating_sub(1));
-        let wait_ms: u64 = RATE_SCRIPT
-            .key(self.rate_key(source))
-            .arg(interval_ms)
-            .arg(tolerance_ms)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(Duration::from_millis(wait_ms))
+    pub async fn pace(&self, source: &str, rate_per_second: f64, burst: u32) -> Result<Duration, StoreError> {
+        self.store.intake().pace(source, rate_per_second, burst).await
     }
 }

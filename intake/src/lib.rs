@@ -92,18 +92,19 @@ pub async fn serve(
         _ => None,
     };
     let store = Store::connect(&config.redis, &config.namespace).await?;
-    let client = redis::Client::open(config.redis.url.expose()).map_err(StoreError::Connect)?;
-    let conn = client.get_connection_manager().await.map_err(StoreError::Connect)?;
     let link = publish::Link::default();
     let health = ops.health.component("intake");
+    // The link outlives the listener: the requests still being answered
+    // when the stop came publish on it (and get their confirms).
+    let unlink = CancellationToken::new();
     let maintaining =
-        tokio::spawn(link.clone().maintain(config.clone(), health, store.clone(), stop.clone()));
+        tokio::spawn(link.clone().maintain(config.clone(), health, store.clone(), unlink.clone()));
     let intake = &config.intake;
     let emitter = sources::process::Emitter {
         context: sources::Context {
             store: store.clone(),
             config: config.clone(),
-            guard: guard::Guard::new(conn.clone(), &config.namespace),
+            guard: guard::Guard::new(store.clone()),
         },
         link: link.clone(),
         metrics: ops.metrics.clone(),
@@ -126,7 +127,7 @@ pub async fn serve(
         tolerance: Duration::from_millis(intake.tolerance),
         publish_timeout: Duration::from_millis(intake.publish_timeout),
         exchange: Topology::of(&config).events_exchange(),
-        guard: guard::Guard::new(conn, &config.namespace),
+        guard: guard::Guard::new(store.clone()),
         link,
         metrics: ops.metrics.clone(),
         adapters,
@@ -136,15 +137,43 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(server.address = %address, "intake serving POST {} on {scheme}://{address}", server::EVENTS_PATH);
     let (router, stopped) = (server::router(shared), stop.clone().cancelled_owned());
-    let served = match tls {
-        Some(acceptor) => {
-            let listener = tls::TlsListener::new(listener, acceptor);
-            axum::serve(listener, router).with_graceful_shutdown(stopped).await
+    let serving = async {
+        match tls {
+            Some(acceptor) => {
+                let listener = tls::TlsListener::new(listener, acceptor);
+                axum::serve(listener, router).with_graceful_shutdown(stopped).await
+            }
+            None => axum::serve(listener, router).with_graceful_shutdown(stopped).await,
         }
-        None => axum::serve(listener, router).with_graceful_shutdown(stopped).await,
     };
+    let served = drain(serving, &stop, config.shutdown_grace()).await;
     stop.cancel();
     while duties.join_next().await.is_some() {}
+    unlink.cancel();
     let _stopped = maintaining.await;
     served.map_err(|source| IntakeError::Listen { address, source })
+}
+
+/// Runs `serving` (a server that stops accepting on `stop` and then waits
+/// for the requests it is answering) and gives those requests `grace`
+/// after `stop`: past it, the ones left are cut off. Their senders get no
+/// answer and retry, which is safe: events carry ids and sequences.
+async fn drain(
+    serving: impl Future<Output = std::io::Result<()>>,
+    stop: &CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let deadline = async {
+        stop.cancelled().await;
+        tracing::info!("intake stopping: no new connections; answering the requests in flight");
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = serving => served,
+        () = deadline => {
+            let grace_ms = grace.as_millis() as u64;
+            tracing::warn!(grace_ms, "grace period over; requests still open were cut off unanswered");
+            Ok(())
+        }
+    }
 }

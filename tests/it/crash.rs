@@ -68,7 +68,7 @@ fn everyone_in(apps: &[&str], concurrency: u16) -> String {
 async fn leases_held(fleet: &Fleet) -> usize {
     let client = redis::Client::open(fleet.config.redis.url.expose()).expect("redis url");
     let mut redis = client.get_multiplexed_async_connection().await.expect("redis connects");
-    let pattern = format!("{}:lease:*", fleet.config.namespace);
+    let pattern = format!("{}:lease:*", scimfleet_runtime::store::namespace_tag(&fleet.config.namespace));
     let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut redis).await.expect("KEYS");
     keys.len()
 }

@@ -199,7 +199,7 @@ async fn a_signed_event_posted_to_the_intake_is_provisioned_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_has_its_status_and_nothing_is_published() {
     let fleet = Fleet::start_without_scheduler(common::POLICY).await.expect("fleet starts");
-    let broker = fleet.config.broker.url.expose().to_owned();
+    let broker = fleet.config.broker.url.first().expose().to_owned();
     let intake = Intake::start(&fleet.config).await;
     let url = intake.url.as_str();
     let (_, event) = person(16_100);
@@ -274,7 +274,7 @@ async fn every_refusal_has_its_status_and_nothing_is_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_secrets_work_during_a_rotation_and_binary_mode_and_ndjson_are_read() {
     let fleet = Fleet::start_without_scheduler(common::POLICY).await.expect("fleet starts");
-    let broker = fleet.config.broker.url.expose().to_owned();
+    let broker = fleet.config.broker.url.first().expose().to_owned();
     let intake = Intake::start(&fleet.config).await;
     let url = intake.url.as_str();
     let (_, one) = person(16_200);
@@ -450,7 +450,7 @@ async fn the_intake_serves_https_with_its_own_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_over_its_rate_gets_429_with_retry_after_and_nothing_is_published() {
     let fleet = Fleet::start_without_scheduler(common::POLICY).await.expect("fleet starts");
-    let broker = fleet.config.broker.url.expose().to_owned();
+    let broker = fleet.config.broker.url.first().expose().to_owned();
     let intake = Intake::start_with(&fleet.config, |config| {
         config.intake.sources[0].rate_per_second = 0.1;
         config.intake.sources[0].burst = 2;

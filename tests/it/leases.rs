@@ -54,7 +54,7 @@ fn converged(fleet: &Fleet, people: &[PersonState]) -> bool {
 async fn leases(fleet: &Fleet) -> BTreeMap<String, String> {
     let client = redis::Client::open(fleet.config.redis.url.expose()).expect("redis url");
     let mut redis = client.get_multiplexed_async_connection().await.expect("redis connects");
-    let pattern = format!("{}:lease:*", fleet.config.namespace);
+    let pattern = format!("{}:lease:*", scimfleet_runtime::store::namespace_tag(&fleet.config.namespace));
     let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut redis).await.expect("KEYS");
     if keys.is_empty() {
         return BTreeMap::new();
@@ -313,7 +313,7 @@ async fn a_leaver_published_after_a_worker_crash_is_deprovisioned_and_verified_w
     latency(&fleet, 6000, 8000);
     let moved = Person { title: "Lead", ..leaver };
     fleet.publish_json(&[moved.event("move", "person.updated", 2)]).await.expect("published");
-    let ns = fleet.config.namespace.clone();
+    let ns = scimfleet_runtime::store::namespace_tag(&fleet.config.namespace);
     wait::until("worker A to lease the leaver in both apps", Duration::from_secs(30), async || {
         a.assert_running(&log_a);
         let held = leases(&fleet).await;

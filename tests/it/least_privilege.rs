@@ -312,12 +312,16 @@ async fn refusals(users: &Users, topology: &Topology) {
         for command in [vec!["GET", other], vec!["KEYS", "*"], vec!["FLUSHALL"], vec!["CONFIG", "GET", "*"]] {
             assert!(redis_refused(&url, &command).await, "{role} may run {command:?}");
         }
-        let own = format!("{}:lp-check", users.ns);
+        let own = format!("{}:lp-check", scimfleet_runtime::store::namespace_tag(&users.ns));
         assert!(!redis_refused(&url, &["SET", &own, "1"]).await, "{role} may not write its namespace");
     }
-    let registry = format!("{}:registry:x", users.ns);
+    let registry = format!("{}:registry:x", scimfleet_runtime::store::namespace_tag(&users.ns));
     assert!(redis_refused(&users.redis("intake"), &["GET", &registry]).await, "intake may read the registry");
-    let _ = redis_refused(&users.redis("admin"), &["DEL", &format!("{}:lp-check", users.ns)]).await;
+    let _ = redis_refused(
+        &users.redis("admin"),
+        &["DEL", &format!("{}:lp-check", scimfleet_runtime::store::namespace_tag(&users.ns))],
+    )
+    .await;
 }
 
 async fn channel(url: &str) -> lapin::Channel {

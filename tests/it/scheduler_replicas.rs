@@ -157,7 +157,7 @@ async fn two_scheduler_processes_planning_the_same_movers_leave_every_app_exact(
 async fn plan_leases(fleet: &Fleet) -> Vec<String> {
     let client = redis::Client::open(fleet.config.redis.url.expose()).expect("redis url");
     let mut redis = client.get_multiplexed_async_connection().await.expect("redis connects");
-    let prefix = format!("{}:plan-lease:", fleet.config.namespace);
+    let prefix = format!("{}:plan-lease:", scimfleet_runtime::store::namespace_tag(&fleet.config.namespace));
     let keys: Vec<String> =
         redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut redis).await.expect("KEYS");
     keys.into_iter().filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)).collect()

@@ -76,7 +76,8 @@ impl SweepKeys {
     async fn of(fleet: &Fleet, app: &str) -> Self {
         let client = redis::Client::open(fleet.config.redis.url.expose()).expect("redis url");
         let redis = client.get_multiplexed_async_connection().await.expect("redis connects");
-        let claim = format!("{}:claim:sweep:{app}", fleet.config.namespace);
+        let claim =
+            format!("{}:claim:sweep:{app}", scimfleet_runtime::store::namespace_tag(&fleet.config.namespace));
         Self { redis, done: format!("{claim}:done"), claim }
     }
 

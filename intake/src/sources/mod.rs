@@ -357,12 +357,8 @@ pub async fn renew_all(config: Arc<Config>, only: Option<&str>) -> Result<Vec<St
         );
     }
     let store = Store::connect(&config.redis, &config.namespace).await?;
-    let client = redis::Client::open(config.redis.url.expose())
-        .map_err(scimfleet_runtime::store::StoreError::Connect)?;
-    let conn =
-        client.get_connection_manager().await.map_err(scimfleet_runtime::store::StoreError::Connect)?;
-    let context =
-        Context { store, guard: crate::guard::Guard::new(conn, &config.namespace), config: config.clone() };
+    let guard = crate::guard::Guard::new(store.clone());
+    let context = Context { store, guard, config: config.clone() };
     let mut lines = Vec::new();
     for adapter in adapters.iter().filter(|a| only.is_none_or(|o| a.id() == o)) {
         match adapter.renew(&context).await {

@@ -6,6 +6,8 @@
 //! starts against an empty broker just works.
 
 mod consume;
+mod definitions;
+mod delay;
 pub mod depth;
 pub mod events;
 mod headers;
@@ -14,6 +16,9 @@ mod publish;
 mod settle;
 mod sources;
 mod topology;
+mod urls;
+
+use std::time::Duration;
 
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::{Connection, ConnectionProperties};
@@ -22,10 +27,15 @@ use crate::config::BrokerConfig;
 use crate::tls::{TlsError, TlsMaterial};
 
 pub use consume::{ConsumeError, consume};
+pub use definitions::{
+    BindingDeclaration, Declarations, ExchangeDeclaration, QueueDeclaration, RoleUser, definitions,
+    role_users, table, vhost_of,
+};
 pub use headers::{RECEIVED_AT_HEADER, dead_letter_headers, header_str, read_dead_letter, received_at};
 pub use publish::{Outgoing, PublishError, Publisher, persistent};
 pub use settle::{REQUEUE_PAUSE, Verdict, settle};
 pub use topology::{RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology};
+pub use urls::BrokerUrls;
 
 /// A broker operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,18 +80,49 @@ impl BrokerError {
     }
 }
 
+/// How long one node may take to accept a connection before the next is
+/// tried: a node that is unreachable (not refusing) must not hold up the
+/// others for the operating system's TCP timeout of minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Connects to RabbitMQ as `[broker]` says: `amqps://` trusting its
 /// `ca_file` (else the bundled web roots) and presenting its client
-/// certificate when set. `name` shows in the management UI's connection list.
+/// certificate when set. With several URLs (the nodes of a cluster) it
+/// starts at a random one and returns the first that connects, so a node
+/// that is down is skipped (see `urls.rs`). `name` shows in the management
+/// UI's connection list.
 pub async fn connect(broker: &BrokerConfig, name: &str) -> Result<Connection, BrokerError> {
     crate::tls::install_crypto_provider();
     // Read on every connect, so a renewed certificate is used after a reconnect.
     let tls = lapin_tls(broker.tls_files().load().map_err(BrokerError::Tls)?);
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    let runtime = lapin::runtime::default_runtime().map_err(BrokerError::Connect)?;
-    Connection::connect_with_config(broker.url.expose(), properties, tls, runtime)
-        .await
-        .map_err(BrokerError::Connect)
+    let nodes = broker.url.len();
+    let mut last = None;
+    for (index, url) in broker.url.attempt_order(rand::random::<u32>() as usize) {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let runtime = lapin::runtime::default_runtime().map_err(BrokerError::Connect)?;
+        let attempt = Connection::connect_with_config(url.expose(), properties, tls.clone(), runtime);
+        let error = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(error)) => error,
+            Err(_elapsed) => lapin::Error::from(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        };
+        if nodes > 1 {
+            // Handled here (the next node is tried), so logged here; by
+            // position in `broker.url`, never the URL (it may hold a password).
+            tracing::warn!(
+                messaging.system = "rabbitmq",
+                broker.node = index + 1,
+                broker.nodes = nodes,
+                error = %crate::telemetry::error_chain(&error),
+                "cannot connect to RabbitMQ node {} of {nodes}; trying the next", index + 1
+            );
+        }
+        last = Some(error);
+    }
+    // A validated configuration names at least one URL, so `last` is set.
+    Err(BrokerError::Connect(last.unwrap_or_else(|| {
+        lapin::Error::from(std::io::Error::new(std::io::ErrorKind::NotFound, "broker.url names no URL"))
+    })))
 }
 
 /// The client's TLS settings; unused for `amqp://`.

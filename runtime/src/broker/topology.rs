@@ -10,28 +10,20 @@
 //!                          {ns}.jobs.dlx (direct) ──{app}──▶ {ns}.jobs.{app}.dlq
 //! ```
 //!
-//! Transient failures wait in delay queues: a job is published to the
-//! headers exchange `{ns}.jobs.retry` with the headers
-//! `scimfleet-retry-app` / `scimfleet-retry-tier`, which route it to
-//! `{ns}.jobs.{app}.retry.{ms}` (a queue with `x-message-ttl = ms`). When the
-//! TTL expires the broker dead-letters it back to `{ns}.jobs` with its own
-//! routing key, so it returns to whatever queue serves that key then. The wait
-//! is on disk in RabbitMQ, not in a worker's memory, and survives restarts.
-//! One queue per tier keeps every message in a queue with the same TTL, so
-//! expiry is first-in first-out and no message waits behind a longer one.
-//! Delay queues are classic durable queues (see `declare_retry_queue`).
+//! Transient failures and scheduled re-checks wait in per-app delay queues
+//! and return to `{ns}.jobs` when their TTL expires (see `delay.rs`).
 //!
 //! Job routing keys are `{app}.{shard}` so per-person shard queues can be
 //! bound later without changing publishers; today one queue per app takes
-//! every shard. All queues are quorum queues: replicated, durable, and they
-//! support `x-delivery-limit` (poison messages) and at-least-once
-//! dead-lettering (<https://www.rabbitmq.com/docs/quorum-queues>).
+//! every shard. All queues, delay queues included, are quorum queues:
+//! replicated, durable, and they support `x-delivery-limit` (poison
+//! messages), at-least-once dead-lettering and, from RabbitMQ 3.10, message
+//! TTL (<https://www.rabbitmq.com/docs/quorum-queues>), so losing one node
+//! of a cluster loses no message in any of them.
 
-use lapin::options::{
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::Channel;
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
 use scimfleet_schemas::AppId;
 
 use super::BrokerError;
@@ -52,7 +44,7 @@ pub struct Topology {
 }
 
 /// Last routing-key word of leaver-lane jobs: `{app}.{shard}.leaver`.
-const LEAVER_LANE: &str = "leaver";
+pub(super) const LEAVER_LANE: &str = "leaver";
 
 /// Header naming the app of a job in a retry delay queue. Headers exchanges
 /// ignore headers starting with `x-` when matching
@@ -120,6 +112,11 @@ impl Topology {
     /// The namespace.
     pub fn namespace(&self) -> &str {
         &self.ns
+    }
+
+    /// After how long unused queues are deleted (`broker.queue_expires_ms`).
+    pub(super) fn queue_expires_ms(&self) -> Option<u64> {
+        self.queue_expires_ms
     }
 
     /// Where HR systems publish events (public contract).
@@ -207,84 +204,11 @@ impl Topology {
         Ok(())
     }
 
-    /// Declares everything for `apps`. Safe to call from every process, every start.
+    /// Declares everything for `apps` ([`Topology::declarations`], the list
+    /// RabbitMQ definitions are made from too). Safe to call from every
+    /// process, every start.
     pub async fn declare(&self, channel: &Channel, apps: &[AppId]) -> Result<(), BrokerError> {
-        declare_exchange(channel, &self.events_exchange(), ExchangeKind::Topic).await?;
-        declare_exchange(channel, &self.events_dlx(), ExchangeKind::Fanout).await?;
-        declare_exchange(channel, &self.jobs_exchange(), ExchangeKind::Topic).await?;
-        declare_exchange(channel, &self.jobs_dlx(), ExchangeKind::Direct).await?;
-        declare_exchange(channel, &self.retry_exchange(), ExchangeKind::Headers).await?;
-        declare_exchange(channel, &self.recheck_exchange(), ExchangeKind::Headers).await?;
-
-        declare_queue(channel, &self.events_dlq(), self.quorum(None)).await?;
-        bind(channel, &self.events_dlq(), &self.events_dlx(), "").await?;
-        declare_queue(channel, &self.events_queue(), self.quorum(Some((&self.events_dlx(), "")))).await?;
-        // `#`: every message on the exchange is taken, so an event with a wrong
-        // routing key is dead-lettered with a reason instead of silently dropped.
-        bind(channel, &self.events_queue(), &self.events_exchange(), "#").await?;
-
-        for app in apps {
-            declare_queue(channel, &self.app_dlq(app), self.quorum(None)).await?;
-            bind(channel, &self.app_dlq(app), &self.jobs_dlx(), app.as_str()).await?;
-            let dead_letter = Some((self.jobs_dlx(), app.as_str()));
-            let arguments = self.quorum(dead_letter.as_ref().map(|(x, k)| (x.as_str(), *k)));
-            declare_queue(channel, &self.job_queue(app), arguments).await?;
-            // `{app}.*` matches two words only, so leaver keys (three words)
-            // reach the leaver lane alone.
-            bind(channel, &self.job_queue(app), &self.jobs_exchange(), &format!("{app}.*")).await?;
-            declare_queue(
-                channel,
-                &self.leaver_queue(app),
-                self.quorum(dead_letter.as_ref().map(|(x, k)| (x.as_str(), *k))),
-            )
-            .await?;
-            bind(channel, &self.leaver_queue(app), &self.jobs_exchange(), &format!("{app}.*.{LEAVER_LANE}"))
-                .await?;
-            for &tier in &self.retry_tiers_ms {
-                let queue = self.retry_queue(app, tier);
-                self.declare_delay_queue(channel, &queue, &self.retry_exchange(), app, tier).await?;
-            }
-            for &delay in self.recheck_delays_ms(app) {
-                let queue = self.recheck_queue(app, delay);
-                self.declare_delay_queue(channel, &queue, &self.recheck_exchange(), app, delay).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A TTL queue that holds `app`'s messages routed to it on `exchange`
-    /// (by [`Topology::retry_route`] headers) for `tier` ms, then sends them
-    /// back to the jobs exchange.
-    async fn declare_delay_queue(
-        &self,
-        channel: &Channel,
-        queue: &str,
-        exchange: &str,
-        app: &AppId,
-        tier: u64,
-    ) -> Result<(), BrokerError> {
-        // A classic durable queue, not a quorum queue: a delay queue holds a
-        // message for seconds to minutes, and a Raft group per app and tier
-        // (hundreds with many apps) costs the broker far more than it buys.
-        // Persistent messages in it still survive a broker restart.
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), text("classic"));
-        // On expiry, back to the jobs exchange with the message's own routing
-        // key (no x-dead-letter-routing-key).
-        arguments.insert("x-dead-letter-exchange".into(), text(&self.jobs_exchange()));
-        arguments
-            .insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(tier).unwrap_or(i64::MAX)));
-        if let Some(ms) = self.queue_expires_ms {
-            arguments
-                .insert("x-expires".into(), AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)));
-        }
-        declare_queue(channel, queue, arguments).await?;
-        let mut binding = Self::retry_route(app, tier);
-        binding.insert("x-match".into(), text("all"));
-        channel
-            .queue_bind(queue.into(), exchange.into(), "".into(), QueueBindOptions::default(), binding)
-            .await
-            .map_err(BrokerError::channel(format!("bind {queue}")))
+        self.declarations(apps, &[]).declare(channel).await
     }
 
     /// Deletes everything for `apps` (tests and demo clean-up).
@@ -317,14 +241,6 @@ impl Topology {
     }
 }
 
-async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> Result<(), BrokerError> {
-    let options = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-    channel
-        .exchange_declare(name.into(), kind, options, FieldTable::default())
-        .await
-        .map_err(BrokerError::channel(format!("declare exchange {name}")))
-}
-
 pub(super) async fn declare_queue(
     channel: &Channel,
     name: &str,
@@ -338,20 +254,7 @@ pub(super) async fn declare_queue(
         .map_err(BrokerError::channel(format!("declare queue {name}")))
 }
 
-async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), BrokerError> {
-    channel
-        .queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(BrokerError::channel(format!("bind {queue} to {exchange}")))
-}
-
-fn text(value: &str) -> AMQPValue {
+pub(super) fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
 }
 

@@ -67,3 +67,7 @@ pub(super) fn duration_ms<'de, D: serde::Deserializer<'de>>(deserializer: D) -> 
 pub(super) fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
     String::deserialize(deserializer).map(Secret::new)
 }
+
+pub(super) fn secrets<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Secret>, D::Error> {
+    Vec::<String>::deserialize(deserializer).map(|all| all.into_iter().map(Secret::new).collect())
+}

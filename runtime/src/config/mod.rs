@@ -146,7 +146,8 @@ pub struct WorkerConfig {
     /// Longest wait before such a try; a longer `Retry-After` sends the job
     /// to a delay queue instead.
     pub request_retry_max_wait_ms: u64,
-    /// How long in-flight jobs may take to finish on shutdown.
+    /// How long in-flight work may take to finish on shutdown, in every role
+    /// (scheduler and intake too; see [`Config::shutdown_grace`]).
     pub shutdown_grace_ms: u64,
     /// TTLs of the retry delay queues, ascending.
     pub retry_tiers_ms: Vec<u64>,
@@ -280,6 +281,13 @@ impl Config {
     /// The app with `id`.
     pub fn app(&self, id: &str) -> Option<&AppConfig> {
         self.apps.iter().find(|a| a.id.as_str() == id)
+    }
+
+    /// How long every role (worker, scheduler, intake) lets in-flight work
+    /// finish on SIGTERM: `worker.shutdown_grace_ms`, one setting for all,
+    /// so that one `terminationGracePeriodSeconds` fits every role.
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.worker.shutdown_grace_ms)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -149,7 +149,7 @@ fn environment_overrides_the_file() {
     ];
     assert!(load(BASE).expect("valid").audit.enabled, "the audit trail is on by default");
     let config = Config::from_toml(BASE, "test.toml", PathBuf::new(), env).expect("valid");
-    assert_eq!(config.broker.url.expose(), "amqp://u:p@rabbit:5672/%2f");
+    assert_eq!(config.broker.url.first().expose(), "amqp://u:p@rabbit:5672/%2f");
     assert_eq!(config.scheduler.prefetch, 8);
     assert!(!config.audit.enabled);
 }
@@ -256,4 +256,79 @@ fn governance_defaults_hold_grants_fail_closed_and_a_typo_in_high_risk_groups_is
     let two = BASE
         .replace("namespace = \"acme\"\n", "namespace = \"acme\"\n[governance]\napprovals_required = 3\n");
     assert!(err(&two).contains("governance.approvals_required"));
+}
+
+#[test]
+fn broker_url_takes_one_url_or_the_nodes_of_a_cluster() {
+    assert_eq!(load(BASE).expect("valid").broker.url.len(), 1, "one URL, as before");
+    let nodes = r#"["amqp://u:p@127.0.0.1:5681/%2f", "amqp://u:p@127.0.0.1:5682/%2f", "amqp://u:p@127.0.0.1:5683/%2f"]"#;
+    let config = load(&format!("{BASE}\n[broker]\nurl = {nodes}\n")).expect("valid");
+    let urls: Vec<&str> = config.broker.url.iter().map(crate::Secret::expose).collect();
+    assert_eq!(
+        urls,
+        ["amqp://u:p@127.0.0.1:5681/%2f", "amqp://u:p@127.0.0.1:5682/%2f", "amqp://u:p@127.0.0.1:5683/%2f"]
+    );
+    // The environment takes a list in TOML syntax.
+    let env = vec![("SCIMFLEET_BROKER__URL".to_owned(), nodes.to_owned())];
+    let config = Config::from_toml(BASE, "test.toml", PathBuf::new(), env).expect("valid");
+    assert_eq!(config.broker.url.len(), 3);
+}
+
+#[test]
+fn broker_url_lists_are_checked_per_url_without_leaking_a_password() {
+    let text = err(&format!("{BASE}\n[broker]\nurl = []\n"));
+    assert!(text.contains("broker.url") && text.contains("at least one"), "{text}");
+    let text =
+        err(&format!("{BASE}\n[broker]\nurl = [\"amqp://u:hunter2@127.0.0.1\", \"http://u:hunter2@x\"]\n"));
+    assert!(text.contains("broker.url[1]") && !text.contains("hunter2"), "{text}");
+    let remote =
+        format!("{BASE}\n[broker]\nurl = [\"amqp://u:p@127.0.0.1\", \"amqp://u:p@rabbit-2.example.com\"]\n");
+    assert!(err(&remote).contains("broker.url[1]") && err(&remote).contains("plaintext"), "{}", err(&remote));
+    for other in
+        ["amqp://u:hunter3@127.0.0.2", "amqp://v:hunter2@127.0.0.2", "amqp://u:hunter2@127.0.0.2/other"]
+    {
+        let text = err(&format!("{BASE}\n[broker]\nurl = [\"amqp://u:hunter2@127.0.0.1\", \"{other}\"]\n"));
+        assert!(text.contains("broker.url[1]") && text.contains("one cluster"), "{text}");
+        assert!(!text.contains("hunter"), "{text}");
+    }
+    let text = err(&format!("{BASE}\n[broker]\nurl = 5\n"));
+    assert!(text.contains("broker.url") && text.contains("a list of AMQP URLs"), "{text}");
+    let config = load(&format!(
+        "{BASE}\n[broker]\nurl = [\"amqp://u:hunter2@127.0.0.1\", \"amqp://u:hunter2@127.0.0.2\"]\n"
+    ))
+    .expect("valid");
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn redis_cluster_takes_seeds_reached_like_url_without_leaking_a_password() {
+    let cluster = "[redis]\nurl = \"redis://:hunter2@127.0.0.1:7000\"\ncluster = true\n";
+    let seeds =
+        "cluster_seeds = [\"redis://:hunter2@127.0.0.1:7001\", \"redis://:hunter2@127.0.0.1:7002\"]\n";
+    let config = load(&format!("{BASE}\n{cluster}{seeds}")).expect("valid");
+    assert!(config.redis.cluster);
+    assert_eq!(config.redis.seed_urls().count(), 3);
+    assert!(!format!("{config:?}").contains("hunter2"));
+    assert!(!load(BASE).expect("valid").redis.cluster, "one server unless told");
+    // The environment takes the seeds as a TOML list.
+    let env = vec![
+        ("SCIMFLEET_REDIS__CLUSTER".to_owned(), "true".to_owned()),
+        ("SCIMFLEET_REDIS__CLUSTER_SEEDS".to_owned(), r#"["redis://127.0.0.1:7001"]"#.to_owned()),
+    ];
+    let config = Config::from_toml(BASE, "test.toml", PathBuf::new(), env).expect("valid");
+    assert!(config.redis.cluster && config.redis.cluster_seeds.len() == 1);
+
+    let text = err(&format!("{BASE}\n[redis]\ncluster_seeds = [\"redis://127.0.0.1:7001\"]\n"));
+    assert!(text.contains("redis.cluster_seeds") && text.contains("cluster = true"), "{text}");
+    for other in
+        ["redis://:hunter3@127.0.0.1:7001", "rediss://:hunter2@127.0.0.1:7001", "redis://u:hunter2@x:1"]
+    {
+        let text = err(&format!("{BASE}\n{cluster}cluster_seeds = [\"{other}\"]\n"));
+        assert!(text.contains("redis.cluster_seeds[0]") && !text.contains("hunter"), "{text}");
+    }
+    let text =
+        err(&format!("{BASE}\n{cluster}cluster_seeds = [\"redis://:hunter2@redis-2.example.com:7001\"]\n"));
+    assert!(text.contains("redis.cluster_seeds[0]") && text.contains("plaintext"), "{text}");
+    let text = err(&format!("{BASE}\n[redis]\nurl = \"redis://127.0.0.1:7000/3\"\ncluster = true\n"));
+    assert!(text.contains("redis.url") && text.contains("database 0"), "{text}");
 }

@@ -4,6 +4,13 @@
 //! deleting a namespace (`{ns}:*`) removes everything a test or demo left,
 //! and a layout change is one edit. The layouts are documented on the store
 //! module; changing one orphans the data already stored under the old one.
+//!
+//! The braces are literal: the namespace is a Redis Cluster [hash tag], so
+//! every key of one namespace hashes to one slot. Every Lua script and
+//! `MULTI` touches keys of one namespace only, so each stays one atomic
+//! step on a Redis Cluster as on a single server.
+//!
+//! [hash tag]: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags
 
 use scimfleet_schemas::{AppId, PersonId};
 
@@ -16,9 +23,14 @@ pub(super) struct Keys {
 }
 
 impl Keys {
-    /// Keys under `namespace`.
+    /// Keys under `namespace`, tagged (`{namespace}`).
     pub(super) fn new(namespace: &str) -> Self {
-        Self { ns: namespace.to_owned() }
+        Self { ns: namespace_tag(namespace) }
+    }
+
+    /// The hash tag every key starts with: `{namespace}`.
+    pub(super) fn tag(&self) -> &str {
+        &self.ns
     }
 
     /// The registry hash of a person.
@@ -186,6 +198,18 @@ impl Keys {
         format!("{}:profile-claim:{app}", self.ns)
     }
 
+    /// The intake's replay mark of webhook `id` from `source`.
+    pub(super) fn intake_seen(&self, source: &str, id: &str) -> String {
+        use sha2::Digest as _;
+        // Hashed: the id is the sender's text and may hold anything.
+        format!("{}:intake:seen:{source}:{}", self.ns, hex::encode(sha2::Sha256::digest(id.as_bytes())))
+    }
+
+    /// The intake's GCRA bucket `bucket` (a source, or a source's API calls).
+    pub(super) fn intake_rate(&self, bucket: &str) -> String {
+        format!("{}:intake:rate:{bucket}", self.ns)
+    }
+
     /// The last row of each person an HR file `source` imported (a hash).
     pub(super) fn import(&self, source: &str) -> String {
         format!("{}:import:{source}", self.ns)
@@ -225,7 +249,7 @@ impl Keys {
         format!("{}:scheduled", self.ns)
     }
 
-    /// A scheduled event's record; with an empty id, the prefix of all.
+    /// A scheduled event's record.
     pub(super) fn scheduled(&self, id: &str) -> String {
         format!("{}:scheduled:{id}", self.ns)
     }
@@ -249,11 +273,29 @@ impl Keys {
     pub(super) fn pattern(&self) -> String {
         format!("{}:*", self.ns)
     }
+
+    /// Operator pauses of apps (`scimfleet pause`), one hash for the whole
+    /// namespace (field: app id) so a worker polls every app in one read;
+    /// not the rate pause of `pause`.
+    pub(super) fn operator_pauses(&self) -> String {
+        format!("{}:operator-pauses", self.ns)
+    }
+}
+
+/// The prefix of every key of `namespace`: the namespace as a Redis
+/// Cluster hash tag, `{namespace}`. Keys are `{namespace}:{kind}:…`.
+pub fn namespace_tag(namespace: &str) -> String {
+    format!("{{{namespace}}}")
 }
 
 /// Every key of every namespace starting with `prefix`, as a SCAN pattern.
 pub(super) fn prefix_pattern(prefix: &str) -> String {
-    format!("{prefix}*")
+    format!("{{{prefix}*")
+}
+
+/// The namespace of a key built here (the text of its hash tag).
+pub(super) fn namespace_of(key: &str) -> Option<&str> {
+    key.strip_prefix('{')?.split_once('}').map(|(namespace, _)| namespace)
 }
 
 /// The account-index keys of an account: `ext:` first (when it has an
@@ -266,4 +308,35 @@ pub fn account_keys(external_id: Option<&str>, user_name: &str) -> Vec<String> {
     }
     keys.push(format!("un:{}", user_name.to_lowercase()));
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::cluster_routing::Slot;
+
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_namespace_hashes_to_the_slot_of_its_tag() {
+        let keys = Keys::new("acme");
+        let (app, person) = (AppId::parse("git").expect("app"), PersonId::parse("p1").expect("person"));
+        assert_eq!(keys.person(&person), "{acme}:person:p1");
+        let all = [
+            keys.person(&person),
+            keys.applied(&app, &person),
+            keys.lease(LeaseScope::Apply { app: &app, person: &person }),
+            keys.fence(LeaseScope::Plan { person: &person }),
+            keys.evidence(&app, &person, 7),
+            keys.scheduled("{odd}id"),
+            keys.source_seen("okta", "{x}"),
+            keys.intake_seen("hr", "id"),
+            keys.audit_head(),
+        ];
+        for key in &all {
+            assert_eq!(Slot::for_key(key), Slot::for_key(namespace_tag("acme")), "{key}");
+            assert_eq!(namespace_of(key), Some("acme"), "{key}");
+        }
+        assert_eq!(prefix_pattern("t-"), "{t-*");
+        assert_eq!(namespace_of("t-1:person:p1"), None, "a key of an earlier layout");
+    }
 }

@@ -1,8 +1,16 @@
 //! Redis: the small, fast state shared by every process.
 //!
-//! [`Store`] holds one multiplexed connection and the namespace; each record
-//! is reached through a small typed handle that borrows it, and every key is
-//! built by one constructor in `keys.rs`, always under the namespace `{ns}`:
+//! [`Store`] holds one multiplexed connection (to one server, or to a Redis
+//! Cluster: `connection.rs`) and the namespace; each record is reached
+//! through a small typed handle that borrows it, and every key is built by
+//! one constructor in `keys.rs`, always under the namespace. In the layouts
+//! below, `{ns}` is literal: the namespace between braces, a Redis Cluster
+//! [hash tag], so `acme`'s registry entry of `p1` is `{acme}:person:p1` and
+//! every key of one namespace lives in one slot. That is what keeps every
+//! multi-key script and `MULTI` below atomic on a cluster; the other
+//! `{…}` are placeholders.
+//!
+//! [hash tag]: https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags
 //!
 //! | record | key layout | handle |
 //! |---|---|---|
@@ -19,31 +27,39 @@
 //! | account index | `{ns}:account:{app}:ext:<externalId>` / `…:un:<lower-cased userName>` → person | [`Store::desired`] |
 //! | sweep run sets | `{ns}:sweep:{app}:{run}`, `…:missing` (sets), `…:fixes` (list) | [`Store::desired`] |
 //! | per-app ops state | `{ns}:ops:{app}` (hash) | [`Store::ops`] |
+//! | operator pauses of apps (`scimfleet pause`) | `{ns}:operator-pauses` (hash: app id → JSON `{by, at, reason}`) | [`Store::ops`] |
 //! | newest time step of an approver's TOTP codes spent on an approval | `{ns}:totp-used:{approver}` | [`Store::totp`] |
 //! | jobs held for an approver | `{ns}:held:{id}` (hash `json`, `seq`, `wave`, `approvals`), `{ns}:held-index`, `{ns}:held-expiry` (zsets), `{ns}:held-person:{app}:{person}` (id) | [`Store::held`] |
 //! | high-risk groups let through | `{ns}:granted:{app}:{person}` (set) | [`Store::held`] |
 //! | events effective later | `{ns}:scheduled` (zset by effective ms), `{ns}:scheduled:{id}` (record JSON), `{ns}:scheduled-person:{person}` (id) | [`Store::scheduled`] |
 //! | deprovisions an approver cancelled | `{ns}:cancelled:{app}:{person}` (sequence) | [`Store::held`] |
 //! | mass-deprovision guard | `{ns}:deprovision-window:{scope}` (zset by ms: job ids of an app, person ids fleet-wide), `{ns}:wave-open:{scope}` (id), `{ns}:wave:{id}` (hash), `{ns}:waves` (zset) | [`Store::waves`] |
+//! | what sources last said of each person; source event ids seen, user links, state; the subjects index | `{ns}:import:{source}` (hash); `{ns}:source-seen:{source}:{sha256(event)}` (`PX`), `{ns}:source-users:{source}`, `{ns}:source-state:{source}` (hashes); `{ns}:subjects` (hash) | [`Store::imports`], [`Store::sources`] |
+//! | dry-run apps' would-be requests; probed target profiles | `{ns}:dry-run:{app}` (capped list); `{ns}:profile:{app}` (JSON), `{ns}:profile-claim:{app}` (`PX`) | [`Store::dry_runs`], [`Store::profiles`] |
+//! | intake replay marks and rate buckets | `{ns}:intake:seen:{source}:{sha256(id)}` (`PX`), `{ns}:intake:rate:{bucket}` | [`Store::intake`] |
 //! | audit trail (one hash chain, every writer) | `{ns}:audit` (stream, field `r`: record JSON); `{ns}:audit:head` (`"{seq} {hash}"` of the last record, compare-and-set by every append) | [`Store::audit`] |
 //!
 //! The registry lets a mover who leaves an app's scope, or a leaver, be
 //! deprovisioned where they were; the applied version keeps an older job
 //! from overwriting newer state (guarantee 3). Writes that must never move
 //! a version backwards are compare-and-set Lua scripts, each beside its
-//! record with every key it touches passed in `KEYS`: two scheduler or
-//! worker replicas racing on one person can never move a version backwards.
+//! record with every key it touches passed in `KEYS` (never built inside
+//! the script, which Redis Cluster forbids: a key named by a value read is
+//! read first and checked again in the script): two scheduler or worker
+//! replicas racing on one person can never move a version backwards.
 //! Writes that record a result under a lease (applied version, desired
 //! state, evidence) are fenced too: refused when a newer lease exists.
 
 mod applied;
 mod audit;
 mod claims;
+mod connection;
 mod desired;
 mod dry_runs;
 mod evidence;
 mod held;
 mod imports;
+mod intake;
 mod journeys;
 mod keys;
 mod leases;
@@ -64,10 +80,11 @@ pub use dry_runs::DryRuns;
 pub use evidence::Evidence;
 pub use held::{Approval, Held, HeldJob, HoldKind};
 pub use imports::Imports;
+pub use intake::IntakeMarks;
 pub use journeys::{JourneyStep, Journeys};
-pub use keys::account_keys;
+pub use keys::{account_keys, namespace_tag};
 pub use leases::{FENCE_CHECK, FENCED_OUT, Fence, Fenced, Lease, LeaseScope, Leases};
-pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops};
+pub use ops::{AppOps, BreakerOps, LAST_ERROR_DETAIL_CHARS, LastError, Ops, Paused};
 pub use pacing::Pacing;
 pub use profiles::{ProbedProfile, Profiles};
 pub use registry::{PersonRecord, Planning, Recorded, Registry};
@@ -78,10 +95,9 @@ pub use waves::{Admission, FLEET_SCOPE, Wave, Waves, app_scope};
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
 use crate::config::RedisConfig;
 use crate::tls::TlsError;
+use connection::Connection;
 use keys::Keys;
 
 /// A Redis operation failed.
@@ -129,38 +145,20 @@ fn px(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// A client for `[redis]`; the TLS files are read here, on every connect.
-fn client(redis: &RedisConfig) -> Result<redis::Client, StoreError> {
-    // The Redis client's rustls connector uses the process-wide provider.
-    crate::tls::install_crypto_provider();
-    let material = redis.tls_files().load().map_err(StoreError::Tls)?;
-    if material.is_empty() {
-        return redis::Client::open(redis.url.expose()).map_err(StoreError::Connect);
-    }
-    let certificates = redis::TlsCertificates {
-        client_tls: material.identity.map(|identity| redis::ClientTlsConfig {
-            client_cert: identity.cert_pem,
-            client_key: identity.key_pem.expose().as_bytes().to_vec(),
-        }),
-        root_cert: material.ca_pem.map(String::into_bytes),
-    };
-    redis::Client::build_with_tls(redis.url.expose(), certificates).map_err(StoreError::Connect)
-}
-
 /// A namespaced handle on Redis; cheap to clone (one multiplexed connection
-/// that reconnects by itself).
+/// that reconnects by itself, to one server or to a Redis Cluster).
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: Connection,
     keys: Keys,
 }
 
 impl Store {
     /// Connects to Redis as `[redis]` says (`rediss://` trusting its
-    /// `ca_file` and presenting its client certificate when set), for `namespace`.
+    /// `ca_file` and presenting its client certificate when set; a Redis
+    /// Cluster when `cluster = true`), for `namespace`.
     pub async fn connect(redis: &RedisConfig, namespace: &str) -> Result<Self, StoreError> {
-        let client = client(redis)?;
-        let conn = client.get_connection_manager().await.map_err(StoreError::Connect)?;
+        let conn = Connection::open(redis).await?;
         Ok(Self { conn, keys: Keys::new(namespace) })
     }
 
@@ -234,6 +232,11 @@ impl Store {
         Scheduled::new(self)
     }
 
+    /// The intake's replay marks and rate buckets.
+    pub fn intake(&self) -> IntakeMarks<'_> {
+        IntakeMarks::new(self)
+    }
+
     /// The last rows of HR file sources.
     pub fn imports(&self) -> Imports<'_> {
         Imports::new(self)
@@ -262,45 +265,54 @@ impl Store {
 
     /// Deletes every key of the namespace; returns how many. For tests and the demo.
     pub async fn delete_namespace(&self) -> Result<u64, StoreError> {
-        self.delete_matching(&self.keys.pattern(), |_| true).await
+        // One namespace is one slot: on a cluster, its node holds every key.
+        self.delete_matching(&self.keys.pattern(), Some(self.keys.tag()), |_| true).await
     }
 
     /// Deletes keys of throw-away namespaces `{prefix}{unix seconds}-…` created
     /// before `cutoff` (left by crashed test runs); returns how many.
     pub async fn sweep_namespaces(&self, prefix: &str, cutoff: i64) -> Result<u64, StoreError> {
         let stale = |key: &str| {
-            let created = key.strip_prefix(prefix).and_then(|rest| rest.split('-').next());
+            let created = keys::namespace_of(key)
+                .and_then(|ns| ns.strip_prefix(prefix))
+                .and_then(|rest| rest.split('-').next());
             created.and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t < cutoff)
         };
-        self.delete_matching(&keys::prefix_pattern(prefix), stale).await
+        // Many namespaces, many slots: on a cluster, every primary is walked.
+        self.delete_matching(&keys::prefix_pattern(prefix), None, stale).await
     }
 
-    async fn delete_matching(&self, pattern: &str, keep: impl Fn(&str) -> bool) -> Result<u64, StoreError> {
+    /// Deletes the keys matching `pattern` that `keep` accepts, walking the
+    /// node owning the slot of `tag` (every node when `None`).
+    async fn delete_matching(
+        &self,
+        pattern: &str,
+        tag: Option<&str>,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
-        let mut cursor: u64 = 0;
         let mut deleted = 0;
-        loop {
-            let (next, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(command("scan namespace"))?;
-            keys.retain(|k| keep(k));
-            if !keys.is_empty() {
-                deleted += redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async::<u64>(&mut conn)
-                    .await
-                    .map_err(command("delete namespace"))?;
+        for node in conn.scan_nodes(tag).await? {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, mut keys) = conn.scan(&node, cursor, pattern).await?;
+                keys.retain(|k| keep(k));
+                // One UNLINK per namespace: its keys share a slot, so the
+                // command is routed to one node even on a cluster.
+                keys.sort_by(|a, b| keys::namespace_of(a).cmp(&keys::namespace_of(b)));
+                for group in keys.chunk_by(|a, b| keys::namespace_of(a) == keys::namespace_of(b)) {
+                    deleted += redis::cmd("UNLINK")
+                        .arg(group)
+                        .query_async::<u64>(&mut conn)
+                        .await
+                        .map_err(command("delete namespace"))?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
         }
+        Ok(deleted)
     }
 }

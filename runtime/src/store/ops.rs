@@ -19,6 +19,10 @@
 //! Workers write here on failure paths and breaker changes only, never per
 //! successful job, each write in one round trip. A write that fails is the
 //! caller's to log: the job it describes is settled regardless.
+//!
+//! Operator pauses (`scimfleet pause`, [`Paused`]) live beside, in one hash
+//! for the namespace, `{ns}:operator-pauses` (field: app id): every worker
+//! process polls it a few times a second, one read for all its apps.
 
 use std::collections::HashMap;
 
@@ -82,6 +86,20 @@ pub struct AppOps {
     /// Managed attributes the app dropped when written (so no longer
     /// written), by SCIM path, sorted.
     pub unsupported_attributes: Vec<String>,
+    /// The operator's pause of the app, while it is paused.
+    pub paused: Option<Paused>,
+}
+
+/// An operator's pause of an app: no worker takes its jobs, which wait in
+/// its queues, until it is resumed. Not the rate pause of a `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paused {
+    /// Who paused it (the operator's name).
+    pub by: String,
+    /// Since when.
+    pub at: DateTime<Utc>,
+    /// Why, in the operator's words (no personal data, by convention).
+    pub reason: String,
 }
 
 /// One worker process's breaker entry.
@@ -260,6 +278,56 @@ impl<'s> Ops<'s> {
             .map_err(command(what))
     }
 
+    /// Pauses `app` unless it is paused already: `None` when this call
+    /// paused it, else the pause in place (kept as it is). One atomic step.
+    pub async fn pause(self, app: &AppId, pause: &Paused) -> Result<Option<Paused>, StoreError> {
+        let key = self.store.keys.operator_pauses();
+        // Serialising our own type cannot fail.
+        let json = serde_json::to_string(pause).unwrap_or_default();
+        let mut conn = self.store.conn.clone();
+        let (set, current): (bool, Option<String>) = redis::pipe()
+            .atomic()
+            .cmd("HSETNX")
+            .arg(&key)
+            .arg(app.as_str())
+            .arg(json)
+            .cmd("HGET")
+            .arg(&key)
+            .arg(app.as_str())
+            .query_async(&mut conn)
+            .await
+            .map_err(command("pause app"))?;
+        if set { Ok(None) } else { parse_pause(current) }
+    }
+
+    /// Lifts the pause of `app`: the pause lifted, `None` when there was none.
+    pub async fn resume(self, app: &AppId) -> Result<Option<Paused>, StoreError> {
+        let key = self.store.keys.operator_pauses();
+        let mut conn = self.store.conn.clone();
+        let (current, _): (Option<String>, u64) = redis::pipe()
+            .atomic()
+            .cmd("HGET")
+            .arg(&key)
+            .arg(app.as_str())
+            .cmd("HDEL")
+            .arg(&key)
+            .arg(app.as_str())
+            .query_async(&mut conn)
+            .await
+            .map_err(command("resume app"))?;
+        parse_pause(current)
+    }
+
+    /// The ids of the apps paused now (one read, whatever the number of apps).
+    pub async fn paused_apps(self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.store.conn.clone();
+        redis::cmd("HKEYS")
+            .arg(self.store.keys.operator_pauses())
+            .query_async(&mut conn)
+            .await
+            .map_err(command("read app pauses"))
+    }
+
     /// The operational state of `app`.
     pub async fn get(self, app: &AppId) -> Result<AppOps, StoreError> {
         let mut all = self.get_many(std::slice::from_ref(app)).await?;
@@ -275,95 +343,23 @@ impl<'s> Ops<'s> {
         for app in apps {
             pipe.cmd("HGETALL").arg(self.store.keys.ops(app));
         }
+        pipe.cmd("HGETALL").arg(self.store.keys.operator_pauses());
         let mut conn = self.store.conn.clone();
-        let hashes: Vec<HashMap<String, String>> =
+        let mut hashes: Vec<HashMap<String, String>> =
             pipe.query_async(&mut conn).await.map_err(command("read ops state"))?;
+        let mut pauses = hashes.pop().unwrap_or_default();
         let now = Utc::now();
-        hashes.iter().map(|fields| AppOps::from_fields(fields, now)).collect()
+        let read = |(app, fields): (&AppId, &HashMap<String, String>)| {
+            let paused = parse_pause(pauses.remove(app.as_str()))?;
+            Ok(AppOps { paused, ..AppOps::from_fields(fields, now)? })
+        };
+        apps.iter().zip(&hashes).map(read).collect()
     }
+}
+
+fn parse_pause(json: Option<String>) -> Result<Option<Paused>, StoreError> {
+    json.map(|json| serde_json::from_str(&json)).transpose().map_err(corrupt("app pause"))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("valid time")
-    }
-
-    fn entry(written: i64, open_until: Option<i64>) -> String {
-        serde_json::to_string(&BreakerEntry { at: at(written), open_until: open_until.map(at) })
-            .expect("serialises")
-    }
-
-    fn fields(pairs: &[(&str, String)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
-    }
-
-    #[test]
-    fn only_breakers_open_now_count_and_the_latest_open_until_wins() {
-        let now = at(100);
-        let hash = fields(&[
-            ("breaker:a", entry(90, Some(130))),
-            ("breaker:b", entry(95, Some(160))),
-            // A replica that died with its breaker open: expired by now.
-            ("breaker:dead", entry(10, Some(40))),
-            ("breaker:c", entry(99, None)),
-        ]);
-        let ops = AppOps::from_fields(&hash, now).expect("readable");
-        assert_eq!(ops.breaker.open_instances, 2);
-        assert_eq!(ops.breaker.open_until, Some(at(160)));
-        assert_eq!(ops.breaker.changed_at, Some(at(99)));
-        assert_eq!((ops.last_error, ops.verification_failures), (None, 0));
-    }
-
-    #[test]
-    fn last_error_and_counter_are_read_back() {
-        let error =
-            LastError { at: at(5), reason: "permanent_error".into(), status: Some(400), detail: "x".into() };
-        let hash = fields(&[
-            (LAST_ERROR, serde_json::to_string(&error).expect("serialises")),
-            (VERIFICATION_FAILURES, "3".into()),
-            (IDENTITY_CONFLICTS, "2".into()),
-        ]);
-        let ops = AppOps::from_fields(&hash, at(10)).expect("readable");
-        assert_eq!(ops.last_error, Some(error));
-        assert_eq!((ops.verification_failures, ops.identity_conflicts), (3, 2));
-        assert_eq!(ops.breaker, BreakerOps::default());
-    }
-
-    #[test]
-    fn a_corrupt_field_is_an_error() {
-        let hash = fields(&[(VERIFICATION_FAILURES, "many".into())]);
-        assert!(matches!(AppOps::from_fields(&hash, at(0)), Err(StoreError::Corrupt { .. })));
-        let hash = fields(&[("breaker:a", "{".into())]);
-        assert!(matches!(AppOps::from_fields(&hash, at(0)), Err(StoreError::Corrupt { .. })));
-    }
-
-    #[test]
-    fn stale_entries_are_closed_or_expired_and_older_than_the_retention() {
-        let day = BREAKER_RETENTION.num_seconds();
-        let now = at(10 * day);
-        let hash = fields(&[
-            ("breaker:closed-old", entry(0, None)),
-            ("breaker:expired-old", entry(0, Some(60))),
-            ("breaker:closed-recent", entry(10 * day - 60, None)),
-            ("breaker:open", entry(0, Some(11 * day))),
-            ("breaker:garbage", "nope".into()),
-            (LAST_ERROR, "kept whatever it is".into()),
-        ]);
-        let mut stale = stale_breakers(&hash, now);
-        stale.sort_unstable();
-        assert_eq!(stale, ["breaker:closed-old", "breaker:expired-old", "breaker:garbage"]);
-    }
-
-    #[test]
-    fn details_are_cut_on_character_boundaries() {
-        assert_eq!(bounded("short", 300), "short");
-        let long = "é".repeat(301);
-        let cut = bounded(&long, 300);
-        assert_eq!(cut.chars().count(), 301, "300 characters and the ellipsis");
-        assert!(cut.ends_with('…'));
-        assert_eq!(bounded(&"a".repeat(300), 300).len(), 300, "exactly the limit is kept whole");
-    }
-}
+mod tests;

@@ -53,35 +53,51 @@ pub struct ScheduledEvent {
     pub content_type: Option<String>,
 }
 
-/// KEYS: [1] index, [2] record, [3] person pointer. ARGV: [1] id, [2]
-/// effective ms, [3] record JSON, [4] sequence, [5] key prefix of records.
+/// KEYS: [1] index, [2] record, [3] person pointer, [4] the record of the
+/// event the pointer named when the caller read it (any key of the
+/// namespace when none). ARGV: [1] id, [2] effective ms, [3] record JSON,
+/// [4] sequence, [5] the id the pointer held when read ('' when none).
 /// Returns 1 when scheduled, 0 when it was already, -1 when the person has
-/// a newer event scheduled.
+/// a newer event scheduled, [`MOVED`] when the pointer changed since it was
+/// read (every key a script touches is passed in KEYS, for Redis Cluster:
+/// the record it names is read first, then checked here).
 const SCHEDULE: &str = r"
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local current = redis.call('GET', KEYS[3])
-if current and current ~= ARGV[1] then
-  local old = redis.call('GET', ARGV[5] .. current)
+local current = redis.call('GET', KEYS[3]) or ''
+if current ~= ARGV[5] then return -3 end
+if current ~= '' and current ~= ARGV[1] then
+  local old = redis.call('GET', KEYS[4])
   if old and tonumber(cjson.decode(old).sequence) >= tonumber(ARGV[4]) then return -1 end
   redis.call('ZREM', KEYS[1], current)
-  redis.call('DEL', ARGV[5] .. current)
+  redis.call('DEL', KEYS[4])
 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[1])
 return 1";
 
-/// KEYS: [1] index, [2] person pointer. ARGV: [1] sequence, [2] key prefix
-/// of records. Takes out the person's scheduled event when older than
-/// ARGV[1]; returns its record, or nil.
+/// KEYS: [1] index, [2] person pointer, [3] the record of the event the
+/// pointer named when read. ARGV: [1] sequence, [2] the id the pointer held
+/// when read ('' when none). Takes out the person's scheduled event when
+/// older than ARGV[1]; returns its record, nil, or [`MOVED`] when the
+/// pointer changed since it was read.
 const CANCEL_OLDER: &str = r"
-local current = redis.call('GET', KEYS[2])
-if not current then return nil end
-local record = redis.call('GET', ARGV[2] .. current)
+local current = redis.call('GET', KEYS[2]) or ''
+if current ~= ARGV[2] then return -3 end
+if current == '' then return nil end
+local record = redis.call('GET', KEYS[3])
 if record and tonumber(cjson.decode(record).sequence) >= tonumber(ARGV[1]) then return nil end
 redis.call('ZREM', KEYS[1], current)
-redis.call('DEL', ARGV[2] .. current, KEYS[2])
+redis.call('DEL', KEYS[3], KEYS[2])
 return record";
+
+/// What [`SCHEDULE`] and [`CANCEL_OLDER`] return when the person's pointer
+/// moved between the read and the script: read it again.
+const MOVED: i64 = -3;
+
+/// How often a script is run again after [`MOVED`] before giving up: each
+/// retry means another replica scheduled an event of the same person.
+const ATTEMPTS: usize = 8;
 
 /// KEYS: [1] index. ARGV: [1] most ids, [2] claim ms. Returns the ids due
 /// now (Redis's clock), each moved ARGV[2] ahead.
@@ -132,23 +148,29 @@ impl<'s> Scheduled<'s> {
         let json =
             serde_json::to_string(event).map_err(|_| StoreError::Corrupt { what: "scheduled event" })?;
         let mut conn = self.store.conn.clone();
-        let answer: i64 = SCHEDULE_SCRIPT
-            .key(keys.scheduled_index())
-            .key(keys.scheduled(&event.id))
-            .key(keys.scheduled_person(&event.person))
-            .arg(&event.id)
-            .arg(event.effective_at.timestamp_millis())
-            .arg(json)
-            .arg(event.sequence)
-            .arg(keys.scheduled(""))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(command("schedule event"))?;
-        Ok(match answer {
-            1 => Scheduling::Scheduled,
-            0 => Scheduling::Already,
-            _ => Scheduling::Superseded,
-        })
+        for _ in 0..ATTEMPTS {
+            let current = self.pointer(&event.person).await?;
+            let answer: i64 = SCHEDULE_SCRIPT
+                .key(keys.scheduled_index())
+                .key(keys.scheduled(&event.id))
+                .key(keys.scheduled_person(&event.person))
+                .key(keys.scheduled(current.as_deref().unwrap_or(&event.id)))
+                .arg(&event.id)
+                .arg(event.effective_at.timestamp_millis())
+                .arg(&json)
+                .arg(event.sequence)
+                .arg(current.as_deref().unwrap_or(""))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(command("schedule event"))?;
+            match answer {
+                MOVED => continue,
+                1 => return Ok(Scheduling::Scheduled),
+                0 => return Ok(Scheduling::Already),
+                _ => return Ok(Scheduling::Superseded),
+            }
+        }
+        Err(StoreError::Contended { what: "scheduled event" })
     }
 
     /// Takes out what is scheduled for `person` when older than `sequence`
@@ -160,15 +182,36 @@ impl<'s> Scheduled<'s> {
     ) -> Result<Option<ScheduledEvent>, StoreError> {
         let keys = &self.store.keys;
         let mut conn = self.store.conn.clone();
-        let record: Option<String> = CANCEL_OLDER_SCRIPT
-            .key(keys.scheduled_index())
-            .key(keys.scheduled_person(person))
-            .arg(sequence)
-            .arg(keys.scheduled(""))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(command("cancel scheduled event"))?;
-        record.map(|r| decode(&r)).transpose()
+        for _ in 0..ATTEMPTS {
+            let Some(current) = self.pointer(person).await? else { return Ok(None) };
+            let answer: redis::Value = CANCEL_OLDER_SCRIPT
+                .key(keys.scheduled_index())
+                .key(keys.scheduled_person(person))
+                .key(keys.scheduled(&current))
+                .arg(sequence)
+                .arg(&current)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(command("cancel scheduled event"))?;
+            match answer {
+                redis::Value::Int(MOVED) => continue,
+                redis::Value::Nil => return Ok(None),
+                redis::Value::BulkString(record) => {
+                    let record = String::from_utf8(record)
+                        .map_err(|_| StoreError::Corrupt { what: "scheduled event" })?;
+                    return decode(&record).map(Some);
+                }
+                _ => return Err(StoreError::Corrupt { what: "scheduled event" }),
+            }
+        }
+        Err(StoreError::Contended { what: "scheduled event" })
+    }
+
+    /// The id of `person`'s scheduled event, read before a script that
+    /// declares its record's key and checks the id is still the same.
+    async fn pointer(self, person: &PersonId) -> Result<Option<String>, StoreError> {
+        let mut conn = self.store.conn.clone();
+        conn.get(self.store.keys.scheduled_person(person)).await.map_err(command("read scheduled event"))
     }
 
     /// Up to `limit` ids due now, claimed for [`CLAIM_MS`].

@@ -84,7 +84,7 @@ mod tests {
         // The documented layout: the newest spent step, under the namespace.
         let mut conn = store.conn.clone();
         let stored: Option<u64> = redis::cmd("GET")
-            .arg(format!("{ns}:totp-used:alice"))
+            .arg(format!("{{{ns}}}:totp-used:alice"))
             .query_async(&mut conn)
             .await
             .expect("redis");
