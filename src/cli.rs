@@ -59,8 +59,12 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Verify(VerifyCommand),
     /// Per app: queue depths, consumers, retry backlog, dead letters,
-    /// breaker, last error and verification failures.
+    /// breaker, pause, last error and verification failures.
     Status(StatusArgs),
+    /// Stop taking an app's jobs fleet-wide; they wait in its queues.
+    Pause(crate::pause::PauseArgs),
+    /// Take a paused app's jobs again.
+    Resume(crate::pause::ResumeArgs),
     /// The journey of one HR event: apps, actions, attempts, outcomes, timings, trace ids.
     Trace(TraceArgs),
     /// Learn what an app's SCIM service really does (read-only requests),
@@ -346,6 +350,11 @@ pub(crate) enum TopologyCommand {
     /// user that may configure them; the roles then run with
     /// `broker.declare_topology = false`).
     Declare(ConfigArg),
+    /// Print the RabbitMQ definitions (JSON) of the configuration: vhost,
+    /// role users without passwords and their permissions, exchanges,
+    /// queues and bindings, for `rabbitmqctl import_definitions` or
+    /// `load_definitions`. Connects to nothing.
+    Definitions(ConfigArg),
 }
 
 #[cfg(feature = "dev")]

@@ -6,6 +6,7 @@
 
 mod approvals;
 mod cli;
+mod pause;
 mod scheduled;
 mod service;
 mod sources;
@@ -95,6 +96,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = load(&args.config, QUIET_BROKER)?;
             admin::status::run(&config, args.app.as_deref(), args.json, out).await?;
         }
+        Command::Pause(args) => pause::pause(args).await?,
+        Command::Resume(args) => pause::resume(args).await?,
         Command::Probe(args) => {
             let config = load(&args.config, QUIET)?;
             let format = match (args.json, args.toml) {
@@ -123,6 +126,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Topology(TopologyCommand::Declare(arg)) => {
             admin::declare_topology(&*arg.load()?, out).await?
         }
+        Command::Topology(TopologyCommand::Definitions(arg)) => admin::write_definitions(&*arg.load()?, out)?,
         #[cfg(feature = "dev")]
         Command::Dev(command) => dev::dev(command, stop).await?,
     }

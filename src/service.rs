@@ -17,7 +17,7 @@ pub async fn scheduler(config: Arc<Config>, stop: CancellationToken) -> anyhow::
     let listening =
         listen(config.telemetry.scheduler_listen, "telemetry.scheduler_listen", &ops, &stop).await?;
     let result = scimfleet_scheduler::run(config, Arc::default(), ops, stop.clone()).await;
-    finish(listening, telemetry, &stop).await;
+    finish(listening, telemetry, &stop, "scimfleet-scheduler").await;
     Ok(result?)
 }
 
@@ -33,7 +33,7 @@ pub async fn worker(
     let ops = Ops::default();
     let listening = listen(config.telemetry.worker_listen, "telemetry.worker_listen", &ops, &stop).await?;
     let result = scimfleet_worker::run(config, apps, Arc::default(), ops, stop.clone()).await;
-    finish(listening, telemetry, &stop).await;
+    finish(listening, telemetry, &stop, "scimfleet-worker").await;
     Ok(result?)
 }
 
@@ -43,7 +43,7 @@ pub async fn intake(config: Arc<Config>, stop: CancellationToken) -> anyhow::Res
     let ops = Ops::default();
     let listening = listen(config.telemetry.intake_listen, "telemetry.intake_listen", &ops, &stop).await?;
     let result = scimfleet_intake::run(config, ops, stop.clone()).await;
-    finish(listening, telemetry, &stop).await;
+    finish(listening, telemetry, &stop, "scimfleet-intake").await;
     Ok(result?)
 }
 
@@ -82,14 +82,18 @@ async fn listen(
     })))
 }
 
+/// After the service returned: the operations listener stopped, then the
+/// last log line and the spans still held flushed (the exit code follows).
 async fn finish(
     listening: Option<tokio::task::JoinHandle<()>>,
     telemetry: Telemetry,
     stop: &CancellationToken,
+    service: &str,
 ) {
     stop.cancel();
     if let Some(listening) = listening {
         let _stopped = listening.await;
     }
+    tracing::info!("{service} stopped");
     telemetry.shutdown().await;
 }

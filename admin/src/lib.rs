@@ -7,6 +7,7 @@ pub mod dlq;
 mod error;
 pub mod evidence;
 pub mod import;
+pub mod pause;
 pub mod plan;
 pub mod probe;
 mod publish;
@@ -21,7 +22,7 @@ pub mod trace;
 pub use config_check::{check_probed_mappings, config_check};
 pub use error::AdminError;
 pub use publish::publish;
-pub use topology::declare_topology;
+pub use topology::{declare_topology, write_definitions};
 
 /// The pseudonym of the person with HR id `person`, as logs and records
 /// carry it, for commands that filter by person (`--person E123`).

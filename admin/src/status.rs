@@ -7,8 +7,9 @@
 //! workers know (kept in Redis, see [`AppOps`]): how many
 //! worker processes have its breaker open, its last error, how many
 //! deprovisions verification found undone, and how many jobs were refused
-//! because the account found by login is bound to another person. The events intake and its
-//! dead-letter queue come first.
+//! because the account found by login is bound to another person, and
+//! whether an operator paused it (`scimfleet pause`: who, since when, why).
+//! The events intake and its dead-letter queue come first.
 //!
 //! Queue figures come from one paged request to the RabbitMQ management API
 //! (`broker.management_url`, logging in as the user of `broker.url`). Its
@@ -31,7 +32,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use scimfleet_runtime::broker::{BrokerError, Topology, depth};
-use scimfleet_runtime::store::{AppOps, LastError, StoreError};
+use scimfleet_runtime::store::{AppOps, LastError, Paused, StoreError};
 use scimfleet_runtime::{Config, Store};
 use scimfleet_schemas::AppId;
 use serde::Serialize;
@@ -141,6 +142,9 @@ pub struct AppStatus {
     pub unsupported_attributes: Vec<String>,
     /// The app's latest failure.
     pub last_error: Option<LastError>,
+    /// The operator's pause (`scimfleet pause`), while the app is paused:
+    /// no worker takes its jobs, which wait in its lanes.
+    pub paused: Option<Paused>,
 }
 
 /// The whole report: `scimfleet status --json` prints it as one document.
@@ -299,6 +303,7 @@ pub fn assemble(
             identity_conflicts: ops.identity_conflicts,
             unsupported_attributes: ops.unsupported_attributes.clone(),
             last_error: ops.last_error.clone(),
+            paused: ops.paused.clone(),
         });
     }
     StatusReport {

@@ -84,6 +84,8 @@ pub struct Metrics {
     pub rate_limit_wait_seconds: Family<AppLabel, Counter<f64>>,
     /// 1 while this process's circuit breaker of the app is open.
     pub breaker_open: Family<AppLabel, Gauge>,
+    /// 1 while an operator has the app paused (`scimfleet pause`), as this process last saw it.
+    pub app_paused: Family<AppLabel, Gauge>,
     /// Jobs refused because the account found by login is bound to another
     /// person (a different `externalId`), by `app`.
     pub identity_conflicts: Family<AppLabel, Counter>,
@@ -146,6 +148,7 @@ impl Metrics {
             rate_limit_waits: Family::default(),
             rate_limit_wait_seconds: Family::default(),
             breaker_open: Family::default(),
+            app_paused: Family::default(),
             identity_conflicts: Family::default(),
             verifications: Family::default(),
             deprovision_verified: Family::new_with_constructor(end_to_end),
@@ -191,6 +194,7 @@ impl Metrics {
             "scimfleet_rate_limit_waits", "SCIM requests that waited for the shared rate limit or a pause" => rate_limit_waits;
             "scimfleet_rate_limit_wait_seconds", "Seconds SCIM requests waited for the shared rate limit or a pause" => rate_limit_wait_seconds;
             "scimfleet_breaker_open", "1 while this process's circuit breaker of the app is open" => breaker_open;
+            "scimfleet_app_paused", "1 while an operator has the app paused (scimfleet pause)" => app_paused;
             "scimfleet_identity_conflicts", "Jobs refused because the account found by login is bound to another person, by app" => identity_conflicts;
             "scimfleet_verifications", "Read-backs of deprovisions, by app, check and outcome" => verifications;
             "scimfleet_deprovision_verified_seconds", "From the event reaching the scheduler to the first verified read-back" => deprovision_verified;

@@ -92,7 +92,7 @@ async fn run_once(
     let publisher = Publisher::open(&connection).await?;
     let publisher_channel = publisher.channel().clone();
     let pseudonyms = Pseudonymizer::new(&config.pseudonym_key()?);
-    let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
+    let grace = config.shutdown_grace();
     let stop_sampling = shutdown.child_token();
     let sampling = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let queues = broker::depth::event_queues(&topology);

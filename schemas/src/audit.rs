@@ -56,6 +56,10 @@ pub enum AuditKind {
     Replayed,
     /// An operator purged dead letters.
     Purged,
+    /// An operator paused an app's jobs fleet-wide (`scimfleet pause`).
+    Paused,
+    /// An operator resumed a paused app's jobs (`scimfleet resume`).
+    Resumed,
     /// A process started with a configuration.
     ConfigLoaded,
 }
@@ -79,6 +83,8 @@ impl AuditKind {
             Self::DeadLettered => "dead_lettered",
             Self::Replayed => "replayed",
             Self::Purged => "purged",
+            Self::Paused => "paused",
+            Self::Resumed => "resumed",
             Self::ConfigLoaded => "config_loaded",
         }
     }

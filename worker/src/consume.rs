@@ -36,7 +36,6 @@ use futures_util::FutureExt;
 use lapin::message::Delivery;
 use scimfleet_runtime::broker::{self, received_at};
 use scimfleet_runtime::config::Adopt;
-use scimfleet_runtime::ops::ReadyLatch;
 use scimfleet_runtime::store::{Fence, Fenced};
 use scimfleet_runtime::telemetry::error_chain;
 use scimfleet_schemas::{DeadLetterReason, Job, JobAction};
@@ -59,16 +58,19 @@ use crate::settle::{self, first_attempt_at};
 use crate::stats::WorkerStats;
 use crate::verify;
 
-/// Consumes one of the app's lanes: the work queue, or the leaver lane.
+/// Consumes one of the app's lanes (the work queue, or the leaver lane)
+/// until `shutdown` (the process stops, or the app is paused): the consumer
+/// is cancelled first, the jobs being applied get `grace` to finish, and
+/// closing `channel` returns the deliveries prefetched but not started to
+/// the queue. `consuming` runs once the broker accepted the consumer.
 pub(crate) async fn consume(
     worker: Arc<AppWorker>,
     queue: String,
     channel: lapin::Channel,
     shutdown: CancellationToken,
     grace: Duration,
-    ready: ReadyLatch,
+    consuming: impl FnOnce(),
 ) -> Result<(), WorkerError> {
-    let consuming = move || ready.arrive();
     let result =
         broker::consume(&channel, &queue, worker.concurrency, grace, shutdown, consuming, |delivery| {
             WorkerStats::add(&worker.stats.received, 1);

@@ -17,6 +17,7 @@ mod lease;
 mod notes;
 mod observe;
 pub mod pace;
+mod pause;
 mod plan;
 pub mod probe;
 mod profile;

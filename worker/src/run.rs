@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{AppWorker, Shared};
 use crate::auth::Auth;
 use crate::client::{RequestRetry, ScimClient, ScimClientConfig};
-use crate::consume;
 use crate::converge::Converger;
 use crate::error::ScimCallError;
 use crate::pace::Pacer;
@@ -260,16 +259,20 @@ async fn run_once(
     let (store, convergers, sweep_apps) = prepare(&config, only.as_deref(), &ops).await?;
     let audit = audit.get_or_try_init(|| AuditLog::for_role(&config, store.clone(), "worker")).await?.clone();
     let topology = Topology::of(&config);
+    // Shared with the lanes, which open a new channel after each resume.
     let connection =
-        broker::connect(&config.broker, &format!("scimfleet-worker {}", config.namespace)).await?;
+        Arc::new(broker::connect(&config.broker, &format!("scimfleet-worker {}", config.namespace)).await?);
     let setup = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let all_apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.ensure(&setup, &all_apps, config.broker.declare_topology).await?;
     let publisher = Publisher::open(&connection).await?;
     let pseudonyms = Pseudonymizer::new(&config.pseudonym_key()?);
-    let grace = Duration::from_millis(config.worker.shutdown_grace_ms);
+    let grace = config.shutdown_grace();
     let stop = shutdown.child_token();
     let selected_ids: Vec<AppId> = convergers.iter().map(|(app, _)| app.id.clone()).collect();
+    // Before any lane consumes: a worker starting while an app is paused
+    // never takes one of its jobs.
+    let (pauses, polling) = crate::pause::follow(&store, &ops.metrics, &selected_ids, &stop).await?;
     let sampling = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let queues = broker::depth::app_queues(&topology, &selected_ids);
     let sampler = tokio::spawn(broker::depth::sample(sampling, queues, ops.metrics.clone(), stop.clone()));
@@ -294,15 +297,10 @@ async fn run_once(
         // queue behind upserts. They share the app's locks and version check,
         // so per-person order holds across lanes.
         for queue in [topology.leaver_queue(&app.id), topology.job_queue(&app.id)] {
-            let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
-            consumers.spawn(consume::consume(
-                worker.clone(),
-                queue,
-                channel,
-                stop.clone(),
-                grace,
-                ready.clone(),
-            ));
+            let (worker, connection, pauses) = (worker.clone(), connection.clone(), pauses.clone());
+            let lane =
+                crate::pause::lane(worker, queue, connection, pauses, (stop.clone(), grace), ready.clone());
+            consumers.spawn(lane);
         }
     }
     // Not one of the consumers: a failing sweep is logged, never fatal; it
@@ -313,6 +311,7 @@ async fn run_once(
             publisher: publisher.clone(),
             audit: audit.clone(),
             pseudonyms: pseudonyms.clone(),
+            pauses: pauses.clone(),
         };
         tokio::spawn(crate::schedule::sweep_periodically(
             config.clone(),
@@ -330,6 +329,7 @@ async fn run_once(
     }
     sampler.abort();
     follower.abort();
+    polling.abort();
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     let _closed = publisher.channel().close(200, "worker stopping".into()).await;

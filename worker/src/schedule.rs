@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
+use crate::pause::Pauses;
 use crate::run::app_client;
 use crate::sweep::{Remediate, Sweep, sweep_app};
 
@@ -75,6 +76,7 @@ struct Sweeper<'a> {
     publisher: &'a Publisher,
     audit: &'a AuditLog,
     pseudonyms: &'a Pseudonymizer,
+    pauses: &'a Pauses,
     topology: Topology,
     /// This replica's id in the claims (host, process id, random bits).
     holder: Arc<str>,
@@ -91,6 +93,8 @@ pub(crate) struct Fleet {
     pub audit: AuditLog,
     /// Pseudonyms for the audit trail.
     pub pseudonyms: Pseudonymizer,
+    /// Which apps an operator paused: not swept until resumed.
+    pub pauses: Pauses,
 }
 
 /// Sweeps each of `apps` once per `period` (whenever no other replica did)
@@ -108,6 +112,7 @@ pub(crate) async fn sweep_periodically(
         publisher: &fleet.publisher,
         audit: &fleet.audit,
         pseudonyms: &fleet.pseudonyms,
+        pauses: &fleet.pauses,
         topology: Topology::of(&config),
         holder: crate::notes::instance_id(),
         timing: Timing::of(period),
@@ -126,6 +131,12 @@ async fn keep_swept(sweeper: &Sweeper<'_>, app: &ServedApp) {
     let mut done = None;
     let mut failing = false;
     loop {
+        // A paused app is not called at all, sweeps included: this
+        // period's sweep runs once it is resumed (or the next period's).
+        if sweeper.pauses.is_paused(&app.1.id) {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
         let attempt = async {
             let slot = claims.slot(sweeper.timing.period).await?;
             if done == Some(slot.index) {

@@ -6,7 +6,8 @@
 //! the columns used, so the cost does not grow with other namespaces or
 //! with per-queue detail (<https://www.rabbitmq.com/docs/http-api-reference>,
 //! `GET /api/queues/{vhost}` with `page`, `page_size`, `name`, `use_regex`,
-//! `columns`). It logs in with the user and password of `broker.url`: the
+//! `columns`). It logs in with the user and password of `broker.url` (of
+//! its first URL, when it names a cluster's nodes: they share them): the
 //! same identity the processes use, so nothing else needs configuring; the
 //! vhost is the one of `broker.url`, as the AMQP client parses it.
 //!
@@ -108,7 +109,8 @@ pub(super) async fn read(config: &Config, names: &[String]) -> Result<Figures, B
 
 /// Every queue of the namespace, as the management API reports it.
 async fn management(config: &Config) -> Result<HashMap<String, QueueFigures>, ManagementError> {
-    let uri = AMQPUri::from_str(config.broker.url.expose()).map_err(|_| ManagementError::BrokerUrl)?;
+    let uri =
+        AMQPUri::from_str(config.broker.url.first().expose()).map_err(|_| ManagementError::BrokerUrl)?;
     let user = &uri.authority.userinfo;
     // The management API is the broker's: it trusts the same CA bundle.
     let tls = config.broker.tls_files().load().map_err(ManagementError::Tls)?;

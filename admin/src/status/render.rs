@@ -76,6 +76,18 @@ pub fn render_table(report: &StatusReport) -> String {
     out.push('\n');
     let rows: Vec<Vec<String>> = report.apps.iter().map(row).collect();
     out.push_str(&Table::new(COLUMNS).fit().render(&rows));
+    for app in &report.apps {
+        if let Some(paused) = &app.paused {
+            out.push_str(&format!(
+                "{}: PAUSED by {} since {}: {} (its jobs wait in its queues; `scimfleet resume --app {}`)\n",
+                app.app,
+                paused.by,
+                time(paused.at),
+                paused.reason,
+                app.app
+            ));
+        }
+    }
     for app in report.apps.iter().filter(|a| !a.unsupported_attributes.is_empty()) {
         out.push_str(&format!(
             "{}: drops {} when written (no longer written)\n",
@@ -116,6 +128,9 @@ fn time(at: DateTime<Utc>) -> String {
 }
 
 fn breaker(app: &AppStatus) -> String {
+    if app.paused.is_some() {
+        return "paused".to_owned();
+    }
     match (app.breaker.state, app.breaker.open_until) {
         (BreakerState::Closed, _) => "closed".to_owned(),
         (BreakerState::Open, until) => {

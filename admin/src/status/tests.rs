@@ -51,6 +51,7 @@ fn git_down() -> AppOps {
         verification_failures: 4,
         identity_conflicts: 3,
         unsupported_attributes: Vec::new(),
+        paused: None,
     }
 }
 
@@ -134,4 +135,20 @@ fn the_table_aligns_rows_and_marks_unknowns() {
     assert!(lines[1].ends_with('…'), "a long last error is cut: {table}");
     assert!(lines[2].contains("closed") && lines[2].ends_with('-'), "{table}");
     assert!(lines[2].contains("0/-"), "leaver lane with unknown unacked: {table}");
+}
+
+#[test]
+fn a_paused_app_says_who_paused_it_since_when_and_why() {
+    let (topology, apps) = setup();
+    let figures = figures(&[("acme.jobs.crm", 40, Some(0), 0)], Source::Management);
+    let pause = Paused { by: "alice".into(), at: at(-60), reason: "vendor maintenance".into() };
+    let crm = AppOps { paused: Some(pause), ..AppOps::default() };
+    let report = assemble(&topology, &apps, &figures, &[AppOps::default(), crm], at(0));
+    let json = serde_json::to_value(&report).expect("serialises");
+    assert_eq!(json["apps"][0]["paused"], serde_json::Value::Null);
+    assert_eq!(json["apps"][1]["paused"]["by"], "alice");
+    let table = render_table(&report);
+    let row = table.lines().find(|l| l.starts_with("crm ")).expect("crm row");
+    assert!(row.contains("paused"), "{table}");
+    assert!(table.contains("crm: PAUSED by alice since 2027-01-15T07:59:00Z: vendor maintenance"), "{table}");
 }

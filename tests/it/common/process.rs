@@ -56,6 +56,20 @@ impl FleetProcess {
         let _ = self.child.wait();
     }
 
+    /// Waits up to `within` for the process to exit (after a SIGTERM, say):
+    /// its exit status, or `None` while it still runs then.
+    pub async fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let exited = scimfleet_devkit::wait::until("the process to exit", within, async || {
+            self.child.try_wait().ok().flatten()
+        });
+        exited.await.ok()
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails the test when the process stopped by itself.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
