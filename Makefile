@@ -52,6 +52,14 @@ test: services scim2 ## Run the whole test suite against the real RabbitMQ and R
 		$(CARGO) test -p scimfleet --test it -- --exact $(LOG_CHECK); \
 	fi
 
+.PHONY: test-cluster
+test-cluster: services ## Start a local three-node RabbitMQ cluster and three-master Redis Cluster, and run the clustered tests on them
+	@bash deploy/rabbitmq-cluster.sh start
+	@export SCIMFLEET_RABBIT_CLUSTER="$$(bash deploy/rabbitmq-cluster.sh urls)" \
+		"$$(bash deploy/redis-cluster.sh start | tail -n 1)"; \
+	$(CARGO) nextest run -p scimfleet --test it --profile $${NEXTEST_PROFILE:-default} \
+		-E 'test(/^(rabbit_cluster|redis_cluster)::/)'
+
 # cargo-fuzz targets (fuzz/): the same functions run on stable, bounded, in
 # `make test` (schemas/tests/fuzz.rs). Without nightly and cargo-fuzz this
 # fails with what to install: asked to fuzz, it must not pass having fuzzed
@@ -90,6 +98,11 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 .PHONY: doc
 doc: ## Build the API docs of every crate with warnings (broken links included) as errors
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --no-deps --workspace
+
+.PHONY: definitions
+definitions: ## Regenerate deploy/rabbitmq/definitions.json from deploy/examples/scimfleet.toml
+	$(CARGO) run --quiet --bin scimfleet -- topology definitions --config deploy/examples/scimfleet.toml > deploy/rabbitmq/definitions.json.tmp
+	@mv deploy/rabbitmq/definitions.json.tmp deploy/rabbitmq/definitions.json
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -60,6 +60,11 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read deploy dir").flatten() {
         let path = entry.path();
+        // Kubernetes manifests are multi-document streams: kubernetes.rs
+        // parses them, and what kustomize builds from them.
+        if path == deploy().join("kubernetes") {
+            continue;
+        }
         if path.is_dir() {
             files_under(&path, out);
         } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml" || e == "json") {
@@ -107,6 +112,7 @@ fn exercised_metrics() -> Metrics {
     m.rate_limit_waits.get_or_create(&Metrics::app("git")).inc();
     m.rate_limit_wait_seconds.get_or_create(&Metrics::app("git")).inc_by(0.5);
     m.breaker_open.get_or_create(&Metrics::app("git")).set(0);
+    m.app_paused.get_or_create(&Metrics::app("git")).set(0);
     m.verification("git", "read_back", true);
     m.identity_conflicts.get_or_create(&Metrics::app("git")).inc();
     m.deprovision_verified.get_or_create(&Metrics::app("git")).observe(10.0);
