@@ -166,10 +166,13 @@ async fn a_plan_lists_exactly_what_the_run_then_sends_for_events_and_for_a_scope
     }
     assert_eq!(crm.write_count(), 0, "a plan writes nothing");
     common::cli_ok(&config, &["publish", &events.display().to_string()]);
+    // The test server records a request after its handler changed the
+    // state: wait for the records too, not only the state.
     wait_for("the changes applied", || {
         in_group(&crm, "ops", "E9101")
             && active(&crm, "E9102") == Some(false)
             && in_group(&crm, "sales", "E9104")
+            && sent(&crm).len() >= plan.len()
     })
     .await;
     assert_eq!(plan, sent(&crm), "the plan is what the run sent");
@@ -199,7 +202,9 @@ async fn a_plan_lists_exactly_what_the_run_then_sends_for_events_and_for_a_scope
     let _v2 = processes(&v2, &fleet, "v2");
     common::cli_ok(&v2, &["publish", &state.display().to_string()]);
     wait_for("the scope change applied", || {
-        active(&crm, "E9101") == Some(false) && active(&crm, "E9103") == Some(false)
+        active(&crm, "E9101") == Some(false)
+            && active(&crm, "E9103") == Some(false)
+            && sent(&crm).len() >= plan.len()
     })
     .await;
     assert_eq!(plan, sent(&crm), "the scope change's plan is what the run sent");

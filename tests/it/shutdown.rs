@@ -262,26 +262,39 @@ async fn sigterm_to_the_intake_answers_the_requests_in_flight_and_exits_zero() {
     let dir = std::env::temp_dir().join(scimfleet_devkit::fleet::unique_namespace("sf-shutdown-intake"));
     std::fs::create_dir_all(&dir).expect("secret directory");
     std::fs::write(dir.join("secret"), INTAKE_SECRET).expect("secret");
-    let (port, ops_port) = (common::rabbit::free_port(), common::rabbit::free_port());
     let grace = Duration::from_secs(4);
-    let policy = format!(
-        "[worker]\nshutdown_grace_ms = {}\n[telemetry]\nintake_listen = \"127.0.0.1:{ops_port}\"\n\
-         [intake]\nlisten = \"127.0.0.1:{port}\"\n[[intake.sources]]\nid = \"hr\"\n\
-         secrets = [{{ file = \"{}\" }}]\nrate_per_second = 100000.0\nburst = 100000\n{}",
-        grace.as_millis(),
-        dir.join("secret").display(),
-        common::chat_only("")
-    );
-    let fleet = Fleet::start_idle(&policy).await.expect("fleet starts");
-    let log = test_log_dir().join(format!("shutdown-{}-intake.log", fleet.config.namespace));
-    let mut intake = FleetProcess::start("intake", &fleet.config_path(), &log);
-    let ops = format!("http://127.0.0.1:{ops_port}/readyz");
-    wait::until("the intake process is ready", Duration::from_secs(60), async || {
+    // A free port can be taken (by an outgoing connection of a test running
+    // beside this one) before the intake binds it: then try fresh ports.
+    let mut attempt = 0;
+    let (fleet, intake, port) = loop {
+        attempt += 1;
+        let (port, ops_port) = (common::rabbit::free_port(), common::rabbit::free_port());
+        let policy = format!(
+            "[worker]\nshutdown_grace_ms = {}\n[telemetry]\nintake_listen = \"127.0.0.1:{ops_port}\"\n\
+             [intake]\nlisten = \"127.0.0.1:{port}\"\n[[intake.sources]]\nid = \"hr\"\n\
+             secrets = [{{ file = \"{}\" }}]\nrate_per_second = 100000.0\nburst = 100000\n{}",
+            grace.as_millis(),
+            dir.join("secret").display(),
+            common::chat_only("")
+        );
+        let fleet = Fleet::start_idle(&policy).await.expect("fleet starts");
+        let log = test_log_dir().join(format!("shutdown-{}-intake.log", fleet.config.namespace));
+        let mut intake = FleetProcess::start("intake", &fleet.config_path(), &log);
+        let ops = format!("http://127.0.0.1:{ops_port}/readyz");
+        let ready = wait::until("the intake process is ready", Duration::from_secs(60), async || {
+            !intake.exited() && reqwest::get(&ops).await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        let lost_port = intake.exited()
+            && std::fs::read_to_string(&log).is_ok_and(|text| text.contains("Address already in use"));
+        if lost_port && attempt < 3 {
+            fleet.stop().await.expect("clean stop");
+            continue;
+        }
         intake.assert_running();
-        reqwest::get(&ops).await.is_ok_and(|r| r.status().is_success())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+        ready.unwrap_or_else(|e| panic!("{e}"));
+        break (fleet, intake, port);
+    };
 
     let url = format!("http://127.0.0.1:{port}/v1/events");
     let signalled = Arc::new(AtomicBool::new(false));

@@ -70,6 +70,11 @@ impl FleetProcess {
         self.child.id()
     }
 
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Fails the test when the process stopped by itself.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
