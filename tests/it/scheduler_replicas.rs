@@ -21,7 +21,6 @@ use common::process::FleetProcess;
 use scimfleet_devkit::expect;
 use scimfleet_devkit::fleet::{Fleet, test_log_dir};
 use scimfleet_devkit::wait;
-use scimfleet_runtime::broker::{self, Topology, inspect};
 use scimfleet_schemas::PersonId;
 use serde_json::Value;
 
@@ -73,18 +72,7 @@ fn log(fleet: &Fleet, name: &str) -> std::path::PathBuf {
 
 /// Consumers on the intake queue and messages ready in every work queue.
 async fn broker_view(fleet: &Fleet) -> (u32, u32) {
-    let connection = broker::connect(&fleet.config.broker, "scimfleet-test").await.expect("broker");
-    let channel = connection.create_channel().await.expect("channel");
-    let topology = Topology::of(&fleet.config);
-    let intake = inspect::depth(&channel, &topology.events_queue()).await.expect("intake depth");
-    let mut queues = Vec::new();
-    for app in &fleet.config.apps {
-        let named = topology.queues(&app.id);
-        queues.extend(named.lanes().map(str::to_owned));
-        queues.extend(named.retries);
-    }
-    let jobs = inspect::total_depth(&channel, &queues).await.expect("job depth");
-    let _closed = connection.close(200, "inspected".into()).await;
+    let (intake, jobs) = common::queue_depths(fleet).await;
     (intake.consumers, intake.messages + jobs.messages)
 }
 

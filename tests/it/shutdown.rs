@@ -23,7 +23,6 @@ use scimfleet_devkit::fleet::{Fleet, test_log_dir};
 use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::scim_server::{Faults, Resource};
 use scimfleet_devkit::wait;
-use scimfleet_runtime::broker::{self, Topology, inspect};
 use serde_json::Value;
 
 const APPS: [&str; 2] = ["git", "chat"];
@@ -90,18 +89,7 @@ fn accounts(fleet: &Fleet) -> usize {
 
 /// Messages waiting in the events queue, and in the apps' lanes and retry queues.
 async fn queued(fleet: &Fleet) -> (u32, u32) {
-    let connection = broker::connect(&fleet.config.broker, "scimfleet-test").await.expect("broker");
-    let channel = connection.create_channel().await.expect("channel");
-    let topology = Topology::of(&fleet.config);
-    let events = inspect::depth(&channel, &topology.events_queue()).await.expect("events depth");
-    let mut queues = Vec::new();
-    for app in &fleet.config.apps {
-        let named = topology.queues(&app.id);
-        queues.extend(named.lanes().map(str::to_owned));
-        queues.extend(named.retries);
-    }
-    let jobs = inspect::total_depth(&channel, &queues).await.expect("job depth");
-    let _closed = connection.close(200, "inspected".into()).await;
+    let (events, jobs) = common::queue_depths(fleet).await;
     (events.messages, jobs.messages)
 }
 

@@ -206,3 +206,24 @@ impl Drop for WorkerProcess {
         self.kill();
     }
 }
+
+/// The events queue's depth, and the total depth of every app's lanes and
+/// retry queues, read on a connection of its own.
+pub async fn queue_depths(
+    fleet: &scimfleet_devkit::fleet::Fleet,
+) -> (scimfleet_runtime::broker::inspect::Depth, scimfleet_runtime::broker::inspect::Depth) {
+    use scimfleet_runtime::broker::{self, Topology, inspect};
+    let connection = broker::connect(&fleet.config.broker, "scimfleet-test").await.expect("broker");
+    let channel = connection.create_channel().await.expect("channel");
+    let topology = Topology::of(&fleet.config);
+    let events = inspect::depth(&channel, &topology.events_queue()).await.expect("events depth");
+    let mut queues = Vec::new();
+    for app in &fleet.config.apps {
+        let named = topology.queues(&app.id);
+        queues.extend(named.lanes().map(str::to_owned));
+        queues.extend(named.retries);
+    }
+    let jobs = inspect::total_depth(&channel, &queues).await.expect("job depth");
+    let _closed = connection.close(200, "inspected".into()).await;
+    (events, jobs)
+}
