@@ -84,13 +84,14 @@ async fn run_once(
     let store = Store::connect(&config.redis, &config.namespace).await?;
     let audit =
         audit.get_or_try_init(|| AuditLog::for_role(&config, store.clone(), "scheduler")).await?.clone();
-    let connection =
-        broker::connect(&config.broker, &format!("scimfleet-scheduler {}", config.namespace)).await?;
+    let connection = Arc::new(
+        broker::connect(&config.broker, &format!("scimfleet-scheduler {}", config.namespace)).await?,
+    );
     let channel = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.ensure(&channel, &apps, config.broker.declare_topology).await?;
-    let publisher = Publisher::open(&connection).await?;
-    let publisher_channel = publisher.channel().clone();
+    let publisher = Publisher::open_renewable(connection.clone()).await?;
+    let closing = publisher.clone();
     let pseudonyms = Pseudonymizer::new(&config.pseudonym_key()?);
     let grace = config.shutdown_grace();
     let stop_sampling = shutdown.child_token();
@@ -122,7 +123,7 @@ async fn run_once(
     let _released = releasing.await;
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
-    let _closed = publisher_channel.close(200, "scheduler stopping".into()).await;
+    closing.close("scheduler stopping").await;
     let _closed = channel.close(200, "scheduler stopping".into()).await;
     // Closing tells the broker at once that unacked events are to be redelivered.
     let _closed = connection.close(200, "scheduler stopping".into()).await;

@@ -265,7 +265,7 @@ async fn run_once(
     let setup = connection.create_channel().await.map_err(BrokerError::Connect)?;
     let all_apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.ensure(&setup, &all_apps, config.broker.declare_topology).await?;
-    let publisher = Publisher::open(&connection).await?;
+    let publisher = Publisher::open_renewable(connection.clone()).await?;
     let pseudonyms = Pseudonymizer::new(&config.pseudonym_key()?);
     let grace = config.shutdown_grace();
     let stop = shutdown.child_token();
@@ -332,7 +332,7 @@ async fn run_once(
     polling.abort();
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
-    let _closed = publisher.channel().close(200, "worker stopping".into()).await;
+    publisher.close("worker stopping").await;
     let _closed = setup.close(200, "worker stopping".into()).await;
     let _closed = connection.close(200, "worker stopping".into()).await;
     result
