@@ -32,7 +32,7 @@ pub use definitions::{
     role_users, table, vhost_of,
 };
 pub use headers::{RECEIVED_AT_HEADER, dead_letter_headers, header_str, read_dead_letter, received_at};
-pub use publish::{Outgoing, PublishError, Publisher, persistent};
+pub use publish::{NACK_PATIENCE, Outgoing, PublishError, Publisher, persistent};
 pub use settle::{REQUEUE_PAUSE, Verdict, settle};
 pub use topology::{RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology};
 pub use urls::BrokerUrls;
