@@ -298,3 +298,16 @@ fn some_durations_ms<'de, D: serde::Deserializer<'de>>(
 ) -> Result<Option<Vec<u64>>, D::Error> {
     super::durations_ms(deserializer).map(Some)
 }
+
+/// `[[rate_groups]]`: one rate shared by every app that names it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateGroup {
+    /// Referred to by an app's `rate_group`.
+    pub id: String,
+    /// Requests per second across the group's apps and every replica.
+    pub rate_per_second: f64,
+    /// Requests that may go at once (default 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}

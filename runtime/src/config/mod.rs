@@ -10,6 +10,7 @@
 
 mod app;
 mod auth;
+mod console;
 mod de;
 mod error;
 mod governance;
@@ -28,10 +29,11 @@ use serde::Deserialize;
 use sha2::Digest as _;
 use toml::Value;
 
-pub use app::{Adopt, AppConfig, Condition, Deprovision, GroupRule, ScopeRule};
+pub use app::{Adopt, AppConfig, Condition, Deprovision, GroupRule, RateGroup, ScopeRule};
 pub use auth::{
     AppCredentials, BearerToken, ClientAuthMethod, OAuthConfig, OAuthCredentials, TargetTls, TokenSource,
 };
+pub use console::{ConsoleAuth, ConsoleConfig, MIN_CREDENTIAL_CHARS};
 pub(crate) use de::durations_ms;
 pub use de::parse_duration_ms;
 use de::{duration_ms, listen_address, some_duration_ms};
@@ -72,6 +74,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The HTTP event intake and its sources.
     pub intake: IntakeConfig,
+    /// The operator console (`scimfleet console`).
+    pub console: ConsoleConfig,
     /// Step-up approvals and the mass-deprovision guard.
     pub governance: GovernanceConfig,
     /// The audit trail.
@@ -103,19 +107,6 @@ pub struct AuditConfig {
     /// Whether processes append to the audit trail. Turning it off is
     /// logged as a warning at start-up and recorded (one last record).
     pub enabled: bool,
-}
-
-/// `[[rate_groups]]`: one rate shared by every app that names it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateGroup {
-    /// Referred to by an app's `rate_group`.
-    pub id: String,
-    /// Requests per second across the group's apps and every replica.
-    pub rate_per_second: f64,
-    /// Requests that may go at once (default 1).
-    #[serde(default)]
-    pub burst: Option<u32>,
 }
 
 /// `[scheduler]`.
@@ -312,6 +303,7 @@ impl Config {
         }
         self.validate_worker()?;
         self.intake.validate(origin)?;
+        self.console.validate(origin)?;
         self.governance.validate(origin)?;
         sources::validate(&self.sources, origin)?;
         if self.apps.is_empty() {

@@ -332,3 +332,26 @@ fn redis_cluster_takes_seeds_reached_like_url_without_leaking_a_password() {
     let text = err(&format!("{BASE}\n[redis]\nurl = \"redis://127.0.0.1:7000/3\"\ncluster = true\n"));
     assert!(text.contains("redis.url") && text.contains("database 0"), "{text}");
 }
+
+#[test]
+fn the_console_without_sign_in_is_refused_off_loopback_and_static_needs_its_file() {
+    let console = |table: &str| {
+        BASE.replace("namespace = \"acme\"\n", &format!("namespace = \"acme\"\n[console]\n{table}\n"))
+    };
+    let text = err(&console("listen = \"0.0.0.0:8090\""));
+    assert!(text.contains("console.auth"), "{text}");
+    let text = err(&console("auth = \"static\""));
+    assert!(text.contains("console.credential_file"), "{text}");
+    let config =
+        load(&console("listen = \"0.0.0.0:8090\"\nauth = \"static\"\ncredential_file = \"admin.secret\""))
+            .expect("valid");
+    assert_eq!(
+        config.console.credential_path(Path::new("/etc/scimfleet")),
+        Some(PathBuf::from("/etc/scimfleet/admin.secret"))
+    );
+    assert_eq!(
+        load(BASE).expect("valid").console.auth,
+        ConsoleAuth::None,
+        "off by default: loopback, no sign-in"
+    );
+}
