@@ -32,6 +32,8 @@ pub(crate) enum Command {
     },
     /// Serve the HTTP event intake: signed CloudEvents in, published with confirms.
     Intake(ConfigArg),
+    /// Serve the operator console: the fleet, its apps and their pauses, as a web page.
+    Console(ConfigArg),
     /// Publish events from a JSON Lines file (`-` for stdin) with confirms.
     Publish {
         #[command(flatten)]
@@ -51,7 +53,7 @@ pub(crate) enum Command {
     },
     /// Inspect, replay or purge dead-lettered jobs and events.
     #[command(subcommand)]
-    Dlq(DlqCommand),
+    Dlq(crate::dlq::DlqCommand),
     /// Export or check signed deprovisioning evidence; make signing keys.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
@@ -106,77 +108,12 @@ pub(crate) enum Command {
     Dev(DevCommand),
 }
 
-#[derive(Debug, Subcommand)]
-pub(crate) enum DlqCommand {
-    /// Count dead letters per queue, or list one queue's messages.
-    List {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// List this queue's messages (an app id, or `events`); all counts otherwise.
-        #[arg(long)]
-        app: Option<String>,
-        /// Most messages to list.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
-    /// Print one dead letter: its envelope and original body.
-    Show {
-        #[command(flatten)]
-        target: DlqTarget,
-        /// Job id or event id.
-        #[arg(long)]
-        id: String,
-    },
-    /// Republish dead letters (jobs keep their id and get a fresh retry budget).
-    Replay {
-        #[command(flatten)]
-        target: DlqTarget,
-        #[command(flatten)]
-        select: DlqSelect,
-        #[command(flatten)]
-        operator: OperatorArg,
-    },
-    /// Delete dead letters for good.
-    Purge {
-        #[command(flatten)]
-        target: DlqTarget,
-        #[command(flatten)]
-        select: DlqSelect,
-        #[command(flatten)]
-        operator: OperatorArg,
-    },
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct DlqTarget {
-    #[command(flatten)]
-    pub(crate) config: ConfigArg,
-    /// An app id, `events` for the events dead-letter queue, or `sources`
-    /// for deliveries of `[[sources]]` that could not be processed.
-    #[arg(long)]
-    pub(crate) app: String,
-    /// Most messages to read from the queue in one run.
-    #[arg(long, default_value_t = 10_000)]
-    pub(crate) limit: usize,
-}
-
 /// Who runs an operator command, for the audit trail.
 #[derive(Debug, Args)]
 pub(crate) struct OperatorArg {
     /// Your name, as the audit trail records it (default: `$USER`, else `operator`).
     #[arg(long, env = "USER", default_value = "operator")]
     pub(crate) operator: String,
-}
-
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-pub(crate) struct DlqSelect {
-    /// Job ids or event ids (repeatable).
-    #[arg(long = "id")]
-    pub(crate) ids: Vec<String>,
-    /// Every message in the queue.
-    #[arg(long)]
-    pub(crate) all: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 
 mod approvals;
 mod cli;
+mod dlq;
 mod pause;
 mod scheduled;
 mod service;
@@ -21,8 +22,8 @@ use scimfleet_runtime::{Config, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    AuditCommand, Cli, Command, ConfigArg, ConfigCommand, DlqCommand, DlqSelect, EvidenceCommand,
-    ReportCommand, TopologyCommand, VerifyCommand,
+    AuditCommand, Cli, Command, ConfigArg, ConfigCommand, EvidenceCommand, ReportCommand, TopologyCommand,
+    VerifyCommand,
 };
 
 /// mimalloc instead of glibc's allocator: the fleet allocates per message
@@ -64,6 +65,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scheduler(arg) => service::scheduler(arg.load()?, stop).await?,
         Command::Worker { config, apps } => service::worker(config.load()?, apps, stop).await?,
         Command::Intake(arg) => service::intake(arg.load()?, stop).await?,
+        Command::Console(arg) => service::console(arg.load()?, stop).await?,
         Command::Publish { config, file } => {
             let config = config.load()?;
             // The publisher starts each event's trace when export is on.
@@ -74,7 +76,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         #[cfg(feature = "dev")]
         Command::Demo { config, events } => return dev::demo(&config, &events).await,
-        Command::Dlq(command) => dlq(command).await?,
+        Command::Dlq(command) => dlq::dlq(command).await?,
         Command::Approvals(command) => approvals::run(command).await?,
         Command::Scheduled(command) => scheduled::run(command).await?,
         Command::Plan(args) => targets::plan(args).await?,
@@ -138,39 +140,6 @@ fn load(arg: &ConfigArg, levels: &str) -> anyhow::Result<Arc<Config>> {
     let config = arg.load()?;
     telemetry::init_logging(config.telemetry.log_format, levels);
     Ok(config)
-}
-
-async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
-    let out = &mut std::io::stdout();
-    match command {
-        DlqCommand::List { config, app, limit } => {
-            let config = load(&config, QUIET_BROKER)?;
-            admin::dlq::list(&config, app.as_deref(), limit, out).await?;
-        }
-        DlqCommand::Show { target, id } => {
-            let config = load(&target.config, QUIET_BROKER)?;
-            admin::dlq::show(&config, &target.app, &id, target.limit, out).await?;
-        }
-        DlqCommand::Replay { target, select, operator } => {
-            let config = load(&target.config, QUIET_BROKER)?;
-            let selection = selection(select);
-            let (app, limit, operator) = (&target.app, target.limit, &operator.operator);
-            let batch = admin::dlq::Batch { app, selection: &selection, limit, operator };
-            admin::dlq::replay(&config, batch, out).await?;
-        }
-        DlqCommand::Purge { target, select, operator } => {
-            let config = load(&target.config, QUIET_BROKER)?;
-            let selection = selection(select);
-            let (app, limit, operator) = (&target.app, target.limit, &operator.operator);
-            let batch = admin::dlq::Batch { app, selection: &selection, limit, operator };
-            admin::dlq::purge(&config, batch, out).await?;
-        }
-    }
-    Ok(())
-}
-
-fn selection(select: DlqSelect) -> admin::dlq::Selection {
-    if select.all { admin::dlq::Selection::All } else { admin::dlq::Selection::Ids(select.ids) }
 }
 
 async fn evidence(command: EvidenceCommand) -> anyhow::Result<ExitCode> {

@@ -1,4 +1,4 @@
-//! `scimfleet scheduler`, `scimfleet worker` and `scimfleet intake`: telemetry, the operations
+//! `scimfleet scheduler`, `worker`, `intake` and `console`: telemetry, the operations
 //! listener, the service itself, then a flush of what telemetry still holds.
 
 use std::net::SocketAddr;
@@ -44,6 +44,14 @@ pub async fn intake(config: Arc<Config>, stop: CancellationToken) -> anyhow::Res
     let listening = listen(config.telemetry.intake_listen, "telemetry.intake_listen", &ops, &stop).await?;
     let result = scimfleet_intake::run(config, ops, stop.clone()).await;
     finish(listening, telemetry, &stop, "scimfleet-intake").await;
+    Ok(result?)
+}
+
+/// Serves the operator console until `stop`.
+pub async fn console(config: Arc<Config>, stop: CancellationToken) -> anyhow::Result<()> {
+    let telemetry = start(&config, "scimfleet-console")?;
+    let result = scimfleet_console::run(config, stop.clone()).await;
+    finish(None, telemetry, &stop, "scimfleet-console").await;
     Ok(result?)
 }
 

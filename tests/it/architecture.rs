@@ -69,6 +69,7 @@ fn crates_depend_only_in_the_documented_direction() {
         "scimfleet-scheduler",
         "scimfleet-intake",
         "scimfleet-admin",
+        "scimfleet-console",
         "scimfleet-policy",
         "scimfleet-devkit",
     ] {
@@ -82,6 +83,13 @@ fn crates_depend_only_in_the_documented_direction() {
         );
     }
     assert!(!on("scimfleet-admin", "scimfleet-devkit"), "operator commands never link the test server");
+    assert!(!on("scimfleet-console", "scimfleet-devkit"), "the console never links the test server");
+    for role in ["scimfleet-worker", "scimfleet-scheduler", "scimfleet-intake"] {
+        assert!(
+            !of("scimfleet-console").contains_key(role),
+            "the console acts through the admin crate's operator functions only, not {role}"
+        );
+    }
     assert_eq!(
         of("scimfleet").get("scimfleet-devkit"),
         Some(&true),

@@ -18,6 +18,7 @@ mod audit_steps;
 mod breaker;
 mod cli;
 mod config_reference;
+mod console;
 mod crash;
 mod credentials;
 mod definitions;

@@ -1,0 +1,197 @@
+//! The operator console over HTTP, on a real fleet (RabbitMQ, Redis):
+//! every page and action is refused without a sign-in; the static admin
+//! signs in with the credential from its file and gets a session cookie
+//! that scripts and other sites cannot use; the fleet page shows the
+//! apps from `scimfleet status`'s report; a pause without the form's CSRF
+//! token is refused, with it the app is paused fleet-wide (the status
+//! report and the audit trail say so, under the admin's name), and resumed.
+//! Every answer carries the security headers.
+
+use crate::common;
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION};
+use scimfleet_console::Console;
+use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::policy::PolicyBuilder;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const CREDENTIAL: &str = "c0nsole-admin-credential-0123456789abcdef";
+
+struct Served {
+    base: String,
+    client: reqwest::Client,
+    stop: CancellationToken,
+}
+
+impl Served {
+    async fn start(fleet: &Fleet) -> Self {
+        let console = Console::new(fleet.config.clone()).expect("the console starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let stop = CancellationToken::new();
+        tokio::spawn(scimfleet_console::serve(listener, console, stop.clone()));
+        let client =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Self { base, client, stop }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("the console answers")
+    }
+
+    async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("the console answers")
+    }
+}
+
+fn assert_secured(headers: &HeaderMap) {
+    let csp = headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "no script may run: {csp}");
+    assert_eq!(headers.get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
+    assert_eq!(headers.get("x-frame-options").map(|v| v.as_bytes()), Some(&b"DENY"[..]));
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).map(|i| i + marker.len()).expect("a form with a CSRF token");
+    html[start..].split('"').next().expect("token").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_static_admin_signs_in_and_pauses_an_app_with_a_csrf_checked_form() {
+    let secret = std::env::temp_dir().join(format!(
+        "scimfleet-console-{}-{}.secret",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    ));
+    std::fs::write(&secret, format!("{CREDENTIAL}\n")).expect("credential written");
+    let settings = format!(
+        "[console]\nauth = \"static\"\ncredential_file = \"{}\"\nadmin_name = \"ana.ops\"\n",
+        secret.display()
+    );
+    let policy = PolicyBuilder::new().settings(&settings).app("git", "").app("chat", "").build();
+    let fleet = Fleet::start_idle(&policy).await.expect("fleet starts");
+    let console = Served::start(&fleet).await;
+
+    // Nothing without a sign-in.
+    let page = console.get("/", None).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers().get(LOCATION).map(|v| v.as_bytes()), Some(&b"/signin"[..]));
+    assert_secured(page.headers());
+    let pause = console.post("/apps/git/pause", None, &[("reason", "maintenance")]).await;
+    assert_eq!(pause.status(), StatusCode::UNAUTHORIZED, "an action without a session");
+    let wrong =
+        console.post("/signin", None, &[("credential", "c0nsole-admin-credential-0123456789abcdeX")]).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get("set-cookie").is_none(), "no session for a wrong credential");
+    let forged = console.get("/", Some("scimfleet_console=v1.YW5h.approver.99999999999.x.y")).await;
+    assert_eq!(forged.status(), StatusCode::SEE_OTHER, "a cookie the console did not sign is no session");
+
+    // Signed in: the cookie is out of scripts' and other sites' reach.
+    let signed = console.post("/signin", None, &[("credential", CREDENTIAL)]).await;
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    let set_cookie =
+        signed.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session").to_owned();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{attribute} in {set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    let page = console.get("/", Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_secured(page.headers());
+    let html = page.text().await.expect("html");
+    for app in ["git", "chat"] {
+        assert!(html.contains(&format!("<tr id=\"app-{app}\">")), "a row for {app}: {html}");
+    }
+    assert!(html.contains("ana.ops (approver)"), "who is signed in");
+    assert!(!html.contains("<script"), "no script");
+    let csrf = csrf_of(&html);
+
+    // A form without this session's token is refused and changes nothing.
+    let forged = console.post("/apps/git/pause", Some(&cookie), &[("reason", "maintenance")]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let other = console
+        .post("/apps/git/pause", Some(&cookie), &[("reason", "x"), ("csrf", "bm90LXRoaXMtb25l")])
+        .await;
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    assert!(
+        fleet.store().ops().paused_apps().await.expect("redis").is_empty(),
+        "nothing paused by a refused form"
+    );
+
+    let paused = console
+        .post("/apps/git/pause", Some(&cookie), &[("reason", "vendor <maintenance>"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(paused.status(), StatusCode::SEE_OTHER);
+    let back =
+        paused.headers().get(LOCATION).and_then(|v| v.to_str().ok()).expect("back to the fleet").to_owned();
+    let html = console.get(&back, Some(&cookie)).await.text().await.expect("html");
+    assert!(html.contains("app git paused (by ana.ops since"), "what pause said: {html}");
+    assert!(html.contains("vendor &lt;maintenance&gt;"), "the reason, escaped: {html}");
+    assert!(html.contains("action=\"/apps/git/resume\""), "git can be resumed");
+    let status: Value = serde_json::from_str(&common::cli_ok(&fleet.config_path(), &["status", "--json"]))
+        .expect("status json");
+    let git = status["apps"].as_array().and_then(|a| a.iter().find(|s| s["app"] == "git")).expect("git");
+    assert_eq!(git["paused"]["by"], "ana.ops", "the CLI sees the console's pause");
+
+    let unknown = console.post("/apps/nope/pause", Some(&cookie), &[("reason", "x"), ("csrf", &csrf)]).await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(unknown.text().await.expect("html").contains("app `nope` is not in the configuration"));
+
+    let resumed = console.post("/apps/git/resume", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
+    assert!(fleet.store().ops().paused_apps().await.expect("redis").is_empty(), "git resumed");
+    let trail = common::cli_ok(&fleet.config_path(), &["audit", "export"]);
+    let records: Vec<Value> = trail.lines().map(|l| serde_json::from_str(l).expect("record")).collect();
+    for kind in ["paused", "resumed"] {
+        let found = records.iter().find(|r| r["kind"] == kind).unwrap_or_else(|| panic!("{kind} audited"));
+        assert_eq!((found["actor"].as_str(), found["app"].as_str()), (Some("ana.ops"), Some("git")));
+    }
+
+    // Signing out ends the session in the browser.
+    let out = console.post("/signout", Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cleared = out.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cleared");
+    assert!(cleared.starts_with("scimfleet_console=;") && cleared.contains("Max-Age=0"), "{cleared}");
+
+    console.stop.cancel();
+    let _removed = std::fs::remove_file(&secret);
+    fleet.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_missing_or_short_credential_file_stops_the_console_naming_the_field() {
+    let short = std::env::temp_dir().join(format!("scimfleet-console-short-{}.secret", std::process::id()));
+    std::fs::write(&short, "too-short\n").expect("written");
+    for (file, says) in
+        [(short.clone(), "at least 32 characters"), (short.with_extension("absent"), "cannot read")]
+    {
+        let settings = format!("[console]\nauth = \"static\"\ncredential_file = \"{}\"\n", file.display());
+        let policy = format!(
+            "namespace = \"console-check\"\n{settings}[[apps]]\nid = \"git\"\n\
+             base_url = \"https://scim.example.com/v2\"\ntoken_env = \"UNUSED\"\n"
+        );
+        let path = std::env::temp_dir().join(format!("scimfleet-console-{}.toml", std::process::id()));
+        std::fs::write(&path, policy).expect("written");
+        let config = scimfleet_runtime::Config::load(&path).expect("the config itself is valid");
+        let error = Console::new(Arc::new(config)).expect_err("refused").to_string();
+        assert!(error.contains("console.credential_file") && error.contains(says), "{error}");
+        assert!(!error.contains("too-short"), "the file's content is never shown: {error}");
+        let _removed = std::fs::remove_file(&path);
+    }
+    let _removed = std::fs::remove_file(&short);
+}
