@@ -57,8 +57,8 @@ test-cluster: services ## Start a local three-node RabbitMQ cluster and three-ma
 	@bash deploy/rabbitmq-cluster.sh start
 	@export SCIMFLEET_RABBIT_CLUSTER="$$(bash deploy/rabbitmq-cluster.sh urls)" \
 		"$$(bash deploy/redis-cluster.sh start | tail -n 1)"; \
-	$(CARGO) nextest run -p scimfleet --test it --profile $${NEXTEST_PROFILE:-default} \
-		-E 'test(/^(rabbit_cluster|redis_cluster)::/)'
+	$(CARGO) nextest run --workspace --all-targets --profile $${NEXTEST_PROFILE:-default} \
+		-E 'package(scimfleet) & test(/^(rabbit_cluster|redis_cluster)::/)'
 
 # cargo-fuzz targets (fuzz/): the same functions run on stable, bounded, in
 # `make test` (schemas/tests/fuzz.rs). Without nightly and cargo-fuzz this
