@@ -22,14 +22,15 @@ use scimfleet_schemas::{AppId, DeadLetter, Job, Stage};
 use scimfleet_runtime::broker::events::routing_of;
 use scimfleet_runtime::broker::{
     BrokerError, Outgoing, PublishError, Publisher, RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology,
-    persistent, read_dead_letter,
+    header_str, persistent, read_dead_letter,
 };
+use scimfleet_runtime::telemetry::propagation::TRACEPARENT;
 
 use crate::render::{Column, Table};
 
 mod commands;
 
-pub use commands::{Batch, Selection, list, purge, replay, show};
+pub use commands::{Batch, Listed, Listing, Selection, browse, list, purge, replay, show};
 
 /// Which dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,15 @@ impl DeadMessage {
         envelope
             .and_then(|e| e.job_id.as_ref().map(ToString::to_string).or_else(|| e.event_id.clone()))
             .unwrap_or_else(|| "-".to_owned())
+    }
+
+    /// The trace id of the message's `traceparent` (W3C), when it has one:
+    /// the trace of the event or job that ended here.
+    pub fn trace_id(&self) -> Option<String> {
+        let traceparent = header_str(&self.properties, TRACEPARENT)?;
+        let trace_id = traceparent.split('-').nth(1)?;
+        let valid = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
+        (valid && trace_id.bytes().any(|b| b != b'0')).then(|| trace_id.to_ascii_lowercase())
     }
 
     /// Whether `ids` names this message (by job id or event id).

@@ -56,7 +56,7 @@ pub fn render(report: &StatusReport, signed: &Signed) -> String {
     );
     let _ = write!(
         html,
-        "<p>Events waiting {} · events dead-lettered <span class=\"{}\">{}</span> · grants held {} · \
+        "<p>Events waiting {} · events dead-lettered <a href=\"/dead-letters?app=events\" class=\"{}\">{}</a> · grants held {} · \
          deprovisions held in waves {} · changes scheduled {}</p>",
         report.events.intake.ready,
         if report.events.dlq > 0 { "bad" } else { "ok" },
@@ -118,7 +118,7 @@ fn row(html: &mut String, app: &AppStatus, signed: &Signed) {
     let _ = write!(
         html,
         "<tr id=\"app-{}\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{in_flight}</td>\
-         <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"{dlq_class}\">{}</td><td>{breaker}</td><td>{}</td>\
+         <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"{dlq_class}\"><a href=\"/dead-letters?app={}\">{}</a></td><td>{breaker}</td><td>{}</td>\
          <td>{last_error}</td><td>{paused}</td></tr>",
         esc(id),
         esc(id),
@@ -126,6 +126,7 @@ fn row(html: &mut String, app: &AppStatus, signed: &Signed) {
         app.leavers.ready,
         app.retry_backlog,
         app.rechecks_pending,
+        esc(id),
         app.dlq,
         esc(&app.unsupported_attributes.join(", ")),
     );
@@ -188,7 +189,7 @@ async fn act(
 }
 
 /// `text` percent-encoded for a query value.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {

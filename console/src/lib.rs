@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod dead_letters;
 pub mod fleet;
 pub mod page;
 pub mod session;
@@ -101,6 +102,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/", get(fleet::page))
         .route("/apps/{app}/pause", post(fleet::pause))
         .route("/apps/{app}/resume", post(fleet::resume))
+        .route("/dead-letters", get(dead_letters::page))
+        .route("/dead-letters/replay", post(dead_letters::replay))
+        .route("/dead-letters/purge", post(dead_letters::purge))
         .route("/signin", get(signin::form).post(signin::submit))
         .route("/signout", post(signin::signout))
         .route("/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], page::CSS) }))

@@ -11,11 +11,13 @@ use crate::common;
 
 use std::sync::Arc;
 
+use common::{POLICY, Person};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
 use scimfleet_console::Console;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
+use scimfleet_devkit::wait;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -170,6 +172,101 @@ async fn the_static_admin_signs_in_and_pauses_an_app_with_a_csrf_checked_form() 
 
     console.stop.cancel();
     let _removed = std::fs::remove_file(&secret);
+    fleet.stop().await.expect("clean stop");
+}
+
+/// The session cookie a page opened (`auth = "none"`), as a `Cookie` header value.
+fn opened_session(response: &reqwest::Response) -> String {
+    let set = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session opened");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_replayed_and_purged_from_the_page() {
+    let policy = format!("[worker]\nretry_tiers_ms = [50]\nmax_attempts = 1\n{POLICY}");
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    let addr = fleet.stop_server("crm").await.expect("crm down");
+    let people = ["E4101", "E4102", "E4103"];
+    let events: Vec<_> = people
+        .iter()
+        .map(|id| {
+            let person =
+                Person { id, department: "Sales", title: "AE", location: "Oslo", groups: &["sales"] };
+            person.event(&format!("evt-{id}"), "person.hired", 1)
+        })
+        .collect();
+    fleet.publish_json(&events).await.expect("published");
+    fleet.wait_settled(std::time::Duration::from_secs(60)).await.expect("settled");
+    let console = Served::start(&fleet).await;
+
+    let cookie = opened_session(&console.get("/", None).await);
+    // The management API's figures are sampled every few seconds.
+    wait::until(
+        "the fleet page to link crm's 3 dead letters",
+        std::time::Duration::from_secs(30),
+        async || {
+            let html = console.get("/", Some(&cookie)).await.text().await.expect("html");
+            html.contains("href=\"/dead-letters?app=crm\">3</a>")
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let page = console.get("/dead-letters?app=crm", Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("3 dead letter(s) in <strong>crm</strong>"), "{html}");
+    assert_eq!(html.matches("retries_exhausted").count(), 3, "{html}");
+    let ids: Vec<String> = html
+        .split("name=\"id\" value=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3, "a box per dead letter");
+    let csrf = csrf_of(&html);
+
+    let unconfirmed = console
+        .post("/dead-letters/purge", Some(&cookie), &[("csrf", &csrf), ("app", "crm"), ("id", &ids[0])])
+        .await;
+    assert_eq!(unconfirmed.status(), StatusCode::BAD_REQUEST, "a purge needs its confirmation");
+    let nothing =
+        console.post("/dead-letters/replay", Some(&cookie), &[("csrf", &csrf), ("app", "crm")]).await;
+    assert_eq!(nothing.status(), StatusCode::BAD_REQUEST, "nothing ticked");
+    let forged = console.post("/dead-letters/replay", Some(&cookie), &[("app", "crm"), ("all", "yes")]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "no CSRF token");
+
+    fleet.restart_server("crm", addr).await.expect("crm back");
+    let replayed = console
+        .post(
+            "/dead-letters/replay",
+            Some(&cookie),
+            &[("csrf", &csrf), ("app", "crm"), ("id", &ids[0]), ("id", &ids[1])],
+        )
+        .await;
+    assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
+    let back = replayed.headers().get(LOCATION).and_then(|v| v.to_str().ok()).expect("back").to_owned();
+    let html = console.get(&back, Some(&cookie)).await.text().await.expect("html");
+    assert!(html.contains("2 replayed, 0 kept"), "what replay said: {html}");
+    wait::until("the replayed jobs to converge", std::time::Duration::from_secs(60), async || {
+        fleet.server("crm").users().len() == 2
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let purged = console
+        .post(
+            "/dead-letters/purge",
+            Some(&cookie),
+            &[("csrf", &csrf), ("app", "crm"), ("all", "yes"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(purged.status(), StatusCode::SEE_OTHER);
+    assert!(fleet.take_dead_letters("crm").await.expect("read DLQ").is_empty(), "the last one purged");
+    assert_eq!(fleet.server("crm").users().len(), 2, "the purged job was not applied");
+    let trail = common::cli_ok(&fleet.config_path(), &["audit", "export"]);
+    let records: Vec<Value> = trail.lines().map(|l| serde_json::from_str(l).expect("record")).collect();
+    let replay = records.iter().find(|r| r["kind"] == "replayed").expect("the replay audited");
+    assert_eq!((replay["actor"].as_str(), replay["detail"]["count"].as_u64()), (Some("admin"), Some(2)));
+    assert!(records.iter().any(|r| r["kind"] == "purged" && r["detail"]["selection"] == "all"));
+    console.stop.cancel();
     fleet.stop().await.expect("clean stop");
 }
 

@@ -56,6 +56,49 @@ pub async fn show(
     Session::run(config, async |session| session.show(config, app, id, limit, out).await).await
 }
 
+/// One dead letter as the console lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// The job id, else the event id (what a replay or purge selects by).
+    pub id: String,
+    /// Why it was dead-lettered, when its headers say.
+    pub envelope: Option<scimfleet_schemas::DeadLetter>,
+    /// The trace of the event or job, when it carried one.
+    pub trace_id: Option<String>,
+}
+
+/// A page of a dead-letter queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// The messages from `offset`, oldest first.
+    pub rows: Vec<Listed>,
+    /// Every message in the queue when it was read.
+    pub total: u64,
+}
+
+/// Up to `count` dead letters of `app` (an app id, `events` or `sources`)
+/// from position `offset`, oldest first, put back as they were. Reading a
+/// page far down the queue reads every message before it.
+pub async fn browse(config: &Config, app: &str, offset: usize, count: usize) -> Result<Listing, AdminError> {
+    let mut listing = Listing { rows: Vec::new(), total: 0 };
+    Session::run(config, async |session| {
+        let target = target(config, app)?;
+        let peek =
+            peek(&session.connection, &session.topology, &target, offset.saturating_add(count)).await?;
+        listing.total = peek.messages.len() as u64 + u64::from(peek.remaining);
+        listing.rows = peek
+            .messages
+            .iter()
+            .skip(offset)
+            .map(|m| Listed { id: m.id(), envelope: m.envelope.clone(), trace_id: m.trace_id() })
+            .collect();
+        peek.release().await;
+        Ok(())
+    })
+    .await?;
+    Ok(listing)
+}
+
 /// The dead letters a `replay` or `purge` takes: those of `app` (an app id or
 /// `events`) that `selection` selects among the first `limit`.
 #[derive(Debug, Clone, Copy)]

@@ -40,6 +40,9 @@ pub struct ConsoleConfig {
     /// Dead letters, leavers and other long lists are shown this many rows
     /// to a page.
     pub page_size: usize,
+    /// A trace viewer's link with `{trace_id}` in it (e.g. Grafana Tempo or
+    /// Jaeger), for trace ids on the pages; empty: trace ids are not links.
+    pub trace_url: String,
 }
 
 /// `console.auth`.
@@ -79,6 +82,9 @@ impl ConsoleConfig {
         }
         if self.session_ttl < 60_000 {
             return Err(ConfigError::invalid(origin, "console.session_ttl", "must be at least 1m"));
+        }
+        if !self.trace_url.is_empty() && !self.trace_url.contains("{trace_id}") {
+            return Err(ConfigError::invalid(origin, "console.trace_url", "must contain {trace_id}"));
         }
         if !(10..=1000).contains(&self.page_size) {
             return Err(ConfigError::invalid(origin, "console.page_size", "must be 10 to 1000"));
