@@ -18,11 +18,19 @@ use crate::session::Role;
 use crate::signin::post_form;
 use crate::{Shared, Signed, refused};
 
-/// What the fleet page shows above the table after an action.
+/// What a page shows at its top after an action: what the action said.
 #[derive(Deserialize, Default)]
 pub(crate) struct Notice {
     #[serde(default)]
     notice: Option<String>,
+}
+
+impl Notice {
+    /// The notice as HTML, or nothing.
+    pub(crate) fn render(&self) -> String {
+        let notice = self.notice.as_deref().unwrap_or_default();
+        if notice.is_empty() { String::new() } else { format!("<p class=\"notice\">{}</p>", esc(notice)) }
+    }
 }
 
 pub(crate) async fn page(State(console): Shared, signed: Signed, Query(notice): Query<Notice>) -> Response {
@@ -35,10 +43,7 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(notice): 
             return (StatusCode::SERVICE_UNAVAILABLE, signed.page(&console, "Fleet", &body)).into_response();
         }
     };
-    let mut body = String::new();
-    if let Some(notice) = notice.notice.filter(|n| !n.is_empty()) {
-        let _ = write!(body, "<p class=\"notice\">{}</p>", esc(&notice));
-    }
+    let mut body = notice.render();
     body.push_str(&render(&report, &signed));
     signed.page(&console, "Fleet", &body)
 }

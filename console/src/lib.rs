@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod approvals;
 pub mod dead_letters;
 pub mod fleet;
 pub mod page;
@@ -105,6 +106,11 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/dead-letters", get(dead_letters::page))
         .route("/dead-letters/replay", post(dead_letters::replay))
         .route("/dead-letters/purge", post(dead_letters::purge))
+        .route("/approvals", get(approvals::page))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/reject", post(approvals::reject))
+        .route("/waves/{id}/release", post(approvals::release))
+        .route("/waves/{id}/cancel", post(approvals::cancel))
         .route("/signin", get(signin::form).post(signin::submit))
         .route("/signout", post(signin::signout))
         .route("/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], page::CSS) }))

@@ -270,6 +270,69 @@ async fn dead_letters_are_listed_replayed_and_purged_from_the_page() {
     fleet.stop().await.expect("clean stop");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_releases_a_held_grant_with_a_correct_totp_code_and_a_wrong_one_is_refused() {
+    let file = common::governance::approvers_file("console");
+    let admin = common::governance::Approver::enroll(&file, "admin", None);
+    let policy = format!(
+        "[governance]\napprovers_file = \"{}\"\napprovals_required = 1\n\
+         [[apps]]\nid = \"git\"\nbase_url = \"https://set-by-fleet\"\ntoken_env = \"UNUSED\"\n\
+         high_risk = {{ groups = [\"admins\"] }}\n\
+         [[apps.groups]]\nname = \"admins\"\nhr_groups = [\"git-admins\"]\n",
+        file.display()
+    );
+    let mut fleet = Fleet::start(&policy).await.expect("fleet starts");
+    let person = Person {
+        id: "E4201",
+        department: "Engineering",
+        title: "SRE",
+        location: "Oslo",
+        groups: &["git-admins"],
+    };
+    let mut event = person.event("evt-admin", "person.hired", 1);
+    event["data"]["actor"] = serde_json::json!({ "id": "it-admin", "amr": ["pwd"] });
+    fleet.publish_json(&[event]).await.expect("published");
+    wait::until("the admin grant to be held", std::time::Duration::from_secs(60), async || {
+        fleet.store().held().count().await.expect("held count") == 1
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let console = Served::start(&fleet).await;
+    let first = console.get("/approvals", None).await;
+    let cookie = opened_session(&first);
+    let html = first.text().await.expect("html");
+    assert!(html.contains("<td>E4201</td>") && html.contains("it-admin"), "whom and who asked: {html}");
+    let action = html.split("action=\"").find(|a| a.contains("/approve\"")).expect("an approve form");
+    let approve = action.split('"').next().expect("path").to_owned();
+    let csrf = csrf_of(&html);
+
+    let wrong =
+        console.post(&approve, Some(&cookie), &[("csrf", &csrf), ("code", &admin.wrong_code())]).await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN, "a wrong code is refused");
+    assert_eq!(fleet.store().held().count().await.expect("held count"), 1, "still held");
+    let right = console.post(&approve, Some(&cookie), &[("csrf", &csrf), ("code", &admin.code())]).await;
+    assert_eq!(right.status(), StatusCode::SEE_OTHER);
+    let back = right.headers().get(LOCATION).and_then(|v| v.to_str().ok()).expect("back").to_owned();
+    let html = console.get(&back, Some(&cookie)).await.text().await.expect("html");
+    assert!(html.contains("approved by admin"), "what approve said: {html}");
+    wait::until("the released grant to apply", std::time::Duration::from_secs(60), async || {
+        let git = fleet.server("git");
+        let Some(user) = git.user_by_user_name(&person.user_name()) else { return false };
+        git.group_by_name("admins").is_some_and(|g| g.has_member(&user.id.unwrap_or_default()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let trail = common::cli_ok(&fleet.config_path(), &["audit", "export"]);
+    let records: Vec<Value> = trail.lines().map(|l| serde_json::from_str(l).expect("record")).collect();
+    assert!(
+        records.iter().any(|r| r["kind"] == "approval_refused" && r["actor"] == "admin"),
+        "the wrong code audited"
+    );
+    assert!(records.iter().any(|r| r["kind"] == "approved" && r["actor"] == "admin"), "the approval audited");
+    console.stop.cancel();
+    fleet.stop().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn a_missing_or_short_credential_file_stops_the_console_naming_the_field() {
     let short = std::env::temp_dir().join(format!("scimfleet-console-short-{}.secret", std::process::id()));
