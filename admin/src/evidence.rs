@@ -85,11 +85,12 @@ pub async fn export(
     person: Option<&str>,
     key: SigningKey,
     output: Option<&Path>,
-    stdout: &mut impl Write,
+    stdout: &mut (impl Write + Send),
 ) -> Result<u64, AdminError> {
     let person = person.map(PersonId::parse).transpose().map_err(AdminError::Person)?;
     let store = Store::connect(&config.redis, &config.namespace).await?;
-    let out: Box<dyn Write + '_> = match output {
+    // Send, so that a server (the console) can await the export.
+    let out: Box<dyn Write + Send + '_> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).map_err(AdminError::file("create", path))?,
         )),
@@ -250,12 +251,33 @@ pub async fn report_leavers(
     since: Option<DateTime<Utc>>,
     out: &mut impl Write,
 ) -> Result<(), AdminError> {
+    render_leaver_report(&leavers(config, since).await?, out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The leaver report's lines: per person who left since `since`, where
+/// each app's deprovision stands (oldest event first).
+pub async fn leavers(config: &Config, since: Option<DateTime<Utc>>) -> Result<Vec<LeaverLine>, AdminError> {
     let store = Store::connect(&config.redis, &config.namespace).await?;
     let mut records = Vec::new();
     store.evidence().scan(since, |record| records.push(record)).await?;
-    render_leaver_report(&leaver_lines(records), out)?;
-    out.flush()?;
-    Ok(())
+    Ok(leaver_lines(records))
+}
+
+/// Every evidence record of `person`, oldest first.
+pub async fn records_of(config: &Config, person: &PersonId) -> Result<Vec<EvidenceRecord>, AdminError> {
+    let store = Store::connect(&config.redis, &config.namespace).await?;
+    let mut records = Vec::new();
+    store
+        .evidence()
+        .scan(None, |record| {
+            if record.person == *person {
+                records.push(record)
+            }
+        })
+        .await?;
+    Ok(records)
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! `/cancel` call `scimfleet approvals …`'s own functions, which check
 //! the code, spend it and record the decision in the audit trail.
 //!
-//! Approvers see the person's HR id (they must know whom they let in);
-//! other roles see the pseudonym logs and traces use.
+//! Approvers and operators see the person's HR id (an approver must know
+//! whom they let in); read-only users see the pseudonym logs and traces use.
 
 use std::fmt::Write as _;
 
@@ -53,6 +53,7 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(notice): 
 
 fn render(listing: &Listing, signed: &Signed, pseudonyms: Option<&Pseudonymizer>) -> String {
     let approver = signed.session.role >= Role::Approver;
+    let named = signed.sees_hr_ids();
     let code = "<input type=\"text\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{6}\" \
                 placeholder=\"TOTP code\" required size=\"8\" autocomplete=\"one-time-code\">";
     let reason = "<input type=\"text\" name=\"reason\" placeholder=\"why\" required maxlength=\"200\">";
@@ -63,7 +64,7 @@ fn render(listing: &Listing, signed: &Signed, pseudonyms: Option<&Pseudonymizer>
          </thead><tbody>",
     );
     for row in &listing.held {
-        let person = if approver {
+        let person = if named {
             esc(&row.person)
         } else {
             PersonId::parse(&row.person)

@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod dead_letters;
 pub mod fleet;
+pub mod leavers;
 pub mod page;
 pub mod session;
 mod signin;
@@ -106,6 +107,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/dead-letters", get(dead_letters::page))
         .route("/dead-letters/replay", post(dead_letters::replay))
         .route("/dead-letters/purge", post(dead_letters::purge))
+        .route("/leavers", get(leavers::report))
+        .route("/leavers/{pseudonym}", get(leavers::person))
+        .route("/leavers/{pseudonym}/evidence", get(leavers::export))
         .route("/approvals", get(approvals::page))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/reject", post(approvals::reject))
@@ -150,6 +154,12 @@ impl Signed {
         }
         let message = "the form's CSRF token is missing or not this session's: reload the page".to_owned();
         Err(Refusal { status: StatusCode::FORBIDDEN, message })
+    }
+
+    /// Whether the user may see HR ids (operators and approvers act on
+    /// people's accounts); read-only users see pseudonyms.
+    pub fn sees_hr_ids(&self) -> bool {
+        self.session.role >= Role::Operator
     }
 
     /// `body` as a whole page for this user, setting the session cookie when one was opened.

@@ -333,6 +333,60 @@ async fn an_approver_releases_a_held_grant_with_a_correct_totp_code_and_a_wrong_
     fleet.stop().await.expect("clean stop");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaver_page_shows_a_verified_leaver_with_evidence_audit_trail_and_a_signed_export() {
+    let mut fleet = Fleet::start(&PolicyBuilder::new().app("git", "").build()).await.expect("fleet starts");
+    let person = Person { id: "E4300", department: "Ops", title: "Clerk", location: "Rome", groups: &[] };
+    fleet.publish_json(&[person.event("hire", "person.hired", 1)]).await.expect("published");
+    fleet.wait_settled(std::time::Duration::from_secs(60)).await.expect("hired");
+    fleet.publish_json(&[person.event("leave", "person.terminated", 2)]).await.expect("published");
+    wait::until("the leaver to be verified", std::time::Duration::from_secs(60), async || {
+        let mut verified = false;
+        let store = fleet.store().evidence();
+        store
+            .scan(None, |r| verified |= r.first_verification.as_ref().is_some_and(|c| c.verified))
+            .await
+            .expect("evidence");
+        verified
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let console = Served::start(&fleet).await;
+
+    let report = console.get("/leavers", None).await;
+    let cookie = opened_session(&report);
+    let html = report.text().await.expect("html");
+    assert!(html.contains("1 leaver(s), 1 verified in every app"), "{html}");
+    let row = html.split("<tr id=\"leaver-").nth(1).expect("the leaver's row");
+    assert!(row.contains(">E4300</a>") && row.contains("git: <span class=\"ok\">verified in "), "{row}");
+    let pseudonym = row.split('"').next().expect("pseudonym").to_owned();
+    assert!(pseudonym.starts_with("p-"), "people are addressed by pseudonym: {pseudonym}");
+
+    let page = console.get(&format!("/leavers/{pseudonym}"), Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    let evidence = html.split("<table id=\"evidence\">").nth(1).expect("evidence table");
+    assert!(evidence.contains("<td>git</td>") && evidence.contains("verified"), "{evidence}");
+    let trail = html.split("<table id=\"audit\">").nth(1).expect("audit table");
+    assert!(trail.contains("<td>verification</td>") || trail.contains("<td>scim_write</td>"), "{trail}");
+    let unknown = console.get("/leavers/p-0000000000000000", Some(&cookie)).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+    let export = console.get(&format!("/leavers/{pseudonym}/evidence"), Some(&cookie)).await;
+    assert_eq!(export.status(), StatusCode::OK);
+    let disposition =
+        export.headers().get("content-disposition").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    let text = export.text().await.expect("export");
+    assert!(text.lines().any(|l| l.contains("\"person\":\"E4300\"")), "the person's records: {text}");
+    assert!(
+        text.lines().last().is_some_and(|l| l.starts_with("{\"trailer\":") && l.contains("\"signature\"")),
+        "{text}"
+    );
+    console.stop.cancel();
+    fleet.stop().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn a_missing_or_short_credential_file_stops_the_console_naming_the_field() {
     let short = std::env::temp_dir().join(format!("scimfleet-console-short-{}.secret", std::process::id()));

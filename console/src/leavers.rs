@@ -1,0 +1,237 @@
+//! `GET /leavers`: the leaver report ([`scimfleet_admin::evidence::leavers`],
+//! the same lines as `scimfleet report leavers`): per person who left, each
+//! app's deprovision as verified, pending or failed, and the time from the
+//! HR event to verified. `GET /leavers/{pseudonym}`: one person's evidence
+//! per app and their audit trail; `GET /leavers/{pseudonym}/evidence`: their
+//! evidence as a signed export (`scimfleet evidence export --person`).
+//!
+//! People are addressed by pseudonym, the one logs and traces carry.
+//! Operators and approvers also see HR ids; read-only users do not, and
+//! may not download an export (it names the person).
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scimfleet_admin::evidence::{self, LeaverLine};
+use scimfleet_runtime::telemetry::Pseudonymizer;
+use scimfleet_schemas::{EvidenceStatus, PersonId};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::page::esc;
+use crate::session::Role;
+use crate::{Console, Refusal, Shared, Signed};
+
+/// The report's query.
+#[derive(Deserialize)]
+pub(crate) struct Paging {
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+fn unavailable(console: &Console, signed: &Signed, title: &str, error: &dyn std::fmt::Display) -> Response {
+    let body = format!("<p class=\"error\">{}</p>", esc(&error.to_string()));
+    (StatusCode::SERVICE_UNAVAILABLE, signed.page(console, title, &body)).into_response()
+}
+
+fn pseudonymizer(console: &Console) -> Result<Pseudonymizer, Refusal> {
+    let key = console.config.pseudonym_key().map_err(|e| Refusal {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: format!("people cannot be named without the pseudonym key: {e}"),
+    })?;
+    Ok(Pseudonymizer::new(&key))
+}
+
+fn status_cell(status: EvidenceStatus, took_ms: Option<i64>) -> String {
+    let (class, label) = match status {
+        EvidenceStatus::Verified => ("ok", "verified"),
+        EvidenceStatus::Failed => ("bad", "failed"),
+        _ => ("muted", "pending"),
+    };
+    let took = took_ms.map_or_else(String::new, |ms| format!(" in {:.1} s", ms as f64 / 1000.0));
+    format!("<span class=\"{class}\">{label}{took}</span>")
+}
+
+pub(crate) async fn report(State(console): Shared, signed: Signed, Query(paging): Query<Paging>) -> Response {
+    let lines = match evidence::leavers(&console.config, None).await {
+        Ok(lines) => lines,
+        Err(error) => return unavailable(&console, &signed, "Leavers", &error),
+    };
+    let pseudonyms = match pseudonymizer(&console) {
+        Ok(p) => p,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let size = console.config.console.page_size;
+    let pages = lines.len().div_ceil(size).max(1);
+    let page = paging.page.unwrap_or(1).clamp(1, pages);
+    let verified =
+        lines.iter().filter(|l| l.apps.values().all(|(s, _)| *s == EvidenceStatus::Verified)).count();
+    let mut body = format!(
+        "<p>{} leaver(s), {verified} verified in every app · page {page} of {pages}</p>\
+         <table id=\"leavers\"><thead><tr><th>Person</th><th>Event time</th><th>Apps</th></tr></thead><tbody>",
+        lines.len()
+    );
+    for line in lines.iter().skip((page - 1) * size).take(size) {
+        row(&mut body, line, &signed, &pseudonyms);
+    }
+    body.push_str("</tbody></table><p>");
+    if page > 1 {
+        let _ = write!(body, "<a href=\"/leavers?page={}\">← earlier</a> ", page - 1);
+    }
+    if page < pages {
+        let _ = write!(body, "<a href=\"/leavers?page={}\">later →</a>", page + 1);
+    }
+    body.push_str("</p>");
+    signed.page(&console, "Leavers", &body)
+}
+
+fn row(html: &mut String, line: &LeaverLine, signed: &Signed, pseudonyms: &Pseudonymizer) {
+    let pseudonym = pseudonyms.person(&line.person);
+    let shown = if signed.sees_hr_ids() { line.person.to_string() } else { pseudonym.clone() };
+    let apps: Vec<String> = line
+        .apps
+        .iter()
+        .map(|(app, (status, took))| format!("{}: {}", esc(app.as_str()), status_cell(*status, *took)))
+        .collect();
+    let _ = write!(
+        html,
+        "<tr id=\"leaver-{p}\"><td><a href=\"/leavers/{p}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+        esc(&shown),
+        line.event_time.format("%Y-%m-%d %H:%M:%S"),
+        apps.join(" · "),
+        p = esc(&pseudonym),
+    );
+}
+
+/// The leaver whose pseudonym is `pseudonym`, among the report's people.
+async fn find(console: &Console, pseudonym: &str) -> Result<PersonId, Refusal> {
+    let lines = evidence::leavers(&console.config, None)
+        .await
+        .map_err(|e| Refusal { status: StatusCode::SERVICE_UNAVAILABLE, message: e.to_string() })?;
+    let pseudonyms = pseudonymizer(console)?;
+    lines.into_iter().map(|l| l.person).find(|p| pseudonyms.person(p) == pseudonym).ok_or_else(|| Refusal {
+        status: StatusCode::NOT_FOUND,
+        message: format!("no leaver with pseudonym {pseudonym}"),
+    })
+}
+
+pub(crate) async fn person(
+    State(console): Shared,
+    signed: Signed,
+    Path(pseudonym): Path<String>,
+) -> Response {
+    let person = match find(&console, &pseudonym).await {
+        Ok(person) => person,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let records = match evidence::records_of(&console.config, &person).await {
+        Ok(records) => records,
+        Err(error) => return unavailable(&console, &signed, "Leaver", &error),
+    };
+    let mut trail = Vec::new();
+    let exported =
+        scimfleet_admin::audit::export(&console.config, None, Some(person.as_str()), None, &mut trail);
+    if let Err(error) = exported.await {
+        return unavailable(&console, &signed, "Leaver", &error);
+    }
+    let shown = if signed.sees_hr_ids() { format!("{person} ({pseudonym})") } else { pseudonym.clone() };
+    let mut body = format!("<p>Person <strong>{}</strong></p>", esc(&shown));
+    if signed.sees_hr_ids() {
+        let _ = write!(
+            body,
+            "<p><a href=\"/leavers/{}/evidence\">Download the signed evidence export</a></p>",
+            esc(&pseudonym)
+        );
+    }
+    body.push_str(
+        "<h2>Evidence</h2><table id=\"evidence\"><thead><tr><th>App</th><th>Sequence</th><th>Status</th>\
+         <th>Event</th><th>Applied</th><th>First verification</th><th>Last re-check</th><th>Failures</th>\
+         <th>Signed by key</th></tr></thead><tbody>",
+    );
+    for record in &records {
+        let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        };
+        let check = |c: &Option<scimfleet_schemas::Check>| {
+            c.as_ref().map_or_else(String::new, |c| {
+                format!("{} {}", time(Some(c.at)), if c.verified { "verified" } else { "not verified" })
+            })
+        };
+        let took = record.verified_at().map(|at| (at - record.event_time).num_milliseconds());
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(record.app.as_str()),
+            record.sequence,
+            status_cell(record.status(), took),
+            time(Some(record.event_time)),
+            time(record.applied_at),
+            check(&record.first_verification),
+            check(&record.last_recheck),
+            record.failures,
+            esc(record.key_id.as_deref().unwrap_or("unsigned")),
+        );
+    }
+    body.push_str(
+        "</tbody></table><h2>Audit trail</h2><table id=\"audit\"><thead><tr><th>Seq</th><th>At</th>\
+                   <th>Kind</th><th>Actor</th><th>App</th><th>Detail</th></tr></thead><tbody>",
+    );
+    for line in String::from_utf8_lossy(&trail).lines() {
+        let Ok(record) = serde_json::from_str::<Value>(line) else { continue };
+        let text = |name: &str| {
+            record
+                .get(name)
+                .map_or_else(String::new, |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        };
+        let _ = write!(
+            body,
+            "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&text("seq")),
+            esc(&text("at")),
+            esc(&text("kind")),
+            esc(&text("actor")),
+            esc(&text("app")),
+            esc(&text("detail")),
+        );
+    }
+    body.push_str("</tbody></table>");
+    signed.page(&console, "Leaver", &body)
+}
+
+pub(crate) async fn export(
+    State(console): Shared,
+    signed: Signed,
+    Path(pseudonym): Path<String>,
+) -> Response {
+    let result = async {
+        signed.require(Role::Operator)?;
+        let person = find(&console, &pseudonym).await?;
+        let failed = |e: scimfleet_admin::AdminError| Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: e.to_string(),
+        };
+        let key = evidence::export_key(&console.config, None).map_err(failed)?;
+        let mut out = Vec::new();
+        evidence::export(&console.config, None, Some(person.as_str()), key, None, &mut out)
+            .await
+            .map_err(failed)?;
+        Ok::<_, Refusal>(out)
+    };
+    match result.await {
+        Ok(out) => {
+            let disposition = format!("attachment; filename=\"evidence-{pseudonym}.jsonl\"");
+            (
+                [
+                    (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                out,
+            )
+                .into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
