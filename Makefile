@@ -37,8 +37,12 @@ OWN_PROCESS := tracing::an_event_is_one_trace_from_intake_to_every_scim_request_
 scim2: ## Install the independent SCIM server the interop tests provision against (scim2-server, in a venv under target/)
 	@bash deploy/scim2-server.sh
 
+.PHONY: browser
+browser: ## Install the headless Chromium and chromedriver the browser tests drive (Debian's chromium, chromium-driver)
+	@bash deploy/browser.sh
+
 .PHONY: test
-test: services scim2 ## Run the whole test suite against the real RabbitMQ and Redis, then check its logs
+test: services scim2 browser ## Run the whole test suite against the real RabbitMQ and Redis, then check its logs
 	@rm -rf '$(TEST_LOG_DIR)' && mkdir -p '$(TEST_LOG_DIR)'
 	@export SCIMFLEET_TEST_LOG_DIR='$(TEST_LOG_DIR)'; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
