@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod dead_letters;
 pub mod fleet;
 pub mod leavers;
+pub mod oidc;
 pub mod page;
 pub mod session;
 mod signin;
@@ -33,6 +34,9 @@ pub enum ConsoleError {
     /// The credential file is missing, unreadable or too short.
     #[error("console.credential_file: {0}")]
     Credential(String),
+    /// The OpenID Connect client could not be set up.
+    #[error("{0}")]
+    Oidc(String),
     /// The listener could not be bound or failed.
     #[error("console.listen: {0}")]
     Listen(#[from] std::io::Error),
@@ -45,17 +49,42 @@ pub struct Console {
     sessions: Sessions,
     /// The static admin's credential (`auth = "static"`).
     credential: Option<Credential>,
+    /// The OpenID Connect client (`auth = "oidc"`).
+    oidc: Option<oidc::Oidc>,
 }
 
 impl Console {
     /// The console of `config`: reads the admin credential when signing in needs one.
     pub fn new(config: Arc<Config>) -> Result<Self, ConsoleError> {
         let credential = match config.console.auth {
-            ConsoleAuth::None => None,
+            ConsoleAuth::None | ConsoleAuth::Oidc => None,
             ConsoleAuth::Static => Some(read_credential(&config)?),
         };
+        let oidc = match (config.console.auth, &config.console.oidc) {
+            (ConsoleAuth::Oidc, Some(settings)) => {
+                let secret = settings
+                    .client_secret_file
+                    .as_ref()
+                    .map(|file| {
+                        let path = config.base_dir.join(file);
+                        std::fs::read_to_string(&path)
+                            .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+                            .map_err(|e| {
+                                ConsoleError::Oidc(format!(
+                                    "console.oidc.client_secret_file: cannot read {}: {e}",
+                                    path.display()
+                                ))
+                            })
+                    })
+                    .transpose()?;
+                let client = oidc::Oidc::new(settings.clone(), secret)
+                    .map_err(|e| ConsoleError::Oidc(format!("console.oidc: {e}")))?;
+                Some(client)
+            }
+            _ => None,
+        };
         let sessions = Sessions::new(config.console.session_ttl);
-        Ok(Self { config, sessions, credential })
+        Ok(Self { config, sessions, credential, oidc })
     }
 }
 
@@ -117,6 +146,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/waves/{id}/cancel", post(approvals::cancel))
         .route("/signin", get(signin::form).post(signin::submit))
         .route("/signout", post(signin::signout))
+        .route("/oidc/start", get(signin::oidc_start))
+        .route("/oidc/callback", get(oidc::callback))
         .route("/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], page::CSS) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::map_response(page::secure))

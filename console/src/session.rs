@@ -94,17 +94,28 @@ impl Sessions {
             session.expires,
             session.nonce
         );
-        let mac = URL_SAFE_NO_PAD.encode(self.mac(payload.as_bytes()));
-        (session, format!("{payload}.{mac}"))
+        (session, self.seal(&payload))
     }
 
-    /// The session a cookie value holds, when it is ours, intact and not over.
-    pub fn check(&self, cookie: &str, now: i64) -> Option<Session> {
-        let (payload, mac) = cookie.rsplit_once('.')?;
+    /// `payload` (no `.` at its end) with its MAC appended: a value only this
+    /// console can have made.
+    pub fn seal(&self, payload: &str) -> String {
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(self.mac(payload.as_bytes())))
+    }
+
+    /// The payload of a [`Sessions::seal`]ed value, when its MAC is right.
+    pub fn unseal<'a>(&self, sealed: &'a str) -> Option<&'a str> {
+        let (payload, mac) = sealed.rsplit_once('.')?;
         let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
         let mut verifier = self.hmac();
         verifier.update(payload.as_bytes());
         verifier.verify_slice(&mac).ok()?;
+        Some(payload)
+    }
+
+    /// The session a cookie value holds, when it is ours, intact and not over.
+    pub fn check(&self, cookie: &str, now: i64) -> Option<Session> {
+        let payload = self.unseal(cookie)?;
         let mut parts = payload.split('.');
         let (Some("v1"), Some(name), Some(role), Some(expires), Some(nonce), None) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())

@@ -23,10 +23,21 @@ pub(crate) struct Credentials {
 }
 
 pub(crate) async fn form(State(console): Shared) -> Response {
-    if console.config.console.auth == ConsoleAuth::None {
-        return Redirect::to("/").into_response();
+    match console.config.console.auth {
+        ConsoleAuth::None => Redirect::to("/").into_response(),
+        ConsoleAuth::Oidc => {
+            crate::oidc::page(console.config.console.oidc.as_ref().map_or("", |o| o.issuer.as_str()))
+                .into_response()
+        }
+        ConsoleAuth::Static => sign_in_page(StatusCode::OK, None),
     }
-    sign_in_page(StatusCode::OK, None)
+}
+
+pub(crate) async fn oidc_start(State(console): Shared) -> Response {
+    match &console.oidc {
+        Some(oidc) => crate::oidc::start(&console, oidc).await,
+        None => refused(StatusCode::NOT_FOUND, "this console does not sign in with OpenID Connect"),
+    }
 }
 
 fn sign_in_page(status: StatusCode, error: Option<&str>) -> Response {

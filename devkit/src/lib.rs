@@ -7,6 +7,7 @@ pub mod expect;
 pub mod fleet;
 pub mod idp;
 pub mod oauth;
+pub mod oidc;
 pub mod otlp;
 pub mod policy;
 pub mod scim2;

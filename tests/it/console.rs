@@ -23,16 +23,23 @@ use tokio_util::sync::CancellationToken;
 
 const CREDENTIAL: &str = "c0nsole-admin-credential-0123456789abcdef";
 
-struct Served {
-    base: String,
-    client: reqwest::Client,
-    stop: CancellationToken,
+pub(crate) struct Served {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) stop: CancellationToken,
 }
 
 impl Served {
     async fn start(fleet: &Fleet) -> Self {
-        let console = Console::new(fleet.config.clone()).expect("the console starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on(listener, fleet.config.clone()).await
+    }
+
+    pub(crate) async fn start_on(
+        listener: tokio::net::TcpListener,
+        config: Arc<scimfleet_runtime::Config>,
+    ) -> Self {
+        let console = Console::new(config).expect("the console starts");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let stop = CancellationToken::new();
         tokio::spawn(scimfleet_console::serve(listener, console, stop.clone()));
@@ -41,7 +48,7 @@ impl Served {
         Self { base, client, stop }
     }
 
-    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(cookie) = cookie {
             request = request.header("cookie", cookie);
@@ -49,7 +56,12 @@ impl Served {
         request.send().await.expect("the console answers")
     }
 
-    async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
         if let Some(cookie) = cookie {
             request = request.header("cookie", cookie);
@@ -58,7 +70,7 @@ impl Served {
     }
 }
 
-fn assert_secured(headers: &HeaderMap) {
+pub(crate) fn assert_secured(headers: &HeaderMap) {
     let csp = headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
     assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
     assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "no script may run: {csp}");
@@ -67,7 +79,7 @@ fn assert_secured(headers: &HeaderMap) {
 }
 
 /// The CSRF token in a page's forms.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = html.find(marker).map(|i| i + marker.len()).expect("a form with a CSRF token");
     html[start..].split('"').next().expect("token").to_owned()

@@ -5,7 +5,8 @@
 //! the port, so it is refused anywhere but on a loopback address; `auth =
 //! "static"` signs in one operator with a credential read from a file at
 //! start-up (the console reads it, not the config: the other roles never
-//! need it).
+//! need it); `auth = "oidc"` signs people in at an OpenID Connect issuer
+//! ([`ConsoleOidc`]) and takes their role from a claim.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,57 @@ pub struct ConsoleConfig {
     /// A trace viewer's link with `{trace_id}` in it (e.g. Grafana Tempo or
     /// Jaeger), for trace ids on the pages; empty: trace ids are not links.
     pub trace_url: String,
+    /// The OpenID Connect issuer (`auth = "oidc"`).
+    #[serde(default)]
+    pub oidc: Option<ConsoleOidc>,
+}
+
+/// `[console.oidc]`: sign-in with OpenID Connect (authorization code flow
+/// with PKCE) at an issuer such as Entra ID, Okta, Keycloak or Google.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleOidc {
+    /// The issuer URL; its `/.well-known/openid-configuration` names the endpoints.
+    pub issuer: url::Url,
+    /// The console's client id at the issuer.
+    pub client_id: String,
+    /// A file holding the client secret, relative to the config file; none
+    /// for a public client (PKCE alone).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// The console's callback URL as registered at the issuer, ending in
+    /// `/oidc/callback`.
+    pub redirect_url: url::Url,
+    /// Scopes asked for; `openid` is always among them.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The ID token claim naming the person (audited as the operator).
+    #[serde(default = "default_name_claim")]
+    pub name_claim: String,
+    /// The ID token claim holding the person's groups or roles (a string or an array).
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Values of `roles_claim` that make a read-only user.
+    #[serde(default)]
+    pub read_only: Vec<String>,
+    /// Values that make an operator.
+    #[serde(default)]
+    pub operator: Vec<String>,
+    /// Values that make an approver.
+    #[serde(default)]
+    pub approver: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".to_owned(), "profile".to_owned()]
+}
+
+fn default_name_claim() -> String {
+    "preferred_username".to_owned()
+}
+
+fn default_roles_claim() -> String {
+    "roles".to_owned()
 }
 
 /// `console.auth`.
@@ -54,6 +106,43 @@ pub enum ConsoleAuth {
     None,
     /// One operator, signing in with the credential in `credential_file`.
     Static,
+    /// People sign in at the OpenID Connect issuer of `[console.oidc]`.
+    Oidc,
+}
+
+impl ConsoleOidc {
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        for (field, url) in
+            [("console.oidc.issuer", &self.issuer), ("console.oidc.redirect_url", &self.redirect_url)]
+        {
+            let plain_ok = url.scheme() == "http" && crate::tls::is_loopback(url);
+            if url.scheme() != "https" && !plain_ok {
+                return Err(ConfigError::invalid(
+                    origin,
+                    field,
+                    "must be https (http only on a loopback address)",
+                ));
+            }
+        }
+        if !self.redirect_url.path().ends_with("/oidc/callback") {
+            return Err(ConfigError::invalid(
+                origin,
+                "console.oidc.redirect_url",
+                "must end in /oidc/callback",
+            ));
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::invalid(origin, "console.oidc.client_id", "must not be empty"));
+        }
+        if self.read_only.is_empty() && self.operator.is_empty() && self.approver.is_empty() {
+            return Err(ConfigError::invalid(
+                origin,
+                "console.oidc",
+                "map at least one value of roles_claim to a role (read_only, operator, approver)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl ConsoleConfig {
@@ -76,6 +165,16 @@ impl ConsoleConfig {
                 "console.credential_file",
                 "auth = \"static\" needs the file holding the admin credential",
             ));
+        }
+        if self.auth == ConsoleAuth::Oidc {
+            let Some(oidc) = &self.oidc else {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "console.oidc",
+                    "auth = \"oidc\" needs [console.oidc]",
+                ));
+            };
+            oidc.validate(origin)?;
         }
         if self.admin_name.trim().is_empty() || self.admin_name.chars().count() > 64 {
             return Err(ConfigError::invalid(origin, "console.admin_name", "1 to 64 characters"));

@@ -33,7 +33,7 @@ pub use app::{Adopt, AppConfig, Condition, Deprovision, GroupRule, RateGroup, Sc
 pub use auth::{
     AppCredentials, BearerToken, ClientAuthMethod, OAuthConfig, OAuthCredentials, TargetTls, TokenSource,
 };
-pub use console::{ConsoleAuth, ConsoleConfig, MIN_CREDENTIAL_CHARS};
+pub use console::{ConsoleAuth, ConsoleConfig, ConsoleOidc, MIN_CREDENTIAL_CHARS};
 pub(crate) use de::durations_ms;
 pub use de::parse_duration_ms;
 use de::{duration_ms, listen_address, some_duration_ms};
