@@ -30,7 +30,7 @@ pub(crate) struct Served {
 }
 
 impl Served {
-    async fn start(fleet: &Fleet) -> Self {
+    pub(crate) async fn start(fleet: &Fleet) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         Self::start_on(listener, fleet.config.clone()).await
     }

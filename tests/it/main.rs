@@ -19,6 +19,7 @@ mod breaker;
 mod cli;
 mod config_reference;
 mod console;
+mod console_browser;
 mod console_oidc;
 mod crash;
 mod credentials;
