@@ -114,6 +114,7 @@ impl Target<'_> {
         let config = self.config;
         let auth = scimfleet_worker::Auth::from_config(config, self.index, self.app)?;
         let client = scimfleet_worker::app_client(config, self.app, auth, self.store)?;
+        let (remediating, started_at) = (remediate.is_some(), chrono::Utc::now());
         let sweep =
             Sweep { client: &client, store: self.store, app: self.app, run_id: self.run_id, remediate };
         let mut write = |finding: &Finding| -> std::io::Result<()> {
@@ -122,7 +123,10 @@ impl Target<'_> {
                 None => Ok(()),
             }
         };
-        Ok(sweep::sweep_app(&sweep, &mut write).await?)
+        let outcome = sweep::sweep_app(&sweep, &mut write).await;
+        let record = SweepSummary::record(&self.app.id, "on demand", remediating, started_at, &outcome);
+        self.store.sweeps().record(&record).await?;
+        Ok(outcome?)
     }
 }
 

@@ -235,8 +235,14 @@ async fn sweep_once(sweeper: &Sweeper<'_>, (_, app, auth): &ServedApp) {
         guard: Guard { store: sweeper.store, audit: sweeper.audit, governance: &config.governance },
         pseudonyms: sweeper.pseudonyms,
     });
+    let (remediating, started_at) = (remediate.is_some(), chrono::Utc::now());
     let sweep = Sweep { client: &client, store: sweeper.store, app, run_id: &run_id, remediate };
-    match sweep_app(&sweep, &mut |_| Ok(())).await {
+    let outcome = sweep_app(&sweep, &mut |_| Ok(())).await;
+    let record = crate::sweep::SweepSummary::record(&app.id, "periodic", remediating, started_at, &outcome);
+    if let Err(error) = sweeper.store.sweeps().record(&record).await {
+        tracing::warn!(scimfleet.app = %app.id, error = error_chain(&error), "the sweep's record was not kept");
+    }
+    match outcome {
         Ok(s) if s.is_clean() => tracing::info!(
             scimfleet.app = %app.id, seen = s.seen, "sweep of {}: {} accounts, all as they should be", app.id, s.seen
         ),

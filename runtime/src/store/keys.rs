@@ -280,6 +280,11 @@ impl Keys {
     pub(super) fn operator_pauses(&self) -> String {
         format!("{}:operator-pauses", self.ns)
     }
+
+    /// The latest sweep of each app, one hash for the namespace (field: app id).
+    pub(super) fn sweeps(&self) -> String {
+        format!("{}:sweeps", self.ns)
+    }
 }
 
 /// The prefix of every key of `namespace`: the namespace as a Redis

@@ -69,6 +69,7 @@ mod profiles;
 mod registry;
 mod scheduled;
 mod sources;
+mod sweeps;
 mod totp;
 mod waves;
 
@@ -90,6 +91,7 @@ pub use profiles::{ProbedProfile, Profiles};
 pub use registry::{PersonRecord, Planning, Recorded, Registry};
 pub use scheduled::{CLAIM_MS, Scheduled, ScheduledEvent, Scheduling};
 pub use sources::{Kept, Sources};
+pub use sweeps::{SweepRecord, Sweeps};
 pub use totp::Totp;
 pub use waves::{Admission, FLEET_SCOPE, Wave, Waves, app_scope};
 
@@ -230,6 +232,11 @@ impl Store {
     /// Events kept until their `effective_at`.
     pub fn scheduled(&self) -> Scheduled<'_> {
         Scheduled::new(self)
+    }
+
+    /// The latest sweep of each app.
+    pub fn sweeps(&self) -> Sweeps<'_> {
+        Sweeps::new(self)
     }
 
     /// The intake's replay marks and rate buckets.

@@ -86,6 +86,37 @@ pub struct SweepSummary {
 }
 
 impl SweepSummary {
+    /// The record of a sweep of `app` that started at `started_at` and
+    /// ended with `outcome`, as `Store::sweeps` keeps the latest one.
+    pub fn record<E: std::error::Error>(
+        app: &AppId,
+        trigger: &str,
+        remediate: bool,
+        started_at: chrono::DateTime<chrono::Utc>,
+        outcome: &Result<Self, E>,
+    ) -> scimfleet_runtime::store::SweepRecord {
+        let (summary, error) = match outcome {
+            Ok(summary) => (summary.clone(), None),
+            Err(error) => (Self::default(), Some(scimfleet_runtime::telemetry::error_chain(error))),
+        };
+        scimfleet_runtime::store::SweepRecord {
+            app: app.clone(),
+            trigger: trigger.to_owned(),
+            remediate,
+            started_at,
+            finished_at: chrono::Utc::now(),
+            error,
+            seen: summary.seen,
+            ok: summary.ok,
+            orphan: summary.orphan,
+            unknown: summary.unknown,
+            drift: summary.drift,
+            missing: summary.missing,
+            remediations: summary.remediations,
+            held: summary.held,
+        }
+    }
+
     fn count(&mut self, class: Class) {
         let counter = match class {
             Class::Ok => &mut self.ok,
