@@ -8,6 +8,7 @@ pub mod oidc;
 pub mod page;
 pub mod session;
 mod signin;
+pub mod sweeps;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Console {
     credential: Option<Credential>,
     /// The OpenID Connect client (`auth = "oidc"`).
     oidc: Option<oidc::Oidc>,
+    /// Apps a sweep started from this console is running for.
+    sweeping: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Console {
@@ -84,7 +87,7 @@ impl Console {
             _ => None,
         };
         let sessions = Sessions::new(config.console.session_ttl);
-        Ok(Self { config, sessions, credential, oidc })
+        Ok(Self { config, sessions, credential, oidc, sweeping: std::sync::Mutex::default() })
     }
 }
 
@@ -139,6 +142,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/leavers", get(leavers::report))
         .route("/leavers/{pseudonym}", get(leavers::person))
         .route("/leavers/{pseudonym}/evidence", get(leavers::export))
+        .route("/sweeps", get(sweeps::page))
+        .route("/apps/{app}/sweep", post(sweeps::start))
         .route("/approvals", get(approvals::page))
         .route("/approvals/{id}/approve", post(approvals::approve))
         .route("/approvals/{id}/reject", post(approvals::reject))

@@ -60,7 +60,7 @@ pub fn frame(title: &str, who: Option<(&Session, &str)>, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · scimfleet</title>\
          <link rel=\"stylesheet\" href=\"/console.css\"></head><body><header><strong>scimfleet</strong>\
-         <a href=\"/\">Fleet</a><a href=\"/leavers\">Leavers</a><a href=\"/approvals\">Approvals</a>{signed_in}</header><main><h1>{}</h1>{body}</main></body></html>",
+         <a href=\"/\">Fleet</a><a href=\"/leavers\">Leavers</a><a href=\"/approvals\">Approvals</a><a href=\"/sweeps\">Sweeps</a>{signed_in}</header><main><h1>{}</h1>{body}</main></body></html>",
         esc(title),
         esc(title)
     )

@@ -399,6 +399,64 @@ async fn the_leaver_page_shows_a_verified_leaver_with_evidence_audit_trail_and_a
     fleet.stop().await.expect("clean stop");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_started_from_the_page_fixes_an_orphan_and_scheduled_changes_are_listed() {
+    use scimfleet_schemas::scim::{PatchOperation, ScimUser};
+
+    let mut fleet = Fleet::start(&PolicyBuilder::new().app("git", "").build()).await.expect("fleet starts");
+    let staff = |id| Person { id, department: "Ops", title: "Clerk", location: "Rome", groups: &[] };
+    let (stays, leaver) = (staff("E4501"), staff("E4502"));
+    let hires = [stays.event("hire-1", "person.hired", 1), leaver.event("hire-2", "person.hired", 1)];
+    fleet.publish_json(&hires).await.expect("published");
+    fleet.wait_settled(std::time::Duration::from_secs(60)).await.expect("hired");
+    fleet.publish_json(&[leaver.event("leave-2", "person.terminated", 2)]).await.expect("published");
+    fleet.wait_settled(std::time::Duration::from_secs(60)).await.expect("terminated");
+    let git = fleet.server("git").clone();
+    git.insert_user(ScimUser::new("contractor@example.com"));
+    let orphan = git.user_by_external_id("E4502").and_then(|u| u.id).expect("the leaver's account");
+    git.patch_user(&orphan, &[PatchOperation::replace("active", serde_json::json!(true))])
+        .expect("reactivated");
+    // A change dated ahead waits for its instant.
+    let mut later = stays.event("move-1", "person.updated", 2);
+    later["data"]["effective_at"] = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339().into();
+    fleet.publish_json(&[later]).await.expect("published");
+    fleet.wait_settled(std::time::Duration::from_secs(60)).await.expect("scheduled");
+    let console = Served::start(&fleet).await;
+
+    let first = console.get("/sweeps", None).await;
+    let cookie = opened_session(&first);
+    let html = first.text().await.expect("html");
+    assert!(html.contains("never swept"), "{html}");
+    let scheduled = html.split("<table id=\"scheduled\">").nth(1).expect("scheduled table");
+    assert!(scheduled.contains("move-1") && scheduled.contains("person.updated"), "{scheduled}");
+    assert!(!scheduled.contains("E4501"), "people by pseudonym only: {scheduled}");
+    let csrf = csrf_of(&html);
+    let started =
+        console.post("/apps/git/sweep", Some(&cookie), &[("csrf", &csrf), ("remediate", "yes")]).await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    wait::until("the sweep's record on the page", std::time::Duration::from_secs(60), async || {
+        let html = console.get("/sweeps", Some(&cookie)).await.text().await.expect("html");
+        html.contains("(on demand, fixing)")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let html = console.get("/sweeps", Some(&cookie)).await.text().await.expect("html");
+    let row =
+        html.split("<tr id=\"sweep-git\">").nth(1).and_then(|r| r.split("</tr>").next()).expect("git's row");
+    // seen, ok, orphan, unknown, drift, missing, fixes queued, fixes held
+    let numbers: Vec<&str> =
+        row.split("<td class=\"n").skip(1).filter_map(|c| c.split('>').nth(1)?.split('<').next()).collect();
+    assert_eq!(numbers, ["3", "1", "1", "1", "0", "0", "1", "0"], "{row}");
+    fleet.wait_settled(std::time::Duration::from_secs(60)).await.expect("remediated");
+    assert_eq!(
+        git.user_by_external_id("E4502").and_then(|u| u.active),
+        Some(false),
+        "the orphan deactivated again"
+    );
+    console.stop.cancel();
+    fleet.stop().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn a_missing_or_short_credential_file_stops_the_console_naming_the_field() {
     let short = std::env::temp_dir().join(format!("scimfleet-console-short-{}.secret", std::process::id()));
