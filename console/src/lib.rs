@@ -156,6 +156,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], page::CSS) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::map_response(page::secure))
+        .layer(axum::middleware::from_fn(page::timed))
         .with_state(console)
 }
 

@@ -71,6 +71,19 @@ pub fn csrf_field(csrf: &str) -> String {
     format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(csrf))
 }
 
+/// Adds how long the console took to answer as `Server-Timing: app;dur=ms`
+/// (W3C Server Timing): what `make bench` measures each page by, and what a
+/// browser's developer tools show.
+pub async fn timed(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let value = format!("app;dur={:.1}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
+}
+
 /// Adds the security headers to every answer.
 pub async fn secure(mut response: Response) -> Response {
     let headers = response.headers_mut();
