@@ -32,6 +32,7 @@ enum Mode {
     Bench(Params),
     Scale(scale::ScaleParams),
     Targets { apps: usize, people: usize, token: String },
+    Console,
 }
 
 fn mode() -> Result<Mode, String> {
@@ -49,7 +50,10 @@ fn mode() -> Result<Mode, String> {
                 .map_err(|_| format!("targets: set {} to the apps' bearer token", scale::TOKEN_ENV))?;
             Ok(Mode::Targets { apps: value("--apps")?, people: value("--people")?, token })
         }
-        Some(other) => Err(format!("unknown argument {other:?}: expected nothing, `scale` or `targets`")),
+        Some("console") => Ok(Mode::Console),
+        Some(other) => {
+            Err(format!("unknown argument {other:?}: expected nothing, `scale`, `targets` or `console`"))
+        }
     }
 }
 
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Mode::Targets { apps, people, token } => {
             return run_other(scale::targets::serve(apps, people, token));
         }
+        Mode::Console => return run_other(console_only()),
     };
     // One runtime worker per core (tokio's default): the fleet, the test
     // servers and the bench share the machine with RabbitMQ and Redis, as a
@@ -149,6 +154,25 @@ async fn interrupted() -> &'static str {
     }
 }
 
+/// `scimfleet-bench console`: the console scenario alone, its table printed.
+async fn console_only() -> anyhow::Result<()> {
+    // Asked for by name: the full size unless the environment says otherwise.
+    let (apps, dead_letters, samples) = scenarios::console::size()?.unwrap_or((100, 10_000, 20));
+    let pages = scenarios::console::run(apps, dead_letters, samples).await?;
+    let mut table = report::Table::default();
+    table.title("scimfleet bench: operator console");
+    report::console_rows(&pages, &mut table);
+    println!("{}", table.finish());
+    Ok(())
+}
+
+/// The console scenario, when the environment asks for it.
+async fn console_pages() -> anyhow::Result<Option<scenarios::console::Pages>> {
+    let Some((apps, dead_letters, samples)) = scenarios::console::size()? else { return Ok(None) };
+    eprintln!("bench: console pages, {apps} apps, {dead_letters} dead letters...");
+    Ok(Some(scenarios::console::run(apps, dead_letters, samples).await.context("console scenario")?))
+}
+
 /// Runs every phase, prints the table and writes the JSON.
 async fn run(params: Params) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -172,6 +196,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
     } else {
         None
     };
+    let console = console_pages().await?;
     let (people, mix) = request_mix(&mixed, params.apps);
     eprintln!("bench: HTTP limit, {people} people per app...");
     let http = limits::http::run(
@@ -214,6 +239,7 @@ async fn run(params: Params) -> anyhow::Result<()> {
         backlog,
         isolation,
         signals,
+        console,
         http,
         broker,
         combined,

@@ -16,6 +16,7 @@ use crate::limits::intake::IntakeLimit;
 use crate::measure::{Percentiles, round};
 use crate::params::Params;
 use crate::scenarios::backlog::Backlog;
+use crate::scenarios::console::Pages;
 use crate::scenarios::isolation::Isolation;
 use crate::scenarios::mixed::Mixed;
 use crate::scenarios::ssf::Signals;
@@ -41,6 +42,8 @@ const TARGET_SET_OVER_NATIVE_P99: f64 = 1.5;
 const TARGET_SET_SLACK_MS: f64 = 10.0;
 /// Target 3: peak RSS per process, MiB.
 const TARGET_RSS_MB: f64 = 150.0;
+/// Target 7: every console page, p99 of its server time (100 apps, 10,000 dead letters).
+const TARGET_CONSOLE_PAGE_P99_MS: f64 = 200.0;
 
 /// Everything one run measured.
 #[derive(Debug)]
@@ -55,6 +58,8 @@ pub struct Results {
     pub isolation: Isolation,
     /// RISC SETs against native leavers, unless `BENCH_SSF_LEAVERS=0`.
     pub signals: Option<Signals>,
+    /// The console's pages, when `BENCH_CONSOLE_DEAD_LETTERS` asks for them.
+    pub console: Option<Pages>,
     /// Limit (a).
     pub http: HttpLimit,
     /// Limit (b).
@@ -160,6 +165,16 @@ impl Results {
                 verdict(s.set.p99_ms <= s.native.p99_ms * TARGET_SET_OVER_NATIVE_P99 + TARGET_SET_SLACK_MS),
             ));
         }
+        if let Some(c) = &self.console {
+            out.push((
+                format!(
+                    "console: every page p99 <= {TARGET_CONSOLE_PAGE_P99_MS} ms server time ({} apps, {} dead letters)",
+                    c.apps, c.dead_letters
+                ),
+                format!("{:.0} ms (slowest page)", c.worst_p99_ms()),
+                verdict(c.worst_p99_ms() <= TARGET_CONSOLE_PAGE_P99_MS),
+            ));
+        }
         out.push((
             "dead neighbour: healthy p99 with a dead app <= 2x all healthy".into(),
             format!("{:.2}x", self.isolation.worst_ratio()),
@@ -188,6 +203,7 @@ impl Results {
             "leavers_behind_backlog": self.backlog.as_ref().map(Backlog::to_json),
             "dead_neighbour": self.isolation.to_json(),
             "risc_set_vs_native_leaver": self.signals.as_ref().map(Signals::to_json),
+            "console_pages": self.console.as_ref().map(Pages::to_json),
             "limits": {
                 "http": self.http.to_json(),
                 "broker": self.broker.to_json(),
@@ -242,6 +258,9 @@ impl Results {
         self.backlog_rows(&mut t);
         self.isolation_rows(&mut t);
         self.signal_rows(&mut t);
+        if let Some(c) = &self.console {
+            console_rows(c, &mut t);
+        }
         self.limit_rows(&mut t, &r);
         self.intake_rows(&mut t);
         t.section("performance targets");
@@ -431,17 +450,17 @@ impl Results {
 
 /// A plain-text table: label, value, note.
 #[derive(Default)]
-struct Table {
+pub(crate) struct Table {
     out: String,
 }
 
 impl Table {
-    fn title(&mut self, text: &str) {
+    pub(crate) fn title(&mut self, text: &str) {
         self.out.push_str(text);
         self.out.push('\n');
     }
 
-    fn section(&mut self, text: &str) {
+    pub(crate) fn section(&mut self, text: &str) {
         self.out.push_str(&format!("\n{text}\n"));
     }
 
@@ -449,7 +468,7 @@ impl Table {
         self.out.push_str(&format!("  {label:<48} {value:>14}  {note}\n"));
     }
 
-    fn percentiles(&mut self, label: &str, p: &Percentiles, note: &str) {
+    pub(crate) fn percentiles(&mut self, label: &str, p: &Percentiles, note: &str) {
         let value = format!("{:.0}/{:.0}/{:.0} ms", p.p50_ms, p.p95_ms, p.p99_ms);
         self.row(label, value, format!("p50/p95/p99, max {:.0} ms; {note}", p.max_ms));
     }
@@ -462,7 +481,7 @@ impl Table {
         }
     }
 
-    fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.out
     }
 }
@@ -476,4 +495,15 @@ pub(crate) fn git(args: &[&str]) -> Option<String> {
         .ok()
         .filter(|o| o.status.success())?;
     Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The console's pages: server time of each.
+pub(crate) fn console_rows(c: &Pages, t: &mut Table) {
+    t.section(&format!(
+        "operator console, {} apps, {} dead letters in one app (server time)",
+        c.apps, c.dead_letters
+    ));
+    for (page, p) in &c.pages {
+        t.percentiles(page, p, "Server-Timing");
+    }
 }

@@ -1,6 +1,7 @@
 //! The fleet scenarios: the mixed workload (throughput, job latency, then
 //! leavers on the idle fleet), leavers behind an upsert backlog, the
-//! dead neighbour, and RISC SETs against native leavers (`ssf`).
+//! dead neighbour, RISC SETs against native leavers (`ssf`), and the
+//! operator console's pages at size (`console`).
 //!
 //! Each scenario starts a fleet of its own (`scimfleet_devkit::fleet::Fleet`:
 //! one in-process SCIM test server per app, the scheduler and one worker on
@@ -8,6 +9,7 @@
 //! next starts, so scenarios never share the machine.
 
 pub mod backlog;
+pub mod console;
 pub mod isolation;
 pub mod mixed;
 pub mod ssf;

@@ -1,0 +1,177 @@
+//! The operator console's pages at size: `BENCH_CONSOLE_APPS` apps (100)
+//! and `BENCH_CONSOLE_DEAD_LETTERS` dead letters (10,000) in one app's
+//! dead-letter queue, on the real RabbitMQ and Redis.
+//!
+//! An idle fleet (no worker, no scheduler: nothing moves while pages are
+//! read) is given the dead letters, published with confirms as the worker
+//! dead-letters a job (envelope headers and all). The console runs in this
+//! process without sign-in; each page is requested `BENCH_CONSOLE_SAMPLES`
+//! times (20) one after the other, and its server time is read from the
+//! answer's `Server-Timing` header (the console's own measure of the
+//! request, from routing to the last byte of the page built): the fleet,
+//! the dead letters' first, middle and last page, approvals, leavers and
+//! sweeps.
+//!
+//! Opt-in (`BENCH_CONSOLE_DEAD_LETTERS=10000`, or `scimfleet-bench
+//! console`): on this project's 2-core machines, declaring the 400 quorum
+//! queues of 100 apps left RabbitMQ 3.10.8 accepting no new connection
+//! (the broker's log stops; a stop and reset brings it back), so the
+//! default `make bench` does not run it until that is understood.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use scimfleet_devkit::fleet::Fleet;
+use scimfleet_devkit::policy::PolicyBuilder;
+use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, dead_letter_headers, persistent};
+use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Stage};
+use tokio_util::sync::CancellationToken;
+
+use crate::measure::Percentiles;
+use crate::params::number;
+
+/// Dead letters published per batch of confirms.
+const BATCH: usize = 500;
+
+/// Figures of the scenario.
+#[derive(Debug)]
+pub struct Pages {
+    /// Apps configured.
+    pub apps: usize,
+    /// Dead letters in the first app's queue.
+    pub dead_letters: usize,
+    /// Server time per page: (page, percentiles).
+    pub pages: Vec<(String, Percentiles)>,
+}
+
+impl Pages {
+    /// The figures as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let pages: Vec<serde_json::Value> = self
+            .pages
+            .iter()
+            .map(|(page, p)| serde_json::json!({ "page": page, "server_time": p.to_json() }))
+            .collect();
+        serde_json::json!({ "apps": self.apps, "dead_letters": self.dead_letters, "pages": pages })
+    }
+
+    /// The slowest page's p99, ms.
+    pub fn worst_p99_ms(&self) -> f64 {
+        self.pages.iter().map(|(_, p)| p.p99_ms).fold(0.0, f64::max)
+    }
+}
+
+/// The scenario's size: (apps, dead letters, samples per page); `None` when skipped.
+pub fn size() -> anyhow::Result<Option<(usize, usize, usize)>> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let dead_letters = number(&lookup, "BENCH_CONSOLE_DEAD_LETTERS", 0, 0, 1_000_000)?;
+    let apps = number(&lookup, "BENCH_CONSOLE_APPS", 100, 1, 1_000)?;
+    let samples = number(&lookup, "BENCH_CONSOLE_SAMPLES", 20, 1, 10_000)?;
+    Ok((dead_letters > 0).then_some((apps, dead_letters, samples)))
+}
+
+/// Runs the scenario.
+pub async fn run(apps: usize, dead_letters: usize, samples: usize) -> anyhow::Result<Pages> {
+    // One retry tier and no re-check: four quorum queues per app, not ten,
+    // which is what declaring and deleting costs the broker here; the pages
+    // read the same figures whatever the number of delay queues.
+    let settings = "[worker]\nretry_tiers_ms = [1000]\n[verification]\nrecheck = []\n";
+    let policy = (1..=apps)
+        .fold(PolicyBuilder::new().settings(settings), |b, n| b.app(&format!("app{n:03}"), ""))
+        .build();
+    let fleet = Fleet::start_idle(&policy).await.map_err(|e| anyhow::anyhow!(e)).context("an idle fleet")?;
+    let first = fleet.config.apps[0].id.clone();
+    fill(&fleet, &first, dead_letters).await.context("dead letters")?;
+
+    let mut config = (*fleet.config).clone();
+    config.console.auth = scimfleet_runtime::config::ConsoleAuth::None;
+    let console = scimfleet_console::Console::new(Arc::new(config)).context("the console")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    tokio::spawn(scimfleet_console::serve(listener, console, stop.clone()));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let opened = client.get(format!("{base}/")).send().await?;
+    let cookie = opened
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("the console opened no session")?
+        .to_owned();
+
+    let per_page = fleet.config.console.page_size;
+    let last = dead_letters.div_ceil(per_page).max(1);
+    let dlq = |page: usize| format!("/dead-letters?app={first}&page={page}");
+    let paths = [
+        ("fleet".to_owned(), "/".to_owned()),
+        ("dead letters, first page".to_owned(), dlq(1)),
+        ("dead letters, middle page".to_owned(), dlq(last.div_ceil(2))),
+        ("dead letters, last page".to_owned(), dlq(last)),
+        ("approvals".to_owned(), "/approvals".to_owned()),
+        ("leavers".to_owned(), "/leavers".to_owned()),
+        ("sweeps".to_owned(), "/sweeps".to_owned()),
+    ];
+    let mut pages = Vec::with_capacity(paths.len());
+    for (name, path) in paths {
+        let mut times = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let answer = client.get(format!("{base}{path}")).header("cookie", &cookie).send().await?;
+            anyhow::ensure!(answer.status().is_success(), "{path} answered {}", answer.status());
+            times.push(server_time(&answer).with_context(|| format!("{path} sent no Server-Timing"))?);
+            let _body = answer.bytes().await?;
+        }
+        pages.push((name, Percentiles::of(&times)));
+    }
+    stop.cancel();
+    fleet.stop().await.map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Pages { apps, dead_letters, pages })
+}
+
+/// `Server-Timing: app;dur=12.3` as a duration.
+fn server_time(answer: &reqwest::Response) -> Option<Duration> {
+    let value = answer.headers().get("server-timing")?.to_str().ok()?;
+    let ms: f64 = value.split("dur=").nth(1)?.trim().parse().ok()?;
+    Some(Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// Publishes `count` dead letters of `app` to its dead-letter queue, as the
+/// worker does when a job's retries run out.
+async fn fill(fleet: &Fleet, app: &AppId, count: usize) -> anyhow::Result<()> {
+    let connection = broker::connect(&fleet.config.broker, "scimfleet-bench-console").await?;
+    let publisher = Publisher::open(&connection).await?;
+    let exchange = Topology::of(&fleet.config).jobs_dlx();
+    let now = Utc::now();
+    let envelope = |n: usize| DeadLetter {
+        reason: DeadLetterReason::RetriesExhausted,
+        detail: "POST /Users: 503 Service Unavailable".to_owned(),
+        stage: Stage::Worker,
+        app: Some(app.clone()),
+        job_id: None,
+        event_id: Some(format!("bench-dead-{n:06}")),
+        last_status: Some(503),
+        attempts: 8,
+        first_attempt_at: now,
+        last_attempt_at: now,
+    };
+    for start in (0..count).step_by(BATCH) {
+        let messages: Vec<(Vec<u8>, lapin::BasicProperties)> = (start..count.min(start + BATCH))
+            .map(|n| {
+                let body = serde_json::json!({ "job": n, "app": app.as_str() }).to_string().into_bytes();
+                (body, dead_letter_headers(&persistent("application/json"), &envelope(n)))
+            })
+            .collect();
+        let outgoing = messages.iter().map(|(body, properties)| Outgoing {
+            exchange: &exchange,
+            routing_key: app.as_str(),
+            body,
+            properties: properties.clone(),
+            mandatory: true,
+        });
+        publisher.publish_all(outgoing).await?;
+    }
+    let _closed = connection.close(200, "filled".into()).await;
+    Ok(())
+}
