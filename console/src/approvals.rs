@@ -37,12 +37,8 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(notice): 
     let listing = match listed.await {
         Ok(listing) => listing,
         Err(error) => {
-            let body = format!(
-                "<p class=\"error\">The approvals could not be read: {}</p>",
-                esc(&error.to_string())
-            );
-            return (StatusCode::SERVICE_UNAVAILABLE, signed.page(&console, "Approvals", &body))
-                .into_response();
+            let message = format!("The approvals could not be read: {error}");
+            return signed.failed(&console, StatusCode::SERVICE_UNAVAILABLE, "Approvals", &message);
         }
     };
     let pseudonyms = config.pseudonym_key().ok().map(|key| Pseudonymizer::new(&key));

@@ -39,8 +39,7 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(which): Q
     let listing = match dlq::browse(&console.config, &which.app, (page - 1) * size, size).await {
         Ok(listing) => listing,
         Err(error) => {
-            let body = format!("<p class=\"error\">{}</p>", esc(&error.to_string()));
-            return (StatusCode::BAD_REQUEST, signed.page(&console, "Dead letters", &body)).into_response();
+            return signed.failed(&console, StatusCode::BAD_REQUEST, "Dead letters", &error.to_string());
         }
     };
     let app = esc(&which.app);

@@ -38,9 +38,8 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(notice): 
         Ok(report) => report,
         Err(error) => {
             tracing::warn!(%error, "the console could not gather the fleet's status");
-            let body =
-                format!("<p class=\"error\">The status could not be read: {}</p>", esc(&error.to_string()));
-            return (StatusCode::SERVICE_UNAVAILABLE, signed.page(&console, "Fleet", &body)).into_response();
+            let message = format!("The status could not be read: {error}");
+            return signed.failed(&console, StatusCode::SERVICE_UNAVAILABLE, "Fleet", &message);
         }
     };
     let mut body = notice.render();
@@ -195,13 +194,5 @@ async fn act(
 
 /// `text` percent-encoded for a query value.
 pub(crate) fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

@@ -31,11 +31,6 @@ pub(crate) struct Paging {
     page: Option<usize>,
 }
 
-fn unavailable(console: &Console, signed: &Signed, title: &str, error: &dyn std::fmt::Display) -> Response {
-    let body = format!("<p class=\"error\">{}</p>", esc(&error.to_string()));
-    (StatusCode::SERVICE_UNAVAILABLE, signed.page(console, title, &body)).into_response()
-}
-
 fn pseudonymizer(console: &Console) -> Result<Pseudonymizer, Refusal> {
     let key = console.config.pseudonym_key().map_err(|e| Refusal {
         status: StatusCode::SERVICE_UNAVAILABLE,
@@ -57,7 +52,9 @@ fn status_cell(status: EvidenceStatus, took_ms: Option<i64>) -> String {
 pub(crate) async fn report(State(console): Shared, signed: Signed, Query(paging): Query<Paging>) -> Response {
     let lines = match evidence::leavers(&console.config, None).await {
         Ok(lines) => lines,
-        Err(error) => return unavailable(&console, &signed, "Leavers", &error),
+        Err(error) => {
+            return signed.failed(&console, StatusCode::SERVICE_UNAVAILABLE, "Leavers", &error.to_string());
+        }
     };
     let pseudonyms = match pseudonymizer(&console) {
         Ok(p) => p,
@@ -126,15 +123,18 @@ pub(crate) async fn person(
         Ok(person) => person,
         Err(refusal) => return refusal.into_response(),
     };
+    let failed = |error: scimfleet_admin::AdminError| {
+        signed.failed(&console, StatusCode::SERVICE_UNAVAILABLE, "Leaver", &error.to_string())
+    };
     let records = match evidence::records_of(&console.config, &person).await {
         Ok(records) => records,
-        Err(error) => return unavailable(&console, &signed, "Leaver", &error),
+        Err(error) => return failed(error),
     };
     let mut trail = Vec::new();
     let exported =
         scimfleet_admin::audit::export(&console.config, None, Some(person.as_str()), None, &mut trail);
     if let Err(error) = exported.await {
-        return unavailable(&console, &signed, "Leaver", &error);
+        return failed(error);
     }
     let shown = if signed.sees_hr_ids() { format!("{person} ({pseudonym})") } else { pseudonym.clone() };
     let mut body = format!("<p>Person <strong>{}</strong></p>", esc(&shown));
@@ -150,31 +150,7 @@ pub(crate) async fn person(
          <th>Event</th><th>Applied</th><th>First verification</th><th>Last re-check</th><th>Failures</th>\
          <th>Signed by key</th></tr></thead><tbody>",
     );
-    for record in &records {
-        let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-            t.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        };
-        let check = |c: &Option<scimfleet_schemas::Check>| {
-            c.as_ref().map_or_else(String::new, |c| {
-                format!("{} {}", time(Some(c.at)), if c.verified { "verified" } else { "not verified" })
-            })
-        };
-        let took = record.verified_at().map(|at| (at - record.event_time).num_milliseconds());
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td class=\"n\">{}</td><td>{}</td></tr>",
-            esc(record.app.as_str()),
-            record.sequence,
-            status_cell(record.status(), took),
-            time(Some(record.event_time)),
-            time(record.applied_at),
-            check(&record.first_verification),
-            check(&record.last_recheck),
-            record.failures,
-            esc(record.key_id.as_deref().unwrap_or("unsigned")),
-        );
-    }
+    evidence_rows(&mut body, &records);
     body.push_str(
         "</tbody></table><h2>Audit trail</h2><table id=\"audit\"><thead><tr><th>Seq</th><th>At</th>\
                    <th>Kind</th><th>Actor</th><th>App</th><th>Detail</th></tr></thead><tbody>",
@@ -199,6 +175,35 @@ pub(crate) async fn person(
     }
     body.push_str("</tbody></table>");
     signed.page(&console, "Leaver", &body)
+}
+
+/// One row per evidence record: where the deprovision stands in its app.
+fn evidence_rows(body: &mut String, records: &[scimfleet_schemas::EvidenceRecord]) {
+    for record in records {
+        let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        };
+        let check = |c: &Option<scimfleet_schemas::Check>| {
+            c.as_ref().map_or_else(String::new, |c| {
+                format!("{} {}", time(Some(c.at)), if c.verified { "verified" } else { "not verified" })
+            })
+        };
+        let took = record.verified_at().map(|at| (at - record.event_time).num_milliseconds());
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(record.app.as_str()),
+            record.sequence,
+            status_cell(record.status(), took),
+            time(Some(record.event_time)),
+            time(record.applied_at),
+            check(&record.first_verification),
+            check(&record.last_recheck),
+            record.failures,
+            esc(record.key_id.as_deref().unwrap_or("unsigned")),
+        );
+    }
 }
 
 pub(crate) async fn export(

@@ -199,6 +199,12 @@ impl Signed {
         self.session.role >= Role::Operator
     }
 
+    /// A page for this user saying `message` went wrong, answered with `status`.
+    pub fn failed(&self, console: &Console, status: StatusCode, title: &str, message: &str) -> Response {
+        let body = format!("<p class=\"error\">{}</p>", page::esc(message));
+        (status, self.page(console, title, &body)).into_response()
+    }
+
     /// `body` as a whole page for this user, setting the session cookie when one was opened.
     pub fn page(&self, console: &Console, title: &str, body: &str) -> Response {
         let html = axum::response::Html(page::frame(title, Some((&self.session, &self.csrf)), body));

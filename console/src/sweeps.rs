@@ -35,8 +35,7 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(notice): 
     let (sweeps, waiting) = match read.await {
         Ok(read) => read,
         Err(error) => {
-            let body = format!("<p class=\"error\">{}</p>", esc(&error.to_string()));
-            return (StatusCode::SERVICE_UNAVAILABLE, signed.page(&console, "Sweeps", &body)).into_response();
+            return signed.failed(&console, StatusCode::SERVICE_UNAVAILABLE, "Sweeps", &error.to_string());
         }
     };
     let running = console.sweeping.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
