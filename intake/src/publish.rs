@@ -74,8 +74,8 @@ impl Link {
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
             let connected = async {
-                let connection = Arc::new(broker::connect(&config.broker, "scimfleet-intake").await?);
-                let publisher = Publisher::open_renewable(connection.clone()).await?;
+                let connection = broker::connect(&config.broker, "scimfleet-intake").await?;
+                let publisher = Publisher::open(&connection).await?;
                 topology.ensure(publisher.channel(), &apps, config.broker.declare_topology).await?;
                 if !sources.is_empty() {
                     // Kept deliveries go to these queues through the default exchange.
@@ -113,7 +113,7 @@ impl Link {
             if stop.is_cancelled() {
                 // The channel first: closing the connection under an open
                 // channel makes lapin log an error for a clean stop.
-                publisher.close("intake stopping").await;
+                let _closed = publisher.channel().close(200, "intake stopping".into()).await;
                 let _closed = connection.close(200, "intake stopping".into()).await;
                 return;
             }

@@ -106,7 +106,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// Opens a confirm-mode channel on `connection`; refused messages are
-    /// published again on the same channel (one-shot commands and tests).
+    /// published again on the same channel (one-shot commands, the intake, tests).
     pub async fn open(connection: &Connection) -> Result<Self, BrokerError> {
         let channel = confirm_channel(connection).await?;
         Ok(Self { channel, connection: None, renewed: Arc::default(), patience: NACK_PATIENCE })
