@@ -128,9 +128,11 @@ start_node() {
 await_node() {
     local n="$1" deadline=$((SECONDS + START_TIMEOUT))
     # await_startup fails at once until the node has registered: retry.
-    until ctl "$n" -q await_startup >/dev/null 2>&1; do
+    # Bounded, so the deadline is checked while a slow boot goes on.
+    until ctl "$n" -q await_startup --timeout 10 >/dev/null 2>&1; do
         if [ "$SECONDS" -ge "$deadline" ]; then
-            log "$(node_name "$n") did not start within ${START_TIMEOUT}s; see $(node_dir "$n")/log"
+            log "$(node_name "$n") did not start within ${START_TIMEOUT}s; the end of its log ($(node_dir "$n")/log):"
+            tail -n 40 "$(node_dir "$n")"/log/*.log >&2 2>/dev/null || true
             exit 1
         fi
         sleep 1
