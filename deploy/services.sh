@@ -17,6 +17,13 @@ REDIS_CONF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/redis/scimfleet.conf"
 # Plugins scimfleet relies on. The management plugin gives operators the HTTP
 # API and UI (queue depths, DLQ inspection); nothing in the data path needs it.
 RABBITMQ_PLUGINS="${SCIMFLEET_RABBITMQ_PLUGINS:-rabbitmq_management}"
+# Open files for RabbitMQ. It holds about three file handles per quorum queue
+# and refuses new connections once its handles run out; `su` to the rabbitmq
+# user resets the soft limit to 1024 (pam_limits), which a fleet of 100 apps
+# (400+ queues) exceeds. RabbitMQ asks for 65536 in production
+# (https://www.rabbitmq.com/docs/install-debian#kernel-resource-limits); where
+# the hard limit is lower, it is used.
+RABBITMQ_NOFILE="${SCIMFLEET_RABBITMQ_NOFILE:-65536}"
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
@@ -81,6 +88,18 @@ start_redis() {
     wait_for_port "$REDIS_PORT" redis 20
 }
 
+# rabbitmq-server -detached, as the rabbitmq user when this is root (what
+# Debian's wrapper does), with the open-files limit raised in that user's shell.
+launch_rabbitmq() {
+    local raise="ulimit -n $RABBITMQ_NOFILE 2>/dev/null || ulimit -n \"\$(ulimit -Hn)\""
+    if [ "$(id -u)" = 0 ] && id -u rabbitmq >/dev/null 2>&1; then
+        (cd /var/lib/rabbitmq && RABBITMQ_NODE_PORT="$AMQP_PORT" su rabbitmq -s /bin/sh -c \
+            "$raise; exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached" >/dev/null 2>&1) || true
+    else
+        (eval "$raise" && RABBITMQ_NODE_PORT="$AMQP_PORT" rabbitmq-server -detached >/dev/null 2>&1) || true
+    fi
+}
+
 start_rabbitmq() {
     if listening "$AMQP_PORT"; then
         log "rabbitmq already listening on $AMQP_PORT"
@@ -91,7 +110,7 @@ start_rabbitmq() {
     # Offline enabling writes the enabled-plugins file without a running node.
     rabbitmq-plugins enable --offline $RABBITMQ_PLUGINS >/dev/null
     log "starting rabbitmq on $AMQP_PORT"
-    RABBITMQ_NODE_PORT="$AMQP_PORT" rabbitmq-server -detached >/dev/null 2>&1 || true
+    launch_rabbitmq
     # await_startup fails at once while the node has not registered yet, so
     # retry it until the node answers or the deadline passes.
     local deadline=$((SECONDS + 120))
