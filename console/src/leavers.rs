@@ -16,6 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scimfleet_admin::evidence::{self, LeaverLine};
 use scimfleet_runtime::telemetry::Pseudonymizer;
+use scimfleet_schemas::audit::{AuditEntry, AuditKind};
 use scimfleet_schemas::{EvidenceStatus, PersonId};
 use serde::Deserialize;
 use serde_json::Value;
@@ -223,6 +224,10 @@ pub(crate) async fn export(
         evidence::export(&console.config, None, Some(person.as_str()), key, None, &mut out)
             .await
             .map_err(failed)?;
+        let entry = AuditEntry::new(AuditKind::EvidenceExported, &signed.session.name)
+            .person(pseudonym.as_str())
+            .detail("bytes", out.len());
+        crate::audited::record(&console, entry).await?;
         Ok::<_, Refusal>(out)
     };
     match result.await {

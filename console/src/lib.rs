@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod approvals;
+mod audited;
 pub mod dead_letters;
 pub mod fleet;
 pub mod leavers;
@@ -35,6 +36,9 @@ pub enum ConsoleError {
     /// The credential file is missing, unreadable or too short.
     #[error("console.credential_file: {0}")]
     Credential(String),
+    /// The session key file is unreadable or too short.
+    #[error("console.session_key_file: {0}")]
+    SessionKey(String),
     /// The OpenID Connect client could not be set up.
     #[error("{0}")]
     Oidc(String),
@@ -86,7 +90,13 @@ impl Console {
             }
             _ => None,
         };
-        let sessions = Sessions::new(config.console.session_ttl);
+        let sessions = match config.console.session_key_path(&config.base_dir) {
+            Some(path) => Sessions::keyed(
+                &read_secret(&path).map_err(ConsoleError::SessionKey)?,
+                config.console.session_ttl,
+            ),
+            None => Sessions::new(config.console.session_ttl),
+        };
         Ok(Self { config, sessions, credential, oidc, sweeping: std::sync::Mutex::default() })
     }
 }
@@ -96,17 +106,21 @@ fn read_credential(config: &Config) -> Result<Credential, ConsoleError> {
         .console
         .credential_path(&config.base_dir)
         .ok_or_else(|| ConsoleError::Credential("not set".to_owned()))?;
-    // The error names the file, never what it holds.
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ConsoleError::Credential(format!("cannot read {}: {e}", path.display())))?;
+    Ok(Credential::new(&read_secret(&path).map_err(ConsoleError::Credential)?))
+}
+
+/// The one line of at least [`MIN_CREDENTIAL_CHARS`] characters in `path`.
+/// An error names the file, never what it holds.
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let text = text.trim_end_matches(['\n', '\r']);
     if text.chars().count() < MIN_CREDENTIAL_CHARS || text.contains('\n') {
-        return Err(ConsoleError::Credential(format!(
+        return Err(format!(
             "{} must hold one line of at least {MIN_CREDENTIAL_CHARS} characters",
             path.display()
-        )));
+        ));
     }
-    Ok(Credential::new(text))
+    Ok(text.to_owned())
 }
 
 /// Serves the console on `console.listen` until `stop`.

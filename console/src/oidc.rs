@@ -18,6 +18,7 @@
 //! The issuer's discovery document and keys are fetched on first use and
 //! again when a token names a key they lack or after [`KEYS_MAX_AGE`].
 
+use scimfleet_runtime::Secret;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
@@ -58,7 +59,8 @@ struct Provider {
 #[derive(Debug)]
 pub struct Oidc {
     settings: ConsoleOidc,
-    client_secret: Option<String>,
+    /// Shown as `[redacted]` by `Debug`, so no error or log can carry it.
+    client_secret: Option<Secret>,
     http: reqwest::Client,
     provider: Mutex<Option<Provider>>,
 }
@@ -80,7 +82,7 @@ impl Oidc {
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self { settings, client_secret, http, provider: Mutex::new(None) })
+        Ok(Self { settings, client_secret: client_secret.map(Secret::new), http, provider: Mutex::new(None) })
     }
 
     async fn get_json(&self, url: &str, what: &str) -> Result<Value, Refusal> {
@@ -185,6 +187,10 @@ pub(crate) async fn callback(
     };
     match signed_in(&console, oidc, &headers, callback).await {
         Ok((name, role)) => {
+            let entry = crate::audited::signed_in(&name, role.as_str(), "oidc");
+            if let Err(refusal) = crate::audited::record(&console, entry).await {
+                return refusal.into_response();
+            }
             let (_, session) = console.sessions.open(&name, role, chrono::Utc::now().timestamp());
             tracing::info!(role = role.as_str(), "console sign-in with OpenID Connect");
             let clear = format!("{FLOW_COOKIE}=; Path=/oidc; Max-Age=0; HttpOnly; Secure; SameSite=Lax");
@@ -279,7 +285,7 @@ async fn exchange(oidc: &Oidc, code: &str, verifier: &str) -> Result<String, Ref
     ];
     let mut request = oidc.http.post(&endpoint).form(&form);
     if let Some(secret) = &oidc.client_secret {
-        request = request.basic_auth(&oidc.settings.client_id, Some(secret));
+        request = request.basic_auth(&oidc.settings.client_id, Some(secret.expose()));
     }
     let failed = |why: String| refusal(StatusCode::BAD_GATEWAY, format!("the code exchange failed: {why}"));
     let response = request.send().await.map_err(|e| failed(e.without_url().to_string()))?;

@@ -3,8 +3,10 @@
 //! A session cookie holds `v1.{name}.{role}.{expires}.{nonce}.{mac}` (name
 //! base64url, expiry in Unix seconds, a random nonce, and an HMAC-SHA256 of
 //! the rest). Nothing is stored server-side, so a console restart or a
-//! second replica needs no shared store; the key is drawn at start-up, so
-//! a restart signs everyone out. The CSRF token of a session is an HMAC of
+//! second replica needs no shared store. The key is derived from
+//! `console.session_key_file` when it is set (replicas sharing it take each
+//! other's sessions) and drawn at start-up when not, so then a restart signs
+//! everyone out. The CSRF token of a session is an HMAC of
 //! its nonce under the same key: a page puts it in every form, and a post
 //! whose token does not match its session cookie is refused. The cookie is
 //! `SameSite=Strict` as well, so another site cannot even send it along.
@@ -75,6 +77,16 @@ impl Sessions {
         let mut key = [0; 32];
         rand::rng().fill_bytes(&mut key);
         Self { key, ttl_seconds: i64::try_from(ttl_ms / 1000).unwrap_or(i64::MAX) }
+    }
+
+    /// Sessions signed with a key derived from `secret` (the same secret,
+    /// the same key: replicas sharing it take each other's sessions), lasting `ttl_ms`.
+    pub fn keyed(secret: &str, ttl_ms: u64) -> Self {
+        // Derived, not the secret's bytes: a key of fixed length, and one
+        // that is of no use anywhere else the secret might be reused.
+        let key =
+            Sha256::new().chain_update(b"scimfleet console sessions v1\0").chain_update(secret).finalize();
+        Self { key: key.into(), ttl_seconds: i64::try_from(ttl_ms / 1000).unwrap_or(i64::MAX) }
     }
 
     /// A new session for `name` as `role`, and its cookie value.
@@ -200,6 +212,15 @@ mod tests {
         let forged = cookie.replace(".operator.", ".approver.");
         assert_eq!(sessions.check(&forged, 1_001), None, "a changed role breaks the MAC");
         assert_eq!(Sessions::new(3_600_000).check(&cookie, 1_001), None, "another key");
+        let secret = "a-session-key-shared-by-every-replica";
+        let (shared, cookie) = Sessions::keyed(secret, 3_600_000).open("ana.ops", Role::Operator, 1_000);
+        let replica = Sessions::keyed(secret, 3_600_000);
+        assert_eq!(replica.check(&cookie, 1_001), Some(shared.clone()), "a replica with the same key");
+        assert_eq!(replica.csrf(&shared), Sessions::keyed(secret, 3_600_000).csrf(&shared));
+        assert_eq!(
+            Sessions::keyed("another-secret-of-more-than-32-chars", 3_600_000).check(&cookie, 1_001),
+            None
+        );
         assert_eq!(sessions.check("v1.garbage", 1_001), None);
         assert!(sessions.csrf_matches(&session, &sessions.csrf(&session)));
         let (other, _) = sessions.open("ana.ops", Role::Operator, 1_000);

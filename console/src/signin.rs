@@ -2,7 +2,7 @@
 //! sign-in (`console.auth = "static"`).
 //!
 //! A failed sign-in says only that it failed, and is logged without what
-//! was typed.
+//! was typed. Signing in and out is audited (`signed_in`, `signed_out`).
 
 use axum::Form;
 use axum::extract::State;
@@ -11,6 +11,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use scimfleet_runtime::config::ConsoleAuth;
 use serde::Deserialize;
 
+use scimfleet_schemas::audit::{AuditEntry, AuditKind};
+
+use crate::audited;
 use crate::page::{csrf_field, esc, frame};
 use crate::session::Role;
 use crate::{Shared, Signed, refused};
@@ -59,7 +62,11 @@ pub(crate) async fn submit(State(console): Shared, Form(form): Form<Credentials>
         return sign_in_page(StatusCode::UNAUTHORIZED, Some("That is not the admin credential."));
     }
     let name = &console.config.console.admin_name;
-    let (_, cookie) = console.sessions.open(name, Role::Approver, chrono::Utc::now().timestamp());
+    let role = Role::Approver;
+    if let Err(refusal) = audited::record(&console, audited::signed_in(name, role.as_str(), "static")).await {
+        return refusal.into_response();
+    }
+    let (_, cookie) = console.sessions.open(name, role, chrono::Utc::now().timestamp());
     tracing::info!("console sign-in: the static admin");
     ([(header::SET_COOKIE, console.sessions.cookie_header(Some(&cookie)))], Redirect::to("/")).into_response()
 }
@@ -73,6 +80,10 @@ pub(crate) struct Token {
 
 pub(crate) async fn signout(State(console): Shared, signed: Signed, Form(form): Form<Token>) -> Response {
     if let Err(refusal) = signed.check_csrf(&console, &form.csrf) {
+        return refusal.into_response();
+    }
+    let entry = AuditEntry::new(AuditKind::SignedOut, &signed.session.name);
+    if let Err(refusal) = audited::record(&console, entry).await {
         return refusal.into_response();
     }
     let to = if console.config.console.auth == ConsoleAuth::None { "/" } else { "/signin" };

@@ -16,6 +16,7 @@ use scimfleet_admin::scheduled;
 use scimfleet_admin::sweep::{self, Options};
 use scimfleet_runtime::Store;
 use scimfleet_runtime::store::SweepRecord;
+use scimfleet_schemas::audit::{AuditEntry, AuditKind};
 use serde::Deserialize;
 
 use crate::fleet::{Notice, encode};
@@ -153,6 +154,13 @@ pub(crate) async fn start(
             .into_response();
     }
     let remediate = form.remediate.as_deref() == Some("yes");
+    let entry = AuditEntry::new(AuditKind::SweepStarted, &signed.session.name)
+        .app(app.as_str())
+        .detail("remediate", remediate);
+    if let Err(refusal) = crate::audited::record(&console, entry).await {
+        console.sweeping.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&app);
+        return refusal.into_response();
+    }
     let (config, sweeping, id) = (console.config.clone(), console.clone(), app.clone());
     tokio::spawn(async move {
         let options = Options { app: Some(id.clone()), remediate, json: None };

@@ -62,6 +62,14 @@ pub enum AuditKind {
     Resumed,
     /// A process started with a configuration.
     ConfigLoaded,
+    /// Someone signed in to the operator console.
+    SignedIn,
+    /// Someone signed out of the operator console.
+    SignedOut,
+    /// An operator started a sweep (or a sweep and fix) of an app.
+    SweepStarted,
+    /// Someone downloaded a person's signed evidence export.
+    EvidenceExported,
 }
 
 impl AuditKind {
@@ -86,6 +94,10 @@ impl AuditKind {
             Self::Paused => "paused",
             Self::Resumed => "resumed",
             Self::ConfigLoaded => "config_loaded",
+            Self::SignedIn => "signed_in",
+            Self::SignedOut => "signed_out",
+            Self::SweepStarted => "sweep_started",
+            Self::EvidenceExported => "evidence_exported",
         }
     }
 }

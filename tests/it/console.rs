@@ -78,6 +78,17 @@ pub(crate) fn assert_secured(headers: &HeaderMap) {
     assert_eq!(headers.get("x-frame-options").map(|v| v.as_bytes()), Some(&b"DENY"[..]));
 }
 
+/// The audit trail's records, oldest first.
+pub(crate) fn trail(fleet: &Fleet) -> Vec<Value> {
+    let exported = common::cli_ok(&fleet.config_path(), &["audit", "export"]);
+    exported.lines().map(|l| serde_json::from_str(l).expect("an audit record")).collect()
+}
+
+/// The newest audit record of `kind`.
+pub(crate) fn audited(fleet: &Fleet, kind: &str) -> Value {
+    trail(fleet).into_iter().rev().find(|r| r["kind"] == kind).unwrap_or_else(|| panic!("{kind} audited"))
+}
+
 /// The CSRF token in a page's forms.
 pub(crate) fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
@@ -169,18 +180,25 @@ async fn the_static_admin_signs_in_and_pauses_an_app_with_a_csrf_checked_form() 
     let resumed = console.post("/apps/git/resume", Some(&cookie), &[("csrf", &csrf)]).await;
     assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
     assert!(fleet.store().ops().paused_apps().await.expect("redis").is_empty(), "git resumed");
-    let trail = common::cli_ok(&fleet.config_path(), &["audit", "export"]);
-    let records: Vec<Value> = trail.lines().map(|l| serde_json::from_str(l).expect("record")).collect();
     for kind in ["paused", "resumed"] {
-        let found = records.iter().find(|r| r["kind"] == kind).unwrap_or_else(|| panic!("{kind} audited"));
+        let found = audited(&fleet, kind);
         assert_eq!((found["actor"].as_str(), found["app"].as_str()), (Some("ana.ops"), Some("git")));
     }
+    let signed_in = audited(&fleet, "signed_in");
+    assert_eq!(signed_in["actor"], "ana.ops");
+    assert_eq!(
+        (&signed_in["detail"]["method"], &signed_in["detail"]["role"]),
+        (&"static".into(), &"approver".into())
+    );
 
     // Signing out ends the session in the browser.
     let out = console.post("/signout", Some(&cookie), &[("csrf", &csrf)]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     let cleared = out.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cleared");
     assert!(cleared.starts_with("scimfleet_console=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(audited(&fleet, "signed_out")["actor"], "ana.ops");
+    let refused = trail(&fleet).iter().filter(|r| r["kind"] == "signed_in").count();
+    assert_eq!(refused, 1, "a refused sign-in opens no session and is no sign-in");
 
     console.stop.cancel();
     let _removed = std::fs::remove_file(&secret);
@@ -395,6 +413,11 @@ async fn the_leaver_page_shows_a_verified_leaver_with_evidence_audit_trail_and_a
         text.lines().last().is_some_and(|l| l.starts_with("{\"trailer\":") && l.contains("\"signature\"")),
         "{text}"
     );
+    let exported = audited(&fleet, "evidence_exported");
+    assert_eq!(
+        (exported["actor"].as_str(), exported["person"].as_str()),
+        (Some("admin"), Some(pseudonym.as_str()))
+    );
     console.stop.cancel();
     fleet.stop().await.expect("clean stop");
 }
@@ -434,6 +457,12 @@ async fn a_sweep_started_from_the_page_fixes_an_orphan_and_scheduled_changes_are
     let started =
         console.post("/apps/git/sweep", Some(&cookie), &[("csrf", &csrf), ("remediate", "yes")]).await;
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let sweep_started = audited(&fleet, "sweep_started");
+    assert_eq!(
+        (sweep_started["actor"].as_str(), sweep_started["app"].as_str()),
+        (Some("admin"), Some("git"))
+    );
+    assert_eq!(sweep_started["detail"]["remediate"], true);
     wait::until("the sweep's record on the page", std::time::Duration::from_secs(60), async || {
         let html = console.get("/sweeps", Some(&cookie)).await.text().await.expect("html");
         html.contains("(on demand, fixing)")
@@ -457,14 +486,66 @@ async fn a_sweep_started_from_the_page_fixes_an_orphan_and_scheduled_changes_are
     fleet.stop().await.expect("clean stop");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_replicas_sharing_a_session_key_file_take_each_others_sessions() {
+    let unique = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+    let secret = std::env::temp_dir().join(format!("scimfleet-console-{unique}.secret"));
+    let key = std::env::temp_dir().join(format!("scimfleet-console-{unique}.key"));
+    std::fs::write(&secret, format!("{CREDENTIAL}\n")).expect("credential written");
+    std::fs::write(&key, "a-session-key-every-replica-is-given-0123456789\n").expect("key written");
+    let settings = format!(
+        "[console]\nauth = \"static\"\ncredential_file = \"{}\"\nsession_key_file = \"{}\"\n",
+        secret.display(),
+        key.display()
+    );
+    let policy = PolicyBuilder::new().settings(&settings).app("git", "").build();
+    let fleet = Fleet::start_idle(&policy).await.expect("fleet starts");
+    let first = Served::start(&fleet).await;
+    let second = Served::start(&fleet).await;
+    let mut unkeyed_config = (*fleet.config).clone();
+    unkeyed_config.console.session_key_file = None;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let unkeyed = Served::start_on(listener, Arc::new(unkeyed_config)).await;
+
+    let signed = first.post("/signin", None, &[("credential", CREDENTIAL)]).await;
+    let cookie = opened_session(&signed);
+    let page = second.get("/", Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::OK, "the other replica takes the session");
+    let csrf = csrf_of(&page.text().await.expect("html"));
+    let paused =
+        second.post("/apps/git/pause", Some(&cookie), &[("csrf", &csrf), ("reason", "upgrade")]).await;
+    assert_eq!(paused.status(), StatusCode::SEE_OTHER, "and the CSRF token of its page");
+    assert!(!fleet.store().ops().paused_apps().await.expect("redis").is_empty(), "the pause took effect");
+    let elsewhere = unkeyed.get("/", Some(&cookie)).await;
+    assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER, "a console with its own key does not");
+
+    for served in [first, second, unkeyed] {
+        served.stop.cancel();
+    }
+    fleet.stop().await.expect("clean stop");
+    let _removed = (std::fs::remove_file(&secret), std::fs::remove_file(&key));
+}
+
 #[tokio::test]
-async fn a_missing_or_short_credential_file_stops_the_console_naming_the_field() {
+async fn a_missing_or_short_credential_or_session_key_file_stops_the_console_naming_the_field() {
     let short = std::env::temp_dir().join(format!("scimfleet-console-short-{}.secret", std::process::id()));
     std::fs::write(&short, "too-short\n").expect("written");
-    for (file, says) in
-        [(short.clone(), "at least 32 characters"), (short.with_extension("absent"), "cannot read")]
-    {
-        let settings = format!("[console]\nauth = \"static\"\ncredential_file = \"{}\"\n", file.display());
+    let good = std::env::temp_dir().join(format!("scimfleet-console-good-{}.secret", std::process::id()));
+    std::fs::write(&good, format!("{CREDENTIAL}\n")).expect("written");
+    let cases = [
+        ("console.credential_file", short.clone(), "at least 32 characters"),
+        ("console.credential_file", short.with_extension("absent"), "cannot read"),
+        ("console.session_key_file", short.clone(), "at least 32 characters"),
+        ("console.session_key_file", short.with_extension("absent"), "cannot read"),
+    ];
+    for (field, file, says) in cases {
+        let (credential, session_key) =
+            if field == "console.credential_file" { (&file, None) } else { (&good, Some(&file)) };
+        let mut settings =
+            format!("[console]\nauth = \"static\"\ncredential_file = \"{}\"\n", credential.display());
+        if let Some(key) = session_key {
+            settings.push_str(&format!("session_key_file = \"{}\"\n", key.display()));
+        }
         let policy = format!(
             "namespace = \"console-check\"\n{settings}[[apps]]\nid = \"git\"\n\
              base_url = \"https://scim.example.com/v2\"\ntoken_env = \"UNUSED\"\n"
@@ -473,9 +554,9 @@ async fn a_missing_or_short_credential_file_stops_the_console_naming_the_field()
         std::fs::write(&path, policy).expect("written");
         let config = scimfleet_runtime::Config::load(&path).expect("the config itself is valid");
         let error = Console::new(Arc::new(config)).expect_err("refused").to_string();
-        assert!(error.contains("console.credential_file") && error.contains(says), "{error}");
+        assert!(error.contains(field) && error.contains(says), "{field}: {error}");
         assert!(!error.contains("too-short"), "the file's content is never shown: {error}");
         let _removed = std::fs::remove_file(&path);
     }
-    let _removed = std::fs::remove_file(&short);
+    let _removed = (std::fs::remove_file(&short), std::fs::remove_file(&good));
 }

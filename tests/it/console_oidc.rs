@@ -135,6 +135,12 @@ async fn oidc_sign_in_gates_every_page_and_action_by_role() {
     let otto = sign_in(&console).await;
     let html = console.get("/", Some(&otto)).await.text().await.expect("html");
     assert!(html.contains("otto (operator)"), "{html}");
+    let signed_in = crate::console::audited(&fleet, "signed_in");
+    assert_eq!(signed_in["actor"], "otto");
+    assert_eq!(
+        (&signed_in["detail"]["method"], &signed_in["detail"]["role"]),
+        (&"oidc".into(), &"operator".into())
+    );
     let forged = console.post("/apps/git/pause", Some(&otto), &[("reason", "x"), ("csrf", &csrf)]).await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN, "another session's token");
     let paused = console

@@ -33,6 +33,13 @@ pub struct ConsoleConfig {
     /// to the config file: one line of at least 32 characters.
     #[serde(default)]
     pub credential_file: Option<PathBuf>,
+    /// A file holding the key sessions are signed with, relative to the
+    /// config file: one line of at least 32 characters, the same for every
+    /// replica, so any replica takes a session another opened. None: a
+    /// random key per process (a restart signs everyone out; replicas need
+    /// sticky sessions).
+    #[serde(default)]
+    pub session_key_file: Option<PathBuf>,
     /// The name the static admin's actions are audited under.
     pub admin_name: String,
     /// How long a sign-in lasts (e.g. `"8h"`).
@@ -149,6 +156,11 @@ impl ConsoleConfig {
     /// `credential_file`, resolved against the config file's directory.
     pub fn credential_path(&self, base_dir: &Path) -> Option<PathBuf> {
         self.credential_file.as_ref().map(|file| base_dir.join(file))
+    }
+
+    /// `session_key_file`, resolved against the config file's directory.
+    pub fn session_key_path(&self, base_dir: &Path) -> Option<PathBuf> {
+        self.session_key_file.as_ref().map(|file| base_dir.join(file))
     }
 
     pub(super) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
