@@ -7,8 +7,18 @@ use toml::{Table, Value};
 use super::ConfigError;
 
 const ENV_PREFIX: &str = "SCIMFLEET_";
-const TOP_LEVEL: &[&str] =
-    &["namespace", "broker", "redis", "scheduler", "worker", "verification", "telemetry", "audit"];
+const TOP_LEVEL: &[&str] = &[
+    "namespace",
+    "broker",
+    "redis",
+    "scheduler",
+    "worker",
+    "verification",
+    "telemetry",
+    "intake",
+    "console",
+    "audit",
+];
 
 pub(super) fn parse_table(text: &str, origin: &str) -> Result<Table, ConfigError> {
     text.parse::<Table>()

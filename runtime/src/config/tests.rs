@@ -146,12 +146,23 @@ fn environment_overrides_the_file() {
         ("SCIMFLEET_SCHEDULER__PREFETCH".to_owned(), "8".to_owned()),
         ("SCIMFLEET_AMQP_PORT".to_owned(), "5673".to_owned()),
         ("SCIMFLEET_AUDIT__ENABLED".to_owned(), "false".to_owned()),
+        // A container's listeners and the console's sign-in (deploy/docker-compose.yml).
+        ("SCIMFLEET_INTAKE__LISTEN".to_owned(), "0.0.0.0:8088".to_owned()),
+        ("SCIMFLEET_CONSOLE__LISTEN".to_owned(), "0.0.0.0:8090".to_owned()),
+        ("SCIMFLEET_CONSOLE__AUTH".to_owned(), "static".to_owned()),
+        ("SCIMFLEET_CONSOLE__CREDENTIAL_FILE".to_owned(), "/run/secrets/console".to_owned()),
+        // Not a setting: a single `_` after the section's name.
+        ("SCIMFLEET_INTAKE_SECRET_HR".to_owned(), "whsec_x".to_owned()),
     ];
     assert!(load(BASE).expect("valid").audit.enabled, "the audit trail is on by default");
     let config = Config::from_toml(BASE, "test.toml", PathBuf::new(), env).expect("valid");
     assert_eq!(config.broker.url.first().expose(), "amqp://u:p@rabbit:5672/%2f");
     assert_eq!(config.scheduler.prefetch, 8);
     assert!(!config.audit.enabled);
+    assert_eq!(config.intake.listen.map(|a| a.port()), Some(8088));
+    assert_eq!(config.console.listen.map(|a| a.port()), Some(8090));
+    assert_eq!(config.console.auth, ConsoleAuth::Static);
+    assert_eq!(config.console.credential_file, Some(PathBuf::from("/run/secrets/console")));
 }
 
 #[test]
