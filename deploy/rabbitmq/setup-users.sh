@@ -11,7 +11,8 @@
 #
 # Users are named <namespace>-<role>. Only <namespace>-admin may configure
 # (declare) anything: it runs `scimfleet topology declare` and the operator
-# commands; the roles run with broker.declare_topology = false.
+# commands, and `scimfleet console`, which runs those commands in-process;
+# the roles run with broker.declare_topology = false.
 # Passwords travel on standard input, never on a command line.
 set -euo pipefail
 

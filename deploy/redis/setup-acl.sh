@@ -9,7 +9,8 @@
 #   SCIMFLEET_REDIS_WORKER_PASSWORD=... SCIMFLEET_REDIS_ADMIN_PASSWORD=... \
 #   REDISCLI_AUTH=<admin password> deploy/redis/setup-acl.sh -h redis.internal -p 6379 [--tls ...]
 #
-# Users are named <namespace>-<role>; the arguments go to redis-cli. Only
+# Users are named <namespace>-<role> (`scimfleet console` uses the admin
+# one, as the operator commands it runs do); the arguments go to redis-cli. Only
 # password hashes reach the server and the command line.
 set -euo pipefail
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 use scimfleet_runtime::metrics::{AppAction, AppAttribute, AppReason, Metrics, OutcomeLabel, ReasonLabel};
 use serde_json::Value;
 
+mod compose_console;
 mod promql;
 use promql::{Kind, exposition, selectors};
 
@@ -392,8 +393,8 @@ fn port_of(address: &str) -> &str {
 fn compose_mounts_existing_files_and_wires_telemetry() {
     let compose = file("docker-compose.yml");
     let services = compose["services"].as_object().expect("services");
-    for name in
-        ["rabbitmq", "redis", "scheduler", "worker", "intake", "otel-collector", "prometheus", "grafana"]
+    let processes = ["scheduler", "worker", "intake", "console"];
+    for name in ["rabbitmq", "redis", "otel-collector", "prometheus", "grafana"].into_iter().chain(processes)
     {
         assert!(services.contains_key(name), "service {name} missing");
     }
@@ -426,7 +427,7 @@ fn compose_mounts_existing_files_and_wires_telemetry() {
     let collector = file("otel-collector.yaml");
     let otlp_http_port = port_of(str_at(&collector, "/receivers/otlp/protocols/http/endpoint"));
     let mut service_names = BTreeSet::new();
-    for process in ["scheduler", "worker", "intake"] {
+    for process in processes {
         let env = environment(&services[process]);
         let endpoint =
             env.get("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_else(|| panic!("{process}: no OTLP endpoint"));
@@ -620,7 +621,9 @@ fn compose_roles_connect_as_their_own_least_privilege_users() {
         assert!(command.contains(script), "access does not run {script}");
     }
     assert_eq!(access.get("NAMESPACE").map(String::as_str), Some("scimfleet"), "the example's namespace");
-    for role in ["scheduler", "worker", "intake"] {
+    for role in ["scheduler", "worker", "intake", "console"] {
+        // The console runs the operator commands, as the operator's users.
+        let user = if role == "console" { "admin" } else { role };
         let env = environment(&services[role]);
         assert_eq!(
             env.get("SCIMFLEET_BROKER__DECLARE_TOPOLOGY").map(String::as_str),
@@ -636,12 +639,12 @@ fn compose_roles_connect_as_their_own_least_privilege_users() {
         {
             let url = env.get(key).unwrap_or_else(|| panic!("{role}: no {key}"));
             assert!(
-                url.starts_with(&format!("{scheme}scimfleet-{role}:")),
+                url.starts_with(&format!("{scheme}scimfleet-{user}:")),
                 "{role} connects as another user: {url}"
             );
             let (var, default) =
                 default_of(url).unwrap_or_else(|| panic!("{role}: no password variable in {url}"));
-            assert_eq!(var, format!("SCIMFLEET_{kind}_{}_PASSWORD", role.to_uppercase()), "{role}");
+            assert_eq!(var, format!("SCIMFLEET_{kind}_{}_PASSWORD", user.to_uppercase()), "{role}");
             let made = access.get(var).and_then(|v| default_of(v)).map(|(_, d)| d);
             assert_eq!(made, Some(default), "{role}: access makes {var} with another default");
         }

@@ -5,21 +5,28 @@
 //! The truth is the binary's own, never a copied list: the configuration
 //! each build mounts is loaded with `scimfleet_runtime::Config` (with the
 //! image's `ENV` and the container's environment layered on, as in the pod),
-//! the probe and metrics ports are that configuration's listeners, the
-//! queues the worker autoscales on are `Topology::of(&config)`'s, and the
+//! the probe and metrics ports are that configuration's listeners (the
+//! console's own `console.listen`; it serves no /metrics), the queues the
+//! worker autoscales on are `Topology::of(&config)`'s ([`keda`]), and the
 //! environment each role gets must name every token, webhook secret and
 //! key file the configuration refers to. Adding an app to the ConfigMap
-//! without its KEDA triggers and token fails here.
+//! without its KEDA triggers and token fails here. [`build`] runs
+//! kustomize and mounts a workload's configuration as its pod would.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use scimfleet_devkit::certs::TestCa;
-use scimfleet_devkit::fleet::unique_namespace;
 use scimfleet_runtime::Config;
-use scimfleet_runtime::broker::Topology;
 use serde_json::Value;
+
+// The image's `ENV` is read by deploy_artefacts.rs too.
+pub(crate) mod build;
+mod examples;
+mod keda;
+use build::{
+    container, decode_base64, environment, kustomize, labels, list, load, mount_config, name, of_kind,
+    pod_labels, port, role, secret_env, selects, workloads,
+};
 
 const BUILDS: [&str; 2] = ["base", "overlays/production"];
 /// Every Secret value in the manifests starts with this (or is in `NOT_SECRET`).
@@ -28,222 +35,28 @@ const PLACEHOLDER: &str = "REPLACE-ME";
 /// `tls` parameter from a Secret).
 const NOT_SECRET: &[(&str, &str)] = &[("tls", "enable")];
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Splits a YAML stream into its documents, as JSON values.
-fn documents(text: &str, origin: &str) -> Vec<Value> {
-    text.split("\n---\n")
-        .map(|doc| doc.trim_start_matches("---\n"))
-        .filter(|doc| doc.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')))
-        .map(|doc| serde_yaml_ng::from_str(doc).unwrap_or_else(|e| panic!("{origin}: {e}")))
-        .collect()
-}
-
-/// `kubectl kustomize deploy/kubernetes/<build>`, parsed.
-fn kustomize(build: &str) -> Vec<Value> {
-    let dir = root().join("deploy/kubernetes").join(build);
-    let output = Command::new("kubectl").arg("kustomize").arg(&dir).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run `kubectl kustomize` ({e}): these tests build the manifests with kubectl \
-             1.27 or newer (kustomize v5). Install kubectl from https://pkgs.k8s.io (Debian \
-             bookworm's kubernetes-client is 1.20, too old for these kustomizations)"
-        )
-    });
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "kubectl kustomize {}: {stderr}", dir.display());
-    documents(&String::from_utf8_lossy(&output.stdout), build)
-}
-
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    docs.iter().filter(|d| d["kind"] == kind).collect()
-}
-
-fn name(doc: &Value) -> &str {
-    doc["metadata"]["name"].as_str().unwrap_or_default()
-}
-
-fn list(v: &Value) -> &[Value] {
-    v.as_array().map_or(&[], Vec::as_slice)
-}
-
-fn labels(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
-        .unwrap_or_default()
-}
-
-/// Whether `selector` (matchLabels and In expressions) selects `target`.
-fn selects(selector: &Value, target: &BTreeMap<String, String>) -> bool {
-    let wanted = labels(&selector["matchLabels"]);
-    let expressions = list(&selector["matchExpressions"]).iter().all(|e| {
-        let value = target.get(e["key"].as_str().unwrap_or_default());
-        e["operator"] == "In" && list(&e["values"]).iter().any(|v| v.as_str() == value.map(String::as_str))
-    });
-    (!wanted.is_empty() || selector.get("matchExpressions").is_some())
-        && wanted.iter().all(|(k, v)| target.get(k) == Some(v))
-        && expressions
-}
-
-fn pod_labels(workload: &Value) -> BTreeMap<String, String> {
-    labels(&workload["spec"]["template"]["metadata"]["labels"])
-}
-
-/// The role a workload runs: its main container's first argument.
-fn role(workload: &Value) -> &str {
-    list(&workload["spec"]["template"]["spec"]["containers"])[0]["args"][0].as_str().unwrap_or_default()
-}
-
-fn container<'a>(workload: &'a Value, role: &str) -> &'a Value {
-    list(&workload["spec"]["template"]["spec"]["containers"])
-        .iter()
-        .find(|c| c["args"][0] == role)
-        .unwrap_or_else(|| panic!("{}: no container runs `scimfleet {role}`", name(workload)))
-}
-
-/// A container port by name or number.
-fn port(container: &Value, port: &Value) -> Option<u64> {
-    port.as_u64().or_else(|| {
-        list(&container["ports"])
-            .iter()
-            .find(|p| p["name"] == *port)
-            .and_then(|p| p["containerPort"].as_u64())
-    })
-}
-
-/// The image's `ENV` lines (deploy/Dockerfile), continuations joined.
-fn image_env() -> Vec<(String, String)> {
-    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).expect("deploy/Dockerfile");
-    let joined = dockerfile.replace("\\\n", " ");
-    joined
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("ENV "))
-        .flat_map(str::split_whitespace)
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-/// What a container's environment holds without its Secrets: the image's
-/// `ENV`, then its ConfigMap `envFrom`, then its literal `env`.
-fn environment(docs: &[Value], container: &Value) -> Vec<(String, String)> {
-    let mut env = image_env();
-    for from in list(&container["envFrom"]) {
-        let map = from["configMapRef"]["name"].as_str().expect("envFrom names a ConfigMap");
-        let config_map = of_kind(docs, "ConfigMap").into_iter().find(|c| name(c) == map);
-        let data = config_map.unwrap_or_else(|| panic!("envFrom ConfigMap {map} is not in the build"));
-        env.extend(labels(&data["data"]));
-    }
-    for var in list(&container["env"]) {
-        if let Some(value) = var["value"].as_str() {
-            env.push((var["name"].as_str().unwrap_or_default().to_owned(), value.to_owned()));
-        }
-    }
-    env
-}
-
-/// Names of the container's environment variables that come from Secrets,
-/// each checked to be a key of a Secret in the build.
-fn secret_env(docs: &[Value], container: &Value) -> BTreeSet<String> {
-    let secrets = of_kind(docs, "Secret");
-    list(&container["env"])
-        .iter()
-        .filter_map(|var| {
-            let by = &var["valueFrom"]["secretKeyRef"];
-            let (secret, key) = (by["name"].as_str()?, by["key"].as_str()?);
-            let found = secrets.iter().find(|s| name(s) == secret);
-            let found = found.unwrap_or_else(|| panic!("{var}: Secret {secret} is not in the build"));
-            assert!(found["data"].get(key).is_some(), "{var}: Secret {secret} has no key {key}");
-            var["name"].as_str().map(str::to_owned)
-        })
-        .collect()
-}
-
-/// A directory standing in for the pod's configuration mount: the
-/// ConfigMap's file, plus a CA certificate at every `tls/` path and a
-/// stand-in for every other file the workload projects beside it.
-struct Mounted {
-    dir: PathBuf,
-    config_path: PathBuf,
-    files: BTreeSet<String>,
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The projected volume mounted where `SCIMFLEET_CONFIG` points, laid out
-/// in a temporary directory.
-fn mount_config(docs: &[Value], workload: &Value, container: &Value) -> Mounted {
-    let env: BTreeMap<_, _> = image_env().into_iter().collect();
-    let config_file = Path::new(env.get("SCIMFLEET_CONFIG").expect("the image sets SCIMFLEET_CONFIG"));
-    let config_dir = config_file.parent().expect("config dir").to_str().expect("utf-8");
-    let mount = list(&container["volumeMounts"]).iter().find(|m| m["mountPath"] == config_dir);
-    let mount = mount.unwrap_or_else(|| panic!("{}: nothing mounted at {config_dir}", name(workload)));
-    let volume =
-        list(&workload["spec"]["template"]["spec"]["volumes"]).iter().find(|v| v["name"] == mount["name"]);
-    let sources = list(&volume.expect("the mounted volume")["projected"]["sources"]);
-
-    let dir = std::env::temp_dir().join(unique_namespace("sf-k8s"));
-    // Removed on drop, a failed check included.
-    let mut mounted = Mounted { dir: dir.clone(), config_path: PathBuf::new(), files: BTreeSet::new() };
-    let ca = TestCa::new(&dir.join(".ca"), "k8s").expect("test CA").ca_pem();
-    for source in sources {
-        let (kind, object) = match (source.get("configMap"), source.get("secret")) {
-            (Some(map), _) => ("ConfigMap", map),
-            (_, Some(secret)) => ("Secret", secret),
-            _ => panic!("{}: unexpected projected source {source}", name(workload)),
-        };
-        let found = of_kind(docs, kind).into_iter().find(|d| name(d) == object["name"]);
-        let found = found.unwrap_or_else(|| panic!("{kind} {} is not in the build", object["name"]));
-        for item in list(&object["items"]) {
-            let (key, path) = (item["key"].as_str().expect("key"), item["path"].as_str().expect("path"));
-            assert!(found["data"].get(key).is_some(), "{kind} {} has no key {key}", object["name"]);
-            let target = dir.join(path);
-            std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-            let text = match kind {
-                "ConfigMap" => found["data"][key].as_str().expect("text").to_owned(),
-                _ if path.starts_with("tls/") => ca.clone(),
-                _ => "stand-in\n".to_owned(),
-            };
-            std::fs::write(&target, text).expect("write");
-            if Path::new(path) == Path::new(config_file.file_name().expect("file name")) {
-                mounted.config_path = target;
-            }
-            mounted.files.insert(path.to_owned());
-        }
-    }
-    let mounted_file = !mounted.config_path.as_os_str().is_empty();
-    assert!(mounted_file, "{}: {} is not mounted", name(workload), config_file.display());
-    mounted
-}
-
-/// The configuration `container` of `workload` runs with, loaded by the
-/// project's own loader.
-fn load(docs: &[Value], workload: &Value, container: &Value) -> (Config, Mounted) {
-    let mounted = mount_config(docs, workload, container);
-    let text = std::fs::read_to_string(&mounted.config_path).expect("mounted config");
-    let origin = format!("{} ({})", name(workload), mounted.config_path.display());
-    let config = Config::from_toml(&text, &origin, mounted.dir.clone(), environment(docs, container))
-        .unwrap_or_else(|e| panic!("{origin}: the configuration does not load: {e}"));
-    (config, mounted)
-}
-
-fn listen_port(config: &Config, role: &str) -> u64 {
-    let address = match role {
-        "scheduler" => config.telemetry.scheduler_listen,
-        "worker" => config.telemetry.worker_listen,
-        "intake" => config.telemetry.intake_listen,
+/// The port a role is probed on: its operations listener, or the console's
+/// own (it has no other).
+fn probe_port(config: &Config, role: &str) -> u64 {
+    let (field, address) = match role {
+        "scheduler" => ("telemetry.scheduler_listen", config.telemetry.scheduler_listen),
+        "worker" => ("telemetry.worker_listen", config.telemetry.worker_listen),
+        "intake" => ("telemetry.intake_listen", config.telemetry.intake_listen),
+        "console" => ("console.listen", config.console.listen),
         other => panic!("unknown role {other}"),
     };
-    u64::from(address.unwrap_or_else(|| panic!("telemetry.{role}_listen is off: nothing to probe")).port())
+    u64::from(address.unwrap_or_else(|| panic!("{field} is off: nothing to probe")).port())
 }
 
-fn workloads(docs: &[Value]) -> Vec<&Value> {
-    docs.iter().filter(|d| d["kind"] == "Deployment" || d["kind"] == "StatefulSet").collect()
+/// The port a role serves /metrics on; the console serves none.
+fn metrics_port(config: &Config, role: &str) -> Option<u64> {
+    (role != "console").then(|| probe_port(config, role))
+}
+
+/// What a role answers readiness on: the console has /healthz only (its
+/// pages say themselves when RabbitMQ or Redis is down).
+fn readiness_path(role: &str) -> &'static str {
+    if role == "console" { "/healthz" } else { "/readyz" }
 }
 
 #[test]
@@ -251,20 +64,20 @@ fn every_workload_is_probed_bounded_and_unprivileged() {
     for build in BUILDS {
         let docs = kustomize(build);
         let found: BTreeSet<_> = workloads(&docs).iter().map(|w| role(w)).collect();
-        assert_eq!(found, BTreeSet::from(["intake", "scheduler", "worker"]), "{build}: roles");
+        assert_eq!(found, BTreeSet::from(["console", "intake", "scheduler", "worker"]), "{build}: roles");
         for workload in workloads(&docs) {
             let role = role(workload);
             let main = container(workload, role);
             let (config, _mounted) = load(&docs, workload, main);
-            let ops = listen_port(&config, role);
+            let ops = probe_port(&config, role);
             let at = format!("{build}: {} container {role}", name(workload));
-            for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+            for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", readiness_path(role))] {
                 let get = &main[probe]["httpGet"];
                 assert_eq!(get["path"], path, "{at}: {probe}");
                 assert_eq!(
                     port(main, &get["port"]),
                     Some(ops),
-                    "{at}: {probe} port is not telemetry.{role}_listen"
+                    "{at}: {probe} port is not the role's listener"
                 );
             }
             if let Some(startup) = main.get("startupProbe") {
@@ -350,75 +163,6 @@ fn every_deployment_has_a_disruption_budget() {
 }
 
 #[test]
-fn the_scaled_object_scales_the_worker_on_its_job_queues_leavers_first() {
-    for build in BUILDS {
-        let docs = kustomize(build);
-        let worker = *workloads(&docs).iter().find(|w| role(w) == "worker").expect("a worker Deployment");
-        let (config, _mounted) = load(&docs, worker, container(worker, "worker"));
-        let topology = Topology::of(&config);
-        let scaled = of_kind(&docs, "ScaledObject");
-        assert_eq!(scaled.len(), 1, "{build}: one ScaledObject");
-        let spec = &scaled[0]["spec"];
-        assert_eq!(spec["scaleTargetRef"]["kind"], "Deployment", "{build}: scale target kind");
-        assert_eq!(spec["scaleTargetRef"]["name"], name(worker), "{build}: scale target");
-        let (min, max) = (spec["minReplicaCount"].as_u64(), spec["maxReplicaCount"].as_u64());
-        assert!(min >= Some(1) && max >= min, "{build}: replicas {min:?}..{max:?}");
-
-        // queue name -> (position, per-replica target)
-        let mut triggers = BTreeMap::new();
-        for (position, trigger) in list(&spec["triggers"]).iter().enumerate() {
-            assert_eq!(trigger["type"], "rabbitmq", "{build}: trigger {position}");
-            let metadata = &trigger["metadata"];
-            assert_eq!(metadata["mode"], "QueueLength", "{build}: trigger {position}");
-            let queue = metadata["queueName"].as_str().expect("queueName").to_owned();
-            let value: f64 = metadata["value"].as_str().and_then(|v| v.parse().ok()).expect("value");
-            assert!(value > 0.0, "{build}: {queue}: target {value}");
-            check_trigger_auth(&docs, build, &trigger["authenticationRef"]["name"]);
-            assert!(triggers.insert(queue.clone(), (position, value)).is_none(), "{build}: {queue} twice");
-        }
-        let expected: BTreeSet<String> = config
-            .apps
-            .iter()
-            .flat_map(|a| [topology.job_queue(&a.id), topology.leaver_queue(&a.id)])
-            .collect();
-        let named: BTreeSet<String> = triggers.keys().cloned().collect();
-        assert_eq!(
-            named, expected,
-            "{build}: the triggers must name exactly every app's work queue and leaver lane"
-        );
-
-        let last_leaver = config.apps.iter().map(|a| triggers[&topology.leaver_queue(&a.id)].0).max();
-        let first_upsert = config.apps.iter().map(|a| triggers[&topology.job_queue(&a.id)].0).min();
-        assert!(last_leaver < first_upsert, "{build}: leaver-lane triggers come first");
-        for app in &config.apps {
-            let (leavers, upserts) =
-                (triggers[&topology.leaver_queue(&app.id)].1, triggers[&topology.job_queue(&app.id)].1);
-            assert!(
-                leavers < upserts,
-                "{build}: {}: the leaver lane's per-replica target ({leavers}) must be below the work queue's \
-                 ({upserts}), so offboarding scales out first",
-                app.id
-            );
-        }
-    }
-}
-
-/// The trigger's TriggerAuthentication exists and gives KEDA a `host` from
-/// a Secret key that exists.
-fn check_trigger_auth(docs: &[Value], build: &str, auth: &Value) {
-    let found = of_kind(docs, "TriggerAuthentication").into_iter().find(|t| name(t) == *auth);
-    let found = found.unwrap_or_else(|| panic!("{build}: TriggerAuthentication {auth} is not in the build"));
-    let refs = list(&found["spec"]["secretTargetRef"]);
-    assert!(refs.iter().any(|r| r["parameter"] == "host"), "{build}: {auth} gives no host");
-    for r in refs {
-        let secret = of_kind(docs, "Secret").into_iter().find(|s| name(s) == r["name"]);
-        let secret =
-            secret.unwrap_or_else(|| panic!("{build}: {auth}: Secret {} is not in the build", r["name"]));
-        assert!(secret["data"].get(r["key"].as_str().unwrap_or_default()).is_some(), "{build}: {auth}: {r}");
-    }
-}
-
-#[test]
 fn each_role_gets_the_secrets_and_files_its_configuration_names() {
     for build in BUILDS {
         let docs = kustomize(build);
@@ -431,7 +175,10 @@ fn each_role_gets_the_secrets_and_files_its_configuration_names() {
             let mut needed: Vec<String> = config.telemetry.pseudonym_key_env.iter().cloned().collect();
             needed.extend(["SCIMFLEET_BROKER__URL".to_owned(), "SCIMFLEET_REDIS__URL".to_owned()]);
             match role {
-                "worker" => needed.extend(config.apps.iter().filter_map(|a| a.token_env.clone())),
+                // The console's sweeps read every app, with its token.
+                "worker" | "console" => {
+                    needed.extend(config.apps.iter().filter_map(|a| a.token_env.clone()));
+                }
                 "intake" => needed.extend(
                     config.intake.sources.iter().flat_map(|s| &s.secrets).filter_map(|r| r.env.clone()),
                 ),
@@ -440,10 +187,25 @@ fn each_role_gets_the_secrets_and_files_its_configuration_names() {
             for var in needed {
                 assert!(secrets.contains(&var), "{at}: {var} does not come from a Secret");
             }
+            // The console runs the operator commands, as the operator's users.
+            for var in ["SCIMFLEET_BROKER__URL", "SCIMFLEET_REDIS__URL"] {
+                let by = list(&main["env"]).iter().find(|v| v["name"] == var).expect("a Secret's");
+                let key = by["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap_or_default();
+                let user = if role == "console" { "admin" } else { role };
+                assert_eq!(key, format!("{user}-url"), "{at}: {var} is another role's");
+            }
             let evidence = &config.verification.evidence_signing_key_file;
+            let console = &config.console;
+            let console_files = [
+                &console.credential_file,
+                &console.session_key_file,
+                &console.oidc.as_ref().and_then(|o| o.client_secret_file.clone()),
+            ];
             let files = [&config.broker.ca_file, &config.redis.ca_file]
                 .into_iter()
-                .chain((role == "worker").then_some(evidence))
+                // Workers sign evidence; the console signs evidence exports.
+                .chain((role == "worker" || role == "console").then_some(evidence))
+                .chain(console_files.into_iter().filter(|_| role == "console"))
                 .flatten()
                 .map(|f| f.strip_prefix(&mounted.dir).unwrap_or(f));
             for file in files {
@@ -486,25 +248,15 @@ fn placeholder_secrets_are_refused_at_start_up() {
         let error =
             Config::from_toml(&text, "pod", mounted.dir.clone(), env).expect_err("a placeholder URL loads");
         assert!(error.to_string().contains("broker.url"), "{build}: {error}");
-    }
-}
 
-/// Standard base64 (kustomize's Secret `data`), without a dependency.
-fn decode_base64(text: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
-        let index = ALPHABET.iter().position(|a| *a == c).expect("base64");
-        bits = (bits << 6) | u32::try_from(index).expect("6 bits");
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push(u8::try_from((bits >> count) & 0xff).expect("a byte"));
-        }
+        // The console, with the placeholder files its Secret mounts, stops on them.
+        let console = *workloads(&docs).iter().find(|w| role(w) == "console").expect("console");
+        let (config, _mounted) = load(&docs, console, container(console, "console"));
+        let Err(error) = scimfleet_console::Console::new(Arc::new(config)) else {
+            panic!("{build}: the console starts with the placeholder files of its Secret");
+        };
+        assert!(error.to_string().starts_with("console."), "{build}: {error}");
     }
-    String::from_utf8(out).expect("utf-8 secret")
 }
 
 #[test]
@@ -524,7 +276,7 @@ fn the_service_monitor_scrapes_every_role_on_its_metrics_port() {
             let role = role(workload);
             let main = container(workload, role);
             let (config, _mounted) = load(&docs, workload, main);
-            let ops = listen_port(&config, role);
+            let Some(ops) = metrics_port(&config, role) else { continue };
             let scraped = services.iter().any(|service| {
                 selects(
                     &serde_json::json!({ "matchLabels": service["spec"]["selector"] }),
@@ -566,13 +318,13 @@ fn network_policies_open_only_what_each_role_uses() {
             let (ingress, egress) = (typed("Ingress"), typed("Egress"));
             assert!(!ingress.is_empty() && !egress.is_empty(), "{at}: not fenced both ways");
 
-            let mut serves = BTreeSet::from([listen_port(&config, role)]);
+            let mut serves = BTreeSet::from([probe_port(&config, role)]);
             if role == "intake" {
                 serves.insert(u64::from(config.intake.listen.expect("intake.listen").port()));
             }
             assert_eq!(rule_ports(&ingress, main), serves, "{at}: ingress opens other ports than it serves");
-            for rule in &ingress {
-                if rule_ports(&[*rule], main).contains(&listen_port(&config, role)) {
+            if let Some(metrics) = metrics_port(&config, role) {
+                for rule in ingress.iter().filter(|r| rule_ports(&[**r], main).contains(&metrics)) {
                     assert!(!list(&rule["from"]).is_empty(), "{at}: /metrics is open to everyone");
                 }
             }
@@ -580,7 +332,13 @@ fn network_policies_open_only_what_each_role_uses() {
             let redis = url::Url::parse(config.redis.url.expose()).expect("redis.url");
             let mut uses = BTreeSet::from([53, 5671, 5672, u64::from(redis.port().unwrap_or(6379))]);
             if role != "scheduler" {
-                uses.insert(443); // SCIM apps (worker), identity providers (intake)
+                // SCIM apps (worker, console sweeps), identity providers
+                // (intake), the OIDC issuer (console).
+                uses.insert(443);
+            }
+            if role == "console" {
+                let management = &config.broker.management_url;
+                uses.extend(management.port_or_known_default().map(u64::from)); // the status page
             }
             let open = rule_ports(&egress, main);
             assert!(uses.is_subset(&open), "{at}: egress {open:?} misses some of {uses:?}");
@@ -592,69 +350,5 @@ fn network_policies_open_only_what_each_role_uses() {
                 assert!(!open.contains(&443), "{at}: the scheduler calls no app");
             }
         }
-    }
-}
-
-/// `deploy/kubernetes/examples/<file>`, parsed.
-fn example(file: &str) -> Vec<Value> {
-    let path = root().join("deploy/kubernetes/examples").join(file);
-    documents(&std::fs::read_to_string(&path).expect("example"), file)
-}
-
-#[test]
-fn the_cluster_examples_are_what_the_base_configuration_connects_to() {
-    let docs = kustomize("base");
-    let worker = *workloads(&docs).iter().find(|w| role(w) == "worker").expect("worker");
-    let (config, _mounted) = load(&docs, worker, container(worker, "worker"));
-
-    let rabbit = example("rabbitmq-cluster.yaml");
-    let cluster = of_kind(&rabbit, "RabbitmqCluster");
-    assert_eq!(cluster.len(), 1, "one RabbitmqCluster");
-    assert_eq!(cluster[0]["spec"]["replicas"], 3, "three nodes: a quorum survives one");
-    let management = config.broker.management_url.host_str();
-    assert_eq!(management, Some(name(cluster[0])), "broker.management_url names the operator's Service");
-    let rabbit_config = cluster[0]["spec"]["rabbitmq"]["additionalConfig"].as_str().unwrap_or_default();
-    assert!(rabbit_config.contains("cluster_partition_handling = pause_minority"), "{rabbit_config}");
-    assert!(
-        !of_kind(&rabbit, "PodDisruptionBudget").is_empty(),
-        "the RabbitMQ example has no disruption budget"
-    );
-
-    let redis = example("redis.yaml");
-    let failover = of_kind(&redis, "RedisFailover");
-    assert_eq!(failover.len(), 1, "one RedisFailover");
-    let spec = &failover[0]["spec"];
-    assert!(spec["sentinel"]["replicas"].as_u64() >= Some(3), "three Sentinels agree on a failover");
-    assert!(spec["redis"]["replicas"].as_u64() >= Some(2), "a replica to fail over to");
-    assert!(spec["redis"]["storage"]["persistentVolumeClaim"].is_object(), "Redis data on a volume");
-    // The operator's Service that follows the primary is rfrm-<name>.
-    let url = url::Url::parse(config.redis.url.expose()).expect("redis.url");
-    assert_eq!(url.host_str(), Some(format!("rfrm-{}", name(failover[0])).as_str()), "redis.url host");
-    // The durability settings are the shipped ones (deploy/redis/scimfleet.conf).
-    let shipped =
-        std::fs::read_to_string(root().join("deploy/redis/scimfleet.conf")).expect("scimfleet.conf");
-    let directives = |lines: &mut dyn Iterator<Item = &str>| -> BTreeMap<String, String> {
-        lines
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .filter_map(|l| l.split_once(' '))
-            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-            .collect()
-    };
-    let shipped = directives(&mut shipped.lines());
-    let custom = directives(&mut list(&spec["redis"]["customConfig"]).iter().filter_map(Value::as_str));
-    for key in [
-        "appendonly",
-        "appendfsync",
-        "aof-use-rdb-preamble",
-        "aof-load-truncated",
-        "save",
-        "maxmemory-policy",
-    ] {
-        assert_eq!(
-            custom.get(key),
-            shipped.get(key),
-            "redis.yaml customConfig {key} differs from scimfleet.conf"
-        );
     }
 }
