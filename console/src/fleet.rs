@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::page::esc;
 use crate::session::Role;
 use crate::signin::post_form;
+use crate::sparkline::Activity;
 use crate::{Shared, Signed, refused};
 
 /// What a page shows at its top after an action: what the action said.
@@ -42,13 +43,15 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(notice): 
             return signed.failed(&console, StatusCode::SERVICE_UNAVAILABLE, "Fleet", &message);
         }
     };
+    let apps: Vec<&str> = report.apps.iter().map(|a| a.app.as_str()).collect();
+    let activity = Activity::read(&console.config, &apps).await.unwrap_or_default();
     let mut body = notice.render();
-    body.push_str(&render(&report, &signed));
+    body.push_str(&render(&report, &activity, &signed));
     signed.page(&console, "Fleet", &body)
 }
 
-/// The fleet table; pause and resume forms for operators.
-pub fn render(report: &StatusReport, signed: &Signed) -> String {
+/// The fleet table, with each app's sparkline; pause and resume forms for operators.
+pub fn render(report: &StatusReport, activity: &Activity, signed: &Signed) -> String {
     let mut html = String::new();
     let _ = write!(
         html,
@@ -70,18 +73,18 @@ pub fn render(report: &StatusReport, signed: &Signed) -> String {
         report.scheduled.events
     );
     html.push_str(
-        "<table id=\"apps\"><thead><tr><th>App</th><th>Queued</th><th>Leavers queued</th><th>In flight</th>\
+        "<table id=\"apps\"><thead><tr><th>App</th><th>Last hour (done/failed)</th><th>Queued</th><th>Leavers queued</th><th>In flight</th>\
          <th>Retry backlog</th><th>Re-checks</th><th>Dead letters</th><th>Breaker</th><th>Unsupported</th>\
          <th>Last error</th><th>Paused</th></tr></thead><tbody>",
     );
     for app in &report.apps {
-        row(&mut html, app, signed);
+        row(&mut html, app, &activity.svg(app.app.as_str()), signed);
     }
     html.push_str("</tbody></table>");
     html
 }
 
-fn row(html: &mut String, app: &AppStatus, signed: &Signed) {
+fn row(html: &mut String, app: &AppStatus, sparkline: &str, signed: &Signed) {
     let in_flight = match (app.work.unacked, app.leavers.unacked) {
         (Some(work), Some(leavers)) => (work + leavers).to_string(),
         _ => "?".to_owned(),
@@ -121,7 +124,7 @@ fn row(html: &mut String, app: &AppStatus, signed: &Signed) {
     let dlq_class = if app.dlq > 0 { "n bad" } else { "n" };
     let _ = write!(
         html,
-        "<tr id=\"app-{}\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{in_flight}</td>\
+        "<tr id=\"app-{}\"><td>{}</td><td>{sparkline}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{in_flight}</td>\
          <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"{dlq_class}\"><a href=\"/dead-letters?app={}\">{}</a></td><td>{breaker}</td><td>{}</td>\
          <td>{last_error}</td><td>{paused}</td></tr>",
         esc(id),

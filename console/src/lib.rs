@@ -9,6 +9,7 @@ pub mod oidc;
 pub mod page;
 pub mod session;
 mod signin;
+pub mod sparkline;
 pub mod sweeps;
 
 use std::net::SocketAddr;

@@ -22,7 +22,7 @@ header{background:#1d2330;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;a
 header a{color:#cfe0ff;text-decoration:none}header .who{margin-left:auto;display:flex;gap:.8em;align-items:center}\
 main{padding:1em 1.2em}table{border-collapse:collapse;background:#fff;width:100%}\
 th,td{border-bottom:1px solid #e2e5ea;padding:.35em .5em;text-align:left;vertical-align:top}\
-th{background:#eef0f4;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+th{background:#eef0f4;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}svg.spark{vertical-align:middle}\
 .bad{color:#b00020;font-weight:600}.ok{color:#17703a}.muted{color:#667}\
 .notice{background:#e7f3ea;border:1px solid #9bc7a7;padding:.5em .8em;margin-bottom:1em}\
 .error{background:#fbe9ec;border:1px solid #e3a1ad;padding:.5em .8em;margin-bottom:1em}\

@@ -241,6 +241,18 @@ async fn dead_letters_are_listed_replayed_and_purged_from_the_page() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    // The workers add their counts every few seconds.
+    let sparkline = async |says: &str| {
+        let html = console.get("/", Some(&cookie)).await.text().await.expect("html");
+        let row =
+            html.split("<tr id=\"app-crm\">").nth(1).and_then(|r| r.split("</tr>").next()).unwrap_or("");
+        row.contains("<svg class=\"spark\"") && row.contains(says)
+    };
+    wait::until("crm's sparkline to show its 3 failures", std::time::Duration::from_secs(30), async || {
+        sparkline("last 60 min: 0 done, 3 failed").await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let page = console.get("/dead-letters?app=crm", Some(&cookie)).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
@@ -279,6 +291,13 @@ async fn dead_letters_are_listed_replayed_and_purged_from_the_page() {
     wait::until("the replayed jobs to converge", std::time::Duration::from_secs(60), async || {
         fleet.server("crm").users().len() == 2
     })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    wait::until(
+        "crm's sparkline to count the replayed jobs done",
+        std::time::Duration::from_secs(30),
+        async || sparkline("last 60 min: 2 done, 3 failed").await,
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     let purged = console

@@ -15,6 +15,7 @@ use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{KeyedLocks, Store};
 use scimfleet_schemas::AppId;
 
+use crate::activity::ActivityCounts;
 use crate::breaker::Breaker;
 use crate::converge::Converger;
 use crate::stats::WorkerStats;
@@ -64,6 +65,8 @@ pub(crate) struct AppWorker {
     pub evidence_key: Arc<SigningKey>,
     /// The process's audit trail.
     pub audit: AuditLog,
+    /// Settled jobs per minute, for the console.
+    pub activity: Arc<ActivityCounts>,
 }
 
 /// What every app's worker of one connection shares.
@@ -77,6 +80,7 @@ pub(crate) struct Shared<'a> {
     pub ops: &'a Ops,
     pub evidence_key: &'a Arc<SigningKey>,
     pub audit: &'a AuditLog,
+    pub activity: &'a Arc<ActivityCounts>,
 }
 
 impl AppWorker {
@@ -118,6 +122,7 @@ impl AppWorker {
             evidence_retention: Duration::from_secs(u64::from(verification.evidence_retention_days) * 86_400),
             evidence_key: shared.evidence_key.clone(),
             audit: shared.audit.clone(),
+            activity: shared.activity.clone(),
         }
     }
 }

@@ -9,7 +9,8 @@
 //! Settling is counted here and nowhere else (`scimfleet_jobs_total` by
 //! outcome, the attempt's duration, and for converged jobs the end-to-end
 //! time since the scheduler took the event), next to the process's exact
-//! counters in `WorkerStats`.
+//! counters in `WorkerStats` and the per-minute counts of the console's
+//! sparklines (`activity`).
 
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use chrono::Utc;
 use lapin::message::Delivery;
 use scimfleet_runtime::broker::received_at;
 use scimfleet_runtime::metrics::AppAction;
-use scimfleet_runtime::store::JourneyStep;
+use scimfleet_runtime::store::{ActivityKind, JourneyStep};
 use scimfleet_runtime::telemetry::{self, error_chain, propagation};
 use scimfleet_schemas::{AppId, Job};
 use tracing::Span;
@@ -78,6 +79,15 @@ pub(crate) async fn settled(
         "unchanged" | "verified" => "converged",
         other => other,
     };
+    let activity = match label {
+        "converged" | "unchanged" | "verified" => Some(ActivityKind::Done),
+        "retried" => Some(ActivityKind::Retried),
+        "dead_lettered" => Some(ActivityKind::DeadLettered),
+        _ => None,
+    };
+    if let Some(kind) = activity {
+        worker.activity.count(worker.app.as_str(), kind);
+    }
     let metrics = &worker.ops.metrics;
     metrics.job_settled(worker.app.as_str(), action, metric, started.elapsed());
     if metric == "converged"

@@ -278,6 +278,7 @@ async fn run_once(
     let sampler = tokio::spawn(broker::depth::sample(sampling, queues, ops.metrics.clone(), stop.clone()));
     // Two lanes per app; ready once every one of them is consuming.
     let ready = health.ready_when(2 * convergers.len(), &connection, &store);
+    let (activity, flusher) = crate::activity::start(&store, &stop);
     let mut consumers = JoinSet::new();
     let follower = follow_profiles(&config, &store, &ops, &convergers, &stop);
     for (app, converger) in convergers {
@@ -291,6 +292,7 @@ async fn run_once(
             ops: &ops,
             evidence_key: &evidence_key,
             audit: &audit,
+            activity: &activity,
         };
         let worker = Arc::new(AppWorker::new(&config, app, converger, &shared));
         // Two lanes, each with its own channel and prefetch: leavers never
@@ -327,9 +329,10 @@ async fn run_once(
     if let Some(sweeper) = sweeper {
         sweeper.abort();
     }
-    sampler.abort();
-    follower.abort();
-    polling.abort();
+    for task in [sampler, follower, polling] {
+        task.abort();
+    }
+    crate::activity::finish(flusher, &stop).await;
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     publisher.close("worker stopping").await;

@@ -127,6 +127,11 @@ impl Keys {
         format!("{}:sweep:{app}:{run}:fixes", self.ns)
     }
 
+    /// The job counts of one minute (Unix seconds / 60), all apps.
+    pub(super) fn activity(&self, minute: i64) -> String {
+        format!("{}:activity:{minute}", self.ns)
+    }
+
     /// The per-app ops hash.
     pub(super) fn ops(&self, app: &AppId) -> String {
         format!("{}:ops:{app}", self.ns)

@@ -50,6 +50,7 @@
 //! Writes that record a result under a lease (applied version, desired
 //! state, evidence) are fenced too: refused when a newer lease exists.
 
+mod activity;
 mod applied;
 mod audit;
 mod claims;
@@ -73,6 +74,7 @@ mod sweeps;
 mod totp;
 mod waves;
 
+pub use activity::{ACTIVITY_RETENTION_MINUTES, Activity, ActivityKind, MinuteCounts};
 pub use applied::Applied;
 pub use audit::{Appended, AuditPage, AuditStore};
 pub use claims::{Claims, Slot, SweepClaim, SweepTake};
@@ -232,6 +234,11 @@ impl Store {
     /// Events kept until their `effective_at`.
     pub fn scheduled(&self) -> Scheduled<'_> {
         Scheduled::new(self)
+    }
+
+    /// Per-minute job counts of each app.
+    pub fn activity(&self) -> Activity<'_> {
+        Activity::new(self)
     }
 
     /// The latest sweep of each app.
