@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, Utc};
 use scimfleet_runtime::signing::{self, KeyId, PublicKeys, SigningError, SigningKey};
 use scimfleet_runtime::store::StoreError;
+use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_runtime::{Config, Store};
 use scimfleet_schemas::{EvidenceRecord, PersonId};
 
@@ -265,19 +266,30 @@ pub async fn leavers(config: &Config, since: Option<DateTime<Utc>>) -> Result<Ve
     Ok(leaver_lines(records))
 }
 
-/// Every evidence record of `person`, oldest first.
-pub async fn records_of(config: &Config, person: &PersonId) -> Result<Vec<EvidenceRecord>, AdminError> {
+/// The person whose pseudonym (under `pseudonyms`) is `pseudonym`, and
+/// every evidence record of theirs, oldest first, from one scan of the
+/// evidence; `None` when no record is theirs.
+pub async fn records_by_pseudonym(
+    config: &Config,
+    pseudonyms: &Pseudonymizer,
+    pseudonym: &str,
+) -> Result<Option<(PersonId, Vec<EvidenceRecord>)>, AdminError> {
     let store = Store::connect(&config.redis, &config.namespace).await?;
-    let mut records = Vec::new();
+    // One pseudonym per person, not per record: a leaver has a record per app.
+    let mut theirs: std::collections::HashMap<PersonId, bool> = std::collections::HashMap::new();
+    let mut found: Option<(PersonId, Vec<EvidenceRecord>)> = None;
     store
         .evidence()
         .scan(None, |record| {
-            if record.person == *person {
-                records.push(record)
+            let is_theirs = *theirs
+                .entry(record.person.clone())
+                .or_insert_with(|| pseudonyms.person(&record.person) == pseudonym);
+            if is_theirs {
+                found.get_or_insert_with(|| (record.person.clone(), Vec::new())).1.push(record);
             }
         })
         .await?;
-    Ok(records)
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use scimfleet_admin::evidence::{self, LeaverLine};
 use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_schemas::audit::{AuditEntry, AuditKind};
-use scimfleet_schemas::{EvidenceStatus, PersonId};
+use scimfleet_schemas::{EvidenceRecord, EvidenceStatus, PersonId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -103,16 +103,16 @@ fn row(html: &mut String, line: &LeaverLine, signed: &Signed, pseudonyms: &Pseud
     );
 }
 
-/// The leaver whose pseudonym is `pseudonym`, among the report's people.
-async fn find(console: &Console, pseudonym: &str) -> Result<PersonId, Refusal> {
-    let lines = evidence::leavers(&console.config, None)
-        .await
-        .map_err(|e| Refusal { status: StatusCode::SERVICE_UNAVAILABLE, message: e.to_string() })?;
+/// The leaver whose pseudonym is `pseudonym`, and their evidence records.
+async fn find(console: &Console, pseudonym: &str) -> Result<(PersonId, Vec<EvidenceRecord>), Refusal> {
     let pseudonyms = pseudonymizer(console)?;
-    lines.into_iter().map(|l| l.person).find(|p| pseudonyms.person(p) == pseudonym).ok_or_else(|| Refusal {
-        status: StatusCode::NOT_FOUND,
-        message: format!("no leaver with pseudonym {pseudonym}"),
-    })
+    evidence::records_by_pseudonym(&console.config, &pseudonyms, pseudonym)
+        .await
+        .map_err(|e| Refusal { status: StatusCode::SERVICE_UNAVAILABLE, message: e.to_string() })?
+        .ok_or_else(|| Refusal {
+            status: StatusCode::NOT_FOUND,
+            message: format!("no leaver with pseudonym {pseudonym}"),
+        })
 }
 
 pub(crate) async fn person(
@@ -120,16 +120,12 @@ pub(crate) async fn person(
     signed: Signed,
     Path(pseudonym): Path<String>,
 ) -> Response {
-    let person = match find(&console, &pseudonym).await {
-        Ok(person) => person,
+    let (person, records) = match find(&console, &pseudonym).await {
+        Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
     };
     let failed = |error: scimfleet_admin::AdminError| {
         signed.failed(&console, StatusCode::SERVICE_UNAVAILABLE, "Leaver", &error.to_string())
-    };
-    let records = match evidence::records_of(&console.config, &person).await {
-        Ok(records) => records,
-        Err(error) => return failed(error),
     };
     let mut trail = Vec::new();
     let exported =
@@ -214,7 +210,7 @@ pub(crate) async fn export(
 ) -> Response {
     let result = async {
         signed.require(Role::Operator)?;
-        let person = find(&console, &pseudonym).await?;
+        let (person, _) = find(&console, &pseudonym).await?;
         let failed = |e: scimfleet_admin::AdminError| Refusal {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: e.to_string(),
