@@ -1,5 +1,6 @@
 //! `GET /dead-letters?app=A&page=N`: one dead-letter queue, a page at a
-//! time ([`scimfleet_admin::dlq::browse`]): why each message ended there,
+//! time ([`scimfleet_admin::dlq::browse`], deep pages from a held view:
+//! [`crate::views`]): why each message ended there,
 //! the app's last status and error, attempts, and its trace (a link when
 //! `console.trace_url` is set). `POST /dead-letters/replay` and `/purge`:
 //! `scimfleet dlq replay` / `purge` of the ticked messages or of all,
@@ -36,12 +37,13 @@ pub(crate) struct Which {
 pub(crate) async fn page(State(console): Shared, signed: Signed, Query(which): Query<Which>) -> Response {
     let size = console.config.console.page_size;
     let page = which.page.unwrap_or(1).max(1);
-    let listing = match dlq::browse(&console.config, &which.app, (page - 1) * size, size).await {
-        Ok(listing) => listing,
-        Err(error) => {
-            return signed.failed(&console, StatusCode::BAD_REQUEST, "Dead letters", &error.to_string());
-        }
-    };
+    let (listing, read_at) =
+        match console.views.page(&console.config, &which.app, (page - 1) * size, size).await {
+            Ok(page) => (page.listing, page.read_at),
+            Err(error) => {
+                return signed.failed(&console, StatusCode::BAD_REQUEST, "Dead letters", &error.to_string());
+            }
+        };
     let app = esc(&which.app);
     let mut body = String::new();
     if let Some(notice) = which.notice.filter(|n| !n.is_empty()) {
@@ -50,8 +52,12 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(which): Q
     let pages = usize::try_from(listing.total).unwrap_or(usize::MAX).div_ceil(size).max(1);
     let _ = write!(
         body,
-        "<p>{} dead letter(s) in <strong>{app}</strong> · page {page} of {pages}</p>",
-        listing.total
+        "<p>{} dead letter(s) in <strong>{app}</strong> · page {page} of {pages}{}</p>",
+        listing.total,
+        read_at.map_or_else(String::new, |at| format!(
+            " <span class=\"muted\">(listing read at {}, the depth unchanged since)</span>",
+            at.format("%H:%M:%S")
+        ))
     );
     let operator = signed.session.role >= Role::Operator;
     if operator {
@@ -197,6 +203,7 @@ async fn settle(
     } else {
         dlq::replay(&console.config, batch, &mut out).await
     };
+    console.views.forget(&posted.app).await;
     done.map_err(|error| Refusal { status: StatusCode::BAD_REQUEST, message: error.to_string() })?;
     let said = String::from_utf8_lossy(&out).trim().to_owned();
     let to = format!("/dead-letters?app={}&notice={}", encode(&posted.app), encode(&said));

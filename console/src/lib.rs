@@ -11,6 +11,7 @@ pub mod session;
 mod signin;
 pub mod sparkline;
 pub mod sweeps;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct Console {
     oidc: Option<oidc::Oidc>,
     /// Apps a sweep started from this console is running for.
     sweeping: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Dead-letter queues read whole for paging.
+    views: views::Views,
 }
 
 impl Console {
@@ -98,7 +101,14 @@ impl Console {
             ),
             None => Sessions::new(config.console.session_ttl),
         };
-        Ok(Self { config, sessions, credential, oidc, sweeping: std::sync::Mutex::default() })
+        Ok(Self {
+            config,
+            sessions,
+            credential,
+            oidc,
+            sweeping: std::sync::Mutex::default(),
+            views: views::Views::default(),
+        })
     }
 }
 

@@ -206,7 +206,7 @@ async fn the_static_admin_signs_in_and_pauses_an_app_with_a_csrf_checked_form() 
 }
 
 /// The session cookie a page opened (`auth = "none"`), as a `Cookie` header value.
-fn opened_session(response: &reqwest::Response) -> String {
+pub(crate) fn opened_session(response: &reqwest::Response) -> String {
     let set = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session opened");
     set.split(';').next().expect("name=value").to_owned()
 }

@@ -21,6 +21,7 @@ mod config_reference;
 mod console;
 mod console_browser;
 mod console_oidc;
+mod console_views;
 mod crash;
 mod credentials;
 mod definitions;
