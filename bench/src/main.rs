@@ -156,9 +156,9 @@ async fn interrupted() -> &'static str {
 
 /// `scimfleet-bench console`: the console scenario alone, its table printed.
 async fn console_only() -> anyhow::Result<()> {
-    // Asked for by name: the full size unless the environment says otherwise.
-    let (apps, dead_letters, samples) = scenarios::console::size()?.unwrap_or((100, 10_000, 20));
-    let pages = scenarios::console::run(apps, dead_letters, samples).await?;
+    let size = scenarios::console::size()?
+        .context("BENCH_CONSOLE_DEAD_LETTERS=0 skips the console scenario, which is all `console` runs")?;
+    let pages = scenarios::console::run(size).await?;
     let mut table = report::Table::default();
     table.title("scimfleet bench: operator console");
     report::console_rows(&pages, &mut table);
@@ -166,11 +166,11 @@ async fn console_only() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The console scenario, when the environment asks for it.
+/// The console scenario, unless `BENCH_CONSOLE_DEAD_LETTERS=0`.
 async fn console_pages() -> anyhow::Result<Option<scenarios::console::Pages>> {
-    let Some((apps, dead_letters, samples)) = scenarios::console::size()? else { return Ok(None) };
-    eprintln!("bench: console pages, {apps} apps, {dead_letters} dead letters...");
-    Ok(Some(scenarios::console::run(apps, dead_letters, samples).await.context("console scenario")?))
+    let Some(size) = scenarios::console::size()? else { return Ok(None) };
+    eprintln!("bench: console pages, {} apps, {} dead letters...", size.apps, size.dead_letters);
+    Ok(Some(scenarios::console::run(size).await.context("console scenario")?))
 }
 
 /// Runs every phase, prints the table and writes the JSON.

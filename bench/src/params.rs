@@ -94,7 +94,7 @@ impl Params {
 }
 
 /// `1`/`true`/`yes` or `0`/`false`/`no`/empty; absent is false.
-fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ParamError> {
+pub(crate) fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ParamError> {
     let Some(value) = lookup(name) else { return Ok(false) };
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),

