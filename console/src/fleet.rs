@@ -74,17 +74,17 @@ pub fn render(report: &StatusReport, activity: &Activity, signed: &Signed) -> St
     );
     html.push_str(
         "<table id=\"apps\"><thead><tr><th>App</th><th>Last hour (done/failed)</th><th>Queued</th><th>Leavers queued</th><th>In flight</th>\
-         <th>Retry backlog</th><th>Re-checks</th><th>Dead letters</th><th>Breaker</th><th>Unsupported</th>\
+         <th>Retry backlog</th><th>Re-checks</th><th>Dead letters</th><th>Rate-limit waits (1 h)</th><th>Breaker</th><th>Unsupported</th>\
          <th>Last error</th><th>Paused</th></tr></thead><tbody>",
     );
     for app in &report.apps {
-        row(&mut html, app, &activity.svg(app.app.as_str()), signed);
+        row(&mut html, app, activity, signed);
     }
     html.push_str("</tbody></table>");
     html
 }
 
-fn row(html: &mut String, app: &AppStatus, sparkline: &str, signed: &Signed) {
+fn row(html: &mut String, app: &AppStatus, activity: &Activity, signed: &Signed) {
     let in_flight = match (app.work.unacked, app.leavers.unacked) {
         (Some(work), Some(leavers)) => (work + leavers).to_string(),
         _ => "?".to_owned(),
@@ -122,10 +122,12 @@ fn row(html: &mut String, app: &AppStatus, sparkline: &str, signed: &Signed) {
         (None, false) => "no".to_owned(),
     };
     let dlq_class = if app.dlq > 0 { "n bad" } else { "n" };
+    let sparkline = activity.svg(id);
+    let waits = activity.waits(id).map_or_else(|| "?".to_owned(), |w| w.to_string());
     let _ = write!(
         html,
         "<tr id=\"app-{}\"><td>{}</td><td>{sparkline}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{in_flight}</td>\
-         <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"{dlq_class}\"><a href=\"/dead-letters?app={}\">{}</a></td><td>{breaker}</td><td>{}</td>\
+         <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"{dlq_class}\"><a href=\"/dead-letters?app={}\">{}</a></td><td class=\"n\">{waits}</td><td>{breaker}</td><td>{}</td>\
          <td>{last_error}</td><td>{paused}</td></tr>",
         esc(id),
         esc(id),

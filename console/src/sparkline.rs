@@ -16,10 +16,12 @@ pub const MINUTES: usize = 60;
 const WIDTH: usize = 2 * MINUTES;
 const HEIGHT: u64 = 24;
 
-/// Each app's per-minute counts, oldest first: (done, failed).
+/// Each app's per-minute counts, oldest first: (done, failed); and its
+/// requests' rate-limit waits over the same minutes.
 #[derive(Debug, Default)]
 pub struct Activity {
     by_app: HashMap<String, Vec<(u64, u64)>>,
+    waits: HashMap<String, u64>,
 }
 
 impl Activity {
@@ -56,7 +58,19 @@ impl Activity {
                 ((*app).to_owned(), series)
             })
             .collect();
-        Self { by_app }
+        let waits = apps
+            .iter()
+            .map(|app| {
+                ((*app).to_owned(), minutes.iter().map(|m| count(m, app, ActivityKind::RateLimitWait)).sum())
+            })
+            .collect();
+        Self { by_app, waits }
+    }
+
+    /// `app`'s SCIM requests that waited for its rate limit (or a
+    /// `Retry-After` pause) in the last [`MINUTES`] minutes; `None` unread.
+    pub fn waits(&self, app: &str) -> Option<u64> {
+        self.waits.get(app).copied()
     }
 
     /// `app`'s sparkline: jobs done per minute, failures (retried or
@@ -102,6 +116,8 @@ mod tests {
         minutes[MINUTES - 1].insert(("git".to_owned(), ActivityKind::Done), 10);
         minutes[MINUTES - 2].insert(("git".to_owned(), ActivityKind::Retried), 3);
         minutes[MINUTES - 2].insert(("git".to_owned(), ActivityKind::DeadLettered), 2);
+        minutes[0].insert(("git".to_owned(), ActivityKind::RateLimitWait), 4);
+        minutes[MINUTES - 1].insert(("git".to_owned(), ActivityKind::RateLimitWait), 1);
         let activity = Activity::of(&["git", "chat"], &minutes);
         let svg = activity.svg("git");
         assert!(svg.contains("10 done, 5 failed") && svg.contains("peak 10/min"), "{svg}");
@@ -111,5 +127,9 @@ mod tests {
         let idle = activity.svg("chat");
         assert!(idle.contains("0 done, 0 failed") && !idle.contains("<polyline"), "{idle}");
         assert_eq!(activity.svg("absent"), "");
+        assert_eq!(
+            (activity.waits("git"), activity.waits("chat"), activity.waits("absent")),
+            (Some(5), Some(0), None)
+        );
     }
 }

@@ -14,6 +14,7 @@ use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
 use scimfleet_devkit::wait;
 use scimfleet_runtime::broker::{self, Topology};
+use scimfleet_runtime::store::ActivityKind;
 use scimfleet_schemas::AppId;
 
 const SETTLE: Duration = Duration::from_secs(90);
@@ -165,6 +166,20 @@ async fn metrics_count_a_known_workload() {
     // The paced app waited for its rate limit.
     assert!(sum(&m, "scimfleet_rate_limit_waits_total", &[("app", "crm")]) >= 1.0);
     assert!(sum(&m, "scimfleet_rate_limit_wait_seconds_total", &[("app", "crm")]) > 0.0);
+    // The console's per-minute counts (flushed every few seconds) agree.
+    let waits = sum(&m, "scimfleet_rate_limit_waits_total", &[("app", "crm")]) as u64;
+    let activity = async |app: &str, kind: ActivityKind| {
+        let minute = chrono::Utc::now().timestamp().div_euclid(60);
+        let minutes = fleet.store().activity().read(minute, 60, &[app]).await.expect("activity");
+        minutes.iter().filter_map(|m| m.get(&(app.to_owned(), kind))).sum::<u64>()
+    };
+    wait::until("the workers' activity counts in Redis", Duration::from_secs(30), async || {
+        activity("crm", ActivityKind::RateLimitWait).await == waits
+            && activity("ldap", ActivityKind::DeadLettered).await == 7
+            && activity("crm", ActivityKind::Done).await == 3
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     // The dead app: every job dead-lettered after its attempts, each attempt
     // one request without an answer, and its breaker open.
     assert_eq!(ldap_dead, 7, "every ldap job in its dead-letter queue");

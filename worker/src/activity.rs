@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scimfleet_runtime::Store;
+use scimfleet_runtime::metrics::Metrics;
 use scimfleet_runtime::store::{ActivityKind, MinuteCounts};
 use scimfleet_runtime::telemetry::error_chain;
+use scimfleet_schemas::AppId;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,11 +25,15 @@ pub(crate) struct ActivityCounts {
 }
 
 impl ActivityCounts {
-    /// One job of `app` settled as `kind`, now.
+    /// One job of `app` settled as `kind` (or one request waited), now.
     pub(crate) fn count(&self, app: &str, kind: ActivityKind) {
+        self.add(app, kind, 1);
+    }
+
+    fn add(&self, app: &str, kind: ActivityKind, count: u64) {
         let minute = chrono::Utc::now().timestamp().div_euclid(60);
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *pending.entry(minute).or_default().entry((app.to_owned(), kind)).or_insert(0) += 1;
+        *pending.entry(minute).or_default().entry((app.to_owned(), kind)).or_insert(0) += count;
     }
 
     /// Adds what is pending to Redis. On failure the counts are kept for the
@@ -54,10 +60,42 @@ impl ActivityCounts {
     }
 }
 
-/// New counts, and the task that flushes them every [`FLUSH_EVERY`] until `stop`.
-pub(crate) fn start(store: &Store, stop: &CancellationToken) -> (Arc<ActivityCounts>, JoinHandle<()>) {
+/// New counts, and the task that flushes them every [`FLUSH_EVERY`] until
+/// `stop`, adding each time the rate-limit waits `metrics` counted for
+/// `apps` since the last flush (the SCIM client counts those there).
+pub(crate) fn start(
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    apps: Vec<AppId>,
+    stop: &CancellationToken,
+) -> (Arc<ActivityCounts>, JoinHandle<()>) {
     let counts = Arc::new(ActivityCounts::default());
-    (counts.clone(), tokio::spawn(flush_periodically(counts, store.clone(), stop.clone())))
+    // From what is counted now: the process's counters outlive a run (a
+    // reconnect starts another), whose waits are in Redis already.
+    let total = |app: &AppId| metrics.rate_limit_waits.get_or_create(&Metrics::app(app.as_str())).get();
+    let seen = apps.iter().map(|app| (app.clone(), total(app))).collect();
+    let waits = Waits { metrics: metrics.clone(), apps, seen };
+    (counts.clone(), tokio::spawn(flush_periodically(counts, waits, store.clone(), stop.clone())))
+}
+
+/// The rate-limit waits of `metrics` already counted, per app.
+struct Waits {
+    metrics: Arc<Metrics>,
+    apps: Vec<AppId>,
+    seen: HashMap<AppId, u64>,
+}
+
+impl Waits {
+    /// Counts the waits since the last call into `counts`.
+    fn count_into(&mut self, counts: &ActivityCounts) {
+        for app in &self.apps {
+            let total = self.metrics.rate_limit_waits.get_or_create(&Metrics::app(app.as_str())).get();
+            let seen = self.seen.insert(app.clone(), total).unwrap_or(0);
+            if total > seen {
+                counts.add(app.as_str(), ActivityKind::RateLimitWait, total - seen);
+            }
+        }
+    }
 }
 
 /// Stops the flushing task (`stop` is the run's own token) after its last
@@ -69,12 +107,20 @@ pub(crate) async fn finish(flusher: JoinHandle<()>, stop: &CancellationToken) {
     }
 }
 
-async fn flush_periodically(counts: Arc<ActivityCounts>, store: Store, stop: CancellationToken) {
+async fn flush_periodically(
+    counts: Arc<ActivityCounts>,
+    mut waits: Waits,
+    store: Store,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            () = tokio::time::sleep(FLUSH_EVERY) => counts.flush(&store).await,
+            () = tokio::time::sleep(FLUSH_EVERY) => {}
         }
+        waits.count_into(&counts);
+        counts.flush(&store).await;
     }
+    waits.count_into(&counts);
     counts.flush(&store).await;
 }

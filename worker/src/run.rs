@@ -278,7 +278,7 @@ async fn run_once(
     let sampler = tokio::spawn(broker::depth::sample(sampling, queues, ops.metrics.clone(), stop.clone()));
     // Two lanes per app; ready once every one of them is consuming.
     let ready = health.ready_when(2 * convergers.len(), &connection, &store);
-    let (activity, flusher) = crate::activity::start(&store, &stop);
+    let (activity, flusher) = crate::activity::start(&store, &ops.metrics, selected_ids.clone(), &stop);
     let mut consumers = JoinSet::new();
     let follower = follow_profiles(&config, &store, &ops, &convergers, &stop);
     for (app, converger) in convergers {

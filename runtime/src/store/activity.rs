@@ -1,5 +1,5 @@
-//! What each app's jobs came to, minute by minute, for the console's
-//! sparklines: `{ns}:activity:{minute}` (minute = Unix seconds / 60), a hash
+//! What each app's jobs came to, and how often its requests waited for its
+//! rate limit, minute by minute, for the console's sparklines: `{ns}:activity:{minute}` (minute = Unix seconds / 60), a hash
 //! of `{app}|{kind}` → count, kept [`ACTIVITY_RETENTION_MINUTES`].
 //!
 //! Workers add their counts every few seconds, not per job (one pipelined
@@ -23,17 +23,21 @@ pub enum ActivityKind {
     Retried,
     /// Dead-lettered.
     DeadLettered,
+    /// A SCIM request that waited for the app's shared rate limit or a
+    /// `Retry-After` pause (not a job: a job can wait several times).
+    RateLimitWait,
 }
 
 impl ActivityKind {
     /// Every kind.
-    pub const ALL: [Self; 3] = [Self::Done, Self::Retried, Self::DeadLettered];
+    pub const ALL: [Self; 4] = [Self::Done, Self::Retried, Self::DeadLettered, Self::RateLimitWait];
 
     fn field(self, app: &str) -> String {
         let kind = match self {
             Self::Done => "done",
             Self::Retried => "retried",
             Self::DeadLettered => "dead",
+            Self::RateLimitWait => "waits",
         };
         format!("{app}|{kind}")
     }
