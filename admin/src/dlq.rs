@@ -138,7 +138,7 @@ pub async fn count(
     let queue = target.queue(topology);
     let channel = connection.create_channel().await.map_err(BrokerError::channel("open channel"))?;
     let depth = scimfleet_runtime::broker::inspect::depth(&channel, &queue).await?;
-    let _closed = channel.close(200, "counted".into()).await;
+    let _closed = scimfleet_runtime::broker::within("a close", channel.close(200, "counted".into())).await;
     Ok(depth.messages)
 }
 
@@ -207,14 +207,19 @@ async fn stream(
             Ok(None) | Err(_) => break,
         }
     }
-    let _cancelled = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+    let _cancelled = scimfleet_runtime::broker::within(
+        "a consumer cancel",
+        channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
+    )
+    .await;
     result
 }
 
 impl Peek {
     /// Puts every message back in the queue.
     pub async fn release(self) {
-        let _closed = self.channel.close(200, "released".into()).await;
+        let _closed =
+            scimfleet_runtime::broker::within("a close", self.channel.close(200, "released".into())).await;
     }
 
     /// Drops the selected messages for good; the rest go back.
@@ -224,7 +229,8 @@ impl Peek {
             message.acker.ack(BasicAckOptions::default()).await.map_err(BrokerError::channel("purge"))?;
             settled.done += 1;
         }
-        let _closed = self.channel.close(200, "purged".into()).await;
+        let _closed =
+            scimfleet_runtime::broker::within("a close", self.channel.close(200, "purged".into())).await;
         Ok(settled)
     }
 
@@ -258,7 +264,8 @@ impl Peek {
                 .map_err(BrokerError::channel("ack replayed"))?;
             settled.done += 1;
         }
-        let _closed = self.channel.close(200, "replayed".into()).await;
+        let _closed =
+            scimfleet_runtime::broker::within("a close", self.channel.close(200, "replayed".into())).await;
         Ok(settled)
     }
 }

@@ -37,6 +37,7 @@ pub(crate) async fn publish_lines(
     let apps: Vec<_> = config.apps.iter().map(|a| a.id.clone()).collect();
     topology.ensure(publisher.channel(), &apps, config.broker.declare_topology).await?;
     let report = broker::events::publish_jsonl(&publisher, &topology, input).await;
-    let _closed = connection.close(200, "publish done".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", connection.close(200, "publish done".into())).await;
     Ok(report?)
 }

@@ -72,7 +72,8 @@ pub async fn run(config: &Config, options: &Options, out: &mut impl Write) -> Re
         write_summary(&summaries, report)?;
     }
     if let Some((connection, _)) = broker {
-        let _closed = connection.close(200, "sweep done".into()).await;
+        let _closed =
+            scimfleet_runtime::broker::within("a close", connection.close(200, "sweep done".into())).await;
     }
     render(&summaries, options.remediate, out)?;
     // Peak memory of the whole run, so bounded memory can be checked from outside.

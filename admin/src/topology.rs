@@ -33,7 +33,8 @@ pub async fn declare_topology(config: &Config, out: &mut impl Write) -> Result<(
         apps.len(),
         sources.len()
     )?;
-    let _closed = connection.close(200, "topology declared".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", connection.close(200, "topology declared".into())).await;
     Ok(())
 }
 

@@ -84,7 +84,12 @@ impl Link {
                 }
                 Ok::<_, broker::BrokerError>((connection, publisher))
             };
-            let (connection, publisher) = match connected.await {
+            // Raced against a stop, as a stalled broker would hold it up.
+            let connected = tokio::select! {
+                () = stop.cancelled() => return,
+                connected = connected => connected,
+            };
+            let (connection, publisher) = match connected {
                 Ok(link) => link,
                 Err(error) => {
                     tracing::warn!(error = %error_chain(&error), retry_in_ms = backoff.as_millis(), "intake cannot reach RabbitMQ");
@@ -113,12 +118,14 @@ impl Link {
             if stop.is_cancelled() {
                 // The channel first: closing the connection under an open
                 // channel makes lapin log an error for a clean stop.
-                let _closed = publisher.channel().close(200, "intake stopping".into()).await;
-                let _closed = connection.close(200, "intake stopping".into()).await;
+                let _closed =
+                    broker::within("a close", publisher.channel().close(200, "intake stopping".into())).await;
+                let _closed =
+                    broker::within("a close", connection.close(200, "intake stopping".into())).await;
                 return;
             }
             tracing::warn!("intake lost its RabbitMQ link; reconnecting");
-            let _closed = connection.close(200, "reconnecting".into()).await;
+            let _closed = broker::within("a close", connection.close(200, "reconnecting".into())).await;
         }
     }
 }

@@ -124,8 +124,11 @@ async fn run_once(
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     closing.close("scheduler stopping").await;
-    let _closed = channel.close(200, "scheduler stopping".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", channel.close(200, "scheduler stopping".into())).await;
     // Closing tells the broker at once that unacked events are to be redelivered.
-    let _closed = connection.close(200, "scheduler stopping".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", connection.close(200, "scheduler stopping".into()))
+            .await;
     result
 }

@@ -78,7 +78,8 @@ pub(crate) async fn consume(
             handle(worker.clone(), delivery, span.clone()).instrument(span)
         })
         .await;
-    let _closed = channel.close(200, "consumer stopped".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", channel.close(200, "consumer stopped".into())).await;
     Ok(result?)
 }
 

@@ -336,7 +336,7 @@ async fn run_once(
     // Channels are closed (and awaited) before the connection: a channel
     // dropped instead closes in the background and races the connection close.
     publisher.close("worker stopping").await;
-    let _closed = setup.close(200, "worker stopping".into()).await;
-    let _closed = connection.close(200, "worker stopping".into()).await;
+    let _closed = broker::within("a close", setup.close(200, "worker stopping".into())).await;
+    let _closed = broker::within("a close", connection.close(200, "worker stopping".into())).await;
     result
 }

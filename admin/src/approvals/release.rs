@@ -43,7 +43,8 @@ pub(crate) async fn publish(config: &Config, jobs: &[Job]) -> Result<(), AdminEr
     }
     let connection = broker::connect(&config.broker, "scimfleet-approvals").await?;
     let published = publish_on(&connection, config, jobs).await;
-    let _closed = connection.close(200, "approvals done".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", connection.close(200, "approvals done".into())).await;
     published
 }
 
@@ -71,6 +72,8 @@ async fn publish_on(connection: &lapin::Connection, config: &Config, jobs: &[Job
         mandatory: true,
     });
     publisher.publish_all(messages).await?;
-    let _closed = publisher.channel().close(200, "approvals done".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", publisher.channel().close(200, "approvals done".into()))
+            .await;
     Ok(())
 }

@@ -163,7 +163,8 @@ impl Session {
     }
 
     async fn close(self) {
-        let _closed = self.connection.close(200, "dlq done".into()).await;
+        let _closed =
+            scimfleet_runtime::broker::within("a close", self.connection.close(200, "dlq done".into())).await;
     }
 
     /// Opens a session, runs `command` in it, and closes it whatever the outcome.

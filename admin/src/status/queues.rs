@@ -180,7 +180,8 @@ fn regex_escape(text: &str) -> String {
 async fn amqp(config: &Config, names: &[String]) -> Result<HashMap<String, QueueFigures>, BrokerError> {
     let connection = broker::connect(&config.broker, "scimfleet-status").await?;
     let result = declare_passively(&connection, names).await;
-    let _closed = connection.close(200, "status read".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", connection.close(200, "status read".into())).await;
     result
 }
 
@@ -206,7 +207,8 @@ async fn declare_passively(
             Err(_) => channel = open().await?,
         }
     }
-    let _closed = channel.close(200, "status read".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", channel.close(200, "status read".into())).await;
     Ok(found)
 }
 

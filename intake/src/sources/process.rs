@@ -146,13 +146,26 @@ async fn consume_all(
     config: &scimfleet_runtime::Config,
     stop: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let connection = broker::connect(&config.broker, "scimfleet-intake-sources").await?;
     let topology = Topology::of(config);
+    // Raced against a stop: a broker that stalls while the channels open
+    // must not keep the intake from stopping (nothing is consumed yet).
+    let setup = async {
+        let connection = broker::connect(&config.broker, "scimfleet-intake-sources").await?;
+        let mut channels = Vec::with_capacity(adapters.len());
+        for adapter in adapters {
+            let channel = connection.create_channel().await?;
+            let ids: Vec<&str> = vec![adapter.id()];
+            topology.ensure_sources(&channel, &ids, config.broker.declare_topology).await?;
+            channels.push(channel);
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((connection, channels))
+    };
+    let (connection, channels) = tokio::select! {
+        () = stop.cancelled() => return Ok(()),
+        set = setup => set?,
+    };
     let mut consumers = tokio::task::JoinSet::new();
-    for adapter in adapters {
-        let channel = connection.create_channel().await?;
-        let ids: Vec<&str> = vec![adapter.id()];
-        topology.ensure_sources(&channel, &ids, config.broker.declare_topology).await?;
+    for (adapter, channel) in adapters.iter().zip(channels) {
         let queue = topology.source_queue(adapter.id());
         let (adapter, emitter, stop) = (adapter.clone(), emitter.clone(), stop.clone());
         let failures = Arc::new(AtomicU32::new(0));
@@ -171,7 +184,8 @@ async fn consume_all(
         result = Err(error.into());
     }
     consumers.abort_all();
-    let _closed = connection.close(200, "sources stopping".into()).await;
+    let _closed =
+        scimfleet_runtime::broker::within("a close", connection.close(200, "sources stopping".into())).await;
     result
 }
 

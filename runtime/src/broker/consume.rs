@@ -107,7 +107,11 @@ where
             },
         }
     };
-    let _cancelled = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+    let _cancelled = super::within(
+        "a consumer cancel",
+        channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
+    )
+    .await;
     drain(queue, tasks, grace).await;
     result
 }

@@ -46,7 +46,7 @@ pub async fn sample(
             () = tokio::time::sleep(SAMPLE_EVERY) => {}
         }
     }
-    let _closed = channel.close(200, "sampling stopped".into()).await;
+    let _closed = super::within("a close", channel.close(200, "sampling stopped".into())).await;
 }
 
 /// The queues of `apps` (work, leaver lane, dead letters, retry and re-check tiers).

@@ -17,6 +17,7 @@ mod settle;
 mod sources;
 mod topology;
 mod urls;
+mod within;
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub use publish::{NACK_PATIENCE, Outgoing, PublishError, Publisher, persistent};
 pub use settle::{REQUEUE_PAUSE, Verdict, settle};
 pub use topology::{RETRY_APP_HEADER, RETRY_TIER_HEADER, Topology};
 pub use urls::BrokerUrls;
+pub use within::{STOP_WAIT, within};
 
 /// A broker operation failed.
 #[derive(Debug, thiserror::Error)]

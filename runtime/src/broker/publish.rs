@@ -138,9 +138,9 @@ impl Publisher {
     pub async fn close(&self, reason: &str) {
         let renewed = self.renewed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(channel) = renewed {
-            let _closed = channel.close(200, reason.into()).await;
+            let _closed = super::within("a close", channel.close(200, reason.into())).await;
         }
-        let _closed = self.channel.close(200, reason.into()).await;
+        let _closed = super::within("a close", self.channel.close(200, reason.into())).await;
     }
 
     /// The channel publishes go to.

@@ -64,11 +64,15 @@ impl SourceIntake {
             .sum::<f64>() as u64
     }
 
-    /// Stops it and waits.
+    /// Stops it and waits, at most a minute: an intake that does not stop
+    /// is a bug to name, not a test to let hang.
     pub async fn stop(mut self) {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
-            task.await.expect("intake task");
+            tokio::time::timeout(Duration::from_secs(60), task)
+                .await
+                .expect("the intake stopped within a minute of its stop")
+                .expect("intake task");
         }
     }
 }
