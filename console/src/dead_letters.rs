@@ -44,6 +44,9 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(which): Q
                 return signed.failed(&console, StatusCode::BAD_REQUEST, "Dead letters", &error.to_string());
             }
         };
+    if page == 1 && read_at.is_none() && listing.total > size as u64 {
+        console.views.warm(console.config.clone(), &which.app);
+    }
     let app = esc(&which.app);
     let mut body = String::new();
     if let Some(notice) = which.notice.filter(|n| !n.is_empty()) {

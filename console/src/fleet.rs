@@ -19,6 +19,9 @@ use crate::signin::post_form;
 use crate::sparkline::Activity;
 use crate::{Shared, Signed, refused};
 
+/// Most dead-letter queues the fleet page has read ahead at once.
+const READ_AHEAD: usize = 4;
+
 /// What a page shows at its top after an action: what the action said.
 #[derive(Deserialize, Default)]
 pub(crate) struct Notice {
@@ -43,6 +46,14 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(notice): 
             return signed.failed(&console, StatusCode::SERVICE_UNAVAILABLE, "Fleet", &message);
         }
     };
+    // Queues longer than a page are read ahead, the longest first: their
+    // deep pages are then ready when the operator opens them.
+    let mut long: Vec<&AppStatus> =
+        report.apps.iter().filter(|a| a.dlq > console.config.console.page_size as u64).collect();
+    long.sort_by_key(|a| std::cmp::Reverse(a.dlq));
+    for app in long.into_iter().take(READ_AHEAD) {
+        console.views.warm(console.config.clone(), app.app.as_str());
+    }
     let apps: Vec<&str> = report.apps.iter().map(|a| a.app.as_str()).collect();
     let activity = Activity::read(&console.config, &apps).await.unwrap_or_default();
     let mut body = notice.render();

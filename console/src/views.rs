@@ -10,6 +10,10 @@
 //! [`VIEW_TTL`], and only while the queue's depth is the one read (checked
 //! on every page). A replay or purge from this console drops the app's
 //! view at once. The first page, without a view, is read live: it is cheap.
+//! Queues longer than a page are read ahead, in the background, when the
+//! fleet page or their first page is shown ([`Views::warm`]), so the deep
+//! page an operator clicks through to is usually ready; only a deep page
+//! opened directly, or just after its queue changed, waits for the read.
 //!
 //! What a view can miss is a change elsewhere (the CLI, another console
 //! replica) that removes as many messages as arrive within [`VIEW_TTL`]; the
@@ -43,12 +47,18 @@ struct View {
 
 type Slot = Arc<tokio::sync::Mutex<Option<View>>>;
 
+/// A first page read live: when (for its age, and to show), and the page.
+type Head = (Instant, DateTime<Utc>, Listing);
+
 /// The console's held views, one slot per queue; a slot's lock makes the
 /// pages of one queue wait for a read in progress instead of racing it (a
 /// read holds every message it reads until it ends).
 #[derive(Debug, Default)]
 pub struct Views {
     slots: Mutex<HashMap<String, Slot>>,
+    /// The first page of each queue as last read live, and when: what the
+    /// first page shows while a read of the whole queue holds its messages.
+    heads: Mutex<HashMap<String, Head>>,
 }
 
 /// A page of a queue, and when it was read if it came from a held view.
@@ -77,7 +87,17 @@ impl Views {
 
     /// Drops `app`'s view: its queue was just changed from this console.
     pub async fn forget(&self, app: &str) {
+        self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(app);
         *self.slot(app).lock().await = None;
+    }
+
+    /// The first page of `app` as last read live, when that is what is
+    /// asked for and it was read within [`VIEW_TTL`].
+    fn head(&self, app: &str, offset: usize) -> Option<Page> {
+        let heads = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (since, read_at, listing) = heads.get(app)?;
+        (offset == 0 && since.elapsed() < VIEW_TTL)
+            .then(|| Page { listing: listing.clone(), read_at: Some(*read_at) })
     }
 
     /// `count` dead letters of `app` from `offset`.
@@ -89,24 +109,77 @@ impl Views {
         count: usize,
     ) -> Result<Page, AdminError> {
         let slot = self.slot(app);
-        let mut held = slot.lock().await;
-        if let Some(view) = held.as_ref().filter(|v| v.held_since.elapsed() < VIEW_TTL) {
-            // Depth alone: reads no message.
-            let depth = dlq::browse(config, app, 0, 0).await?.total;
-            if depth == view.depth {
-                let rows = view.rows.iter().skip(offset).take(count).cloned().collect();
-                return Ok(Page { listing: Listing { rows, total: depth }, read_at: Some(view.read_at) });
+        let mut held = match slot.clone().try_lock_owned() {
+            Ok(held) => held,
+            Err(_) => match self.head(app, offset) {
+                // A read of the whole queue is under way (it holds the
+                // messages): the first page as read a moment ago.
+                Some(head) => return Ok(head),
+                None => slot.lock_owned().await,
+            },
+        };
+        if let Some(depth) = still_holds(&held, config, app).await? {
+            let view = held.as_ref().map(|v| (&v.rows, v.read_at));
+            if let Some((rows, read_at)) = view {
+                let rows = rows.iter().skip(offset).take(count).cloned().collect();
+                return Ok(Page { listing: Listing { rows, total: depth }, read_at: Some(read_at) });
             }
         }
         *held = None;
         if offset == 0 {
-            return Ok(Page { listing: dlq::browse(config, app, 0, count).await?, read_at: None });
+            let listing = dlq::browse(config, app, 0, count).await?;
+            let mut heads = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            heads.insert(app.to_owned(), (Instant::now(), Utc::now(), listing.clone()));
+            return Ok(Page { listing, read_at: None });
         }
-        let read_at = Utc::now();
-        let all = dlq::browse(config, app, 0, MAX_VIEW_ROWS).await?;
-        let rows: Vec<Listed> = all.rows.iter().skip(offset).take(count).cloned().collect();
-        *held =
-            Some(View { rows: Arc::new(all.rows), depth: all.total, held_since: Instant::now(), read_at });
-        Ok(Page { listing: Listing { rows, total: all.total }, read_at: None })
+        let rows = read_whole(&mut held, config, app).await?;
+        let total = held.as_ref().map_or(0, |v| v.depth);
+        let rows = rows.iter().skip(offset).take(count).cloned().collect();
+        Ok(Page { listing: Listing { rows, total }, read_at: None })
     }
+
+    /// Reads `app`'s queue whole in the background unless a view of it
+    /// still holds, so the deep pages an operator opens next come from it:
+    /// asked for when the fleet page shows a queue longer than a page, and
+    /// when the first page of one is shown. The queue's slot is taken
+    /// before this returns (or left alone when a read of it is under way),
+    /// so the pages of the queue asked for next wait for this read instead
+    /// of racing it.
+    pub fn warm(&self, config: Arc<Config>, app: &str) {
+        let Ok(mut held) = self.slot(app).try_lock_owned() else { return };
+        let app = app.to_owned();
+        tokio::spawn(async move {
+            let read = async {
+                if still_holds(&held, &config, &app).await?.is_none() {
+                    read_whole(&mut held, &config, &app).await?;
+                }
+                Ok::<_, AdminError>(())
+            };
+            if let Err(error) = read.await {
+                tracing::warn!(%error, "the console could not read a dead-letter queue ahead");
+            }
+        });
+    }
+}
+
+/// The queue's depth when `held` is a view that still holds (in time, and
+/// the depth the one read); `None` otherwise.
+async fn still_holds(held: &Option<View>, config: &Config, app: &str) -> Result<Option<u64>, AdminError> {
+    let Some(view) = held.as_ref().filter(|v| v.held_since.elapsed() < VIEW_TTL) else { return Ok(None) };
+    // Depth alone: reads no message.
+    let depth = dlq::browse(config, app, 0, 0).await?.total;
+    Ok((depth == view.depth).then_some(depth))
+}
+
+/// Reads `app`'s queue whole into `held`; its rows.
+async fn read_whole(
+    held: &mut Option<View>,
+    config: &Config,
+    app: &str,
+) -> Result<Arc<Vec<Listed>>, AdminError> {
+    let read_at = Utc::now();
+    let all = dlq::browse(config, app, 0, MAX_VIEW_ROWS).await?;
+    let rows = Arc::new(all.rows);
+    *held = Some(View { rows: rows.clone(), depth: all.total, held_since: Instant::now(), read_at });
+    Ok(rows)
 }

@@ -22,18 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::Utc;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
-use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, dead_letter_headers, persistent};
-use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Stage};
 use tokio_util::sync::CancellationToken;
 
 use crate::measure::Percentiles;
 use crate::params::{flag, number};
-
-/// Dead letters published per batch of confirms.
-const BATCH: usize = 500;
 
 /// Figures of the scenario.
 #[derive(Debug)]
@@ -109,7 +103,11 @@ pub async fn run(size: Size) -> anyhow::Result<Pages> {
         .build();
     let fleet = Fleet::start_idle(&policy).await.map_err(|e| anyhow::anyhow!(e)).context("an idle fleet")?;
     let first = fleet.config.apps[0].id.clone();
-    fill(&fleet, &first, size.dead_letters).await.context("dead letters")?;
+    fleet
+        .dead_letter(first.as_str(), 0..size.dead_letters)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("dead letters")?;
     let mut config = (*fleet.config).clone();
     config.console.auth = scimfleet_runtime::config::ConsoleAuth::None;
     let config = Arc::new(config);
@@ -201,43 +199,4 @@ fn server_time(answer: &reqwest::Response) -> Option<Duration> {
     let value = answer.headers().get("server-timing")?.to_str().ok()?;
     let ms: f64 = value.split("dur=").nth(1)?.trim().parse().ok()?;
     Some(Duration::from_secs_f64(ms / 1000.0))
-}
-
-/// Publishes `count` dead letters of `app` to its dead-letter queue, as the
-/// worker does when a job's retries run out.
-async fn fill(fleet: &Fleet, app: &AppId, count: usize) -> anyhow::Result<()> {
-    let connection = broker::connect(&fleet.config.broker, "scimfleet-bench-console").await?;
-    let publisher = Publisher::open(&connection).await?;
-    let exchange = Topology::of(&fleet.config).jobs_dlx();
-    let now = Utc::now();
-    let envelope = |n: usize| DeadLetter {
-        reason: DeadLetterReason::RetriesExhausted,
-        detail: "POST /Users: 503 Service Unavailable".to_owned(),
-        stage: Stage::Worker,
-        app: Some(app.clone()),
-        job_id: None,
-        event_id: Some(format!("bench-dead-{n:06}")),
-        last_status: Some(503),
-        attempts: 8,
-        first_attempt_at: now,
-        last_attempt_at: now,
-    };
-    for start in (0..count).step_by(BATCH) {
-        let messages: Vec<(Vec<u8>, lapin::BasicProperties)> = (start..count.min(start + BATCH))
-            .map(|n| {
-                let body = serde_json::json!({ "job": n, "app": app.as_str() }).to_string().into_bytes();
-                (body, dead_letter_headers(&persistent("application/json"), &envelope(n)))
-            })
-            .collect();
-        let outgoing = messages.iter().map(|(body, properties)| Outgoing {
-            exchange: &exchange,
-            routing_key: app.as_str(),
-            body,
-            properties: properties.clone(),
-            mandatory: true,
-        });
-        publisher.publish_all(outgoing).await?;
-    }
-    let _closed = connection.close(200, "filled".into()).await;
-    Ok(())
 }

@@ -1,7 +1,9 @@
 //! Publishing HR events into a fleet, with confirms, as the HR side would;
 //! the count published is what the waits compare the scheduler against.
 
-use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, persistent};
+use chrono::Utc;
+use scimfleet_runtime::broker::{self, Outgoing, Publisher, Topology, dead_letter_headers, persistent};
+use scimfleet_schemas::{AppId, DeadLetter, DeadLetterReason, Stage};
 
 use super::{Fleet, FleetError};
 
@@ -55,6 +57,48 @@ impl Fleet {
         let connection = broker::connect(&self.config.broker, "scimfleet-fleet").await?;
         self.publisher = Publisher::open(&connection).await?;
         self.connection = connection;
+        Ok(())
+    }
+
+    /// Puts dead letters `numbers` of `app` in its dead-letter queue, with
+    /// confirms, as the worker leaves a job whose retries ran out (envelope
+    /// headers and all: event id `dead-{n:06}`, reason `retries_exhausted`,
+    /// last status 503), 500 to a batch of confirms. Nothing is counted for
+    /// the waits: no worker will see them.
+    pub async fn dead_letter(&self, app: &str, numbers: std::ops::Range<usize>) -> Result<(), FleetError> {
+        let exchange = Topology::of(&self.config).jobs_dlx();
+        let app_id = AppId::parse(app)?;
+        let now = Utc::now();
+        let envelope = |n: usize| DeadLetter {
+            reason: DeadLetterReason::RetriesExhausted,
+            detail: "POST /Users: 503 Service Unavailable".to_owned(),
+            stage: Stage::Worker,
+            app: Some(app_id.clone()),
+            job_id: None,
+            event_id: Some(format!("dead-{n:06}")),
+            last_status: Some(503),
+            attempts: 8,
+            first_attempt_at: now,
+            last_attempt_at: now,
+        };
+        let numbers: Vec<usize> = numbers.collect();
+        for batch in numbers.chunks(500) {
+            let messages: Vec<(Vec<u8>, lapin::BasicProperties)> = batch
+                .iter()
+                .map(|&n| {
+                    let body = serde_json::json!({ "job": n, "app": app }).to_string().into_bytes();
+                    (body, dead_letter_headers(&persistent("application/json"), &envelope(n)))
+                })
+                .collect();
+            let outgoing = messages.iter().map(|(body, properties)| Outgoing {
+                exchange: &exchange,
+                routing_key: app,
+                body,
+                properties: properties.clone(),
+                mandatory: true,
+            });
+            self.publisher.publish_all(outgoing).await?;
+        }
         Ok(())
     }
 }
