@@ -6,14 +6,16 @@
 //! evidence as a signed export (`scimfleet evidence export --person`).
 //!
 //! People are addressed by pseudonym, the one logs and traces carry.
-//! Operators and approvers also see HR ids; read-only users do not, and
-//! may not download an export (it names the person).
+//! Operators and approvers also see HR ids and may look a person up by HR
+//! id (`POST /leavers/find`); read-only users do neither, and may not
+//! download an export (it names the person).
 
 use std::fmt::Write as _;
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use scimfleet_admin::evidence::{self, LeaverLine};
 use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_schemas::audit::{AuditEntry, AuditKind};
@@ -21,7 +23,7 @@ use scimfleet_schemas::{EvidenceRecord, EvidenceStatus, PersonId};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::page::esc;
+use crate::page::{csrf_field, esc};
 use crate::session::Role;
 use crate::{Console, Refusal, Shared, Signed};
 
@@ -66,9 +68,14 @@ pub(crate) async fn report(State(console): Shared, signed: Signed, Query(paging)
     let page = paging.page.unwrap_or(1).clamp(1, pages);
     let verified =
         lines.iter().filter(|l| l.apps.values().all(|(s, _)| *s == EvidenceStatus::Verified)).count();
+    let label = if signed.sees_hr_ids() { "Pseudonym or HR id" } else { "Pseudonym" };
     let mut body = format!(
-        "<p>{} leaver(s), {verified} verified in every app · page {page} of {pages}</p>\
+        "<form method=\"post\" action=\"/leavers/find\">{}<label>{label} \
+         <input type=\"text\" name=\"person\" required maxlength=\"256\" autocomplete=\"off\"></label> \
+         <button>Show</button></form>\
+         <p>{} leaver(s), {verified} verified in every app · page {page} of {pages}</p>\
          <table id=\"leavers\"><thead><tr><th>Person</th><th>Event time</th><th>Apps</th></tr></thead><tbody>",
+        csrf_field(&signed.csrf),
         lines.len()
     );
     for line in lines.iter().skip((page - 1) * size).take(size) {
@@ -101,6 +108,54 @@ fn row(html: &mut String, line: &LeaverLine, signed: &Signed, pseudonyms: &Pseud
         apps.join(" · "),
         p = esc(&pseudonym),
     );
+}
+
+/// The lookup form's fields.
+#[derive(Deserialize)]
+pub(crate) struct Lookup {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    person: String,
+}
+
+/// `POST /leavers/find`: to a person's page by pseudonym, or by HR id for
+/// the roles that see HR ids. A form post, not a query, so the HR id stays
+/// out of URLs (history, proxies' logs); the answer names only the pseudonym.
+pub(crate) async fn find_person(
+    State(console): Shared,
+    signed: Signed,
+    Form(form): Form<Lookup>,
+) -> Response {
+    if let Err(refusal) = signed.check_csrf(&console, &form.csrf) {
+        return refusal.into_response();
+    }
+    let wanted = form.person.trim();
+    let is_pseudonym = wanted.len() == 18
+        && wanted.starts_with("p-")
+        && wanted[2..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let pseudonym = if is_pseudonym {
+        wanted.to_owned()
+    } else if !signed.sees_hr_ids() {
+        return Refusal {
+            status: StatusCode::FORBIDDEN,
+            message: "read-only users look people up by pseudonym".to_owned(),
+        }
+        .into_response();
+    } else {
+        let pseudonyms = match pseudonymizer(&console) {
+            Ok(p) => p,
+            Err(refusal) => return refusal.into_response(),
+        };
+        match PersonId::parse(wanted) {
+            Ok(person) => pseudonyms.person(&person),
+            Err(_) => {
+                let message = "that is neither a pseudonym (p- and 16 hex digits) nor an HR id".to_owned();
+                return Refusal { status: StatusCode::BAD_REQUEST, message }.into_response();
+            }
+        }
+    };
+    Redirect::to(&format!("/leavers/{pseudonym}")).into_response()
 }
 
 /// The leaver whose pseudonym is `pseudonym`, and their evidence records.

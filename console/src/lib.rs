@@ -165,6 +165,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/dead-letters/replay", post(dead_letters::replay))
         .route("/dead-letters/purge", post(dead_letters::purge))
         .route("/leavers", get(leavers::report))
+        .route("/leavers/find", post(leavers::find_person))
         .route("/leavers/{pseudonym}", get(leavers::person))
         .route("/leavers/{pseudonym}/evidence", get(leavers::export))
         .route("/sweeps", get(sweeps::page))

@@ -421,6 +421,20 @@ async fn the_leaver_page_shows_a_verified_leaver_with_evidence_audit_trail_and_a
     let unknown = console.get("/leavers/p-0000000000000000", Some(&cookie)).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 
+    // An operator finds the person by HR id, which stays out of every URL.
+    let leavers = console.get("/leavers", Some(&cookie)).await.text().await.expect("html");
+    assert!(leavers.contains("Pseudonym or HR id"), "{leavers}");
+    let csrf = csrf_of(&leavers);
+    let found = console.post("/leavers/find", Some(&cookie), &[("csrf", &csrf), ("person", " E4300 ")]).await;
+    assert_eq!(found.status(), StatusCode::SEE_OTHER);
+    let to = found.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(to, format!("/leavers/{pseudonym}"), "to the person's page, by pseudonym");
+    let nonsense =
+        console.post("/leavers/find", Some(&cookie), &[("csrf", &csrf), ("person", "no such id!")]).await;
+    assert_eq!(nonsense.status(), StatusCode::BAD_REQUEST);
+    let forged = console.post("/leavers/find", Some(&cookie), &[("person", "E4300")]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "no CSRF token");
+
     let export = console.get(&format!("/leavers/{pseudonym}/evidence"), Some(&cookie)).await;
     assert_eq!(export.status(), StatusCode::OK);
     let disposition =

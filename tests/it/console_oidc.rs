@@ -99,6 +99,7 @@ async fn oidc_sign_in_gates_every_page_and_action_by_role() {
         "/approvals/abcdefgh/reject",
         "/waves/w1/release",
         "/waves/w1/cancel",
+        "/leavers/find",
         "/signout",
     ];
     for action in actions {
@@ -128,6 +129,18 @@ async fn oidc_sign_in_gates_every_page_and_action_by_role() {
     }
     let export = console.get("/leavers/p-1/evidence", Some(&rita)).await;
     assert_eq!(export.status(), StatusCode::FORBIDDEN, "a read-only user downloads no export");
+    let by_hr_id = console.post("/leavers/find", Some(&rita), &[("csrf", &csrf), ("person", "E9001")]).await;
+    assert_eq!(
+        by_hr_id.status(),
+        StatusCode::FORBIDDEN,
+        "a read-only user looks people up by pseudonym only"
+    );
+    let pseudonym = "p-0123456789abcdef";
+    let by_pseudonym =
+        console.post("/leavers/find", Some(&rita), &[("csrf", &csrf), ("person", pseudonym)]).await;
+    assert_eq!(by_pseudonym.status(), StatusCode::SEE_OTHER);
+    let to = by_pseudonym.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert_eq!(to, format!("/leavers/{pseudonym}"));
     assert!(fleet.store().ops().paused_apps().await.expect("redis").is_empty());
 
     // An operator pauses, with this session's CSRF token only.
