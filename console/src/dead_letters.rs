@@ -39,11 +39,12 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(which): Q
     let page = which.page.unwrap_or(1).max(1);
     let (listing, read_at) =
         match console.views.page(&console.config, &which.app, (page - 1) * size, size).await {
-            Ok(page) => (page.listing, page.read_at),
+            Ok(page) => (page.listing, (page.read_at, page.changed_to)),
             Err(error) => {
                 return signed.failed(&console, StatusCode::BAD_REQUEST, "Dead letters", &error.to_string());
             }
         };
+    let (read_at, changed_to) = read_at;
     if page == 1 && read_at.is_none() && listing.total > size as u64 {
         console.views.warm(console.config.clone(), &which.app);
     }
@@ -57,10 +58,17 @@ pub(crate) async fn page(State(console): Shared, signed: Signed, Query(which): Q
         body,
         "<p>{} dead letter(s) in <strong>{app}</strong> · page {page} of {pages}{}</p>",
         listing.total,
-        read_at.map_or_else(String::new, |at| format!(
-            " <span class=\"muted\">(listing read at {}, the depth unchanged since)</span>",
-            at.format("%H:%M:%S")
-        ))
+        match (read_at, changed_to) {
+            (None, _) => String::new(),
+            (Some(at), None) => format!(
+                " <span class=\"muted\">(listing read at {}, the depth unchanged since)</span>",
+                at.format("%H:%M:%S")
+            ),
+            (Some(at), Some(now)) => format!(
+                " <span class=\"muted\">(listing read at {}; the queue holds {now} now and is being read again)</span>",
+                at.format("%H:%M:%S")
+            ),
+        }
     );
     let operator = signed.session.role >= Role::Operator;
     if operator {

@@ -5,20 +5,22 @@
 //! queue reads the 9,950 messages before it (10,000 quorum-queue messages
 //! take RabbitMQ 3.10 130 to 320 ms to deliver on a 2-core machine, before
 //! the console does anything). So the first page past the head reads the
-//! whole queue once (up to [`MAX_VIEW_ROWS`]) and keeps that listing, and
-//! the pages after it are served from it while it still holds: for
-//! [`VIEW_TTL`], and only while the queue's depth is the one read (checked
-//! on every page). A replay or purge from this console drops the app's
-//! view at once. The first page, without a view, is read live: it is cheap.
-//! Queues longer than a page are read ahead, in the background, when the
-//! fleet page or their first page is shown ([`Views::warm`]), so the deep
-//! page an operator clicks through to is usually ready; only a deep page
-//! opened directly, or just after its queue changed, waits for the read.
+//! whole queue once (up to [`MAX_VIEW_ROWS`]) and keeps that listing for
+//! [`VIEW_TTL`], and the pages after it are served from it. Every page
+//! checks the queue's depth: when it is no longer the one read, the page
+//! still comes from the listing, saying when it was read and what the
+//! depth is now, and the queue is read again behind it. A replay or purge
+//! from this console drops the app's view at once. The first page, without
+//! a view, is read live: it is cheap. Queues longer than a page are read
+//! ahead, in the background, when the fleet page or their first page is
+//! shown ([`Views::warm`]), so the deep page an operator clicks through to
+//! is usually ready; only a deep page opened directly on a console holding
+//! no view of its queue waits for the whole read.
 //!
-//! What a view can miss is a change elsewhere (the CLI, another console
-//! replica) that removes as many messages as arrive within [`VIEW_TTL`]; the
-//! page says when its listing was read, and a replay or purge selects real
-//! messages by id, never the view's.
+//! What the depth check cannot see is a change elsewhere (the CLI, another
+//! console replica) that removes as many messages as arrive within
+//! [`VIEW_TTL`]; the page says when its listing was read, and a replay or
+//! purge selects real messages by id, never the view's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -68,6 +70,9 @@ pub struct Page {
     pub listing: Listing,
     /// When the held view it came from was read; `None`: read just now.
     pub read_at: Option<DateTime<Utc>>,
+    /// The queue's depth now, when it is no longer the view's (which is
+    /// being read again).
+    pub changed_to: Option<u64>,
 }
 
 impl Views {
@@ -96,14 +101,17 @@ impl Views {
     fn head(&self, app: &str, offset: usize) -> Option<Page> {
         let heads = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (since, read_at, listing) = heads.get(app)?;
-        (offset == 0 && since.elapsed() < VIEW_TTL)
-            .then(|| Page { listing: listing.clone(), read_at: Some(*read_at) })
+        (offset == 0 && since.elapsed() < VIEW_TTL).then(|| Page {
+            listing: listing.clone(),
+            read_at: Some(*read_at),
+            changed_to: None,
+        })
     }
 
     /// `count` dead letters of `app` from `offset`.
     pub async fn page(
         &self,
-        config: &Config,
+        config: &Arc<Config>,
         app: &str,
         offset: usize,
         count: usize,
@@ -118,24 +126,34 @@ impl Views {
                 None => slot.lock_owned().await,
             },
         };
-        if let Some(depth) = still_holds(&held, config, app).await? {
-            let view = held.as_ref().map(|v| (&v.rows, v.read_at));
-            if let Some((rows, read_at)) = view {
-                let rows = rows.iter().skip(offset).take(count).cloned().collect();
-                return Ok(Page { listing: Listing { rows, total: depth }, read_at: Some(read_at) });
+        if let Some(view) = held.as_ref().filter(|v| v.held_since.elapsed() < VIEW_TTL) {
+            // Depth alone: reads no message.
+            let depth = dlq::browse(config, app, 0, 0).await?.total;
+            let rows = view.rows.iter().skip(offset).take(count).cloned().collect();
+            let listing = Listing { rows, total: view.depth };
+            let changed_to = (depth != view.depth).then_some(depth);
+            let page = Page { listing, read_at: Some(view.read_at), changed_to };
+            if changed_to.is_some() {
+                // The queue changed since: this page from the listing as
+                // read (its time and the depth now say so), and the queue
+                // read again behind it, so a queue filling up during an
+                // outage never makes every page wait for a whole read.
+                drop(held);
+                self.warm(config.clone(), app);
             }
+            return Ok(page);
         }
         *held = None;
         if offset == 0 {
             let listing = dlq::browse(config, app, 0, count).await?;
             let mut heads = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             heads.insert(app.to_owned(), (Instant::now(), Utc::now(), listing.clone()));
-            return Ok(Page { listing, read_at: None });
+            return Ok(Page { listing, read_at: None, changed_to: None });
         }
         let rows = read_whole(&mut held, config, app).await?;
         let total = held.as_ref().map_or(0, |v| v.depth);
         let rows = rows.iter().skip(offset).take(count).cloned().collect();
-        Ok(Page { listing: Listing { rows, total }, read_at: None })
+        Ok(Page { listing: Listing { rows, total }, read_at: None, changed_to: None })
     }
 
     /// Reads `app`'s queue whole in the background unless a view of it
