@@ -56,6 +56,21 @@ impl Served {
         request.send().await.expect("the console answers")
     }
 
+    /// Waits until the fleet page shows `text`: the management API's
+    /// queue figures are sampled every few seconds.
+    pub(crate) async fn until_fleet_shows(&self, cookie: &str, text: &str) {
+        wait::until(
+            &format!("the fleet page to show {text}"),
+            std::time::Duration::from_secs(30),
+            async || {
+                let html = self.get("/", Some(cookie)).await.text().await.expect("html");
+                html.contains(text)
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     pub(crate) async fn post(
         &self,
         path: &str,
@@ -230,17 +245,7 @@ async fn dead_letters_are_listed_replayed_and_purged_from_the_page() {
     let console = Served::start(&fleet).await;
 
     let cookie = opened_session(&console.get("/", None).await);
-    // The management API's figures are sampled every few seconds.
-    wait::until(
-        "the fleet page to link crm's 3 dead letters",
-        std::time::Duration::from_secs(30),
-        async || {
-            let html = console.get("/", Some(&cookie)).await.text().await.expect("html");
-            html.contains("href=\"/dead-letters?app=crm\">3</a>")
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    console.until_fleet_shows(&cookie, "href=\"/dead-letters?app=crm\">3</a>").await;
     // The workers add their counts every few seconds.
     let sparkline = async |says: &str| {
         let html = console.get("/", Some(&cookie)).await.text().await.expect("html");

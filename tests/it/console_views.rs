@@ -10,7 +10,6 @@ use crate::console::{Served, opened_session};
 use reqwest::StatusCode;
 use scimfleet_devkit::fleet::Fleet;
 use scimfleet_devkit::policy::PolicyBuilder;
-use scimfleet_devkit::wait;
 
 /// The ids of a dead-letter page's rows, in order.
 fn ids(html: &str) -> Vec<String> {
@@ -75,17 +74,7 @@ async fn deep_pages_come_from_a_held_view_until_the_queue_changes() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let fresh = Served::start_on(listener, fleet.config.clone()).await;
     let cookie = opened_session(&fresh.get("/", None).await);
-    // The management API's figures are sampled every few seconds.
-    wait::until(
-        "the fleet page to count git's dead letters",
-        std::time::Duration::from_secs(30),
-        async || {
-            let html = fresh.get("/", Some(&cookie)).await.text().await.expect("html");
-            html.contains("href=\"/dead-letters?app=git\">3")
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    fresh.until_fleet_shows(&cookie, "href=\"/dead-letters?app=git\">3").await;
     let deep = fresh.get("/dead-letters?app=git&page=3", Some(&cookie)).await.text().await.expect("html");
     assert!(deep.contains("listing read at"), "read ahead by the fleet page: {deep}");
     assert_eq!(ids(&deep), (21..31).map(|n| format!("dead-{n:06}")).collect::<Vec<_>>());
