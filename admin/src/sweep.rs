@@ -125,7 +125,7 @@ impl Target<'_> {
             }
         };
         let outcome = sweep::sweep_app(&sweep, &mut write).await;
-        let record = SweepSummary::record(&self.app.id, "on demand", remediating, started_at, &outcome);
+        let record = sweep::record(&self.app.id, "on demand", remediating, started_at, &outcome);
         self.store.sweeps().record(&record).await?;
         Ok(outcome?)
     }

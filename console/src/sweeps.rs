@@ -113,14 +113,14 @@ fn cells(record: Option<&SweepRecord>) -> String {
     };
     format!(
         "<td>{when}</td>{}{}{}{}{}{}{}{}",
-        n(r.seen, false),
-        n(r.ok, false),
-        n(r.orphan, true),
-        n(r.unknown, true),
-        n(r.drift, true),
-        n(r.missing, true),
-        n(r.remediations, false),
-        n(r.held, true)
+        n(r.counts.seen, false),
+        n(r.counts.ok, false),
+        n(r.counts.orphan, true),
+        n(r.counts.unknown, true),
+        n(r.counts.drift, true),
+        n(r.counts.missing, true),
+        n(r.counts.remediations, false),
+        n(r.counts.held, true)
     )
 }
 

@@ -238,7 +238,7 @@ async fn sweep_once(sweeper: &Sweeper<'_>, (_, app, auth): &ServedApp) {
     let (remediating, started_at) = (remediate.is_some(), chrono::Utc::now());
     let sweep = Sweep { client: &client, store: sweeper.store, app, run_id: &run_id, remediate };
     let outcome = sweep_app(&sweep, &mut |_| Ok(())).await;
-    let record = crate::sweep::SweepSummary::record(&app.id, "periodic", remediating, started_at, &outcome);
+    let record = crate::sweep::record(&app.id, "periodic", remediating, started_at, &outcome);
     if let Err(error) = sweeper.store.sweeps().record(&record).await {
         tracing::warn!(scimfleet.app = %app.id, error = error_chain(&error), "the sweep's record was not kept");
     }

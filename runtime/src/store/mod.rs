@@ -93,7 +93,7 @@ pub use profiles::{ProbedProfile, Profiles};
 pub use registry::{PersonRecord, Planning, Recorded, Registry};
 pub use scheduled::{CLAIM_MS, Scheduled, ScheduledEvent, Scheduling};
 pub use sources::{Kept, Sources};
-pub use sweeps::{SweepRecord, Sweeps};
+pub use sweeps::{SweepRecord, SweepSummary, Sweeps};
 pub use totp::Totp;
 pub use waves::{Admission, FLEET_SCOPE, Wave, Waves, app_scope};
 

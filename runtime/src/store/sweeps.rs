@@ -25,7 +25,15 @@ pub struct SweepRecord {
     pub finished_at: DateTime<Utc>,
     /// Why it failed (an error chain, free of personal data); `None` when it ran to its end.
     pub error: Option<String>,
-    /// Accounts read.
+    /// Its counts (all zero when it failed), as fields of the record itself.
+    #[serde(flatten)]
+    pub counts: SweepSummary,
+}
+
+/// Counts of one app's sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepSummary {
+    /// Accounts read from the app.
     pub seen: u64,
     /// Accounts as they should be.
     pub ok: u64,
@@ -39,8 +47,15 @@ pub struct SweepRecord {
     pub missing: u64,
     /// Fixing jobs queued.
     pub remediations: u64,
-    /// Fixing jobs held for an approver.
+    /// Fixing jobs held for an approver (the mass-deprovision guard).
     pub held: u64,
+}
+
+impl SweepSummary {
+    /// Whether nothing but ok accounts was found.
+    pub fn is_clean(&self) -> bool {
+        self.orphan + self.unknown + self.drift + self.missing == 0
+    }
 }
 
 /// The latest sweep of each app; from [`Store::sweeps`].

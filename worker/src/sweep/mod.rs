@@ -31,6 +31,7 @@ use scimfleet_runtime::broker::{PublishError, Publisher, Topology};
 use scimfleet_runtime::config::AppConfig;
 use scimfleet_runtime::guard::Guard;
 use scimfleet_runtime::store::StoreError;
+pub use scimfleet_runtime::store::{SweepRecord, SweepSummary};
 use scimfleet_runtime::telemetry::Pseudonymizer;
 use scimfleet_schemas::{AppId, PersonId};
 use serde::Serialize;
@@ -64,74 +65,40 @@ pub struct Finding {
     pub remediation: Option<&'static str>,
 }
 
-/// Counts of one app's sweep.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SweepSummary {
-    /// Accounts read from the app.
-    pub seen: u64,
-    /// Accounts as they should be.
-    pub ok: u64,
-    /// Orphaned accounts.
-    pub orphan: u64,
-    /// Accounts no person maps to.
-    pub unknown: u64,
-    /// Drifted accounts.
-    pub drift: u64,
-    /// Members without an account.
-    pub missing: u64,
-    /// Remediation jobs published.
-    pub remediations: u64,
-    /// Remediating deprovisions held by the mass-deprovision guard.
-    pub held: u64,
+/// The record of a sweep of `app` that started at `started_at` and ended
+/// with `outcome`, as `Store::sweeps` keeps the latest one.
+pub fn record<E: std::error::Error>(
+    app: &AppId,
+    trigger: &str,
+    remediate: bool,
+    started_at: chrono::DateTime<chrono::Utc>,
+    outcome: &Result<SweepSummary, E>,
+) -> SweepRecord {
+    let (counts, error) = match outcome {
+        Ok(summary) => (summary.clone(), None),
+        Err(error) => (SweepSummary::default(), Some(scimfleet_runtime::telemetry::error_chain(error))),
+    };
+    SweepRecord {
+        app: app.clone(),
+        trigger: trigger.to_owned(),
+        remediate,
+        started_at,
+        finished_at: chrono::Utc::now(),
+        error,
+        counts,
+    }
 }
 
-impl SweepSummary {
-    /// The record of a sweep of `app` that started at `started_at` and
-    /// ended with `outcome`, as `Store::sweeps` keeps the latest one.
-    pub fn record<E: std::error::Error>(
-        app: &AppId,
-        trigger: &str,
-        remediate: bool,
-        started_at: chrono::DateTime<chrono::Utc>,
-        outcome: &Result<Self, E>,
-    ) -> scimfleet_runtime::store::SweepRecord {
-        let (summary, error) = match outcome {
-            Ok(summary) => (summary.clone(), None),
-            Err(error) => (Self::default(), Some(scimfleet_runtime::telemetry::error_chain(error))),
-        };
-        scimfleet_runtime::store::SweepRecord {
-            app: app.clone(),
-            trigger: trigger.to_owned(),
-            remediate,
-            started_at,
-            finished_at: chrono::Utc::now(),
-            error,
-            seen: summary.seen,
-            ok: summary.ok,
-            orphan: summary.orphan,
-            unknown: summary.unknown,
-            drift: summary.drift,
-            missing: summary.missing,
-            remediations: summary.remediations,
-            held: summary.held,
-        }
-    }
-
-    fn count(&mut self, class: Class) {
-        let counter = match class {
-            Class::Ok => &mut self.ok,
-            Class::Orphan => &mut self.orphan,
-            Class::Unknown => &mut self.unknown,
-            Class::Drift => &mut self.drift,
-            Class::Missing => &mut self.missing,
-        };
-        *counter += 1;
-    }
-
-    /// Whether nothing but ok accounts was found.
-    pub fn is_clean(&self) -> bool {
-        self.orphan + self.unknown + self.drift + self.missing == 0
-    }
+/// Counts one account of `class` in `summary`.
+fn count(summary: &mut SweepSummary, class: Class) {
+    let counter = match class {
+        Class::Ok => &mut summary.ok,
+        Class::Orphan => &mut summary.orphan,
+        Class::Unknown => &mut summary.unknown,
+        Class::Drift => &mut summary.drift,
+        Class::Missing => &mut summary.missing,
+    };
+    *counter += 1;
 }
 
 /// A sweep failed part-way.

@@ -8,7 +8,7 @@ use scimfleet_schemas::scim::ScimUser;
 use super::classify::should_hold;
 use super::fixes::Fixes;
 use super::publish::publish_fixes;
-use super::{Class, Finding, PAGE_SIZE, Sweep, SweepError, SweepSummary, classify};
+use super::{Class, Finding, PAGE_SIZE, Sweep, SweepError, SweepSummary, classify, count};
 
 /// Where findings go as they are found.
 type OnFinding<'f> = dyn FnMut(&Finding) -> std::io::Result<()> + Send + 'f;
@@ -85,7 +85,7 @@ async fn sweep_page(
         let record = at.and_then(|i| records.get(i)).and_then(Option::as_ref);
         let wanted = at.and_then(|i| desired.get(i)).and_then(Option::as_ref);
         let class = classify(app, account, record, wanted);
-        summary.count(class);
+        count(summary, class);
         if class == Class::Ok {
             continue;
         }
@@ -140,7 +140,7 @@ async fn sweep_missing(
         for ((person, record), wanted) in chunk.iter().zip(&records).zip(&desired) {
             // The members set is kept with the registry; the registry decides.
             let Some(record) = record.as_ref().filter(|r| should_hold(r, app)) else { continue };
-            summary.count(Class::Missing);
+            count(summary, Class::Missing);
             let remediation = sweep
                 .remediate
                 .is_some()
